@@ -1,0 +1,18 @@
+"""evozero: evolve machine-learning algorithms from scratch (AutoML-Zero style).
+
+The public API::
+
+    import evozero as ez
+    prog = ez.Program.parse(text)
+    tasks = ez.make_tasks("linear", num_tasks=10, features=4, train=100, valid=100, seed=0)
+    fitness = ez.evaluate(prog, tasks)
+"""
+from evozero.errors import EvozeroError
+from evozero.instruction import Instruction
+from evozero.program import COMPONENTS, Program
+from evozero.tasks import KINDS as TASK_KINDS, Task, make_tasks
+from evozero.vm import evaluate, strip_dead_code
+
+__version__ = "0.1.0"
+__all__ = ["COMPONENTS", "EvozeroError", "Instruction", "Program", "TASK_KINDS", "Task",
+           "evaluate", "make_tasks", "strip_dead_code"]

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``evozero bench``: each prints ratios against a reference timed in the same run."""

@@ -1,0 +1,10 @@
+"""The one exception type for bad input: the CLI prints its message and exits with code 2."""
+from __future__ import annotations
+
+
+class EvozeroError(Exception):
+    """Bad input from the user (a config, a program, a run directory, an argument).
+
+    The message alone must tell the user what is wrong: the file, the key or line, the
+    bad value and what is allowed.
+    """

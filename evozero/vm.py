@@ -1,0 +1,308 @@
+"""The virtual machine: evaluates programs on tasks, in numba, all tasks in lockstep.
+
+For a group of tasks of one shape, each decoded instruction runs over every task's
+memory at once (see :mod:`ops.interpreter`). Per task: memory zeroed, Setup once; for
+each epoch, every training example (v0 = features, s0 = 0, Predict, classification
+squashes s1 with a sigmoid in memory, divergence check, s0 = label, Learn) and then a
+validation pass (Predict only); the task fitness is the best validation fitness over
+epochs. Divergence (|label - s1| NaN or above ``max_abs_error``) in the first epoch or
+any NaN/Inf in validation gives fitness 0; divergence in a later epoch keeps the best
+earlier epoch. Regression fitness is ``1 - (2/pi) * arctan(RMSE)``, classification
+fitness the accuracy of ``s1 > 0``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from evozero.errors import EvozeroError
+from evozero.liveness import compact_kernel, live_rows_kernel
+from evozero.program import Program
+from ops.interpreter import run_rows
+from ops.jit import jit
+from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
+from ops.rng import stream_seed
+
+COMBINE_RULES = ("mean", "median")
+DEFAULT_MAX_ABS_ERROR = 100.0
+
+
+@jit
+def reads_features(code, in1_kind, in2_kind):
+    """Whether any row of ``code`` reads v0 (if none, loading features can be skipped)."""
+    for row in range(code.shape[0]):
+        op = code[row, 0]
+        if (in1_kind[op] == 2 and code[row, 1] == 0) or (in2_kind[op] == 2 and code[row, 2] == 0):
+            return True
+    return False
+
+
+@jit
+def run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch,
+              x_train, y_train, x_valid, y_valid, classification, load_features, max_abs_error,
+              seed, task_ids, fitness, record):
+    """Evaluate one (dead-code-free) program on a group of same-shape tasks.
+
+    Data are step-major (see :class:`TaskGroup`): ``x_train[epoch, step, t * F + i]``,
+    ``y_train[epoch, step, t]``, ``x_valid[step, t * F + i]``, ``y_valid[step, t]``.
+    Memory buffers (flat, as in :mod:`ops.interpreter`) are zeroed here; task t draws
+    from sub-stream ``task_ids[t]`` of ``seed``. ``fitness[t]`` receives each task's
+    fitness; ``record[t, k]`` (if it has columns) the k-th prediction read from s1,
+    training steps first, then validation, epoch by epoch. Returns the number of
+    lockstep training steps and validation steps executed (each covers every task).
+    """
+    epochs, n_train = x_train.shape[0], x_train.shape[1]
+    num_tasks = y_train.shape[2]
+    tn = x_train.shape[2]
+    n_features = tn // num_tasks
+    n_valid = x_valid.shape[0]
+    scalars[:] = 0.0
+    vectors[:] = 0.0
+    matrices[:] = 0.0
+    for t in range(num_tasks):
+        streams[t] = stream_seed(seed, task_ids[t])
+        fitness[t] = 0.0
+    alive = np.ones(num_tasks, dtype=np.bool_)
+    n_alive = num_tasks
+    p_start, p_stop, l_stop = bounds[1], bounds[2], bounds[3]
+    has_learn = l_stop > p_stop
+    record_size = record.shape[1]
+    recorded = 0
+    train_steps = 0
+    valid_steps = 0
+    run_rows(code, constants, 0, p_start, scalars, vectors, matrices, streams, n_features, scratch)
+    score = np.zeros(num_tasks)
+    broken = np.zeros(num_tasks, dtype=np.bool_)
+    for epoch in range(epochs):
+        for step in range(n_train):
+            if load_features:
+                for k in range(tn):
+                    vectors[0, k] = x_train[epoch, step, k]
+            for t in range(num_tasks):
+                scalars[0, t] = 0.0
+            run_rows(code, constants, p_start, p_stop, scalars, vectors, matrices, streams,
+                     n_features, scratch)
+            for t in range(num_tasks):
+                label = y_train[epoch, step, t]
+                prediction = scalars[1, t]
+                if classification:
+                    prediction = 1.0 / (1.0 + math.exp(-prediction))
+                    scalars[1, t] = prediction
+                if recorded < record_size:
+                    record[t, recorded] = prediction
+                if not abs(label - prediction) <= max_abs_error and alive[t]:
+                    alive[t] = False
+                    n_alive -= 1
+                scalars[0, t] = label
+            recorded += 1
+            train_steps += 1
+            if n_alive == 0:
+                return train_steps, valid_steps
+            if has_learn:
+                run_rows(code, constants, p_stop, l_stop, scalars, vectors, matrices, streams,
+                         n_features, scratch)
+        score[:] = 0.0
+        broken[:] = False
+        for step in range(n_valid):
+            if load_features:
+                for k in range(tn):
+                    vectors[0, k] = x_valid[step, k]
+            for t in range(num_tasks):
+                scalars[0, t] = 0.0
+            run_rows(code, constants, p_start, p_stop, scalars, vectors, matrices, streams,
+                     n_features, scratch)
+            for t in range(num_tasks):
+                prediction = scalars[1, t]
+                label = y_valid[step, t]
+                if recorded < record_size:
+                    record[t, recorded] = prediction
+                if classification:
+                    if prediction != prediction:
+                        broken[t] = True
+                    elif (prediction > 0.0) == (label > 0.5):
+                        score[t] += 1.0
+                else:
+                    error = label - prediction
+                    if abs(error) <= max_abs_error:
+                        score[t] += error * error
+                    else:
+                        broken[t] = True
+            recorded += 1
+            valid_steps += 1
+        for t in range(num_tasks):
+            if not alive[t]:
+                continue
+            if broken[t]:
+                fitness[t] = 0.0
+                alive[t] = False
+                n_alive -= 1
+                continue
+            if classification:
+                value = score[t] / n_valid
+            else:
+                value = 1.0 - (2.0 / math.pi) * math.atan(math.sqrt(score[t] / n_valid))
+            if value > fitness[t]:
+                fitness[t] = value
+        if n_alive == 0:
+            break
+    return train_steps, valid_steps
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """Tasks of one shape stacked step-major for the lockstep kernel.
+
+    ``x_train[epoch, step, t * F + i]`` holds task t's features at that step (its
+    per-epoch order applied), ``y_train[epoch, step, t]`` its label; likewise
+    ``x_valid[step, t * F + i]`` and ``y_valid[step, t]``. ``indices`` are the tasks'
+    positions in the list they came from.
+    """
+
+    indices: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    classification: bool
+    n_features: int
+
+    @property
+    def num_tasks(self) -> int:
+        """Number of tasks in the group."""
+        return int(self.indices.size)
+
+
+def group_tasks(tasks: Sequence["object"]) -> list[TaskGroup]:
+    """Stack tasks into same-shape groups (order within a group follows the list)."""
+    if len(tasks) == 0:
+        raise EvozeroError("no tasks to evaluate on: pass at least one task")
+    by_key: dict[tuple, list[int]] = {}
+    for position, task in enumerate(tasks):
+        by_key.setdefault(task.shape_key(), []).append(position)
+    groups = []
+    for positions in by_key.values():
+        members = [tasks[p] for p in positions]
+        orders = np.stack([m.train_orders() for m in members])            # (T, E, n)
+        x_train = np.stack([m.x_train[o] for m, o in zip(members, orders)])  # (T, E, n, F)
+        y_train = np.stack([m.y_train[o] for m, o in zip(members, orders)])  # (T, E, n)
+        num_tasks, epochs, n_train, n_features = x_train.shape
+        x_valid = np.stack([m.x_valid for m in members])                    # (T, nv, F)
+        groups.append(TaskGroup(
+            indices=np.array(positions, dtype=np.int64),
+            x_train=_contiguous(x_train.transpose(1, 2, 0, 3).reshape(epochs, n_train, -1)),
+            y_train=_contiguous(y_train.transpose(1, 2, 0)),
+            x_valid=_contiguous(x_valid.transpose(1, 0, 2).reshape(x_valid.shape[1], -1)),
+            y_valid=_contiguous(np.stack([m.y_valid for m in members]).T),
+            classification=bool(members[0].classification), n_features=int(n_features)))
+    return groups
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[int, int, int]:
+    """Memory sizes (S, V, M): the program's needs, or ``memory`` checked against them."""
+    need = program.memory_needs()
+    if memory is None:
+        return need
+    if len(memory) != 3 or any(int(m) != m or m < 0 for m in memory):
+        raise EvozeroError(f"memory must be three non-negative integers (scalars, vectors, "
+                           f"matrices), got {tuple(memory)}")
+    sizes = tuple(int(m) for m in memory)
+    for name, have, want in zip(("scalars", "vectors", "matrices"), sizes, need):
+        if have < want:
+            raise EvozeroError(f"memory too small for this program: it uses {want} {name} "
+                               f"but memory allows {have}")
+    return sizes  # type: ignore[return-value]
+
+
+def strip_dead_code(program: Program, memory: Optional[Sequence[int]] = None) -> Program:
+    """The program without instructions that cannot affect a prediction."""
+    num_s, num_v, num_m = resolve_memory(program, memory)
+    keep = live_rows_kernel(program.code, program.bounds, num_s, num_v, max(num_m, 1),
+                            IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE)
+    code, constants, bounds = compact_kernel(program.code, program.constants, program.bounds, keep)
+    return Program(code, constants, np.diff(bounds))
+
+
+def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[str] = "mean",
+             seed: int = 0, memory: Optional[Sequence[int]] = None,
+             max_abs_error: float = DEFAULT_MAX_ABS_ERROR) -> Union[float, np.ndarray]:
+    """Fitness of ``program`` on ``tasks``, in [0, 1].
+
+    ``combine`` is "mean", "median" or None (one fitness per task, in task order).
+    ``seed`` seeds the random ops (task i draws from sub-stream i), so equal
+    arguments always give equal fitness.
+    """
+    if combine not in COMBINE_RULES and combine is not None:
+        raise EvozeroError(f"combine must be one of {', '.join(COMBINE_RULES)} or None, "
+                           f"got {combine!r}")
+    if not max_abs_error > 0:
+        raise EvozeroError(f"max_abs_error must be > 0, got {max_abs_error!r}")
+    sizes = resolve_memory(program, memory)
+    live = strip_dead_code(program, sizes)
+    per_task = np.zeros(len(tasks))
+    for group in group_tasks(tasks):
+        per_task[group.indices] = evaluate_group(live, group, sizes, seed, max_abs_error)
+    return combine_fitness(per_task, combine)
+
+
+def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int], seed: int,
+                   max_abs_error: float, record_size: int = 0) -> np.ndarray:
+    """Per-task fitness of an already dead-code-free program on one task group."""
+    num_tasks, n = group.num_tasks, group.n_features
+    num_s, num_v, num_m = sizes
+    fitness = np.zeros(num_tasks)
+    run_group(live.code, live.constants, live.bounds, np.zeros((num_s, num_tasks)),
+              np.zeros((num_v, num_tasks * n)), np.zeros((max(num_m, 1), num_tasks * n * n)),
+              np.zeros(num_tasks, dtype=np.uint64), np.zeros(n * n),
+              group.x_train, group.y_train, group.x_valid, group.y_valid, group.classification,
+              reads_features(live.code, IN1_KIND, IN2_KIND), float(max_abs_error),
+              np.uint64(seed), group.indices.astype(np.uint64), fitness,
+              np.zeros((num_tasks, record_size)))
+    return fitness
+
+
+def combine_fitness(per_task: np.ndarray, combine: Optional[str]) -> Union[float, np.ndarray]:
+    """Mean or median of per-task fitness (None returns the array itself)."""
+    if combine is None:
+        return per_task
+    return float(np.mean(per_task) if combine == "mean" else np.median(per_task))
+
+
+@jit
+def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x_valid, y_valid,
+              classification, max_abs_error, seeds, task_ids, fitness, steps, in1_kind, in2_kind,
+              out_kind, partial):
+    """Evaluate many programs on one task group: dead code stripped, then :func:`run_group`.
+
+    Program p occupies rows ``bounds[p, 0]..bounds[p, 3]-1`` of ``codes``/``constants``
+    with its components starting at ``bounds[p, 0:3]``; ``fitness[p, t]`` receives its
+    fitness on task t, evaluated with random seed ``seeds[p]``, and ``steps[p]`` the
+    lockstep training and validation steps it ran.
+    """
+    num_tasks = y_train.shape[2]
+    n = x_train.shape[2] // num_tasks
+    scalars = np.zeros((num_s, num_tasks))
+    vectors = np.zeros((num_v, num_tasks * n))
+    matrices = np.zeros((max(num_m, 1), num_tasks * n * n))
+    streams = np.zeros(num_tasks, dtype=np.uint64)
+    scratch = np.zeros(n * n)
+    no_record = np.zeros((num_tasks, 0))
+    for p in range(bounds.shape[0]):
+        start, stop = bounds[p, 0], bounds[p, 3]
+        local_bounds = bounds[p] - start
+        code = codes[start:stop]
+        keep = live_rows_kernel(code, local_bounds, num_s, num_v, max(num_m, 1), in1_kind,
+                                in2_kind, out_kind, partial)
+        live_code, live_constants, live_bounds = compact_kernel(code, constants[start:stop],
+                                                                local_bounds, keep)
+        steps[p, 0], steps[p, 1] = run_group(
+            live_code, live_constants, live_bounds, scalars, vectors, matrices, streams, scratch,
+            x_train, y_train, x_valid, y_valid, classification,
+            reads_features(live_code, in1_kind, in2_kind), max_abs_error, seeds[p], task_ids,
+            fitness[p], no_record)

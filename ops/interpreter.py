@@ -1,0 +1,430 @@
+"""The numba interpreter: runs a range of instructions on the memories of many tasks.
+
+Memory is address-major so one decoded instruction runs over every task in one loop.
+The kernel works on flat views: ``scalars[address, task]``,
+``vectors[address, task * F + i]`` and ``matrices[address, task * F * F + i * F + j]``,
+so element-wise ops are single contiguous loops. ``streams[task]`` is the random state
+of each task. An instruction is a row ``(op, in1, in2, out)`` of ``code`` with
+constants ``constants[row, 0:3]``; the semantics are those of :mod:`ops.table`.
+Inputs and outputs of different kinds live in different arrays, so only same-kind
+products and transposes need a scratch copy to allow aliasing.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ops.jit import jit
+from ops.rng import next_normal, next_uniform
+
+
+@jit
+def _nan_min(a, b):
+    if a != a or b != b:
+        return np.nan
+    return a if a < b else b
+
+
+@jit
+def _nan_max(a, b):
+    if a != a or b != b:
+        return np.nan
+    return a if a > b else b
+
+
+@jit
+def _step(x):
+    return 1.0 if x > 0.0 else 0.0
+
+
+@jit
+def _index(fraction, n):
+    index = int(math.floor(n * fraction))
+    if index < 0:
+        return 0
+    if index >= n:
+        return n - 1
+    return index
+
+
+@jit
+def _uniform(streams, t, lo, hi):
+    low = min(lo, hi)
+    return low + (max(lo, hi) - low) * next_uniform(streams, t)
+
+
+@jit
+def _gaussian(streams, t, mean, std):
+    return mean + abs(std) * next_normal(streams, t)
+
+
+@jit
+def run_instructions(code, constants, start, stop, scalars, vectors, matrices, streams):
+    """Execute rows ``start..stop-1`` of ``code`` on memories shaped ``scalars[a, t]``,
+    ``vectors[a, t, i]``, ``matrices[a, t, i, j]`` (C-contiguous)."""
+    num_tasks = scalars.shape[1]
+    n = vectors.shape[2]
+    run_rows(code, constants, start, stop, scalars,
+             vectors.reshape(vectors.shape[0], num_tasks * n),
+             matrices.reshape(matrices.shape[0], num_tasks * n * n), streams, n, np.empty(n * n))
+
+
+@jit
+def run_rows(code, constants, start, stop, scalars, vectors, matrices, streams, n, scratch):
+    """Execute rows ``start..stop-1`` on flat memories (module docstring) with F = ``n``;
+    ``scratch`` holds at least F * F doubles, so the hot loop allocates nothing."""
+    num_tasks = scalars.shape[1]
+    tn = num_tasks * n
+    tnn = tn * n
+    nn = n * n
+    for row in range(start, stop):
+        op = code[row, 0]
+        a = code[row, 1]
+        b = code[row, 2]
+        o = code[row, 3]
+        if op == 0:
+            pass
+        elif op == 1:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                y = scalars[b, t]
+                scalars[o, t] = x + y
+        elif op == 2:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                y = scalars[b, t]
+                scalars[o, t] = x - y
+        elif op == 3:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                y = scalars[b, t]
+                scalars[o, t] = x * y
+        elif op == 4:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                y = scalars[b, t]
+                scalars[o, t] = x / y
+        elif op == 5:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = abs(x)
+        elif op == 6:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = 1.0 / x
+        elif op == 7:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = math.sin(x)
+        elif op == 8:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = math.cos(x)
+        elif op == 9:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = math.tan(x)
+        elif op == 10:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = np.arcsin(x)
+        elif op == 11:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = np.arccos(x)
+        elif op == 12:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = math.atan(x)
+        elif op == 13:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = np.exp(x)
+        elif op == 14:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = np.log(x)
+        elif op == 15:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                scalars[o, t] = _step(x)
+        elif op == 16:
+            for k in range(tn):
+                x = vectors[a, k]
+                vectors[o, k] = _step(x)
+        elif op == 17:
+            for k in range(tnn):
+                x = matrices[a, k]
+                matrices[o, k] = _step(x)
+        elif op == 18:
+            for t in range(num_tasks):
+                s = scalars[a, t]
+                for k in range(t * n, t * n + n):
+                    vectors[o, k] = s * vectors[b, k]
+        elif op == 19:
+            for t in range(num_tasks):
+                s = scalars[a, t]
+                for k in range(t * n, t * n + n):
+                    vectors[o, k] = s
+        elif op == 20:
+            for k in range(tn):
+                x = vectors[a, k]
+                vectors[o, k] = 1.0 / x
+        elif op == 21:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * n, t * n + n):
+                    s += vectors[a, k] * vectors[a, k]
+                scalars[o, t] = math.sqrt(s)
+        elif op == 22:
+            for k in range(tn):
+                x = vectors[a, k]
+                vectors[o, k] = abs(x)
+        elif op == 23:
+            for k in range(tn):
+                x = vectors[a, k]
+                y = vectors[b, k]
+                vectors[o, k] = x + y
+        elif op == 24:
+            for k in range(tn):
+                x = vectors[a, k]
+                y = vectors[b, k]
+                vectors[o, k] = x - y
+        elif op == 25:
+            for k in range(tn):
+                x = vectors[a, k]
+                y = vectors[b, k]
+                vectors[o, k] = x * y
+        elif op == 26:
+            for k in range(tn):
+                x = vectors[a, k]
+                y = vectors[b, k]
+                vectors[o, k] = x / y
+        elif op == 27:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * n, t * n + n):
+                    s += vectors[a, k] * vectors[b, k]
+                scalars[o, t] = s
+        elif op == 28:
+            for t in range(num_tasks):
+                for i in range(n):
+                    x = vectors[a, t * n + i]
+                    base = t * nn + i * n
+                    for j in range(n):
+                        matrices[o, base + j] = x * vectors[b, t * n + j]
+        elif op == 29:
+            for t in range(num_tasks):
+                s = scalars[a, t]
+                for k in range(t * nn, t * nn + nn):
+                    matrices[o, k] = s * matrices[b, k]
+        elif op == 30:
+            for k in range(tnn):
+                x = matrices[a, k]
+                matrices[o, k] = 1.0 / x
+        elif op == 31:
+            for t in range(num_tasks):
+                for i in range(n):
+                    s = 0.0
+                    base = t * nn + i * n
+                    for j in range(n):
+                        s += matrices[a, base + j] * vectors[b, t * n + j]
+                    scratch[i] = s
+                for i in range(n):
+                    vectors[o, t * n + i] = scratch[i]
+        elif op == 32:
+            for t in range(num_tasks):
+                for i in range(n):
+                    x = vectors[a, t * n + i]
+                    for j in range(n):
+                        matrices[o, t * nn + i * n + j] = x
+        elif op == 33:
+            for t in range(num_tasks):
+                for i in range(n):
+                    for j in range(n):
+                        matrices[o, t * nn + i * n + j] = vectors[a, t * n + j]
+        elif op == 34:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * nn, t * nn + nn):
+                    s += matrices[a, k] * matrices[a, k]
+                scalars[o, t] = math.sqrt(s)
+        elif op == 35:
+            for t in range(num_tasks):
+                for j in range(n):
+                    s = 0.0
+                    for i in range(n):
+                        x = matrices[a, t * nn + i * n + j]
+                        s += x * x
+                    vectors[o, t * n + j] = math.sqrt(s)
+        elif op == 36:
+            for t in range(num_tasks):
+                for i in range(n):
+                    s = 0.0
+                    for j in range(n):
+                        x = matrices[a, t * nn + i * n + j]
+                        s += x * x
+                    vectors[o, t * n + i] = math.sqrt(s)
+        elif op == 37:
+            for t in range(num_tasks):
+                for i in range(n):
+                    for j in range(n):
+                        scratch[i * n + j] = matrices[a, t * nn + j * n + i]
+                for k in range(nn):
+                    matrices[o, t * nn + k] = scratch[k]
+        elif op == 38:
+            for k in range(tnn):
+                x = matrices[a, k]
+                matrices[o, k] = abs(x)
+        elif op == 39:
+            for k in range(tnn):
+                x = matrices[a, k]
+                y = matrices[b, k]
+                matrices[o, k] = x + y
+        elif op == 40:
+            for k in range(tnn):
+                x = matrices[a, k]
+                y = matrices[b, k]
+                matrices[o, k] = x - y
+        elif op == 41:
+            for k in range(tnn):
+                x = matrices[a, k]
+                y = matrices[b, k]
+                matrices[o, k] = x * y
+        elif op == 42:
+            for k in range(tnn):
+                x = matrices[a, k]
+                y = matrices[b, k]
+                matrices[o, k] = x / y
+        elif op == 43:
+            for t in range(num_tasks):
+                for i in range(n):
+                    for j in range(n):
+                        s = 0.0
+                        for k in range(n):
+                            s += matrices[a, t * nn + i * n + k] * matrices[b, t * nn + k * n + j]
+                        scratch[i * n + j] = s
+                for k in range(nn):
+                    matrices[o, t * nn + k] = scratch[k]
+        elif op == 44:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                y = scalars[b, t]
+                scalars[o, t] = _nan_min(x, y)
+        elif op == 45:
+            for k in range(tn):
+                x = vectors[a, k]
+                y = vectors[b, k]
+                vectors[o, k] = _nan_min(x, y)
+        elif op == 46:
+            for k in range(tnn):
+                x = matrices[a, k]
+                y = matrices[b, k]
+                matrices[o, k] = _nan_min(x, y)
+        elif op == 47:
+            for t in range(num_tasks):
+                x = scalars[a, t]
+                y = scalars[b, t]
+                scalars[o, t] = _nan_max(x, y)
+        elif op == 48:
+            for k in range(tn):
+                x = vectors[a, k]
+                y = vectors[b, k]
+                vectors[o, k] = _nan_max(x, y)
+        elif op == 49:
+            for k in range(tnn):
+                x = matrices[a, k]
+                y = matrices[b, k]
+                matrices[o, k] = _nan_max(x, y)
+        elif op == 50:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * n, t * n + n):
+                    s += vectors[a, k]
+                scalars[o, t] = s / n
+        elif op == 51:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * nn, t * nn + nn):
+                    s += matrices[a, k]
+                scalars[o, t] = s / nn
+        elif op == 52:
+            for t in range(num_tasks):
+                for i in range(n):
+                    s = 0.0
+                    for j in range(n):
+                        s += matrices[a, t * nn + i * n + j]
+                    vectors[o, t * n + i] = s / n
+        elif op == 53:
+            for t in range(num_tasks):
+                for i in range(n):
+                    base = t * nn + i * n
+                    s = 0.0
+                    for j in range(n):
+                        s += matrices[a, base + j]
+                    mean = s / n
+                    s = 0.0
+                    for j in range(n):
+                        d = matrices[a, base + j] - mean
+                        s += d * d
+                    vectors[o, t * n + i] = math.sqrt(s / n)
+        elif op == 54:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * n, t * n + n):
+                    s += vectors[a, k]
+                mean = s / n
+                s = 0.0
+                for k in range(t * n, t * n + n):
+                    d = vectors[a, k] - mean
+                    s += d * d
+                scalars[o, t] = math.sqrt(s / n)
+        elif op == 55:
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * nn, t * nn + nn):
+                    s += matrices[a, k]
+                mean = s / nn
+                s = 0.0
+                for k in range(t * nn, t * nn + nn):
+                    d = matrices[a, k] - mean
+                    s += d * d
+                scalars[o, t] = math.sqrt(s / nn)
+        elif op == 56:
+            c = constants[row, 0]
+            for t in range(num_tasks):
+                scalars[o, t] = c
+        elif op == 57:
+            i = _index(constants[row, 0], n)
+            c = constants[row, 1]
+            for t in range(num_tasks):
+                vectors[o, t * n + i] = c
+        elif op == 58:
+            i = _index(constants[row, 0], n)
+            j = _index(constants[row, 1], n)
+            c = constants[row, 2]
+            for t in range(num_tasks):
+                matrices[o, t * nn + i * n + j] = c
+        elif op == 59:
+            for t in range(num_tasks):
+                scalars[o, t] = _uniform(streams, t, constants[row, 0], constants[row, 1])
+        elif op == 60:
+            for t in range(num_tasks):
+                for k in range(t * n, t * n + n):
+                    vectors[o, k] = _uniform(streams, t, constants[row, 0], constants[row, 1])
+        elif op == 61:
+            for t in range(num_tasks):
+                for k in range(t * nn, t * nn + nn):
+                    matrices[o, k] = _uniform(streams, t, constants[row, 0], constants[row, 1])
+        elif op == 62:
+            for t in range(num_tasks):
+                scalars[o, t] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
+        elif op == 63:
+            for t in range(num_tasks):
+                for k in range(t * n, t * n + n):
+                    vectors[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
+        elif op == 64:
+            for t in range(num_tasks):
+                for k in range(t * nn, t * nn + nn):
+                    matrices[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])

@@ -1,0 +1,61 @@
+"""The one numba decorator of the project: it owns the on-disk cache policy.
+
+numba keys a cached function by its own file only, so a cached caller silently keeps
+an old callee defined in another file. Every jitted function of evozero and ops is
+therefore cached under a directory named by a hash of every source file that holds
+jitted code: editing any of them starts a fresh cache. ``EVOZERO_NUMBA_CACHE=0`` turns caching off.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numba
+from numba.core import config as numba_config
+
+_PACKAGE_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "evozero")
+
+
+def _sources_hash() -> str:
+    digest = hashlib.sha256(numba.__version__.encode())
+    for folder in _PACKAGE_DIRS:
+        for path in sorted(folder.rglob("*.py")):
+            source = path.read_bytes()
+            # Only files with jitted code can change compiled kernels; jitted code reads
+            # no globals from other files (tables are passed in as arrays).
+            if b"@jit" in source:
+                digest.update(path.name.encode())
+                digest.update(source)
+    return digest.hexdigest()[:16]
+
+
+def cache_enabled() -> bool:
+    """Whether jitted kernels are cached on disk (``EVOZERO_NUMBA_CACHE`` != "0")."""
+    return os.environ.get("EVOZERO_NUMBA_CACHE", "1") != "0"
+
+
+def cache_dir() -> Path:
+    """Directory holding the compiled kernels for the current sources."""
+    base = os.environ.get("EVOZERO_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "evozero", "numba")
+    return Path(base) / _SOURCES_HASH
+
+
+_SOURCES_HASH = _sources_hash()
+# IEEE semantics: x / 0 gives inf or NaN instead of raising ZeroDivisionError.
+_OPTIONS = {"nogil": True, "error_model": "numpy"}
+
+
+def jit(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile ``func`` in nopython mode, cached under :func:`cache_dir` when enabled."""
+    if not cache_enabled():
+        return numba.njit(cache=False, **_OPTIONS)(func)
+    previous = numba_config.CACHE_DIR
+    numba_config.CACHE_DIR = str(cache_dir())
+    try:
+        # The cache locator reads CACHE_DIR when the dispatcher is created, not later.
+        return numba.njit(cache=True, **_OPTIONS)(func)
+    finally:
+        numba_config.CACHE_DIR = previous
