@@ -40,12 +40,13 @@ def _step(x):
 
 @jit
 def _index(fraction, n):
-    index = int(math.floor(n * fraction))
-    if index < 0:
-        return 0
-    if index >= n:
+    # Clip before converting: a huge fraction must not overflow int64.
+    position = np.floor(n * fraction)
+    if position >= n:
         return n - 1
-    return index
+    if position >= 0.0:
+        return int(position)
+    return 0  # negative or NaN
 
 
 @jit
@@ -360,35 +361,38 @@ def run_rows(code, constants, start, stop, scalars, vectors, matrices, streams, 
             for t in range(num_tasks):
                 for i in range(n):
                     base = t * nn + i * n
+                    x0 = matrices[a, base]
                     s = 0.0
                     for j in range(n):
-                        s += matrices[a, base + j]
+                        s += matrices[a, base + j] - x0
                     mean = s / n
                     s = 0.0
                     for j in range(n):
-                        d = matrices[a, base + j] - mean
+                        d = (matrices[a, base + j] - x0) - mean
                         s += d * d
                     vectors[o, t * n + i] = math.sqrt(s / n)
         elif op == 54:
             for t in range(num_tasks):
+                x0 = vectors[a, t * n]
                 s = 0.0
                 for k in range(t * n, t * n + n):
-                    s += vectors[a, k]
+                    s += vectors[a, k] - x0
                 mean = s / n
                 s = 0.0
                 for k in range(t * n, t * n + n):
-                    d = vectors[a, k] - mean
+                    d = (vectors[a, k] - x0) - mean
                     s += d * d
                 scalars[o, t] = math.sqrt(s / n)
         elif op == 55:
             for t in range(num_tasks):
+                x0 = matrices[a, t * nn]
                 s = 0.0
                 for k in range(t * nn, t * nn + nn):
-                    s += matrices[a, k]
+                    s += matrices[a, k] - x0
                 mean = s / nn
                 s = 0.0
                 for k in range(t * nn, t * nn + nn):
-                    d = matrices[a, k] - mean
+                    d = (matrices[a, k] - x0) - mean
                     s += d * d
                 scalars[o, t] = math.sqrt(s / nn)
         elif op == 56:

@@ -10,8 +10,9 @@ tests all follow them):
 
 * **heaviside**: 1.0 where the input is > 0, else 0.0, for scalars, vectors and
   matrices alike (NaN gives 0.0). The printed ``1.0`` argument has no effect.
-* **std**: computed in two passes, ``sqrt(mean((x - mean(x))**2))``, so a constant
-  input gives exactly 0, never NaN.
+* **std**: computed in two passes about the first element ``x0``:
+  ``d = x - x0``, ``sqrt(mean((d - mean(d))**2))``, so a constant input gives exactly
+  0 (never NaN, never an overflowed sum), and large offsets lose no precision.
 * **minimum / maximum**: NaN in either operand gives NaN (``np.minimum`` rule).
 * **uniform(lo, hi)**: draws from ``[min(lo, hi), max(lo, hi))``; equal bounds give
   that value. **gaussian(mean, std)** uses ``abs(std)``; std 0 gives the mean.
@@ -82,16 +83,19 @@ def _heaviside(x):
 
 
 def _std(x):
-    x = np.asarray(x, dtype=np.float64)
-    return float(np.sqrt(np.mean((x - np.mean(x)) ** 2)))
+    d = np.asarray(x, dtype=np.float64).ravel()
+    d = d - d[0]
+    return float(np.sqrt(np.mean((d - np.mean(d)) ** 2)))
 
 
 def _row_std(m):
-    return np.sqrt(np.mean((m - np.mean(m, axis=1, keepdims=True)) ** 2, axis=1))
+    d = m - m[:, :1]
+    return np.sqrt(np.mean((d - np.mean(d, axis=1, keepdims=True)) ** 2, axis=1))
 
 
 def _index(fraction, n):
-    return min(max(int(np.floor(n * fraction)), 0), n - 1) if np.isfinite(fraction) else 0
+    position = np.floor(n * fraction)
+    return n - 1 if position >= n else int(position) if position >= 0 else 0
 
 
 def _uniform(lo, hi, rng):
