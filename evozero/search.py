@@ -1,0 +1,559 @@
+"""Regularized (aging) evolution and random search, run in numba a batch at a time.
+
+One search experiment's whole state lives in arrays (:class:`SearchState`), so a batch
+of children is one numba call and a checkpoint is a plain ``.npz``. Per child:
+
+1. a parent by tournament (``tournament_size`` draws with replacement, strictly greater
+   fitness wins, so ties go to the earliest draw), copied and, with probability
+   ``mutate_prob``, mutated once (:mod:`evozero.mutation`); under ``strategy: random``
+   the child is a fresh random program instead;
+2. its cost (setup + N x (predict + learn) by op weights) against the compute budget,
+   if enabled: over budget gives fitness 0 without running;
+3. dead code is dropped (:mod:`evozero.liveness`);
+4. the functional-equivalence cache, if enabled: first a structural hash of the live
+   program, then a fingerprint of its rounded predictions on the first ``fec.train``
+   training and ``fec.valid`` validation examples of every task (one lockstep mini-run);
+5. otherwise a full evaluation, with hurdles if enabled: the first task alone, then the
+   rest only if its fitness reaches the hurdle (the ``percentile`` of the unique fitness
+   values of the population, or of the last ``window`` children, refreshed every
+   population-size or window children). A child stopped at the hurdle keeps its
+   first-task fitness.
+
+The child replaces the oldest individual. Each purpose has its own random stream
+(mutation, selection); random ops in evaluations draw from streams seeded by the
+experiment's evaluation seed and the task, so a program's fitness does not depend on
+when it is evaluated and the cache only ever returns what an evaluation would (up to
+fingerprint collisions, which is the point of FEC). A batch returns early when the
+best fitness improves, so the caller can log every discovery and check a promising
+candidate on the selection tasks at once. Results do not depend on batch sizes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from evozero.fec import cache_arrays, insert, lookup, new_cache
+from evozero.liveness import compact_kernel, live_rows_kernel
+from evozero.mutation import mutate, random_program_slots
+from evozero.program import Program
+from evozero.vm import TaskGroup, run_group
+from ops.jit import jit
+from ops.kinds import (COST, CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE,
+                       SORTED_BOUNDS)
+from ops.rng import mix64, next_uniform, stream_seed
+
+# Random streams of a search experiment (rows of SearchState.streams).
+MUTATION_STREAM, SELECTION_STREAM = 0, 1
+
+# Counters (SearchState.counters).
+INDIVIDUALS, TRAIN_STEPS, FILLED, OLDEST, FULL_EVALS, STRUCTURE_HITS, FINGERPRINT_HITS, \
+    HURDLE_STOPS, BUDGET_REJECTS, FORGOTTEN, EVICTIONS, VALID_STEPS, BEST_INDIVIDUAL, \
+    SAVED_TRAIN_STEPS = range(14)
+MUTATION_COUNTS = 16          # 16 + kind id: how often each mutation type was applied
+NUM_COUNTERS = 24
+COUNTER_NAMES = ("individuals", "train_steps", "filled", "oldest", "full_evaluations",
+                 "structure_hits", "fingerprint_hits", "hurdle_stops", "budget_rejects",
+                 "forgotten", "evictions", "valid_steps", "best_individual",
+                 "saved_train_steps")
+
+# Float state (SearchState.values).
+BEST_FITNESS, HURDLE = 0, 1
+
+# Integer settings (Settings.ints).
+STRATEGY, POPULATION, TOURNAMENT, CONSTANT_RULE, FEC_ON, FORGET_EVERY, HURDLES_ON, \
+    HURDLE_WINDOW, BUDGET_ON, COMBINE, MAX_INDIVIDUALS, MAX_TRAIN_STEPS, NUM_S, NUM_V, \
+    NUM_M, CLASSIFICATION = range(16)
+# Float settings (Settings.floats).
+MUTATE_PROB, MAX_ABS_ERROR, HURDLE_PERCENTILE, COST_LIMIT, ROUNDING_SCALE = range(5)
+
+# Batch outcomes.
+BATCH_DONE, BUDGET_SPENT, IMPROVED = 0, 1, 2
+
+EVOLUTION, RANDOM_SEARCH = 0, 1
+MEAN, MEDIAN = 0, 1
+_PARTIAL = 1                      # cache flag: a fitness stopped at the hurdle
+_STRUCTURE_TAG = np.uint64(1 << 63)
+_FINGERPRINT_SEED = np.uint64(0x5EED)
+_NAN_BITS = np.uint64(0x7FF8000000000000)
+
+
+@dataclass
+class Settings:
+    """Everything fixed during a search experiment, as numba-ready arrays."""
+
+    ints: np.ndarray
+    floats: np.ndarray
+    offsets: np.ndarray        # first row of each component's block in a slot
+    min_sizes: np.ndarray
+    max_sizes: np.ndarray
+    init_sizes: np.ndarray
+    allowed: np.ndarray        # (3, K) op codes per component, padded
+    allowed_counts: np.ndarray
+    kinds: np.ndarray          # mutation type ids and their weights
+    kind_weights: np.ndarray
+    init_code: np.ndarray      # (K, R, 4) initial programs in slots (unused if random)
+    init_constants: np.ndarray
+    init_lengths: np.ndarray
+    init_random: bool
+    eval_seed: int
+
+    @property
+    def rows(self) -> int:
+        """Rows of one slot (the sum of the components' maximum sizes)."""
+        return int(self.max_sizes.sum())
+
+
+@dataclass
+class SearchState:
+    """The mutable state of one search experiment: population, streams, cache, counters."""
+
+    code: np.ndarray           # (P, R, 4)
+    constants: np.ndarray      # (P, R, 3)
+    lengths: np.ndarray        # (P, 3)
+    fitness: np.ndarray        # (P,)
+    best_code: np.ndarray      # (R, 4): the best individual seen in this experiment
+    best_constants: np.ndarray
+    best_lengths: np.ndarray
+    counters: np.ndarray
+    values: np.ndarray
+    streams: np.ndarray
+    recent: np.ndarray         # fitness of the last children (for hurdle windows)
+    cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, settings: Settings, seed: int, cache_size: int) -> "SearchState":
+        """An empty population (filled by the first batches) with streams from ``seed``."""
+        population, rows = int(settings.ints[POPULATION]), settings.rows
+        values = np.zeros(2)
+        values[BEST_FITNESS] = -1.0
+        values[HURDLE] = -np.inf
+        streams = np.array([stream_seed(np.uint64(seed), np.uint64(0xE7010 + k)) for k in range(2)],
+                           dtype=np.uint64)
+        return cls(code=np.zeros((population, rows, 4), dtype=np.int64),
+                   constants=np.zeros((population, rows, 3)),
+                   lengths=np.zeros((population, 3), dtype=np.int64),
+                   fitness=np.zeros(population),
+                   best_code=np.zeros((rows, 4), dtype=np.int64),
+                   best_constants=np.zeros((rows, 3)),
+                   best_lengths=np.zeros(3, dtype=np.int64),
+                   counters=np.zeros(NUM_COUNTERS, dtype=np.int64), values=values,
+                   streams=streams,
+                   recent=np.zeros(max(int(settings.ints[HURDLE_WINDOW]), 1)),
+                   cache=new_cache(cache_size if settings.ints[FEC_ON] else 1))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """All arrays, for a checkpoint."""
+        arrays = {name: getattr(self, name) for name in _STATE_ARRAYS}
+        arrays.update({f"cache_{name}": value for name, value in self.cache.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SearchState":
+        """The state saved by :meth:`to_arrays`."""
+        cache = {name[len("cache_"):]: np.array(value) for name, value in arrays.items()
+                 if name.startswith("cache_")}
+        return cls(**{name: np.array(arrays[name]) for name in _STATE_ARRAYS}, cache=cache)
+
+    def counter(self, index: int) -> int:
+        """One of the counters (see COUNTER_NAMES)."""
+        return int(self.counters[index])
+
+    @property
+    def best_fitness(self) -> float:
+        """Best search fitness seen in this experiment (-1 before any evaluation)."""
+        return float(self.values[BEST_FITNESS])
+
+    def best_program(self, offsets: np.ndarray) -> Program:
+        """The best individual seen in this experiment."""
+        return slots_program(self.best_code, self.best_constants, offsets, self.best_lengths)
+
+
+_STATE_ARRAYS = ("code", "constants", "lengths", "fitness", "best_code", "best_constants",
+                 "best_lengths", "counters", "values", "streams", "recent")
+
+
+def slots_program(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
+                  lengths: np.ndarray) -> Program:
+    """The Program held in one slot."""
+    rows = np.concatenate([np.arange(offsets[c], offsets[c] + lengths[c]) for c in range(3)])
+    rows = rows.astype(np.int64)
+    return Program(code[rows], constants[rows], [int(n) for n in lengths])
+
+
+def program_slots(program: Program, offsets: np.ndarray, rows: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``program`` laid out in one slot of ``rows`` rows (component c at ``offsets[c]``)."""
+    code = np.zeros((rows, 4), dtype=np.int64)
+    constants = np.zeros((rows, 3))
+    lengths = np.array(program.sizes, dtype=np.int64)
+    for c in range(3):
+        start, stop = program.bounds[c], program.bounds[c + 1]
+        code[offsets[c]:offsets[c] + lengths[c]] = program.code[start:stop]
+        constants[offsets[c]:offsets[c] + lengths[c]] = program.constants[start:stop]
+    return code, constants, lengths
+
+
+def group_arrays(group: TaskGroup) -> tuple:
+    """A task group as the tuple the kernel takes."""
+    return (group.x_train, group.y_train, group.x_valid, group.y_valid,
+            group.indices.astype(np.uint64))
+
+
+def fingerprint_group(group: TaskGroup, train: int, valid: int) -> TaskGroup:
+    """The first ``train`` training (first epoch) and ``valid`` validation examples."""
+    return TaskGroup(indices=group.indices, x_train=np.ascontiguousarray(group.x_train[:1, :train]),
+                     y_train=np.ascontiguousarray(group.y_train[:1, :train]),
+                     x_valid=np.ascontiguousarray(group.x_valid[:valid]),
+                     y_valid=np.ascontiguousarray(group.y_valid[:valid]),
+                     classification=group.classification, n_features=group.n_features)
+
+
+def split_group(group: TaskGroup) -> tuple[TaskGroup, TaskGroup]:
+    """The first task alone and the others (for hurdles); needs at least two tasks."""
+    n = group.n_features
+
+    def part(tasks: slice) -> TaskGroup:
+        count = len(range(*tasks.indices(group.num_tasks)))
+        x_train = group.x_train.reshape(*group.x_train.shape[:2], group.num_tasks, n)
+        x_valid = group.x_valid.reshape(group.x_valid.shape[0], group.num_tasks, n)
+        return TaskGroup(indices=group.indices[tasks],
+                         x_train=np.ascontiguousarray(x_train[:, :, tasks].reshape(
+                             *group.x_train.shape[:2], count * n)),
+                         y_train=np.ascontiguousarray(group.y_train[:, :, tasks]),
+                         x_valid=np.ascontiguousarray(x_valid[:, tasks].reshape(-1, count * n)),
+                         y_valid=np.ascontiguousarray(group.y_valid[:, tasks]),
+                         classification=group.classification, n_features=n)
+
+    return part(slice(0, 1)), part(slice(1, None))
+
+
+def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int]) -> tuple:
+    """Flat VM memories, random streams and scratch for ``num_tasks`` tasks."""
+    num_s, num_v, num_m = sizes
+    return (np.zeros((num_s, num_tasks)), np.zeros((num_v, num_tasks * n_features)),
+            np.zeros((max(num_m, 1), num_tasks * n_features * n_features)),
+            np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features))
+
+
+def program_cost(program: Program, n_train: int) -> float:
+    """Compute cost by op weights: setup + ``n_train`` x (predict + learn), no-ops included."""
+    costs = COST[program.code[:, 0]]
+    b = program.bounds
+    return float(costs[b[0]:b[1]].sum() + n_train * costs[b[1]:b[3]].sum())
+
+
+# --- numba kernels ----------------------------------------------------------------------
+
+@jit
+def _gather(code, constants, offsets, lengths, out_code, out_constants, bounds):
+    """Copy a slot's components into contiguous rows; fill ``bounds``."""
+    row = 0
+    for c in range(3):
+        bounds[c] = row
+        for k in range(offsets[c], offsets[c] + lengths[c]):
+            out_code[row] = code[k]
+            out_constants[row] = constants[k]
+            row += 1
+    bounds[3] = row
+    return row
+
+
+@jit
+def _float_bits(buffer, bits, x):
+    buffer[0] = x
+    return bits[0]
+
+
+@jit
+def _structure_key(code, constants, bounds, buffer, bits):
+    h = np.uint64(0x57C0DE)
+    for c in range(1, 4):
+        h = mix64(h ^ np.uint64(bounds[c]))
+    for row in range(bounds[3]):
+        for j in range(4):
+            h = mix64(h ^ np.uint64(code[row, j]))
+        for j in range(3):
+            h = mix64(h ^ _float_bits(buffer, bits, constants[row, j]))
+    return h | _STRUCTURE_TAG
+
+
+@jit
+def _fingerprint_key(record, scale, buffer, bits):
+    h = np.uint64(0xF1A6E7)
+    for t in range(record.shape[0]):
+        for k in range(record.shape[1]):
+            x = record[t, k]
+            if x != x:
+                value = _NAN_BITS
+            elif math.isinf(x):
+                value = _float_bits(buffer, bits, x)
+            else:
+                # Rounding lets re-associated but equivalent arithmetic share an entry.
+                value = _float_bits(buffer, bits, np.floor(x * scale + 0.5) + 0.0)
+            h = mix64(h ^ value)
+    return h & ~_STRUCTURE_TAG
+
+
+@jit
+def _combine(per_task, rule):
+    if rule == MEDIAN:
+        return np.median(per_task)
+    return np.mean(per_task)
+
+
+@jit
+def _run(code, constants, bounds, group, memory, classification, max_abs_error, seed, fitness,
+         record, tables):
+    x_train, y_train, x_valid, y_valid, task_ids = group
+    scalars, vectors, matrices, streams, scratch = memory
+    in1_kind, in2_kind = tables[0], tables[1]
+    load = False
+    for row in range(bounds[3]):
+        op = code[row, 0]
+        if (in1_kind[op] == 2 and code[row, 1] == 0) or (in2_kind[op] == 2 and code[row, 2] == 0):
+            load = True
+            break
+    return run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch,
+                     x_train, y_train, x_valid, y_valid, classification, load, max_abs_error,
+                     seed, task_ids, fitness, record)
+
+
+@jit
+def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_seed, groups,
+              memories, work, cache, counters, values, tables):
+    """Fitness of the child in ``code``/``constants`` (a slot), counting what it cost."""
+    full, first, rest, fingerprint = groups
+    full_memory, first_memory, rest_memory, fingerprint_memory = memories
+    flat_code, flat_constants, bounds, record = work[0], work[1], work[2], work[3]
+    per_task, buffer, bits = work[4], work[5], work[6]
+    in1_kind, in2_kind, out_kind, partial_write, cost = tables[0], tables[1], tables[2], \
+        tables[3], tables[4]
+    num_tasks = full[1].shape[2]
+    n_train = full[1].shape[1] * full[1].shape[0]
+    _gather(code, constants, offsets, lengths, flat_code, flat_constants, bounds)
+    if settings_i[BUDGET_ON]:
+        total = 0.0
+        for row in range(bounds[1]):
+            total += cost[flat_code[row, 0]]
+        per_step = 0.0
+        for row in range(bounds[1], bounds[3]):
+            per_step += cost[flat_code[row, 0]]
+        if total + n_train * per_step > settings_f[COST_LIMIT]:
+            counters[BUDGET_REJECTS] += 1
+            return 0.0
+    keep = live_rows_kernel(flat_code[:bounds[3]], bounds, settings_i[NUM_S], settings_i[NUM_V],
+                            max(settings_i[NUM_M], 1), in1_kind, in2_kind, out_kind,
+                            partial_write)
+    live_code, live_constants, live_bounds = compact_kernel(flat_code[:bounds[3]],
+                                                            flat_constants[:bounds[3]], bounds,
+                                                            keep)
+    classification = settings_i[CLASSIFICATION] != 0
+    max_abs_error = settings_f[MAX_ABS_ERROR]
+    fec_on = settings_i[FEC_ON] != 0
+    forget_every = settings_i[FORGET_EVERY]
+    structure_key = np.uint64(0)
+    fingerprint_key = np.uint64(0)
+    hurdle = values[HURDLE]
+    if fec_on:
+        structure_key = _structure_key(live_code, live_constants, live_bounds, buffer, bits)
+        entry, forgotten = lookup(cache, structure_key, forget_every)
+        if entry >= 0:
+            if forgotten:
+                counters[FORGOTTEN] += 1
+            if not (cache[3][entry] == _PARTIAL and cache[2][entry] >= hurdle):
+                counters[STRUCTURE_HITS] += 1
+                counters[SAVED_TRAIN_STEPS] += n_train * num_tasks
+                return cache[2][entry]
+        record[:] = np.nan
+        steps = _run(live_code, live_constants, live_bounds, fingerprint, fingerprint_memory,
+                     classification, max_abs_error, _FINGERPRINT_SEED, per_task, record, tables)
+        counters[TRAIN_STEPS] += steps[0] * num_tasks
+        fingerprint_key = _fingerprint_key(record, settings_f[ROUNDING_SCALE], buffer, bits)
+        entry, forgotten = lookup(cache, fingerprint_key, forget_every)
+        if entry >= 0:
+            if forgotten:
+                counters[FORGOTTEN] += 1
+            if not (cache[3][entry] == _PARTIAL and cache[2][entry] >= hurdle):
+                counters[FINGERPRINT_HITS] += 1
+                counters[SAVED_TRAIN_STEPS] += n_train * num_tasks
+                value = cache[2][entry]
+                flags = cache[3][entry]
+                if insert(cache, structure_key, value, flags):
+                    counters[EVICTIONS] += 1
+                return value
+    no_record = record[:, :0]
+    flags = 0
+    counters[FULL_EVALS] += 1
+    if settings_i[HURDLES_ON] and hurdle > -np.inf and num_tasks > 1:
+        first_fitness = per_task[:1]
+        steps = _run(live_code, live_constants, live_bounds, first, first_memory,
+                     classification, max_abs_error, eval_seed, first_fitness, no_record[:1],
+                     tables)
+        counters[TRAIN_STEPS] += steps[0]
+        counters[VALID_STEPS] += steps[1]
+        if first_fitness[0] < hurdle:
+            counters[HURDLE_STOPS] += 1
+            counters[SAVED_TRAIN_STEPS] += n_train * (num_tasks - 1)
+            fitness = first_fitness[0]
+            flags = _PARTIAL
+        else:
+            steps = _run(live_code, live_constants, live_bounds, rest, rest_memory,
+                         classification, max_abs_error, eval_seed, per_task[1:],
+                         no_record[1:], tables)
+            counters[TRAIN_STEPS] += steps[0] * (num_tasks - 1)
+            counters[VALID_STEPS] += steps[1] * (num_tasks - 1)
+            fitness = _combine(per_task, settings_i[COMBINE])
+    else:
+        steps = _run(live_code, live_constants, live_bounds, full, full_memory, classification,
+                     max_abs_error, eval_seed, per_task, no_record, tables)
+        counters[TRAIN_STEPS] += steps[0] * num_tasks
+        counters[VALID_STEPS] += steps[1] * num_tasks
+        fitness = _combine(per_task, settings_i[COMBINE])
+    if fec_on:
+        if insert(cache, fingerprint_key, fitness, flags):
+            counters[EVICTIONS] += 1
+        if insert(cache, structure_key, fitness, flags):
+            counters[EVICTIONS] += 1
+    return fitness
+
+
+@jit
+def _tournament(fitness, size, state):
+    best = -1
+    for _ in range(size):
+        k = min(int(next_uniform(state, SELECTION_STREAM) * fitness.size), fitness.size - 1)
+        if best < 0 or fitness[k] > fitness[best]:
+            best = k
+    return best
+
+
+@jit
+def _refresh_hurdle(fitness, recent, count, window, percentile, values):
+    pool = fitness if window == 0 else recent[:min(count, window)]
+    values[HURDLE] = np.percentile(np.unique(pool), percentile)
+
+
+@jit
+def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f, layout,
+           init, init_random, eval_seed, groups, memories, work, cache, tables, max_children):
+    """Run up to ``max_children`` children of one experiment; return a batch outcome.
+
+    BUDGET_SPENT once the individual or training-step budget is reached (checked before
+    each child), IMPROVED right after a child that beats the best fitness (copied to
+    ``best``), BATCH_DONE otherwise. The first population-size children fill the
+    population from ``init`` (or at random).
+    """
+    code, constants, lengths, fitness = pop
+    best_code, best_constants, best_lengths = best
+    offsets, min_sizes, max_sizes, init_sizes, allowed, allowed_counts, kinds, weights = layout
+    init_code, init_constants, init_lengths = init
+    child_code, child_constants, child_lengths = work[7], work[8], work[9]
+    in1_kind, in2_kind, out_kind, const_kind, sorted_bounds = tables[0], tables[1], \
+        tables[2], tables[5], tables[6]
+    population = settings_i[POPULATION]
+    num_s, num_v, num_m = settings_i[NUM_S], settings_i[NUM_V], settings_i[NUM_M]
+    window = settings_i[HURDLE_WINDOW]
+    refresh_every = window if window > 0 else population
+    for _ in range(max_children):
+        if (settings_i[MAX_INDIVIDUALS] >= 0 and counters[INDIVIDUALS] >= settings_i[MAX_INDIVIDUALS]) \
+                or (settings_i[MAX_TRAIN_STEPS] >= 0
+                    and counters[TRAIN_STEPS] >= settings_i[MAX_TRAIN_STEPS]):
+            return BUDGET_SPENT
+        filling = counters[FILLED] < population
+        slot = counters[FILLED] if filling else counters[OLDEST]
+        if (filling and init_random) or (not filling and settings_i[STRATEGY] == RANDOM_SEARCH):
+            random_program_slots(child_code, child_constants, offsets, child_lengths, init_sizes,
+                                 allowed, allowed_counts, num_s, num_v, num_m, streams,
+                                 MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind)
+        elif filling:
+            k = slot % init_code.shape[0]
+            child_code[:] = init_code[k]
+            child_constants[:] = init_constants[k]
+            child_lengths[:] = init_lengths[k]
+        else:
+            parent = _tournament(fitness, settings_i[TOURNAMENT], streams)
+            child_code[:] = code[parent]
+            child_constants[:] = constants[parent]
+            child_lengths[:] = lengths[parent]
+            if next_uniform(streams, MUTATION_STREAM) < settings_f[MUTATE_PROB]:
+                kind = mutate(child_code, child_constants, offsets, child_lengths, min_sizes,
+                              max_sizes, allowed, allowed_counts, kinds, weights,
+                              settings_i[CONSTANT_RULE], num_s, num_v, num_m, streams,
+                              MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind,
+                              sorted_bounds)
+                if kind >= 0:
+                    counters[MUTATION_COUNTS + kind] += 1
+        value = _evaluate(child_code, child_constants, child_lengths, settings_i, settings_f,
+                          offsets, eval_seed, groups, memories, work, cache, counters, values,
+                          tables)
+        code[slot] = child_code
+        constants[slot] = child_constants
+        lengths[slot] = child_lengths
+        fitness[slot] = value
+        if filling:
+            counters[FILLED] += 1
+        else:
+            counters[OLDEST] = (slot + 1) % population
+        recent[counters[INDIVIDUALS] % recent.size] = value
+        counters[INDIVIDUALS] += 1
+        if settings_i[HURDLES_ON] and counters[FILLED] == population \
+                and counters[INDIVIDUALS] % refresh_every == 0:
+            _refresh_hurdle(fitness, recent, counters[INDIVIDUALS], window,
+                            settings_f[HURDLE_PERCENTILE], values)
+        if value > values[BEST_FITNESS]:
+            values[BEST_FITNESS] = value
+            best_code[:] = child_code
+            best_constants[:] = child_constants
+            best_lengths[:] = child_lengths
+            counters[BEST_INDIVIDUAL] = counters[INDIVIDUALS]
+            return IMPROVED
+    return BATCH_DONE
+
+
+# --- the Python side of one experiment -----------------------------------------------------
+
+class SearchRunner:
+    """Runs batches of :func:`evolve` for one experiment on its search tasks."""
+
+    def __init__(self, settings: Settings, group: TaskGroup, fec_train: int, fec_valid: int,
+                 memory: Sequence[int]) -> None:
+        self.settings = settings
+        n = group.n_features
+        num_tasks = group.num_tasks
+        if num_tasks > 1:
+            first, rest = split_group(group)
+        else:
+            first = rest = group
+        train = min(fec_train, group.x_train.shape[1])
+        valid = min(fec_valid, group.x_valid.shape[0])
+        self.groups = (group_arrays(group), group_arrays(first), group_arrays(rest),
+                       group_arrays(fingerprint_group(group, train, valid)))
+        self.memories = (memory_buffers(num_tasks, n, memory), memory_buffers(1, n, memory),
+                         memory_buffers(max(num_tasks - 1, 1), n, memory),
+                         memory_buffers(num_tasks, n, memory))
+        rows = settings.rows
+        buffer = np.zeros(1)
+        self.work = (np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
+                     np.zeros(4, dtype=np.int64), np.zeros((num_tasks, train + valid)),
+                     np.zeros(num_tasks), buffer, buffer.view(np.uint64),
+                     np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
+                     np.zeros(3, dtype=np.int64))
+        self.layout = (settings.offsets, settings.min_sizes, settings.max_sizes,
+                       settings.init_sizes, settings.allowed, settings.allowed_counts,
+                       settings.kinds, settings.kind_weights)
+        self.tables = (IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE, COST, CONST_KIND,
+                       SORTED_BOUNDS)
+
+    def step(self, state: SearchState, max_children: int) -> int:
+        """Run one batch on ``state`` (in place); returns the batch outcome."""
+        s = self.settings
+        return int(evolve((state.code, state.constants, state.lengths, state.fitness),
+                          (state.best_code, state.best_constants, state.best_lengths),
+                          state.counters, state.values, state.streams, state.recent,
+                          s.ints, s.floats, self.layout,
+                          (s.init_code, s.init_constants, s.init_lengths), s.init_random,
+                          np.uint64(s.eval_seed), self.groups, self.memories, self.work,
+                          cache_arrays(state.cache), self.tables, int(max_children)))
