@@ -195,6 +195,7 @@ class Run:
         self._started = time.monotonic()
         self._known_discoveries: set[tuple[int, int]] = set()
         self._select_cache: dict[int, list[Task]] = {}
+        self.kernel_seconds = 0.0   # time inside the search kernel (this process)
 
     # -- timing -------------------------------------------------------------------------
 
@@ -272,6 +273,7 @@ class Run:
             started = time.monotonic()
             outcome = runner.step(state, batch)
             elapsed = time.monotonic() - started
+            self.kernel_seconds += elapsed
             batch = int(min(max(batch * _BATCH_SECONDS / max(elapsed, 1e-4), 16), 1 << 20)) \
                 if outcome != IMPROVED else batch
             if outcome == IMPROVED:

@@ -81,8 +81,9 @@ def _executed_instructions(codes, bounds, steps, num_tasks) -> float:
     return total
 
 
-def run(programs: int = 20_000, repeats: int = 7, seed: int = 0) -> dict[str, float]:
-    """Measure and return the figures (see module docstring); also prints them."""
+def run(programs: int = 20_000, repeats: int = 7, seed: int = 0,
+        verbose: bool = True) -> dict[str, float]:
+    """Measure and return the figures (see module docstring); print them if ``verbose``."""
     tasks = make_tasks("linear", 10, 4, 100, 100, seed=seed)
     group = group_tasks(tasks)[0]
     task_ids = group.indices.astype(np.uint64)
@@ -134,6 +135,8 @@ def run(programs: int = 20_000, repeats: int = 7, seed: int = 0) -> dict[str, fl
         "linear_overhead_ratio": times["linear"] / times["reference"],
         "mean_fitness": float(fitness.mean()),
     }
+    if not verbose:
+        return figures
     print(f"VM, demo sizes (10 linear tasks, F=4, 100+100 examples, setup/predict/learn "
           f"{DEMO_SIZES}), {programs} random programs, median of {repeats}, one core:")
     print(f"  full evaluations/s           {evals_per_second:12,.0f}"

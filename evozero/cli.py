@@ -1,0 +1,136 @@
+"""The ``evozero`` command: run, resume and inspect experiments; list ops; benchmarks.
+
+Bad input (config, run directory, arguments) prints one ``error:`` line and exits with
+code 2; an interrupted run exits with 130 after writing its checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from evozero.errors import EvozeroError
+
+if TYPE_CHECKING:
+    from evozero.experiment import Run
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evozero", description="Evolve machine-learning algorithms from scratch.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start an experiment from a YAML config")
+    run.add_argument("config", help="the experiment's YAML file")
+    run.add_argument("--seed", type=int, help="random seed (overrides the config's)")
+    run.add_argument("--out", default="runs",
+                     help="folder the run directory is created in (default: runs)")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a config value, e.g. "
+                     "--set population_size=100 --set search_tasks.num_tasks=5")
+
+    resume = commands.add_parser("resume", help="continue a stopped run from its checkpoint")
+    resume.add_argument("run", help="the run directory")
+
+    show = commands.add_parser("show", help="best program, fitness and settings of a run")
+    show.add_argument("run", help="the run directory")
+
+    commands.add_parser("ops", help="list the instruction set")
+
+    bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
+    bench.add_argument("what", choices=("vm", "search"), help="what to measure")
+    bench.add_argument("--quick", action="store_true", help="smaller workload, rougher figures")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``evozero`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except EvozeroError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    from evozero.config import load_config
+    from evozero.experiment import start_run
+
+    # Validated completely before anything is created on disk.
+    config = load_config(args.config, args.overrides, seed=args.seed)
+    return _execute(start_run(config, args.out))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from evozero.experiment import resume_run
+
+    return _execute(resume_run(args.run))
+
+
+def _execute(run: "Run") -> int:
+    from evozero.experiment import Interrupted
+
+    try:
+        run.execute()
+    except Interrupted as stop:
+        print(f"\nstopped by {stop}; checkpoint written. Continue with: "
+              f"evozero resume {run.rundir.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"run directory: {run.rundir.path}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from evozero.rundir import RunDir
+
+    rundir = RunDir.open(args.run)
+    final = rundir.read_final()
+    best = rundir.read_best()
+    print(f"run {rundir.path}")
+    if final is not None:
+        print(f"  finished: {'solved' if final['solved'] else 'not solved'} after "
+              f"{final['experiments']} experiment(s), {final['individuals']:,} individuals, "
+              f"{final['seconds']:.1f} s")
+        print(f"  search fitness {final['search_fitness']:.6f}   select fitness "
+              f"{final['select_fitness']:.6f}   final fitness {final['final_fitness']:.6f}")
+    else:
+        discoveries = rundir.read_discoveries()
+        progress = rundir.read_progress()
+        state = "unfinished"
+        if progress:
+            last = progress[-1]
+            state += (f": experiment {last['experiment']}, {last['individuals']:,} individuals, "
+                      f"best search fitness {last['best']:.6f}")
+        print(f"  {state}; continue with: evozero resume {rundir.path}")
+        if best is None and discoveries:
+            best = discoveries[-1]["program"]
+    if best is not None:
+        print("best program:")
+        print(best.rstrip())
+    print("settings (config.yaml):")
+    print(rundir.read_config_text().rstrip())
+    return 0
+
+
+def _ops(args: argparse.Namespace) -> int:
+    from evozero.optable import op_table_markdown
+
+    print(op_table_markdown())
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.what == "vm":
+        from evozero.bench.vm import run
+        run(programs=4000 if args.quick else 20_000, repeats=3 if args.quick else 7)
+    else:
+        from evozero.bench.search import run
+        run(quick=args.quick)
+    return 0
+
+
+_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "ops": _ops, "bench": _bench}
