@@ -185,10 +185,10 @@ class Interrupted(Exception):
 class Run:
     """One run: its config, its directory and its progress through the flow."""
 
-    def __init__(self, config: Config, rundir: RunDir, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: Config, rundir: RunDir, out: Optional[TextIO] = None) -> None:
         self.config = config
         self.rundir = rundir
-        self.out = out
+        self.out = out if out is not None else sys.stdout
         self.driver = Driver()
         self.state: Optional[SearchState] = None
         self._stop_signal: Optional[int] = None
@@ -438,15 +438,16 @@ class Run:
             self.state = SearchState.from_arrays(saved["search"])
 
 
-def start_run(config: Config, out_root: str = "runs", out: TextIO = sys.stdout) -> Run:
+def start_run(config: Config, out_root: str = "runs", out: Optional[TextIO] = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written) and return the run."""
     rundir = RunDir.create(out_root, config.name or "run")
     rundir.write_config(dump_config(config))
-    print(f"run directory: {rundir.path}   (seed {config.seed})", file=out, flush=True)
-    return Run(config, rundir, out)
+    run = Run(config, rundir, out)
+    print(f"run directory: {rundir.path}   (seed {config.seed})", file=run.out, flush=True)
+    return run
 
 
-def resume_run(path: str, out: TextIO = sys.stdout) -> Run:
+def resume_run(path: str, out: Optional[TextIO] = None) -> Run:
     """Reopen a run directory to continue it from its newest valid checkpoint."""
     rundir = RunDir.open(path)
     if rundir.read_final() is not None:
@@ -455,6 +456,6 @@ def resume_run(path: str, out: TextIO = sys.stdout) -> Run:
     config = load_config(rundir.config_path)
     run = Run(config, rundir, out)
     run.restore()
-    print(f"resuming {rundir.path} at experiment {run.driver.experiment + 1}", file=out,
+    print(f"resuming {rundir.path} at experiment {run.driver.experiment + 1}", file=run.out,
           flush=True)
     return run
