@@ -1,0 +1,471 @@
+"""Mutation operators (AutoML-Zero spec 2.5, 2.6 and 5.2), in numba, on programs in slots.
+
+A program being evolved lives in a fixed-capacity *slot* layout: ``code`` int64
+(capacity_total, 4) rows ``(op, in1, in2, out)``, ``constants`` float64
+(capacity_total, 3), ``offsets`` int64 (3,) and ``lengths`` int64 (3,). Component c
+(0 setup, 1 predict, 2 learn) occupies rows ``offsets[c] .. offsets[c] + lengths[c] - 1``
+of a block of ``max_sizes[c]`` rows (so ``offsets`` are the cumulative max sizes, and
+the last block ends at the last row of ``code``). Rows of a block past its length are
+kept all-zero, and every written instruction has its unused operand fields and constants
+at 0, so equal programs have equal arrays.
+
+Each length may be anything in ``0 .. max_sizes[c]``, also below ``min_sizes[c]`` (a
+program written by hand, or a minimum raised on resume): removal never takes a component
+below its minimum, insertion never past its maximum, and no operator writes outside the
+block of the component it mutates. :func:`mutate` raises ValueError, before drawing or
+writing anything, when the arrays break this layout (a block overrunning the next one or
+the arrays, a length outside ``0 .. max_sizes[c]``, ``slot`` outside ``state``, an
+allowed op not in the op tables).
+
+Allowed ops per component come as ``allowed`` int64 (3, K), padded, with
+``allowed_counts`` int64 (3,); a count of 0 marks a *frozen* component, which is never
+mutated nor randomized.
+
+Decisions (where the reference engine is quirky or the spec leaves a choice):
+
+* :func:`mutate` applies exactly one mutation, its type drawn by weight among ``kinds``
+  (zero weights are never drawn) and returns the type id (-1, with nothing changed and no
+  draw, if ``kinds`` is empty or no weight is positive). Then every operator, IDENTITY and
+  RANDOMIZE_ALGORITHM included, picks a component uniformly among the non-frozen ones;
+  if there is none, nothing happens. On an empty component, operators that need an
+  existing instruction (alter, randomize instruction, remove, trade) do nothing.
+* ALTER_PARAM (spec 2.6) picks an instruction uniformly; NO_OP (an op without an
+  output): nothing. Data ops (no inputs; ops 56-64): 1/2 re-draw the output address, 1/2
+  alter one constant. 1-input ops: 1/2 re-draw in1, 1/2 re-draw out. 2-input ops: 1/3
+  each in1, in2, out. A re-drawn address may equal the old one (as in the reference).
+* Altering constants (spec 2.5): the constant is chosen uniformly among the op's
+  constants, which reproduces the spec's table (VECTOR_CONST_SET 1/2 index, 1/2 value;
+  MATRIX_CONST_SET 1/3 row, 1/3 column, 1/3 value; gaussian 1/2 mean, 1/2 std; uniform
+  1/2 low, 1/2 high). By constant kind:
+
+  - index fraction: re-drawn U[0, 1) under both rules;
+  - value, ``constant_rule`` 0 = LOGNORMAL (reference code): with probability 0.1 the
+    sign flips, otherwise x becomes x * exp(z), z ~ N(0, 1) (0 stays 0);
+    ``constant_rule`` 1 = UNIFORM_SCALE (paper S3): x becomes x * U[0.5, 2.0) and then,
+    with probability 0.1, its sign flips;
+  - spread (a std): the same scaling without any flip (x * exp(z) or x * U[0.5, 2)),
+    so a non-negative std stays non-negative.
+
+  Every altered value or spread is clipped to [-1e30, 1e30] (it stays finite) and a
+  negative zero is stored as +0.0. After altering low or high of an op with sorted
+  bounds (the uniform ops), the two are re-ordered so that low <= high.
+* RANDOMIZE_INSTRUCTION replaces a uniformly chosen instruction by a fresh random one
+  (op from the component's allowed list). RANDOMIZE_COMPONENT re-randomizes every
+  instruction of the component keeping its length; RANDOMIZE_ALGORITHM does so for every
+  non-frozen component.
+* INSERT_INSTRUCTION respects ``max_sizes`` exactly (a component may reach its maximum,
+  unlike the reference's off-by-one): if length < max, a random instruction is inserted
+  at a position uniform in 0..length, later rows shifting down into the block's first
+  free row; at the maximum nothing happens.
+* REMOVE_INSTRUCTION: if length > min, a uniformly chosen instruction is deleted, later
+  rows shifting up, the freed last row zeroed; at or below the minimum nothing happens.
+* TRADE_INSTRUCTION = insert at a position p uniform in 0..length, then delete one of
+  the length *old* instructions chosen uniformly (never the one just inserted, unlike the
+  reference). The length never changes, so it stays within its bounds and the block's
+  capacity is never exceeded (it is done as remove-then-insert at the equivalent
+  position); on an empty component nothing happens.
+
+All randomness comes from ``state[slot]`` (a splitmix64 stream, :mod:`ops.rng`), so the
+same state gives the same mutation. Output addresses need ``num_s >= 2``, ``num_v >= 2``
+and ``num_m >= 1`` (outputs are s1.., v1.., m0..). The operators keep a valid program
+valid (ops from the allowed lists, addresses in range, finite constants, zero rows past
+each length); they are not meant to repair an invalid one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from evozero.errors import EvozeroError
+from evozero.program import COMPONENTS, Program
+from evozero.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
+from ops.jit import jit
+from ops.rng import next_normal, next_uniform
+
+ALTER_PARAM = 0
+RANDOMIZE_INSTRUCTION = 1
+RANDOMIZE_COMPONENT = 2
+IDENTITY = 3
+INSERT_INSTRUCTION = 4
+REMOVE_INSTRUCTION = 5
+TRADE_INSTRUCTION = 6
+RANDOMIZE_ALGORITHM = 7
+
+MUTATION_NAMES = {
+    "alter_param": ALTER_PARAM,
+    "randomize_instruction": RANDOMIZE_INSTRUCTION,
+    "randomize_component": RANDOMIZE_COMPONENT,
+    "identity": IDENTITY,
+    "insert_instruction": INSERT_INSTRUCTION,
+    "remove_instruction": REMOVE_INSTRUCTION,
+    "trade_instruction": TRADE_INSTRUCTION,
+    "randomize_algorithm": RANDOMIZE_ALGORITHM,
+}
+
+LOGNORMAL = 0
+UNIFORM_SCALE = 1
+CONSTANT_RULES = {"lognormal": LOGNORMAL, "uniform_scale": UNIFORM_SCALE}
+
+FLIP_PROBABILITY = 0.1
+CONSTANT_LIMIT = 1e30
+
+_VALUE, _FRACTION, _SPREAD = 1, 2, 3
+
+
+# --- constants --------------------------------------------------------------------------
+
+@jit
+def _finite(value):
+    if value > CONSTANT_LIMIT:
+        return CONSTANT_LIMIT
+    if value < -CONSTANT_LIMIT:
+        return -CONSTANT_LIMIT
+    if value == 0.0:
+        return 0.0  # no negative zero
+    return value
+
+
+@jit
+def alter_value(value: float, kind: int, rule: int, state: np.ndarray, slot: int) -> float:
+    """The altered form of one constant of ``kind`` (1 value, 2 fraction, 3 spread).
+
+    ``rule`` 0 = lognormal (reference), 1 = uniform_scale (paper); see the module docstring.
+    Any other ``kind`` (0 = unused) returns ``value`` unchanged.
+    """
+    if kind == _FRACTION:
+        return next_uniform(state, slot)
+    if kind != _VALUE and kind != _SPREAD:
+        return value
+    if rule == UNIFORM_SCALE:
+        value = value * (0.5 + 1.5 * next_uniform(state, slot))
+        if kind == _VALUE and next_uniform(state, slot) < FLIP_PROBABILITY:
+            value = -value
+    else:
+        if kind == _VALUE and next_uniform(state, slot) < FLIP_PROBABILITY:
+            value = -value
+        else:
+            value = value * math.exp(next_normal(state, slot))
+    return _finite(value)
+
+
+@jit
+def alter_constant(constants: np.ndarray, row: int, op: int, rule: int, state: np.ndarray,
+                   slot: int, const_kind: np.ndarray, sorted_bounds: np.ndarray) -> None:
+    """Alter one constant of the instruction in ``row`` (chosen uniformly among its op's)."""
+    count = 0
+    for k in range(3):
+        if const_kind[op, k] != 0:
+            count += 1
+    if count == 0:
+        return
+    k = draw_int(state, slot, count)
+    constants[row, k] = alter_value(constants[row, k], const_kind[op, k], rule, state, slot)
+    if sorted_bounds[op] and constants[row, 0] > constants[row, 1]:
+        low = constants[row, 1]
+        constants[row, 1] = constants[row, 0]
+        constants[row, 0] = low
+
+
+@jit
+def alter_param(code: np.ndarray, constants: np.ndarray, row: int, rule: int, state: np.ndarray,
+                slot: int, num_s: int, num_v: int, num_m: int, in1_kind: np.ndarray,
+                in2_kind: np.ndarray, out_kind: np.ndarray, const_kind: np.ndarray,
+                sorted_bounds: np.ndarray) -> None:
+    """Change one argument of the instruction in ``row`` (spec 2.6)."""
+    op = code[row, 0]
+    if out_kind[op] == 0:
+        return  # NO_OP
+    if in1_kind[op] == 0:
+        # data op: output address or one constant
+        if draw_int(state, slot, 2) == 0:
+            code[row, 3] = draw_address(state, slot, out_kind[op], num_s, num_v, num_m, True)
+        else:
+            alter_constant(constants, row, op, rule, state, slot, const_kind, sorted_bounds)
+        return
+    choices = 3 if in2_kind[op] != 0 else 2
+    choice = draw_int(state, slot, choices)
+    if choice == choices - 1:
+        code[row, 3] = draw_address(state, slot, out_kind[op], num_s, num_v, num_m, True)
+    elif choice == 0:
+        code[row, 1] = draw_address(state, slot, in1_kind[op], num_s, num_v, num_m, False)
+    else:
+        code[row, 2] = draw_address(state, slot, in2_kind[op], num_s, num_v, num_m, False)
+
+
+# --- rows ---------------------------------------------------------------------------
+
+@jit
+def _shift_down(code, constants, start, stop):
+    # rows start..stop-1 move to start+1..stop
+    for row in range(stop, start, -1):
+        for j in range(4):
+            code[row, j] = code[row - 1, j]
+        for j in range(3):
+            constants[row, j] = constants[row - 1, j]
+
+
+@jit
+def _delete_row(code, constants, row, stop):
+    # rows row+1..stop-1 move up by one; row stop-1 is zeroed
+    for r in range(row, stop - 1):
+        for j in range(4):
+            code[r, j] = code[r + 1, j]
+        for j in range(3):
+            constants[r, j] = constants[r + 1, j]
+    for j in range(4):
+        code[stop - 1, j] = 0
+    for j in range(3):
+        constants[stop - 1, j] = 0.0
+
+
+@jit
+def _pick_component(allowed_counts, state, slot):
+    active = 0
+    for c in range(3):
+        if allowed_counts[c] > 0:
+            active += 1
+    if active == 0:
+        return -1
+    pick = draw_int(state, slot, active)
+    for c in range(3):
+        if allowed_counts[c] > 0:
+            if pick == 0:
+                return c
+            pick -= 1
+    return -1
+
+
+@jit
+def _pick_kind(kinds, kind_weights, state, slot):
+    total = 0.0
+    last = -1
+    for i in range(kinds.size):
+        if kind_weights[i] > 0.0:
+            total += kind_weights[i]
+            last = i
+    if last < 0:
+        return -1
+    target = next_uniform(state, slot) * total
+    cumulative = 0.0
+    for i in range(kinds.size):
+        if kind_weights[i] > 0.0:
+            cumulative += kind_weights[i]
+            if target < cumulative:
+                return kinds[i]
+    return kinds[last]
+
+
+@jit
+def _block_end(code, offsets, c):
+    return offsets[c + 1] if c < 2 else code.shape[0]
+
+
+@jit
+def _check_layout(code, constants, offsets, lengths, max_sizes, allowed, allowed_counts,
+                  state, slot, out_kind):
+    # numba does not check indices: a layout that lets a block overrun would corrupt the heap.
+    if code.shape[1] != 4 or constants.shape[0] != code.shape[0] or constants.shape[1] != 3:
+        raise ValueError("mutate: code must be (n, 4) and constants (n, 3)")
+    if slot < 0 or slot >= state.size:
+        raise ValueError("mutate: slot is outside state")
+    if offsets[0] < 0:
+        raise ValueError("mutate: offsets must start at row 0 or later")
+    for c in range(3):
+        if max_sizes[c] < 0 or offsets[c] + max_sizes[c] > _block_end(code, offsets, c):
+            raise ValueError("mutate: a component's block (offset + max size) overruns the next "
+                             "block or the arrays")
+        if lengths[c] < 0 or lengths[c] > max_sizes[c]:
+            raise ValueError("mutate: a length is outside 0..max size")
+        if allowed_counts[c] < 0 or allowed_counts[c] > allowed.shape[1]:
+            raise ValueError("mutate: an allowed count is outside 0..allowed.shape[1]")
+        for i in range(allowed_counts[c]):
+            if allowed[c, i] < 0 or allowed[c, i] >= out_kind.size:
+                raise ValueError("mutate: an allowed op is not in the op tables")
+
+
+# --- the mutator ----------------------------------------------------------------------
+
+@jit
+def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+           min_sizes: np.ndarray, max_sizes: np.ndarray, allowed: np.ndarray,
+           allowed_counts: np.ndarray, kinds: np.ndarray, kind_weights: np.ndarray,
+           constant_rule: int, num_s: int, num_v: int, num_m: int, state: np.ndarray, slot: int,
+           in1_kind: np.ndarray, in2_kind: np.ndarray, out_kind: np.ndarray,
+           const_kind: np.ndarray, sorted_bounds: np.ndarray) -> int:
+    """Apply exactly one mutation drawn by weight from ``kinds``; return its type id.
+
+    See the module docstring for the operators, the layout it needs and the decisions
+    taken. ``lengths``, ``code``, ``constants`` and ``state[slot]`` are changed in place;
+    -1 means no kind had a positive weight. Raises ValueError for a broken layout.
+    """
+    _check_layout(code, constants, offsets, lengths, max_sizes, allowed, allowed_counts,
+                  state, slot, out_kind)
+    kind = _pick_kind(kinds, kind_weights, state, slot)
+    if kind < 0:
+        return -1
+    c = _pick_component(allowed_counts, state, slot)
+    if c < 0:
+        return kind
+    start = offsets[c]
+    length = lengths[c]
+    ops = allowed[c, :allowed_counts[c]]
+    if kind == ALTER_PARAM:
+        if length > 0:
+            row = start + draw_int(state, slot, length)
+            alter_param(code, constants, row, constant_rule, state, slot, num_s, num_v, num_m,
+                        in1_kind, in2_kind, out_kind, const_kind, sorted_bounds)
+    elif kind == RANDOMIZE_INSTRUCTION:
+        if length > 0:
+            row = start + draw_int(state, slot, length)
+            randomize_row(code, constants, row, random_op(ops, state, slot), state, slot,
+                          num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+    elif kind == RANDOMIZE_COMPONENT:
+        randomize_rows(code, constants, start, start + length, ops, state, slot,
+                       num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+    elif kind == INSERT_INSTRUCTION:
+        # At the maximum the block has no free row for the shift to move into.
+        if length < max_sizes[c]:
+            position = draw_int(state, slot, length + 1)
+            _shift_down(code, constants, start + position, start + length)
+            randomize_row(code, constants, start + position, random_op(ops, state, slot), state,
+                          slot, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+            lengths[c] = length + 1
+    elif kind == REMOVE_INSTRUCTION:
+        if length > min_sizes[c] and length > 0:
+            position = draw_int(state, slot, length)
+            _delete_row(code, constants, start + position, start + length)
+            lengths[c] = length - 1
+    elif kind == TRADE_INSTRUCTION:
+        if length > 0:
+            insert_at = draw_int(state, slot, length + 1)   # among length + 1 gaps
+            removed = draw_int(state, slot, length)         # among the old instructions
+            # Same result as inserting first: the new row lands before or after the gap.
+            if insert_at > removed:
+                insert_at -= 1
+            _delete_row(code, constants, start + removed, start + length)
+            _shift_down(code, constants, start + insert_at, start + length - 1)
+            randomize_row(code, constants, start + insert_at, random_op(ops, state, slot), state,
+                          slot, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+    elif kind == RANDOMIZE_ALGORITHM:
+        for k in range(3):
+            if allowed_counts[k] > 0:
+                randomize_rows(code, constants, offsets[k], offsets[k] + lengths[k],
+                               allowed[k, :allowed_counts[k]], state, slot,
+                               num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+    # IDENTITY and ids outside 0..7: nothing
+    return kind
+
+
+@jit
+def random_program_slots(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
+                         lengths: np.ndarray, init_sizes: np.ndarray, allowed: np.ndarray,
+                         allowed_counts: np.ndarray, num_s: int, num_v: int, num_m: int,
+                         state: np.ndarray, slot: int, in1_kind: np.ndarray, in2_kind: np.ndarray,
+                         out_kind: np.ndarray, const_kind: np.ndarray) -> None:
+    """Fill the slots with a random program of ``init_sizes`` (frozen components: no-ops).
+
+    Rows past each component's length, up to its block end, are zeroed. The block of
+    component c ends at ``offsets[c + 1]`` (the last one at ``len(code)``). Raises
+    ValueError if a block does not fit the arrays or an init size exceeds its block.
+    """
+    if code.shape[1] != 4 or constants.shape[0] != code.shape[0] or constants.shape[1] != 3:
+        raise ValueError("random_program_slots: code must be (n, 4) and constants (n, 3)")
+    if slot < 0 or slot >= state.size:
+        raise ValueError("random_program_slots: slot is outside state")
+    for c in range(3):
+        start = offsets[c]
+        end = _block_end(code, offsets, c)
+        if start < 0 or end > code.shape[0]:
+            raise ValueError("random_program_slots: a block lies outside the arrays")
+        if init_sizes[c] < 0 or start + init_sizes[c] > end:
+            raise ValueError("random_program_slots: an init size exceeds its component's capacity")
+        lengths[c] = init_sizes[c]
+        randomize_rows(code, constants, start, start + init_sizes[c],
+                       allowed[c, :allowed_counts[c]], state, slot,
+                       num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+        for row in range(start + init_sizes[c], end):
+            for j in range(4):
+                code[row, j] = 0
+            for j in range(3):
+                constants[row, j] = 0.0
+
+
+# --- Python helpers -----------------------------------------------------------------------
+
+def mutation_arrays(weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """``kinds`` and ``kind_weights`` for :func:`mutate` from ``{name: weight}``.
+
+    Raises EvozeroError for an unknown name, a negative or non-finite weight, or when no
+    weight is positive.
+    """
+    kinds, values = [], []
+    for name, weight in weights.items():
+        if name not in MUTATION_NAMES:
+            raise EvozeroError(f"unknown mutation {name!r}; allowed: {', '.join(MUTATION_NAMES)}")
+        try:
+            value = float(weight)
+        except (TypeError, ValueError):
+            raise EvozeroError(f"mutation {name!r}: weight must be a number, got {weight!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise EvozeroError(f"mutation {name!r}: weight must be finite and >= 0, got {weight!r}")
+        kinds.append(MUTATION_NAMES[name])
+        values.append(value)
+    if not any(v > 0 for v in values):
+        raise EvozeroError("mutation weights: at least one weight must be > 0")
+    return np.array(kinds, dtype=np.int64), np.array(values, dtype=np.float64)
+
+
+def slot_offsets(max_sizes: Sequence[int]) -> np.ndarray:
+    """Row where each component's block starts: the cumulative max sizes."""
+    sizes = [int(s) for s in max_sizes]
+    return np.array([0, sizes[0], sizes[0] + sizes[1]], dtype=np.int64)
+
+
+def to_slots(program: Program, max_sizes: Sequence[int]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(code, constants, offsets, lengths)`` holding ``program`` in blocks of ``max_sizes``.
+
+    Raises EvozeroError if a component is longer than its maximum size.
+    """
+    if len(max_sizes) != 3 or any(int(s) < 0 for s in max_sizes):
+        raise EvozeroError(f"max sizes must be three numbers >= 0, got {list(max_sizes)}")
+    sizes = program.sizes
+    for c, name in enumerate(COMPONENTS):
+        if sizes[c] > int(max_sizes[c]):
+            raise EvozeroError(f"program's {name} has {sizes[c]} instructions, more than its "
+                               f"maximum size {int(max_sizes[c])}")
+    offsets = slot_offsets(max_sizes)
+    total = int(sum(int(s) for s in max_sizes))
+    code = np.zeros((total, 4), dtype=np.int64)
+    constants = np.zeros((total, 3), dtype=np.float64)
+    for c in range(3):
+        src = slice(program.bounds[c], program.bounds[c + 1])
+        dst = slice(offsets[c], offsets[c] + sizes[c])
+        code[dst] = program.code[src]
+        constants[dst] = program.constants[src]
+    return code, constants, offsets, np.array(sizes, dtype=np.int64)
+
+
+def from_slots(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
+               lengths: np.ndarray) -> Program:
+    """The :class:`Program` held in slots (copies of the rows).
+
+    Raises EvozeroError if the arrays disagree or a component overruns its block.
+    """
+    code = np.asarray(code)
+    constants = np.asarray(constants)
+    if code.ndim != 2 or code.shape[1] != 4 or constants.shape != (len(code), 3):
+        raise EvozeroError(f"slot arrays disagree: code {code.shape}, constants {constants.shape}")
+    if len(offsets) != 3 or len(lengths) != 3:
+        raise EvozeroError("slots need three offsets and three lengths")
+    ends = [int(offsets[1]), int(offsets[2]), len(code)]
+    for c, name in enumerate(COMPONENTS):
+        start, length = int(offsets[c]), int(lengths[c])
+        if start < 0 or length < 0 or start + length > ends[c]:
+            raise EvozeroError(f"{name} does not fit its slots: rows {start}..{start + length - 1}"
+                               f" but its block ends before row {ends[c]}")
+    rows = [np.arange(int(offsets[c]), int(offsets[c]) + int(lengths[c])) for c in range(3)]
+    index = np.concatenate(rows)
+    return Program(code[index].copy(), constants[index].copy(), [int(x) for x in lengths])
