@@ -39,7 +39,7 @@ from evozero.fec import cache_arrays, insert, lookup, new_cache
 from evozero.liveness import compact_kernel, live_rows_kernel
 from evozero.mutation import mutate, random_program_slots
 from evozero.program import Program
-from evozero.vm import TaskGroup, run_group
+from evozero.vm import TaskGroup, run_group, tape_rows
 from ops.jit import jit
 from ops.kinds import (COST, CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE,
                        SORTED_BOUNDS)
@@ -230,12 +230,14 @@ def split_group(group: TaskGroup) -> tuple[TaskGroup, TaskGroup]:
     return part(slice(0, 1)), part(slice(1, None))
 
 
-def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int]) -> tuple:
-    """Flat VM memories, random streams and scratch for ``num_tasks`` tasks."""
+def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int], rows: int) -> tuple:
+    """Flat VM memories, random streams, scratch and a tape for ``num_tasks`` tasks and
+    programs of up to ``rows`` rows."""
     num_s, num_v, num_m = sizes
     return (np.zeros((num_s, num_tasks)), np.zeros((num_v, num_tasks * n_features)),
             np.zeros((max(num_m, 1), num_tasks * n_features * n_features)),
-            np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features))
+            np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features),
+            np.zeros((tape_rows(rows), 5), dtype=np.int64))
 
 
 def program_cost(program: Program, n_train: int) -> float:
@@ -308,7 +310,7 @@ def _combine(per_task, rule):
 def _run(code, constants, bounds, group, memory, classification, max_abs_error, seed, fitness,
          record, tables):
     x_train, y_train, x_valid, y_valid, task_ids = group
-    scalars, vectors, matrices, streams, scratch = memory
+    scalars, vectors, matrices, streams, scratch, tape = memory
     in1_kind, in2_kind = tables[0], tables[1]
     load = False
     for row in range(bounds[3]):
@@ -316,7 +318,7 @@ def _run(code, constants, bounds, group, memory, classification, max_abs_error, 
         if (in1_kind[op] == 2 and code[row, 1] == 0) or (in2_kind[op] == 2 and code[row, 2] == 0):
             load = True
             break
-    return run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch,
+    return run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch, tape,
                      x_train, y_train, x_valid, y_valid, classification, load, max_abs_error,
                      seed, task_ids, fitness, record)
 
@@ -531,10 +533,11 @@ class SearchRunner:
         valid = min(fec_valid, group.x_valid.shape[0])
         self.groups = (group_arrays(group), group_arrays(first), group_arrays(rest),
                        group_arrays(fingerprint_group(group, train, valid)))
-        self.memories = (memory_buffers(num_tasks, n, memory), memory_buffers(1, n, memory),
-                         memory_buffers(max(num_tasks - 1, 1), n, memory),
-                         memory_buffers(num_tasks, n, memory))
         rows = settings.rows
+        self.memories = (memory_buffers(num_tasks, n, memory, rows),
+                         memory_buffers(1, n, memory, rows),
+                         memory_buffers(max(num_tasks - 1, 1), n, memory, rows),
+                         memory_buffers(num_tasks, n, memory, rows))
         buffer = np.zeros(1)
         self.work = (np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
                      np.zeros(4, dtype=np.int64), np.zeros((num_tasks, train + valid)),

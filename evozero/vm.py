@@ -12,7 +12,6 @@ fitness the accuracy of ``s1 > 0``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -21,7 +20,8 @@ import numpy as np
 from evozero.errors import EvozeroError
 from evozero.liveness import compact_kernel, live_rows_kernel
 from evozero.program import Program
-from ops.interpreter import run_rows
+from ops.interpreter import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED,
+                             VALID_BEGIN, VALID_END, run_tape)
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
 from ops.rng import stream_seed
@@ -41,7 +41,59 @@ def reads_features(code, in1_kind, in2_kind):
 
 
 @jit
-def run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch,
+def build_tape(code, bounds, tape):
+    """Lay out the evaluation of a (dead-code-free) program for :func:`run_tape`.
+
+    Rows are ``(op, in1, in2, out, constants row)``: Setup, then the training step
+    (TRAIN_BEGIN, Predict, TRAIN_PREDICTED, Learn, TRAIN_END), then the validation step
+    (VALID_BEGIN, Predict, VALID_END) and EPOCH_END. ``tape`` needs at least
+    :func:`tape_rows` rows.
+    """
+    p_start, p_stop, l_stop = bounds[1], bounds[2], bounds[3]
+    length = _copy_rows(code, 0, p_start, tape, 0)
+    train_begin = length
+    length = _control_row(tape, length, TRAIN_BEGIN, 0)
+    length = _copy_rows(code, p_start, p_stop, tape, length)
+    length = _control_row(tape, length, TRAIN_PREDICTED, 0)
+    length = _copy_rows(code, p_stop, l_stop, tape, length)
+    length = _control_row(tape, length, TRAIN_END, train_begin)
+    valid_begin = length
+    length = _control_row(tape, length, VALID_BEGIN, 0)
+    length = _copy_rows(code, p_start, p_stop, tape, length)
+    length = _control_row(tape, length, VALID_END, valid_begin)
+    return _control_row(tape, length, EPOCH_END, train_begin)
+
+
+@jit
+def tape_rows(num_rows):
+    """Rows a tape needs for a program of ``num_rows`` rows (Predict appears twice)."""
+    return 2 * num_rows + 6
+
+
+@jit
+def _copy_rows(code, start, stop, tape, length):
+    for row in range(start, stop):
+        tape[length, 0] = code[row, 0]
+        tape[length, 1] = code[row, 1]
+        tape[length, 2] = code[row, 2]
+        tape[length, 3] = code[row, 3]
+        tape[length, 4] = row
+        length += 1
+    return length
+
+
+@jit
+def _control_row(tape, length, control, target):
+    tape[length, 0] = control
+    tape[length, 1] = target
+    tape[length, 2] = 0
+    tape[length, 3] = 0
+    tape[length, 4] = 0
+    return length + 1
+
+
+@jit
+def run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch, tape,
               x_train, y_train, x_valid, y_valid, classification, load_features, max_abs_error,
               seed, task_ids, fitness, record):
     """Evaluate one (dead-code-free) program on a group of same-shape tasks.
@@ -49,106 +101,23 @@ def run_group(code, constants, bounds, scalars, vectors, matrices, streams, scra
     Data are step-major (see :class:`TaskGroup`): ``x_train[epoch, step, t * F + i]``,
     ``y_train[epoch, step, t]``, ``x_valid[step, t * F + i]``, ``y_valid[step, t]``.
     Memory buffers (flat, as in :mod:`ops.interpreter`) are zeroed here; task t draws
-    from sub-stream ``task_ids[t]`` of ``seed``. ``fitness[t]`` receives each task's
-    fitness; ``record[t, k]`` (if it has columns) the k-th prediction read from s1,
-    training steps first, then validation, epoch by epoch. Returns the number of
-    lockstep training steps and validation steps executed (each covers every task).
+    from sub-stream ``task_ids[t]`` of ``seed``; ``tape`` is scratch for
+    :func:`build_tape`. ``fitness[t]`` receives each task's fitness; ``record[t, k]`` (if
+    it has columns) the k-th prediction read from s1, training steps first, then
+    validation, epoch by epoch. Returns the number of lockstep training steps and
+    validation steps executed (each covers every task).
     """
-    epochs, n_train = x_train.shape[0], x_train.shape[1]
+    build_tape(code, bounds, tape)
     num_tasks = y_train.shape[2]
-    tn = x_train.shape[2]
-    n_features = tn // num_tasks
-    n_valid = x_valid.shape[0]
     scalars[:] = 0.0
     vectors[:] = 0.0
     matrices[:] = 0.0
     for t in range(num_tasks):
         streams[t] = stream_seed(seed, task_ids[t])
         fitness[t] = 0.0
-    alive = np.ones(num_tasks, dtype=np.bool_)
-    n_alive = num_tasks
-    p_start, p_stop, l_stop = bounds[1], bounds[2], bounds[3]
-    has_learn = l_stop > p_stop
-    record_size = record.shape[1]
-    recorded = 0
-    train_steps = 0
-    valid_steps = 0
-    run_rows(code, constants, 0, p_start, scalars, vectors, matrices, streams, n_features, scratch)
-    score = np.zeros(num_tasks)
-    broken = np.zeros(num_tasks, dtype=np.bool_)
-    for epoch in range(epochs):
-        for step in range(n_train):
-            if load_features:
-                for k in range(tn):
-                    vectors[0, k] = x_train[epoch, step, k]
-            for t in range(num_tasks):
-                scalars[0, t] = 0.0
-            run_rows(code, constants, p_start, p_stop, scalars, vectors, matrices, streams,
-                     n_features, scratch)
-            for t in range(num_tasks):
-                label = y_train[epoch, step, t]
-                prediction = scalars[1, t]
-                if classification:
-                    prediction = 1.0 / (1.0 + math.exp(-prediction))
-                    scalars[1, t] = prediction
-                if recorded < record_size:
-                    record[t, recorded] = prediction
-                if not abs(label - prediction) <= max_abs_error and alive[t]:
-                    alive[t] = False
-                    n_alive -= 1
-                scalars[0, t] = label
-            recorded += 1
-            train_steps += 1
-            if n_alive == 0:
-                return train_steps, valid_steps
-            if has_learn:
-                run_rows(code, constants, p_stop, l_stop, scalars, vectors, matrices, streams,
-                         n_features, scratch)
-        score[:] = 0.0
-        broken[:] = False
-        for step in range(n_valid):
-            if load_features:
-                for k in range(tn):
-                    vectors[0, k] = x_valid[step, k]
-            for t in range(num_tasks):
-                scalars[0, t] = 0.0
-            run_rows(code, constants, p_start, p_stop, scalars, vectors, matrices, streams,
-                     n_features, scratch)
-            for t in range(num_tasks):
-                prediction = scalars[1, t]
-                label = y_valid[step, t]
-                if recorded < record_size:
-                    record[t, recorded] = prediction
-                if classification:
-                    if prediction != prediction:
-                        broken[t] = True
-                    elif (prediction > 0.0) == (label > 0.5):
-                        score[t] += 1.0
-                else:
-                    error = label - prediction
-                    if abs(error) <= max_abs_error:
-                        score[t] += error * error
-                    else:
-                        broken[t] = True
-            recorded += 1
-            valid_steps += 1
-        for t in range(num_tasks):
-            if not alive[t]:
-                continue
-            if broken[t]:
-                fitness[t] = 0.0
-                alive[t] = False
-                n_alive -= 1
-                continue
-            if classification:
-                value = score[t] / n_valid
-            else:
-                value = 1.0 - (2.0 / math.pi) * math.atan(math.sqrt(score[t] / n_valid))
-            if value > fitness[t]:
-                fitness[t] = value
-        if n_alive == 0:
-            break
-    return train_steps, valid_steps
+    return run_tape(tape, constants, scalars, vectors, matrices, streams,
+                    x_train.shape[2] // num_tasks, scratch, x_train, y_train, x_valid, y_valid,
+                    classification, load_features, max_abs_error, fitness, record)
 
 
 @dataclass(frozen=True)
@@ -260,6 +229,7 @@ def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int],
     run_group(live.code, live.constants, live.bounds, np.zeros((num_s, num_tasks)),
               np.zeros((num_v, num_tasks * n)), np.zeros((max(num_m, 1), num_tasks * n * n)),
               np.zeros(num_tasks, dtype=np.uint64), np.zeros(n * n),
+              np.zeros((tape_rows(live.code.shape[0]), 5), dtype=np.int64),
               group.x_train, group.y_train, group.x_valid, group.y_valid, group.classification,
               reads_features(live.code, IN1_KIND, IN2_KIND), float(max_abs_error),
               np.uint64(seed), group.indices.astype(np.uint64), fitness,
@@ -292,6 +262,7 @@ def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x
     matrices = np.zeros((max(num_m, 1), num_tasks * n * n))
     streams = np.zeros(num_tasks, dtype=np.uint64)
     scratch = np.zeros(n * n)
+    tape = np.zeros((tape_rows(codes.shape[0]), 5), dtype=np.int64)
     no_record = np.zeros((num_tasks, 0))
     for p in range(bounds.shape[0]):
         start, stop = bounds[p, 0], bounds[p, 3]
@@ -303,6 +274,6 @@ def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x
                                                                 local_bounds, keep)
         steps[p, 0], steps[p, 1] = run_group(
             live_code, live_constants, live_bounds, scalars, vectors, matrices, streams, scratch,
-            x_train, y_train, x_valid, y_valid, classification,
+            tape, x_train, y_train, x_valid, y_valid, classification,
             reads_features(live_code, in1_kind, in2_kind), max_abs_error, seeds[p], task_ids,
             fitness[p], no_record)

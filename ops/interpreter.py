@@ -60,30 +60,74 @@ def _gaussian(streams, t, mean, std):
     return mean + abs(std) * next_normal(streams, t)
 
 
+# Control codes: tape rows past the op table that drive an evaluation (see run_tape).
+HALT = 99              # stop (ends a plain instruction sequence)
+TRAIN_BEGIN = 100      # v0 = training features (if read), s0 = 0
+TRAIN_PREDICTED = 101  # squash, record, divergence check, s0 = label
+TRAIN_END = 102        # next training example: jump to column 1, else fall through
+VALID_BEGIN = 103      # v0 = validation features (if read), s0 = 0
+VALID_END = 104        # score; next validation example: jump to column 1, else fall through
+EPOCH_END = 105        # fitness; next epoch: jump to column 1, else stop
+
+
 @jit
 def run_instructions(code, constants, start, stop, scalars, vectors, matrices, streams):
     """Execute rows ``start..stop-1`` of ``code`` on memories shaped ``scalars[a, t]``,
     ``vectors[a, t, i]``, ``matrices[a, t, i, j]`` (C-contiguous)."""
     num_tasks = scalars.shape[1]
     n = vectors.shape[2]
-    run_rows(code, constants, start, stop, scalars,
-             vectors.reshape(vectors.shape[0], num_tasks * n),
-             matrices.reshape(matrices.shape[0], num_tasks * n * n), streams, n, np.empty(n * n))
+    tape = np.zeros((stop - start + 1, 5), dtype=np.int64)
+    for k in range(stop - start):
+        tape[k, :4] = code[start + k]
+        tape[k, 4] = start + k
+    tape[stop - start, 0] = HALT
+    empty = np.zeros((1, 1, num_tasks * n))
+    run_tape(tape, constants, scalars, vectors.reshape(vectors.shape[0], num_tasks * n),
+             matrices.reshape(matrices.shape[0], num_tasks * n * n), streams, n,
+             np.empty(n * n), empty, np.zeros((1, 1, num_tasks)), empty[0],
+             np.zeros((1, num_tasks)), False, False, 0.0, np.zeros(num_tasks),
+             np.zeros((num_tasks, 0)))
 
 
 @jit
-def run_rows(code, constants, start, stop, scalars, vectors, matrices, streams, n, scratch):
-    """Execute rows ``start..stop-1`` on flat memories (module docstring) with F = ``n``;
-    ``scratch`` holds at least F * F doubles, so the hot loop allocates nothing."""
+def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x_train,
+             y_train, x_valid, y_valid, classification, load_features, max_abs_error, fitness,
+             record):
+    """Run a tape on flat memories (module docstring) with F = ``n``; ``scratch`` holds at
+    least F * F doubles, so the loop allocates nothing.
+
+    A tape row is ``(op, in1, in2, out, constants row)``; rows with control codes run the
+    evaluation protocol over the step-major data ``x_train[epoch, step, t * F + i]``,
+    ``y_train[epoch, step, t]``, ``x_valid[step, t * F + i]``, ``y_valid[step, t]``:
+    ``fitness[t]`` receives each task's best validation fitness over epochs and
+    ``record[t, k]`` (if it has columns) the k-th prediction read. Returns the lockstep
+    training and validation steps run. One loop with one dispatch for instructions and
+    protocol alike keeps the per-example overhead to a jump.
+    """
     num_tasks = scalars.shape[1]
     tn = num_tasks * n
     tnn = tn * n
     nn = n * n
-    for row in range(start, stop):
-        op = code[row, 0]
-        a = code[row, 1]
-        b = code[row, 2]
-        o = code[row, 3]
+    epochs, n_train = x_train.shape[0], x_train.shape[1]
+    n_valid = x_valid.shape[0]
+    alive = np.ones(num_tasks, dtype=np.bool_)
+    score = np.zeros(num_tasks)
+    broken = np.zeros(num_tasks, dtype=np.bool_)
+    n_alive = num_tasks
+    record_size = record.shape[1]
+    recorded = 0
+    train_steps = 0
+    valid_steps = 0
+    epoch = 0
+    step = 0
+    pc = 0
+    while True:
+        op = tape[pc, 0]
+        a = tape[pc, 1]
+        b = tape[pc, 2]
+        o = tape[pc, 3]
+        row = tape[pc, 4]
+        pc += 1
         if op == 0:
             pass
         elif op == 1:
@@ -432,3 +476,85 @@ def run_rows(code, constants, start, stop, scalars, vectors, matrices, streams, 
             for t in range(num_tasks):
                 for k in range(t * nn, t * nn + nn):
                     matrices[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
+        elif op == TRAIN_BEGIN:
+            if load_features:
+                for k in range(tn):
+                    vectors[0, k] = x_train[epoch, step, k]
+            for t in range(num_tasks):
+                scalars[0, t] = 0.0
+        elif op == TRAIN_PREDICTED:
+            for t in range(num_tasks):
+                label = y_train[epoch, step, t]
+                prediction = scalars[1, t]
+                if classification:
+                    prediction = 1.0 / (1.0 + math.exp(-prediction))
+                    scalars[1, t] = prediction
+                if recorded < record_size:
+                    record[t, recorded] = prediction
+                if not abs(label - prediction) <= max_abs_error and alive[t]:
+                    alive[t] = False
+                    n_alive -= 1
+                scalars[0, t] = label
+            recorded += 1
+            train_steps += 1
+            if n_alive == 0:
+                return train_steps, valid_steps
+        elif op == TRAIN_END:
+            step += 1
+            if step < n_train:
+                pc = a
+            else:
+                step = 0
+                score[:] = 0.0
+                broken[:] = False
+        elif op == VALID_BEGIN:
+            if load_features:
+                for k in range(tn):
+                    vectors[0, k] = x_valid[step, k]
+            for t in range(num_tasks):
+                scalars[0, t] = 0.0
+        elif op == VALID_END:
+            for t in range(num_tasks):
+                prediction = scalars[1, t]
+                label = y_valid[step, t]
+                if recorded < record_size:
+                    record[t, recorded] = prediction
+                if classification:
+                    if prediction != prediction:
+                        broken[t] = True
+                    elif (prediction > 0.0) == (label > 0.5):
+                        score[t] += 1.0
+                else:
+                    error = label - prediction
+                    if abs(error) <= max_abs_error:
+                        score[t] += error * error
+                    else:
+                        broken[t] = True
+            recorded += 1
+            valid_steps += 1
+            step += 1
+            if step < n_valid:
+                pc = a
+            else:
+                step = 0
+        elif op == EPOCH_END:
+            for t in range(num_tasks):
+                if not alive[t]:
+                    continue
+                if broken[t]:
+                    fitness[t] = 0.0
+                    alive[t] = False
+                    n_alive -= 1
+                    continue
+                if classification:
+                    value = score[t] / n_valid
+                else:
+                    value = 1.0 - (2.0 / math.pi) * math.atan(math.sqrt(score[t] / n_valid))
+                if value > fitness[t]:
+                    fitness[t] = value
+            epoch += 1
+            if epoch == epochs or n_alive == 0:
+                return train_steps, valid_steps
+            pc = a
+        elif op == HALT:
+            return train_steps, valid_steps
