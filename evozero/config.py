@@ -868,6 +868,7 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
 
 
 def _read_yaml(path: str) -> tuple[dict, dict[str, str]]:
+    """The top-level mapping of a YAML file and ``path:line`` of every key in it."""
     if not os.path.exists(path):
         raise EvozeroError(f"{path}: no such config file")
     if not os.path.isfile(path):
@@ -925,6 +926,7 @@ def _mark_nodes(node: yaml.Node, key: str, path: str, marks: dict[str, str]) -> 
 
 
 def _apply_override(data: dict, item: str, ctx: _Context) -> None:
+    """Apply one ``key=value`` override (value parsed as YAML) to the raw data."""
     where = f"{ctx.source}: --set {item}"
     if not isinstance(item, str) or "=" not in item:
         raise EvozeroError(f"{where}: an override must look like key=value (for example "
