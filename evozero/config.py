@@ -742,19 +742,11 @@ class Config:
     hurdles: Hurdles = _section(Hurdles)
     compute_budget: ComputeBudget = _section(ComputeBudget)
     budget: Budget = _section(Budget)
-    select_every: int = _setting(_Int(0, whole_floats=True), 10_000)
     sufficient_fitness: float | None = _setting(_Optional(_Float()), 0.9999)
     max_experiments: int = _setting(_Int(0), 0)
     randomize_task_seeds: bool = _setting(_Bool(), True)
-    batch_size: int = _setting(_Int(1), 1)
     progress_every: float = _setting(_Float(0.0, min_open=True), 1.0)
     checkpoint_every: float = _setting(_Float(0.0, min_open=True), 60.0)
-    workers: int | None = _setting(_Optional(_Int(1)), None)
-    backend: str = _setting(_Choice("local", "ray"), "local")
-    address: str | None = _setting(_Optional(_Str()), None)
-    migrate_every: int = _setting(_Int(1, whole_floats=True), 10_000)
-    migration: str = _setting(_Choice("random", "none"), "random")
-    deterministic: bool = _setting(_Bool(), False)
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
         if self.tournament_size > self.population_size:
@@ -776,9 +768,6 @@ class Config:
                 f"the {self.initial_population!r} initial population needs memory "
                 f"scalars >= {need[0]}, vectors >= {need[1]}, matrices >= {need[2]}; "
                 f"the config has {have[0]}, {have[1]}, {have[2]}")
-        if self.address is not None and self.backend != "ray":
-            yield ("address", "backend"), (f"address is used by backend: ray only, but "
-                                           f"backend is {self.backend!r}")
 
     def _memory_problems(self) -> Iterator[tuple[Any, str]]:
         # The randomizer draws output addresses from v1.. and any address from m0..; with

@@ -133,19 +133,11 @@ def every_section_changed(directory: Path) -> dict:
         "hurdles": {"enabled": True, "percentile": 50.5, "window": 300},
         "compute_budget": {"enabled": True, "baseline": "linear", "factor": 4.0},
         "budget": {"individuals": 5000, "train_steps": None, "seconds": 30.5},
-        "select_every": 0,
         "sufficient_fitness": None,
         "max_experiments": 3,
         "randomize_task_seeds": False,
-        "batch_size": 64,
         "progress_every": 0.25,
         "checkpoint_every": 600,
-        "workers": 4,
-        "backend": "ray",
-        "address": "auto",
-        "migrate_every": 500,
-        "migration": "none",
-        "deterministic": True,
     }
 
 
@@ -222,14 +214,10 @@ def numeric_settings(draw) -> dict:
         "budget": {"individuals": draw(st.none() | st.integers(1, 10**12)),
                    "train_steps": draw(st.integers(1, 10**15)),
                    "seconds": draw(st.none() | positive)},
-        "select_every": draw(st.integers(0, 10**9)),
         "sufficient_fitness": draw(st.floats(**finite)),
         "max_experiments": draw(st.integers(0, 1000)),
-        "batch_size": draw(st.integers(1, 10**4)),
         "progress_every": draw(positive),
         "checkpoint_every": draw(positive),
-        "workers": draw(st.none() | st.integers(1, 512)),
-        "migrate_every": draw(st.integers(1, 10**9)),
     }
 
 
@@ -439,8 +427,6 @@ BAD = [
      "'linear'", "an option of 'digits' tasks only"),
     ("seed count", "search_tasks:\n  num_tasks: 2\n  param_seeds: [1, 2, 3]\n", 3,
      "search_tasks.param_seeds", "3 seeds", "one seed per task"),
-    ("address without ray", "address: auto\n", 1, "address", "'local'",
-     "backend: ray only"),
     ("duplicate key", "seed: 1\nseed: 2\n", 2, "seed", "seed", "give each key once"),
 ]
 
