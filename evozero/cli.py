@@ -6,6 +6,7 @@ code 2; an interrupted run exits with 130 after writing its checkpoint.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -54,6 +55,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except EvozeroError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) left; silence the final flush at exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _run(args: argparse.Namespace) -> int:

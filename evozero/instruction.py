@@ -52,9 +52,10 @@ def check_instruction(inst: Instruction) -> None:
         raise EvozeroError(f"{spec.name}: constants must be 3 floats, got {len(inst.constants)}")
     for k, value in enumerate(inst.constants):
         if k >= len(spec.constants):
-            if value != 0.0:
+            # -0.0 too: the text form omits unused constants, so it would not round-trip.
+            if value != 0.0 or math.copysign(1.0, value) < 0:
                 raise EvozeroError(f"{spec.name} carries {len(spec.constants)} constants; "
-                                   f"constant {k} must be 0, got {value!r}")
+                                   f"constant {k} must be 0.0, got {value!r}")
             continue
         const = spec.constants[k]
         if not math.isfinite(value):
