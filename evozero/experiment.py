@@ -33,9 +33,10 @@ from evozero.search import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_SPENT, CLASSIFICA
                             MUTATE_PROB, NUM_M, NUM_S, NUM_V, POPULATION, RANDOM_SEARCH,
                             ROUNDING_SCALE, STRATEGY, STRUCTURE_HITS, TOURNAMENT, TRAIN_STEPS,
                             BUDGET_REJECTS, SAVED_TRAIN_STEPS, SearchRunner, SearchState,
-                            Settings, program_cost, program_slots)
+                            Settings, evolve, program_cost, program_slots)
 from evozero.tasks import Task
 from evozero.vm import evaluate, group_tasks
+from ops.jit import is_cached
 from ops.rng import stream_seed
 
 CHECKPOINT_FORMAT = "evozero.run/1"
@@ -266,6 +267,9 @@ class Run:
             self._say(f"experiment {experiment + 1}: evolving on {len(tasks)} "
                       f"{config.search_tasks.kind} tasks")
         state = self.state
+        compiling = not is_cached(evolve)
+        if compiling:
+            self._say("compiling the search kernels (once per installation, about a minute)")
         batch = 64
         last_progress = last_checkpoint = time.monotonic()
         experiment_start = self.driver.experiment_started
@@ -274,6 +278,11 @@ class Run:
             outcome = runner.step(state, batch)
             elapsed = time.monotonic() - started
             self.kernel_seconds += elapsed
+            if compiling:
+                # Rates and per-experiment times should describe the search, not the compiler.
+                self._say(f"compiled in {elapsed:.0f} s")
+                experiment_start = self.driver.experiment_started = self.seconds()
+                compiling = False
             batch = int(min(max(batch * _BATCH_SECONDS / max(elapsed, 1e-4), 16), 1 << 20)) \
                 if outcome != IMPROVED else batch
             if outcome == IMPROVED:

@@ -231,13 +231,14 @@ def split_group(group: TaskGroup) -> tuple[TaskGroup, TaskGroup]:
 
 
 def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int], rows: int) -> tuple:
-    """Flat VM memories, random streams, scratch and a tape for ``num_tasks`` tasks and
-    programs of up to ``rows`` rows."""
+    """Flat VM memories, random streams, scratch, a tape for programs of up to ``rows`` rows
+    and an empty prediction record, for ``num_tasks`` tasks. Every array is C-contiguous,
+    so the kernels compile for one layout only (each extra layout costs a full compile)."""
     num_s, num_v, num_m = sizes
     return (np.zeros((num_s, num_tasks)), np.zeros((num_v, num_tasks * n_features)),
             np.zeros((max(num_m, 1), num_tasks * n_features * n_features)),
             np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features),
-            np.zeros((tape_rows(rows), 5), dtype=np.int64))
+            np.zeros((tape_rows(rows), 5), dtype=np.int64), np.zeros((num_tasks, 0)))
 
 
 def program_cost(program: Program, n_train: int) -> float:
@@ -310,7 +311,7 @@ def _combine(per_task, rule):
 def _run(code, constants, bounds, group, memory, classification, max_abs_error, seed, fitness,
          record, tables):
     x_train, y_train, x_valid, y_valid, task_ids = group
-    scalars, vectors, matrices, streams, scratch, tape = memory
+    scalars, vectors, matrices, streams, scratch, tape = memory[:6]
     in1_kind, in2_kind = tables[0], tables[1]
     load = False
     for row in range(bounds[3]):
@@ -386,13 +387,12 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
                 if insert(cache, structure_key, value, flags):
                     counters[EVICTIONS] += 1
                 return value
-    no_record = record[:, :0]
     flags = 0
     counters[FULL_EVALS] += 1
     if settings_i[HURDLES_ON] and hurdle > -np.inf and num_tasks > 1:
         first_fitness = per_task[:1]
         steps = _run(live_code, live_constants, live_bounds, first, first_memory,
-                     classification, max_abs_error, eval_seed, first_fitness, no_record[:1],
+                     classification, max_abs_error, eval_seed, first_fitness, first_memory[6],
                      tables)
         counters[TRAIN_STEPS] += steps[0]
         counters[VALID_STEPS] += steps[1]
@@ -404,13 +404,13 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
         else:
             steps = _run(live_code, live_constants, live_bounds, rest, rest_memory,
                          classification, max_abs_error, eval_seed, per_task[1:],
-                         no_record[1:], tables)
+                         rest_memory[6], tables)
             counters[TRAIN_STEPS] += steps[0] * (num_tasks - 1)
             counters[VALID_STEPS] += steps[1] * (num_tasks - 1)
             fitness = _combine(per_task, settings_i[COMBINE])
     else:
         steps = _run(live_code, live_constants, live_bounds, full, full_memory, classification,
-                     max_abs_error, eval_seed, per_task, no_record, tables)
+                     max_abs_error, eval_seed, per_task, full_memory[6], tables)
         counters[TRAIN_STEPS] += steps[0] * num_tasks
         counters[VALID_STEPS] += steps[1] * num_tasks
         fitness = _combine(per_task, settings_i[COMBINE])

@@ -59,3 +59,12 @@ def jit(func: Callable[..., Any]) -> Callable[..., Any]:
         return numba.njit(cache=True, **_OPTIONS)(func)
     finally:
         numba_config.CACHE_DIR = previous
+
+
+def is_cached(func: Any) -> bool:
+    """Whether jitted ``func`` has a compiled copy on disk, so its first call is fast."""
+    if not cache_enabled():
+        return False
+    source = func.py_func
+    stem = Path(source.__code__.co_filename).stem
+    return any(cache_dir().rglob(f"{stem}.{source.__qualname__}-*.nbi"))
