@@ -325,6 +325,20 @@ def _run(code, constants, bounds, group, memory, classification, max_abs_error, 
 
 
 @jit
+def _usable_entry(cache, key, forget_every, hurdle, counters):
+    """The cache entry for ``key`` if its fitness may be reused, else -1.
+
+    A fitness stopped at the hurdle is reused only while it is still below the hurdle.
+    """
+    entry, forgotten = lookup(cache, key, forget_every)
+    if forgotten:
+        counters[FORGOTTEN] += 1
+    if entry >= 0 and not (cache[3][entry] == _PARTIAL and cache[2][entry] >= hurdle):
+        return entry
+    return -1
+
+
+@jit
 def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_seed, groups,
               memories, work, cache, counters, values, tables):
     """Fitness of the child in ``code``/``constants`` (a slot), counting what it cost."""
@@ -362,31 +376,24 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
     hurdle = values[HURDLE]
     if fec_on:
         structure_key = _structure_key(live_code, live_constants, live_bounds, buffer, bits)
-        entry, forgotten = lookup(cache, structure_key, forget_every)
+        entry = _usable_entry(cache, structure_key, forget_every, hurdle, counters)
         if entry >= 0:
-            if forgotten:
-                counters[FORGOTTEN] += 1
-            if not (cache[3][entry] == _PARTIAL and cache[2][entry] >= hurdle):
-                counters[STRUCTURE_HITS] += 1
-                counters[SAVED_TRAIN_STEPS] += n_train * num_tasks
-                return cache[2][entry]
+            counters[STRUCTURE_HITS] += 1
+            counters[SAVED_TRAIN_STEPS] += n_train * num_tasks
+            return cache[2][entry]
         record[:] = np.nan
         steps = _run(live_code, live_constants, live_bounds, fingerprint, fingerprint_memory,
                      classification, max_abs_error, _FINGERPRINT_SEED, per_task, record, tables)
         counters[TRAIN_STEPS] += steps[0] * num_tasks
         fingerprint_key = _fingerprint_key(record, settings_f[ROUNDING_SCALE], buffer, bits)
-        entry, forgotten = lookup(cache, fingerprint_key, forget_every)
+        entry = _usable_entry(cache, fingerprint_key, forget_every, hurdle, counters)
         if entry >= 0:
-            if forgotten:
-                counters[FORGOTTEN] += 1
-            if not (cache[3][entry] == _PARTIAL and cache[2][entry] >= hurdle):
-                counters[FINGERPRINT_HITS] += 1
-                counters[SAVED_TRAIN_STEPS] += n_train * num_tasks
-                value = cache[2][entry]
-                flags = cache[3][entry]
-                if insert(cache, structure_key, value, flags):
-                    counters[EVICTIONS] += 1
-                return value
+            counters[FINGERPRINT_HITS] += 1
+            counters[SAVED_TRAIN_STEPS] += n_train * num_tasks
+            value = cache[2][entry]
+            if insert(cache, structure_key, value, cache[3][entry]):
+                counters[EVICTIONS] += 1
+            return value
     flags = 0
     counters[FULL_EVALS] += 1
     if settings_i[HURDLES_ON] and hurdle > -np.inf and num_tasks > 1:

@@ -169,17 +169,29 @@ def _discovery_keys(records):
     return [(r["experiment"], r["individual"], r["fitness"], r["program"]) for r in records]
 
 
-def test_kill_and_resume_equals_uninterrupted(tmp_path, uninterrupted):
+def _killed_run(tmp_path: Path) -> Path:
+    """A run directory whose process was SIGKILLed after its third checkpoint."""
     config = _write_config(tmp_path / "c.yaml")
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "resumable"
     _wait_for_checkpoints(rundir, 3, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (rundir / "final.json").exists()
+    return rundir
+
+
+def _resume(rundir: Path) -> str:
+    """Resume a run to its end; returns what it printed."""
     resumed = _cli("resume", str(rundir))
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
+    return out
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path, uninterrupted):
+    rundir = _killed_run(tmp_path)
+    assert not (rundir / "final.json").exists()
+    _resume(rundir)
     final, discoveries = uninterrupted
     got = RunDir.open(rundir).read_final()
     for key in ("program", "search_fitness", "select_fitness", "final_fitness", "individuals",
@@ -200,24 +212,15 @@ def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, uninterrupted):
     assert process.returncode == 130, err
     assert "evozero resume" in err
     assert RunDir.open(rundir).load_checkpoint() is not None
-    resumed = _cli("resume", str(rundir))
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
+    _resume(rundir)
     assert RunDir.open(rundir).read_final()["program"] == uninterrupted[0]["program"]
 
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted):
-    config = _write_config(tmp_path / "c.yaml")
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
-    rundir = tmp_path / "runs" / "resumable"
-    _wait_for_checkpoints(rundir, 3, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    rundir = _killed_run(tmp_path)
     newest = max((rundir / "checkpoint").glob("*.npz"))
     newest.write_bytes(newest.read_bytes()[:100])
-    resumed = _cli("resume", str(rundir))
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
+    out = _resume(rundir)
     assert "warning" in out and newest.stem in out
     assert RunDir.open(rundir).read_final()["program"] == uninterrupted[0]["program"]
 
