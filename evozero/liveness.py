@@ -55,19 +55,12 @@ def _transfer(code, start, stop, live_s, live_v, live_m, keep, in1_kind, in2_kin
 
 
 @jit
-def _copy_or(dst_s, dst_v, dst_m, src_s, src_v, src_m):
+def _merge(destination, source):
+    """destination |= source; whether anything was added."""
     changed = False
-    for i in range(dst_s.size):
-        if src_s[i] and not dst_s[i]:
-            dst_s[i] = True
-            changed = True
-    for i in range(dst_v.size):
-        if src_v[i] and not dst_v[i]:
-            dst_v[i] = True
-            changed = True
-    for i in range(dst_m.size):
-        if src_m[i] and not dst_m[i]:
-            dst_m[i] = True
+    for i in range(destination.size):
+        if source[i] and not destination[i]:
+            destination[i] = True
             changed = True
     return changed
 
@@ -76,27 +69,44 @@ def _copy_or(dst_s, dst_v, dst_m, src_s, src_v, src_m):
 def live_rows_kernel(code, bounds, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, partial):
     """Boolean mask over rows of ``code``: True where the row can affect a prediction."""
     keep = np.zeros(code.shape[0], dtype=np.bool_)
-    # live-in sets of Predict and Learn, grown to a fixpoint
-    p_s, p_v, p_m = np.zeros(num_s, np.bool_), np.zeros(num_v, np.bool_), np.zeros(num_m, np.bool_)
-    l_s, l_v, l_m = np.zeros(num_s, np.bool_), np.zeros(num_v, np.bool_), np.zeros(num_m, np.bool_)
+    # Live sets laid out as [scalars | vectors | matrices]: the live-in sets of Predict and
+    # of Learn, grown to a fixpoint, and a work set. One allocation: this runs per child.
+    v0, m0 = num_s, num_s + num_v
+    sets = np.zeros((3, m0 + num_m), dtype=np.bool_)
+    predict, learn, work = sets[0], sets[1], sets[2]
     changed = True
     while changed:
         # After Predict: s1 is read, and Learn or Predict follows.
-        w_s, w_v, w_m = p_s.copy(), p_v.copy(), p_m.copy()
-        _copy_or(w_s, w_v, w_m, l_s, l_v, l_m)
-        w_s[1] = True
-        _transfer(code, bounds[1], bounds[2], w_s, w_v, w_m, keep, in1_kind, in2_kind, out_kind,
-                  partial)
-        changed = _copy_or(p_s, p_v, p_m, w_s, w_v, w_m)
+        for i in range(work.size):
+            work[i] = predict[i] or learn[i]
+        work[1] = True
+        _transfer(code, bounds[1], bounds[2], work[:v0], work[v0:m0], work[m0:], keep, in1_kind,
+                  in2_kind, out_kind, partial)
+        changed = _merge(predict, work)
         # After Learn: Predict follows.
-        w_s, w_v, w_m = p_s.copy(), p_v.copy(), p_m.copy()
-        _transfer(code, bounds[2], bounds[3], w_s, w_v, w_m, keep, in1_kind, in2_kind, out_kind,
-                  partial)
-        changed = _copy_or(l_s, l_v, l_m, w_s, w_v, w_m) or changed
-    w_s, w_v, w_m = p_s.copy(), p_v.copy(), p_m.copy()
-    _transfer(code, bounds[0], bounds[1], w_s, w_v, w_m, keep, in1_kind, in2_kind, out_kind,
-              partial)
+        work[:] = predict
+        _transfer(code, bounds[2], bounds[3], work[:v0], work[v0:m0], work[m0:], keep, in1_kind,
+                  in2_kind, out_kind, partial)
+        changed = _merge(learn, work) or changed
+    work[:] = predict
+    _transfer(code, bounds[0], bounds[1], work[:v0], work[v0:m0], work[m0:], keep, in1_kind,
+              in2_kind, out_kind, partial)
     return keep
+
+
+@jit
+def compact_into(code, constants, bounds, keep, new_code, new_constants, new_bounds):
+    """Copy the rows where ``keep`` is True to the front of ``new_code``/``new_constants``
+    (large enough for all rows) and their component bounds to ``new_bounds``."""
+    k = 0
+    new_bounds[0] = 0
+    for component in range(3):
+        for row in range(bounds[component], bounds[component + 1]):
+            if keep[row]:
+                new_code[k] = code[row]
+                new_constants[k] = constants[row]
+                k += 1
+        new_bounds[component + 1] = k
 
 
 @jit
@@ -109,14 +119,7 @@ def compact_kernel(code, constants, bounds, keep):
     new_code = np.empty((total, 4), dtype=np.int64)
     new_constants = np.empty((total, 3), dtype=np.float64)
     new_bounds = np.zeros(4, dtype=np.int64)
-    k = 0
-    for component in range(3):
-        for row in range(bounds[component], bounds[component + 1]):
-            if keep[row]:
-                new_code[k] = code[row]
-                new_constants[k] = constants[row]
-                k += 1
-        new_bounds[component + 1] = k
+    compact_into(code, constants, bounds, keep, new_code, new_constants, new_bounds)
     return new_code, new_constants, new_bounds
 
 

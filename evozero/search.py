@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from evozero.fec import cache_arrays, insert, lookup, new_cache
-from evozero.liveness import compact_kernel, live_rows_kernel
+from evozero.liveness import compact_into, live_rows_kernel
 from evozero.mutation import mutate, random_program_slots
 from evozero.program import Program
 from evozero.vm import TaskGroup, run_group, tape_rows
@@ -361,12 +361,13 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
         if total + n_train * per_step > settings_f[COST_LIMIT]:
             counters[BUDGET_REJECTS] += 1
             return 0.0
-    keep = live_rows_kernel(flat_code[:bounds[3]], bounds, settings_i[NUM_S], settings_i[NUM_V],
+    # Whole buffers, never slices: rows past bounds[3] are ignored, and one array layout
+    # means one compiled variant of every kernel below.
+    keep = live_rows_kernel(flat_code, bounds, settings_i[NUM_S], settings_i[NUM_V],
                             max(settings_i[NUM_M], 1), in1_kind, in2_kind, out_kind,
                             partial_write)
-    live_code, live_constants, live_bounds = compact_kernel(flat_code[:bounds[3]],
-                                                            flat_constants[:bounds[3]], bounds,
-                                                            keep)
+    live_code, live_constants, live_bounds = work[10], work[11], work[12]
+    compact_into(flat_code, flat_constants, bounds, keep, live_code, live_constants, live_bounds)
     classification = settings_i[CLASSIFICATION] != 0
     max_abs_error = settings_f[MAX_ABS_ERROR]
     fec_on = settings_i[FEC_ON] != 0
@@ -550,7 +551,9 @@ class SearchRunner:
                      np.zeros(4, dtype=np.int64), np.zeros((num_tasks, train + valid)),
                      np.zeros(num_tasks), buffer, buffer.view(np.uint64),
                      np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(3, dtype=np.int64))
+                     np.zeros(3, dtype=np.int64),
+                     np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
+                     np.zeros(4, dtype=np.int64))
         self.layout = (settings.offsets, settings.min_sizes, settings.max_sizes,
                        settings.init_sizes, settings.allowed, settings.allowed_counts,
                        settings.kinds, settings.kind_weights)
