@@ -9,7 +9,10 @@ of children is one numba call and a checkpoint is a plain ``.npz``. Per child:
    the child is a fresh random program instead;
 2. its cost (setup + N x (predict + learn) by op weights) against the compute budget,
    if enabled: over budget gives fitness 0 without running;
-3. dead code is dropped (:mod:`evozero.liveness`);
+3. an exact copy of its parent (not mutated) takes the parent's fitness when the cache
+   is on and hurdles and the compute budget are off (counted as a structure hit);
+   otherwise dead code is dropped
+   (:mod:`evozero.liveness`);
 4. the functional-equivalence cache, if enabled: first a structural hash of the live
    program, then a fingerprint of its rounded predictions on the first ``fec.train``
    training and ``fec.valid`` validation examples of every task (one lockstep mini-run);
@@ -37,7 +40,7 @@ import numpy as np
 
 from evozero.fec import cache_arrays, insert, lookup, new_cache
 from evozero.liveness import compact_into, live_rows_kernel
-from evozero.mutation import mutate, random_program_slots
+from evozero.mutation import IDENTITY, mutate, random_program_slots
 from evozero.program import Program
 from evozero.vm import TaskGroup, run_group, tape_rows
 from ops.jit import jit
@@ -474,6 +477,8 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             return BUDGET_SPENT
         filling = counters[FILLED] < population
         slot = counters[FILLED] if filling else counters[OLDEST]
+        copy = False
+        parent = 0
         if (filling and init_random) or (not filling and settings_i[STRATEGY] == RANDOM_SEARCH):
             random_program_slots(child_code, child_constants, offsets, child_lengths, init_sizes,
                                  allowed, allowed_counts, num_s, num_v, num_m, streams,
@@ -488,6 +493,7 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             child_code[:] = code[parent]
             child_constants[:] = constants[parent]
             child_lengths[:] = lengths[parent]
+            kind = IDENTITY
             if next_uniform(streams, MUTATION_STREAM) < settings_f[MUTATE_PROB]:
                 kind = mutate(child_code, child_constants, offsets, child_lengths, min_sizes,
                               max_sizes, allowed, allowed_counts, kinds, weights,
@@ -496,9 +502,21 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
                               sorted_bounds)
                 if kind >= 0:
                     counters[MUTATION_COUNTS + kind] += 1
-        value = _evaluate(child_code, child_constants, child_lengths, settings_i, settings_f,
-                          offsets, eval_seed, groups, memories, work, cache, counters, values,
-                          tables)
+            # An exact copy has its parent's fitness (fitness is a pure function of the
+            # program), so with the cache on it is a structure hit without hashing. Not
+            # with hurdles (the parent's fitness may be a first-task fitness) nor with the
+            # compute budget (whose rejections are counted per child).
+            copy = kind == IDENTITY and settings_i[FEC_ON] != 0 \
+                and settings_i[HURDLES_ON] == 0 and settings_i[BUDGET_ON] == 0
+        if copy:
+            y_train = groups[0][1]
+            counters[STRUCTURE_HITS] += 1
+            counters[SAVED_TRAIN_STEPS] += y_train.shape[0] * y_train.shape[1] * y_train.shape[2]
+            value = fitness[parent]
+        else:
+            value = _evaluate(child_code, child_constants, child_lengths, settings_i, settings_f,
+                              offsets, eval_seed, groups, memories, work, cache, counters,
+                              values, tables)
         code[slot] = child_code
         constants[slot] = child_constants
         lengths[slot] = child_lengths
