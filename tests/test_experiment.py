@@ -279,3 +279,25 @@ def test_ops_lists_the_whole_instruction_set(capsys):
     assert main(["ops"]) == 0
     out = capsys.readouterr().out
     assert "MATRIX_GAUSSIAN_SET" in out and "SCALAR_SUM" in out
+
+
+def _without_noops(program: Program) -> list:
+    return [[inst for inst in program.instructions(c) if inst.op != 0]
+            for c in ("setup", "predict", "learn")]
+
+
+@pytest.mark.parametrize("choice", ["file", "linear", "noop"])
+def test_initial_population_choices(tmp_path, choice):
+    from evozero.programs import linear_program
+    source = tmp_path / "start.txt"
+    source.write_text(str(linear_program(0.05)) + str(linear_program(0.02)))
+    value = str(source) if choice == "file" else choice
+    run, _ = run_quietly(small_config(initial_population=value, mutate_prob=0.0,
+                                      budget={"individuals": 50, "train_steps": None}),
+                         tmp_path)
+    first = Program.parse(run.rundir.read_discoveries()[0]["program"])
+    # Shorter programs are padded with no-ops up to the initial sizes (10/2/8).
+    assert first.sizes == (10, 2, 8)
+    expected = {"file": linear_program(0.05), "linear": linear_program(),
+                "noop": Program.from_instructions()}[choice]
+    assert _without_noops(first) == _without_noops(expected)
