@@ -6,6 +6,7 @@ code 2; an interrupted run exits with 130 after writing its checkpoint.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -38,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="best program, fitness and settings of a run")
     show.add_argument("run", help="the run directory")
+
+    evaluate = commands.add_parser("eval", help="evaluate a program on other tasks")
+    evaluate.add_argument("program", help="a run directory (its best program) or a program file")
+    evaluate.add_argument("--tasks", required=True,
+                          help="a .npz file (x, y), a YAML task spec, or an experiment config "
+                               "(its final_tasks)")
+    evaluate.add_argument("--seed", type=int, help="root seed of the tasks (overrides the file's)")
+    evaluate.add_argument("--combine", choices=("mean", "median"), default="mean")
+    evaluate.add_argument("--format", choices=("text", "json"), default="text")
 
     commands.add_parser("ops", help="list the instruction set")
 
@@ -121,6 +131,21 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from evozero.elsewhere import evaluation_report, load_program, load_tasks
+
+    program, memory = load_program(args.program)
+    report = evaluation_report(program, load_tasks(args.tasks, args.seed), memory, args.combine)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return 0
+    width = max(len(task["name"]) for task in report["tasks"])
+    for task in report["tasks"]:
+        print(f"{task['name']:<{width}}  {task['fitness']:.6f}")
+    print(f"{args.combine} fitness over {len(report['tasks'])} tasks: {report['fitness']:.6f}")
+    return 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from evozero.optable import op_table_markdown
 
@@ -138,4 +163,5 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "ops": _ops, "bench": _bench}
+_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "eval": _eval, "ops": _ops,
+             "bench": _bench}

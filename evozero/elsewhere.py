@@ -1,0 +1,89 @@
+"""Evaluate a program on other tasks than those it was evolved on (``evozero eval``).
+
+A program comes from a run directory (its best program and the run's memory sizes) or a
+text file with one program. Tasks come from a ``.npz`` file (arrays ``x``, ``y``; see
+:func:`evozero.tasks.make_tasks`), or a YAML file: either a whole experiment config (its
+``final_tasks`` are used) or one task spec (``kind``, ``num_tasks``, ``features``, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+from evozero.config import TaskSpec, config_from_dict
+from evozero.errors import EvozeroError
+from evozero.program import Program
+from evozero.rundir import RunDir
+from evozero.tasks import Task, make_tasks
+from evozero.vm import combine_fitness, evaluate
+
+_TASK_SPEC_KEYS = {field.name for field in dataclasses.fields(TaskSpec)}
+
+
+def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
+    """The program at ``path`` and the memory it ran with (None: what it needs)."""
+    source = Path(path)
+    if source.is_dir():
+        run = RunDir.open(source)
+        text = run.read_best()
+        if text is None:
+            raise EvozeroError(f"{source}: the run has no best program yet (no best.txt)")
+        memory = run.read_config().memory
+        return Program.parse(text), (memory.scalars, memory.vectors, memory.matrices)
+    try:
+        text = source.read_text()
+    except OSError as error:
+        raise EvozeroError(f"{source}: cannot read the program ({error})") from None
+    try:
+        return Program.parse(text), None
+    except EvozeroError as error:
+        raise EvozeroError(f"{source}: {error}") from None
+
+
+def load_tasks(path: str, seed: Optional[int] = None) -> list[Task]:
+    """Tasks from a ``.npz`` file or a YAML config / task spec (``seed`` overrides its seed)."""
+    source = Path(path)
+    if source.suffix == ".npz":
+        train, valid = _npz_split(source)
+        return make_tasks("npz", 1, None, train, valid, 0 if seed is None else seed,
+                          path=str(source))
+    try:
+        data = yaml.safe_load(source.read_text())
+    except OSError as error:
+        raise EvozeroError(f"{source}: cannot read the tasks ({error})") from None
+    except yaml.YAMLError as error:
+        raise EvozeroError(f"{source}: invalid YAML: {error}") from None
+    if isinstance(data, dict) and set(data) <= _TASK_SPEC_KEYS and "kind" in data:
+        data = {"final_tasks": data}
+    spec = config_from_dict(data, str(source), base_dir=source.parent).final_tasks
+    if seed is not None:
+        spec = spec.with_seed(seed)
+    return spec.make()
+
+
+def _npz_split(path: Path) -> tuple[int, int]:
+    """Train and validation sizes using all of a .npz file: its own split if it has one,
+    else 80% / 20%. A file that cannot be read gets sizes 1/1: make_tasks then reports it."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            rows = archive["x"].shape[0]
+            if "x_valid" in archive.files:
+                return rows, archive["x_valid"].shape[0]
+    except (OSError, ValueError, KeyError, IndexError):
+        return 1, 1
+    train = max(1, min(rows - 1, round(0.8 * rows)))
+    return train, max(1, rows - train)
+
+
+def evaluation_report(program: Program, tasks: list[Task],
+                      memory: Optional[tuple[int, int, int]] = None,
+                      combine: str = "mean", seed: int = 0) -> dict[str, Any]:
+    """Per-task and combined fitness of ``program`` on ``tasks``."""
+    per_task = np.asarray(evaluate(program, tasks, combine=None, memory=memory, seed=seed))
+    return {"combine": combine, "fitness": combine_fitness(per_task, combine),
+            "tasks": [{"name": task.name, "fitness": float(value)}
+                      for task, value in zip(tasks, per_task)]}
