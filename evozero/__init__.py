@@ -14,5 +14,16 @@ from evozero.tasks import KINDS as TASK_KINDS, Task, make_tasks
 from evozero.vm import evaluate, strip_dead_code
 
 __version__ = "0.1.0"
-__all__ = ["COMPONENTS", "EvozeroError", "Instruction", "Program", "TASK_KINDS", "Task",
-           "evaluate", "make_tasks", "strip_dead_code"]
+__all__ = ["COMPONENTS", "EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor",
+           "EvozeroError", "Instruction", "Program", "TASK_KINDS", "Task", "evaluate",
+           "make_tasks", "strip_dead_code"]
+# Imported on first use: the estimators import scikit-learn when it is installed.
+_ESTIMATORS = ("EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor")
+
+
+def __getattr__(name: str):
+    """The estimator classes, loaded on first access."""
+    if name in _ESTIMATORS:
+        from evozero import estimator
+        return getattr(estimator, name)
+    raise AttributeError(f"module 'evozero' has no attribute {name!r}")
