@@ -37,8 +37,25 @@ def _parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue a stopped run from its checkpoint")
     resume.add_argument("run", help="the run directory")
 
-    show = commands.add_parser("show", help="best program, fitness and settings of a run")
+    show = commands.add_parser("show", help="best program (raw and simplified), fitness and "
+                                            "settings of a run")
     show.add_argument("run", help="the run directory")
+    show.add_argument("--history", action="store_true",
+                      help="every improvement of the best, with what changed")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+
+    export = commands.add_parser("export", help="write a run's best program as Python")
+    export.add_argument("run", help="a run directory (its best program) or a program file")
+    export.add_argument("--python", required=True, metavar="FILE", help="the .py file to write")
+    export.add_argument("--name", default="EvolvedAlgorithm", help="name of the exported class")
+
+    plot = commands.add_parser("plot", help="fitness curves of one or more runs, as a PNG")
+    plot.add_argument("runs", nargs="+", help="run directories (several seeds give a band)")
+    plot.add_argument("-o", "--output", default="fitness.png", help="the PNG to write")
+    plot.add_argument("--x", choices=("individuals", "seconds", "train_steps"),
+                      default="individuals", help="what the horizontal axis counts")
+    plot.add_argument("--compare", action="store_true",
+                      help="overlay runs grouped by config name, with a legend")
 
     evaluate = commands.add_parser("eval", help="evaluate a program on other tasks")
     evaluate.add_argument("program", help="a run directory (its best program) or a program file")
@@ -100,34 +117,35 @@ def _execute(run: "Run") -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from evozero.report import format_history, format_summary, history, run_summary
     from evozero.rundir import RunDir
 
     rundir = RunDir.open(args.run)
-    final = rundir.read_final()
-    best = rundir.read_best()
-    print(f"run {rundir.path}")
-    if final is not None:
-        print(f"  finished: {'solved' if final['solved'] else 'not solved'} after "
-              f"{final['experiments']} experiment(s), {final['individuals']:,} individuals, "
-              f"{final['seconds']:.1f} s")
-        print(f"  search fitness {final['search_fitness']:.6f}   select fitness "
-              f"{final['select_fitness']:.6f}   final fitness {final['final_fitness']:.6f}")
+    if args.history:
+        events = history(rundir)
+        print(json.dumps(events, indent=2) if args.format == "json" else format_history(events))
     else:
-        discoveries = rundir.read_discoveries()
-        progress = rundir.read_progress()
-        state = "unfinished"
-        if progress:
-            last = progress[-1]
-            state += (f": experiment {last['experiment']}, {last['individuals']:,} individuals, "
-                      f"best search fitness {last['best']:.6f}")
-        print(f"  {state}; continue with: evozero resume {rundir.path}")
-        if best is None and discoveries:
-            best = discoveries[-1]["program"]
-    if best is not None:
-        print("best program:")
-        print(best.rstrip())
-    print("settings (config.yaml):")
-    print(rundir.read_config_text().rstrip())
+        summary = run_summary(rundir)
+        print(json.dumps(summary, indent=2) if args.format == "json" else format_summary(summary))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from evozero.elsewhere import load_program
+    from evozero.export import export_python
+    from evozero.rundir import atomic_write_text
+
+    program, _ = load_program(args.run)
+    atomic_write_text(args.python, export_python(program, name=args.name))
+    print(f"wrote {args.python}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from evozero.plots import plot_runs
+
+    path = plot_runs(args.runs, args.output, x=args.x, compare=args.compare)
+    print(f"wrote {path}")
     return 0
 
 
@@ -163,5 +181,5 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "eval": _eval, "ops": _ops,
-             "bench": _bench}
+_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "export": _export, "plot": _plot,
+             "eval": _eval, "ops": _ops, "bench": _bench}

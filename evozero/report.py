@@ -1,0 +1,97 @@
+"""What ``evozero show`` tells about a run: its best program raw and simplified, fitness,
+key settings, and the timeline of discoveries."""
+from __future__ import annotations
+
+from itertools import zip_longest
+from typing import Any
+
+from evozero.program import Program
+from evozero.rundir import RunDir
+from evozero.simplify import program_diff, simplify
+
+# Settings a reader needs to make sense of a result; the full config is in config.yaml.
+_KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "mutate_prob",
+                 "initial_population", "fitness_combine", "sufficient_fitness",
+                 "max_experiments")
+
+
+def run_summary(rundir: RunDir) -> dict[str, Any]:
+    """Best program (raw and simplified), its fitness and the run's key settings."""
+    config = rundir.read_config()
+    memory = (config.memory.scalars, config.memory.vectors, config.memory.matrices)
+    final = rundir.read_final()
+    progress = rundir.read_progress()
+    discoveries = rundir.read_discoveries()
+    text = rundir.read_best()
+    if text is None and discoveries:
+        text = discoveries[-1]["program"]
+    summary: dict[str, Any] = {
+        "run": str(rundir.path), "name": config.name, "finished": final is not None,
+        "solved": bool(final and final["solved"]),
+        "fitness": {key: (final or {}).get(f"{key}_fitness") for key in ("search", "select",
+                                                                          "final")},
+        "individuals": final["individuals"] if final else
+        (progress[-1]["individuals"] if progress else 0),
+        "seconds": final["seconds"] if final else (progress[-1]["seconds"] if progress else 0.0),
+        "experiments": final["experiments"] if final else
+        (progress[-1]["experiment"] if progress else 0),
+        "settings": {key: getattr(config, key) for key in _KEY_SETTINGS},
+        "search_tasks": f"{config.search_tasks.num_tasks} {config.search_tasks.kind} tasks, "
+                        f"F = {config.search_tasks.features}, {config.search_tasks.train} "
+                        f"train / {config.search_tasks.valid} valid",
+        "program": None, "simplified": None}
+    if final is None and discoveries:
+        summary["fitness"]["search"] = discoveries[-1]["fitness"]
+    if text is not None:
+        program = Program.parse(text)
+        summary["program"] = str(program)
+        summary["simplified"] = str(simplify(program, memory))
+    return summary
+
+
+def history(rundir: RunDir) -> list[dict[str, Any]]:
+    """Every improvement of the best, with a one-line diff of the simplified programs."""
+    config = rundir.read_config()
+    memory = (config.memory.scalars, config.memory.vectors, config.memory.matrices)
+    events = []
+    previous = None
+    for record in rundir.read_discoveries():
+        current = simplify(Program.parse(record["program"]), memory)
+        events.append({"experiment": record["experiment"], "individual": record["individual"],
+                       "seconds": record["seconds"], "fitness": record["fitness"],
+                       "change": "first program" if previous is None
+                       else program_diff(previous, current)})
+        previous = current
+    return events
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The human-readable form of :func:`run_summary`."""
+    lines = [f"run {summary['run']}"]
+    state = ("solved" if summary["solved"] else "not solved") if summary["finished"] \
+        else "unfinished (continue with: evozero resume " + summary["run"] + ")"
+    lines.append(f"  {state}; {summary['experiments']} experiment(s), "
+                 f"{summary['individuals']:,} individuals, {summary['seconds']:.1f} s")
+    fitness = "   ".join(f"{key} {value:.6f}" for key, value in summary["fitness"].items()
+                         if value is not None)
+    lines.append(f"  fitness: {fitness or 'none yet'}")
+    lines.append(f"  searched on {summary['search_tasks']}")
+    lines.append("  " + ", ".join(f"{key} {value}" for key, value in summary["settings"].items()))
+    if summary["program"] is not None:
+        raw = summary["program"].rstrip().splitlines()
+        simple = summary["simplified"].rstrip().splitlines()
+        width = max(len(line) for line in raw + ["best program"])
+        lines.append("")
+        lines.append(f"{'best program':<{width}}   simplified")
+        for left, right in zip_longest(raw, simple, fillvalue=""):
+            lines.append(f"{left:<{width}}   {right}".rstrip())
+    return "\n".join(lines)
+
+
+def format_history(events: list[dict[str, Any]]) -> str:
+    """The human-readable form of :func:`history`."""
+    lines = [f"{'seconds':>9} {'exp':>3} {'individual':>11} {'fitness':>9}  change"]
+    for event in events:
+        lines.append(f"{event['seconds']:>9.2f} {event['experiment']:>3} "
+                     f"{event['individual']:>11,} {event['fitness']:>9.6f}  {event['change']}")
+    return "\n".join(lines)
