@@ -66,3 +66,9 @@ def test_readme_linear_example_is_the_shipped_program():
 
     text = str(linear_program(0.01))
     assert "```\n" + text + "```" in README
+
+
+def test_every_experiment_has_its_page():
+    page = (ROOT / "experiments" / "README.md").read_text()
+    for config in sorted((ROOT / "experiments").glob("*.yaml")):
+        assert f"## {config.name}" in page, config.name
