@@ -221,8 +221,12 @@ def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[s
 
 
 def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int], seed: int,
-                   max_abs_error: float, record_size: int = 0) -> np.ndarray:
-    """Per-task fitness of an already dead-code-free program on one task group."""
+                   max_abs_error: float, record: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per-task fitness of an already dead-code-free program on one task group.
+
+    ``record`` (tasks x k), if given, receives the first k predictions each task read
+    from s1: training steps first, then validation, epoch by epoch (see :func:`run_group`).
+    """
     num_tasks, n = group.num_tasks, group.n_features
     num_s, num_v, num_m = sizes
     fitness = np.zeros(num_tasks)
@@ -233,7 +237,7 @@ def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int],
               group.x_train, group.y_train, group.x_valid, group.y_valid, group.classification,
               reads_features(live.code, IN1_KIND, IN2_KIND), float(max_abs_error),
               np.uint64(seed), group.indices.astype(np.uint64), fitness,
-              np.zeros((num_tasks, record_size)))
+              np.zeros((num_tasks, 0)) if record is None else record)
     return fitness
 
 

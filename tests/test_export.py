@@ -17,10 +17,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import evozero as ez
 from evozero.export import export_python
 from evozero.programs import linear_program, neural_net_program
-from evozero.randomize import randomize_rows
-from evozero.vm import (group_tasks, reads_features, resolve_memory, run_group,
-                        strip_dead_code, tape_rows)
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND
+from evozero.vm import evaluate_group, group_tasks, resolve_memory, strip_dead_code
+from helpers import ALL_OPS, random_program as shared_random_program
 from ops.table import OPS
 
 MEMORY = (5, 4, 2)
@@ -29,22 +27,13 @@ MEMORY = (5, 4, 2)
 def vm_record(program: ez.Program, tasks, seed: int, memory=None) -> np.ndarray:
     """Predictions the VM records (training steps, then validation), one row per task.
 
-    Calls :func:`run_group` as ``evaluate_group`` does, with a record of n_train + n_valid
-    columns, ``max_abs_error`` infinite (only NaN stops a task) and one epoch.
+    A record of n_train + n_valid columns, ``max_abs_error`` infinite (only NaN stops a task) and one epoch.
     """
     sizes = resolve_memory(program, memory)
     live = strip_dead_code(program, sizes)
     (group,) = group_tasks(tasks)
-    num_tasks, n = group.num_tasks, group.n_features
-    num_s, num_v, num_m = sizes
-    record = np.zeros((num_tasks, group.x_train.shape[1] + group.x_valid.shape[0]))
-    run_group(live.code, live.constants, live.bounds, np.zeros((num_s, num_tasks)),
-              np.zeros((num_v, num_tasks * n)), np.zeros((max(num_m, 1), num_tasks * n * n)),
-              np.zeros(num_tasks, dtype=np.uint64), np.zeros(n * n),
-              np.zeros((tape_rows(live.code.shape[0]), 5), dtype=np.int64),
-              group.x_train, group.y_train, group.x_valid, group.y_valid, group.classification,
-              reads_features(live.code, IN1_KIND, IN2_KIND), np.inf, np.uint64(seed),
-              group.indices.astype(np.uint64), np.zeros(num_tasks), record)
+    record = np.zeros((group.num_tasks, group.x_train.shape[1] + group.x_valid.shape[0]))
+    evaluate_group(live, group, sizes, seed, np.inf, record)
     return record
 
 
@@ -106,14 +95,7 @@ def random_tasks(rng: np.random.Generator, features: int, classification: bool,
 
 
 def random_program(seed: int, sizes=(4, 4, 4), allowed=None, memory=MEMORY) -> ez.Program:
-    allowed = np.arange(len(OPS), dtype=np.int64) if allowed is None else allowed
-    count = sum(sizes)
-    code = np.zeros((count, 4), dtype=np.int64)
-    constants = np.zeros((count, 3))
-    state = np.array([seed], dtype=np.uint64)
-    randomize_rows(code, constants, 0, count, allowed, state, 0, *memory,
-                   IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
-    return ez.Program(code, constants, sizes)
+    return shared_random_program(seed, sizes, ALL_OPS if allowed is None else allowed, memory)
 
 
 @pytest.fixture(scope="module")

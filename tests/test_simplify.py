@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 import evozero as ez
 from evozero.programs import linear_program, neural_net_program
-from evozero.randomize import randomize_rows
 from evozero.simplify import program_diff, simplify
-from evozero.vm import group_tasks, run_group, strip_dead_code, tape_rows, reads_features
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, IS_RANDOM, OUT_KIND
+from evozero.vm import evaluate_group, group_tasks, strip_dead_code
+from helpers import random_program as shared_random_program
+from ops.kinds import IS_RANDOM
 from ops.table import OPS, OPS_BY_NAME
 
 MEMORY = (5, 4, 2)
@@ -28,30 +28,15 @@ OP_SETS = {"all": ALL_OPS, "scalar_heavy": SCALAR_HEAVY}
 
 
 def random_program(seed: int, sizes: tuple[int, int, int], allowed: np.ndarray) -> ez.Program:
-    total = sum(sizes)
-    code = np.zeros((total, 4), dtype=np.int64)
-    constants = np.zeros((total, 3))
-    state = np.array([seed], dtype=np.uint64)
-    randomize_rows(code, constants, 0, total, allowed, state, 0, *MEMORY,
-                   IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
-    return ez.Program(code, constants, sizes)
+    return shared_random_program(seed, sizes, allowed, MEMORY)
 
 
 def predictions(program: ez.Program, memory, group) -> tuple[np.ndarray, np.ndarray]:
     """(fitness, record) of ``program`` on ``group``: every prediction read from s1."""
     live = strip_dead_code(program, memory)
-    num_s, num_v, num_m = memory
-    tasks, n = group.num_tasks, group.n_features
     epochs, n_train = group.y_train.shape[:2]
-    record = np.full((tasks, epochs * (n_train + group.y_valid.shape[0])), -123.0)
-    fitness = np.zeros(tasks)
-    run_group(live.code, live.constants, live.bounds, np.zeros((num_s, tasks)),
-              np.zeros((num_v, tasks * n)), np.zeros((max(num_m, 1), tasks * n * n)),
-              np.zeros(tasks, dtype=np.uint64), np.zeros(n * n),
-              np.zeros((tape_rows(live.code.shape[0]), 5), dtype=np.int64),
-              group.x_train, group.y_train, group.x_valid, group.y_valid, group.classification,
-              reads_features(live.code, IN1_KIND, IN2_KIND), 100.0, np.uint64(SEED),
-              group.indices.astype(np.uint64), fitness, record)
+    record = np.full((group.num_tasks, epochs * (n_train + group.y_valid.shape[0])), -123.0)
+    fitness = evaluate_group(live, group, memory, SEED, 100.0, record)
     return fitness, record
 
 
