@@ -1,15 +1,33 @@
-"""Evolved programs as scikit-learn-style estimators (scikit-learn itself is not needed).
+"""Evolved programs as scikit-learn-style estimators (scikit-learn itself is optional).
 
 ``fit(X, y)`` runs Setup once and then, for each row in order (``epochs`` passes),
-Predict and Learn, exactly as the VM trains on a task; ``predict(X)`` runs Predict on each
-row from the learned memory, which it leaves untouched. The conventions follow
-scikit-learn's: ``__init__`` only stores its keyword arguments, ``fit`` returns the
-estimator, learned state lives in attributes ending in ``_``, and ``get_params`` /
-``set_params`` work, so the estimators fit in ``cross_val_score`` and ``Pipeline``.
+Predict and Learn, exactly as the VM trains on a task. ``predict(X)`` runs Predict on
+each row *independently*, every row starting from a fresh copy of the learned memory
+(the learned memory itself is never changed). This differs from the VM's validation
+loop, which carries memory from one validation row to the next: a prediction then
+depends only on its own row, never on the other rows or their order, which is what
+scikit-learn requires (sample-order and subset invariance). For the usual programs,
+whose Predict overwrites everything it reads before the next row (e.g. the linear and
+neural-net programs), the two give identical predictions.
+
+The conventions follow scikit-learn's: ``__init__`` only stores its keyword arguments,
+``fit`` returns the estimator, learned state lives in attributes ending in ``_``, and
+``get_params`` / ``set_params`` work. When scikit-learn is installed, the estimators
+derive from its ``BaseEstimator`` and mixins and validate inputs with its own tools
+(``validate_data``, ``check_is_fitted``, ``check_classification_targets``), so they pass
+``sklearn.utils.estimator_checks.check_estimator`` and fit in ``Pipeline`` and
+``cross_val_score``. Without it, equivalent plain-numpy checks raise ``ValueError``\\ s
+with the same meaning; valid inputs give identical results either way.
+
+:class:`EvolvedClassifier` runs the VM's binary protocol (labels 0/1, sigmoid of s1 in
+Learn, s1 > 0 means the positive class). With more than two classes it is one-vs-rest:
+one learned memory per class (the program trained on "this class or not"), the
+prediction is the class whose s1 is largest.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+import warnings
+from typing import Any, Union
 
 import numpy as np
 
@@ -23,11 +41,16 @@ from ops.rng import stream_seed
 
 ProgramLike = Union[Program, str, None]
 
-try:  # scikit-learn is optional: with it, its tags make Pipeline and the checks work.
+try:  # scikit-learn is optional: with it, its tags and validation make the checks pass.
     from sklearn.base import BaseEstimator as _Base
     from sklearn.base import ClassifierMixin as _ClassifierBase
     from sklearn.base import RegressorMixin as _RegressorBase
+    from sklearn.utils.multiclass import check_classification_targets as _check_targets
+    from sklearn.utils.validation import check_is_fitted as _check_is_fitted
+    from sklearn.utils.validation import validate_data as _validate_data
+    HAVE_SKLEARN = True
 except ImportError:
+    HAVE_SKLEARN = False
     _Base = object  # type: ignore[assignment,misc]
 
     class _ClassifierBase:  # type: ignore[no-redef]
@@ -36,6 +59,80 @@ except ImportError:
     class _RegressorBase:  # type: ignore[no-redef]
         """Stands in for scikit-learn's RegressorMixin."""
 
+# Upper bound on the doubles of one batch of independent predictions (memory per row).
+_BATCH_DOUBLES = 1 << 22
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised (without scikit-learn) when predicting before fit, like sklearn's."""
+
+
+# ---------------------------------------------------------------------------------------
+# Input validation without scikit-learn (same meaning and similar messages as sklearn's).
+
+def _reject_special(data: Any, name: str) -> None:
+    if type(data).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"Sparse data was passed for {name}, but dense data is required "
+                        f"(sparse input is not supported). Use '.toarray()' to convert "
+                        f"to a dense numpy array.")
+    if np.iscomplexobj(data) or (isinstance(data, np.ndarray) and data.dtype == object and
+                                 any(isinstance(v, complex) for v in data.ravel())):
+        raise ValueError("Complex data not supported")
+
+
+def _plain_X(estimator: Any, X: Any, reset: bool) -> np.ndarray:
+    _reject_special(X, "X")
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {array.ndim}D array instead: Reshape your "
+                         f"data either using array.reshape(-1, 1) if your data has a single "
+                         f"feature or array.reshape(1, -1) if it contains a single sample.")
+    array = array.astype(np.float64)
+    if array.shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={array.shape}) while a "
+                         f"minimum of 1 is required.")
+    if array.shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={array.shape}) while a "
+                         f"minimum of 1 is required.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("Input X contains NaN or infinity.")
+    if reset:
+        estimator.n_features_in_ = array.shape[1]
+    elif array.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {array.shape[1]} features, but {type(estimator).__name__} "
+                         f"is expecting {estimator.n_features_in_} features as input.")
+    return array
+
+
+def _plain_y(y: Any, n_samples: int, numeric: bool) -> np.ndarray:
+    _reject_special(y, "y")
+    target = np.asarray(y)
+    if target.ndim == 2 and target.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                      "change the shape of y to (n_samples, ), for example using ravel().",
+                      UserWarning, stacklevel=4)
+        target = target.ravel()
+    if target.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {target.shape} "
+                         f"instead.")
+    if target.shape[0] != n_samples:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                         f"[{n_samples}, {target.shape[0]}]")
+    if numeric or target.dtype.kind in "fc":
+        as_float = target.astype(np.float64)
+        if not np.all(np.isfinite(as_float)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if not numeric and np.any(as_float != np.round(as_float)):
+            raise ValueError("Unknown label type: continuous. Maybe you are trying to fit a "
+                             "classifier, which expects discrete classes on a regression "
+                             "target with continuous values.")
+        if numeric:
+            target = as_float
+    return target
+
+
+# ---------------------------------------------------------------------------------------
+# Tapes
 
 def _tape(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 5)
@@ -62,25 +159,17 @@ def _predict_tape(program: Program) -> np.ndarray:
     return _tape(rows)
 
 
-def _features(X: Any, n_features: Optional[int] = None) -> np.ndarray:
-    array = np.asarray(X, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
-        raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features), "
-                         f"got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("X contains NaN or infinity")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"X has {array.shape[1]} features, but the estimator was fitted "
-                         f"with {n_features}")
-    return np.ascontiguousarray(array)
-
-
 class EvolvedEstimator(_Base):
     """Regression with an evolved program (default: the hand-written SGD linear model).
 
     ``program`` is a :class:`Program` or its text; ``epochs`` passes over the rows in
     fit; ``random_state`` seeds the program's random ops; ``max_abs_error`` as in the VM
     (training stops when the prediction error exceeds it, ``diverged_`` tells).
+
+    Learned state: ``program_`` (the live program), ``scalars_`` / ``vectors_`` /
+    ``matrices_`` / ``streams_`` in the VM's task-major layout with one "task" per
+    learned model (one for regression and binary classification, one per class for
+    one-vs-rest), ``n_features_in_`` and ``diverged_``.
     """
 
     _estimator_type = "regressor"
@@ -108,40 +197,36 @@ class EvolvedEstimator(_Base):
             setattr(self, name, value)
         return self
 
-    def _labels(self, y: np.ndarray) -> np.ndarray:
-        return y
+    # -- validation ---------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> "EvolvedEstimator":
-        """Run Setup, then Predict and Learn on every row (``epochs`` times); returns self."""
-        x = _features(X)
-        target = np.asarray(y, dtype=np.float64 if not self._classification else None).ravel()
-        if target.shape[0] != x.shape[0]:
-            raise ValueError(f"X has {x.shape[0]} rows but y has {target.shape[0]}")
-        labels = self._labels(target)
-        if not np.all(np.isfinite(labels)):
-            raise ValueError("y contains NaN or infinity")
-        if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        program = self._program()
-        live = strip_dead_code(program)
-        num_s, num_v, num_m = program.memory_needs()
-        n, features = x.shape
-        rows = np.tile(x, (self.epochs, 1))
-        self.scalars_ = np.zeros((num_s, 1))
-        self.vectors_ = np.zeros((num_v, features))
-        self.matrices_ = np.zeros((max(num_m, 1), features * features))
-        self.streams_ = np.array([stream_seed(np.uint64(self.random_state), np.uint64(0))],
-                                 dtype=np.uint64)
-        steps, _ = run_tape(_fit_tape(live), live.constants, self.scalars_, self.vectors_,
-                            self.matrices_, self.streams_, features, np.zeros(features * features),
-                            rows.reshape(1, -1, features), np.tile(labels, self.epochs).reshape(
-                                1, -1, 1), np.zeros((1, features)), np.zeros((1, 1)),
-                            self._classification, True, float(self.max_abs_error), np.zeros(1),
-                            np.zeros((1, 0)))
-        self.program_ = live
-        self.n_features_in_ = features
-        self.diverged_ = bool(steps < rows.shape[0])
-        return self
+    def _check_X_y(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             f"y is None.")
+        if HAVE_SKLEARN:
+            x, target = _validate_data(self, X, y, dtype=np.float64,
+                                       y_numeric=not self._classification)
+            if self._classification:
+                _check_targets(target)
+            else:
+                target = np.asarray(target, dtype=np.float64)
+        else:
+            x = _plain_X(self, X, reset=True)
+            target = _plain_y(y, x.shape[0], numeric=not self._classification)
+        # A private contiguous float64 copy (inputs may be read-only memmaps or F-ordered).
+        return np.array(x, dtype=np.float64, order="C", copy=True), target
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        if HAVE_SKLEARN:
+            _check_is_fitted(self, "program_")
+            x = _validate_data(self, X, dtype=np.float64, reset=False)
+        else:
+            if not hasattr(self, "program_"):
+                raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
+                                     f"Call 'fit' with appropriate arguments before using "
+                                     f"this estimator.")
+            x = _plain_X(self, X, reset=False)
+        return np.array(x, dtype=np.float64, order="C", copy=True)
 
     def _program(self) -> Program:
         if self.program is None:
@@ -153,22 +238,90 @@ class EvolvedEstimator(_Base):
         raise EvozeroError(f"program must be a Program, its text or None, got "
                            f"{type(self.program).__name__}")
 
-    def _raw_predictions(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "program_"):
-            raise AttributeError(f"this {type(self).__name__} is not fitted yet; call fit first")
-        x = _features(X, self.n_features_in_)
+    # -- fit ------------------------------------------------------------------------------
+
+    def _targets(self, y: np.ndarray) -> list[np.ndarray]:
+        """The label vector of every model to learn (one here)."""
+        return [y.astype(np.float64)]
+
+    def fit(self, X: Any, y: Any) -> "EvolvedEstimator":
+        """Run Setup, then Predict and Learn on every row (``epochs`` times); returns self."""
+        if not isinstance(self.epochs, (int, np.integer)) or isinstance(self.epochs, bool) \
+                or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        x, target = self._check_X_y(X, y)
+        targets = self._targets(target)
+        program = self._program()
+        live = strip_dead_code(program)
+        tape = _fit_tape(live)
+        num_s, num_v, num_m = program.memory_needs()
         n, features = x.shape
-        record = np.zeros((1, n))
-        # Predict may write memory: run it on copies so predicting never changes the model.
-        run_tape(_predict_tape(self.program_), self.program_.constants, self.scalars_.copy(),
-                 self.vectors_.copy(), self.matrices_.copy(), self.streams_.copy(), features,
-                 np.zeros(features * features), np.zeros((1, 1, features)), np.zeros((1, 1, 1)),
-                 x, np.zeros((n, 1)), False, True, float("inf"), np.zeros(1), record)
-        return record[0]
+        rows = np.tile(x, (self.epochs, 1)).reshape(1, -1, features)
+        models = len(targets)
+        scalars = np.zeros((num_s, models))
+        vectors = np.zeros((num_v, models * features))
+        matrices = np.zeros((max(num_m, 1), models * features * features))
+        streams = np.zeros(models, dtype=np.uint64)
+        diverged = False
+        for k, labels in enumerate(targets):  # one independent run per model
+            s = np.zeros((num_s, 1))
+            v = np.zeros((num_v, features))
+            m = np.zeros((max(num_m, 1), features * features))
+            r = np.array([stream_seed(np.uint64(self.random_state), np.uint64(k))],
+                         dtype=np.uint64)
+            steps, _ = run_tape(tape, live.constants, s, v, m, r, features,
+                                np.zeros(features * features), rows,
+                                np.tile(labels, self.epochs).reshape(1, -1, 1),
+                                np.zeros((1, features)), np.zeros((1, 1)),
+                                self._classification, True, float(self.max_abs_error),
+                                np.zeros(1), np.zeros((1, 0)))
+            scalars[:, k] = s[:, 0]
+            vectors[:, k * features:(k + 1) * features] = v
+            matrices[:, k * features * features:(k + 1) * features * features] = m
+            streams[k] = r[0]
+            diverged = diverged or bool(steps < rows.shape[1])
+        self.program_ = live
+        self.scalars_, self.vectors_, self.matrices_, self.streams_ = (scalars, vectors,
+                                                                       matrices, streams)
+        self.n_features_in_ = features
+        self.diverged_ = diverged
+        return self
+
+    # -- predict --------------------------------------------------------------------------
+
+    def _raw_predictions(self, X: Any) -> np.ndarray:
+        """s1 after Predict, shape (n_samples, n_models); every row starts from its own
+        copy of the learned memory (module docstring)."""
+        x = self._check_X(X)
+        n, features = x.shape
+        models = self.streams_.shape[0]
+        num_s, num_v, num_m = (self.scalars_.shape[0], self.vectors_.shape[0],
+                               self.matrices_.shape[0])
+        per_row = models * (num_s + num_v * features + num_m * features * features + 2)
+        batch = max(1, min(n, _BATCH_DOUBLES // max(per_row, 1)))
+        tape = _predict_tape(self.program_)
+        vectors = self.vectors_.reshape(num_v, models, features)
+        matrices = self.matrices_.reshape(num_m, models, features * features)
+        out = np.empty((n, models))
+        for start in range(0, n, batch):
+            chunk = x[start:start + batch]
+            c = chunk.shape[0]
+            # task t = model * c + row: every (model, row) pair gets a fresh memory copy
+            record = np.zeros((models * c, 1))
+            run_tape(tape, self.program_.constants, np.repeat(self.scalars_, c, axis=1),
+                     np.repeat(vectors, c, axis=1).reshape(num_v, -1),
+                     np.repeat(matrices, c, axis=1).reshape(num_m, -1),
+                     np.repeat(self.streams_, c), features, np.zeros(features * features),
+                     np.zeros((1, 1, models * c * features)), np.zeros((1, 1, models * c)),
+                     np.tile(chunk.reshape(-1), models).reshape(1, -1),
+                     np.zeros((1, models * c)), False, True, float("inf"),
+                     np.zeros(models * c), record)
+            out[start:start + c] = record[:, 0].reshape(models, c).T
+        return out
 
     def predict(self, X: Any) -> np.ndarray:
         """The program's prediction (s1 after Predict) for every row of ``X``."""
-        return self._raw_predictions(X)
+        return self._raw_predictions(X)[:, 0]
 
     def score(self, X: Any, y: Any) -> float:
         """Coefficient of determination R^2 of the predictions (scikit-learn's default)."""
@@ -183,31 +336,46 @@ class EvolvedRegressor(_RegressorBase, EvolvedEstimator):
 
 
 class EvolvedClassifier(_ClassifierBase, EvolvedEstimator):
-    """Binary classification: trained on labels 0/1 with the VM's sigmoid; ``classes_``
-    holds the two original labels; ``predict`` gives the label where s1 > 0."""
+    """Classification with the VM's sigmoid protocol; ``classes_`` holds the sorted
+    original labels. Two classes: one model trained on 0/1 (1 = ``classes_[1]``),
+    ``predict`` gives ``classes_[1]`` where s1 > 0. More classes: one-vs-rest, one model
+    per class, ``predict`` gives the class with the largest s1."""
 
     _estimator_type = "classifier"
     _classification = True
 
-    def _labels(self, y: np.ndarray) -> np.ndarray:
+    def _targets(self, y: np.ndarray) -> list[np.ndarray]:
         self.classes_ = np.unique(y)
-        if self.classes_.size != 2:
-            raise ValueError(f"EvolvedClassifier needs exactly two classes, got "
-                             f"{self.classes_.size}")
-        return (y == self.classes_[1]).astype(np.float64)
+        if self.classes_.size < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in "
+                             f"the data, but the data contains only one class: "
+                             f"{self.classes_[0]}")
+        if self.classes_.size == 2:
+            return [(y == self.classes_[1]).astype(np.float64)]
+        return [(y == label).astype(np.float64) for label in self.classes_]
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """The raw s1 of every row (> 0 means the second class)."""
-        return self._raw_predictions(X)
+        """The raw s1: shape (n_samples,) for two classes (> 0 means ``classes_[1]``),
+        else (n_samples, n_classes), one column per one-vs-rest model."""
+        raw = self._raw_predictions(X)
+        return raw[:, 0] if raw.shape[1] == 1 else raw
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Sigmoid of s1 as the probability of the second class; columns follow classes_."""
-        p = 1.0 / (1.0 + np.exp(-np.clip(self._raw_predictions(X), -700, 700)))
-        return np.column_stack([1.0 - p, p])
+        """Sigmoid of s1 as the probability of ``classes_[1]`` (two classes), or each
+        one-vs-rest model's sigmoid normalised over the classes; columns follow classes_."""
+        raw = self._raw_predictions(X)
+        p = 1.0 / (1.0 + np.exp(-np.clip(raw, -700, 700)))
+        if raw.shape[1] == 1:
+            return np.column_stack([1.0 - p[:, 0], p[:, 0]])
+        total = p.sum(axis=1, keepdims=True)
+        return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
 
     def predict(self, X: Any) -> np.ndarray:
         """The predicted label of every row."""
-        return self.classes_[(self._raw_predictions(X) > 0.0).astype(int)]
+        raw = self._raw_predictions(X)
+        if raw.shape[1] == 1:
+            return self.classes_[(raw[:, 0] > 0.0).astype(int)]
+        return self.classes_[np.argmax(raw, axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy of the predicted labels."""

@@ -1,10 +1,13 @@
 """The evolved-program estimators: the VM's predictions, scikit-learn conventions."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from evozero.estimator import EvolvedClassifier, EvolvedEstimator, EvolvedRegressor
+from evozero.program import Program
 from evozero.programs import linear_program, neural_net_program
 from evozero.tasks import make_tasks
 from evozero.vm import group_tasks, resolve_memory, strip_dead_code
@@ -26,9 +29,30 @@ def test_predictions_equal_the_vms(program, kind):
                  group.x_train, group.y_train, group.x_valid, group.y_valid, False, True, 100.0,
                  np.uint64(7), np.zeros(1, dtype=np.uint64), np.zeros(1), record)
     model = EvolvedRegressor(program, random_state=7).fit(task.x_train, task.y_train)
+    # These programs' Predict overwrites all it reads, so predicting every row from its own
+    # copy of the learned memory (predict) equals the VM's sequential validation loop.
     np.testing.assert_array_equal(model.predict(task.x_valid), record[0, task.n_train:])
     # predicting twice gives the same: predict does not change the learned memory
     np.testing.assert_array_equal(model.predict(task.x_valid), record[0, task.n_train:])
+    # and a row's prediction depends on that row alone
+    np.testing.assert_array_equal(model.predict(task.x_valid[::-1])[::-1],
+                                  record[0, task.n_train:])
+
+
+def test_predict_rows_are_independent_even_when_predict_keeps_state():
+    # Predict accumulates into s2, which the VM would carry from row to row; predict()
+    # starts every row from the learned memory, so order and batch do not matter.
+    program = Program.parse("def Setup():\n  s2 = 0.5\n"
+                            "def Predict():\n  s2 = s2 + s2\n  s1 = s2 + s0\n"
+                            "def Learn():\n  s3 = s0 - s1\n")
+    x = np.arange(12.0).reshape(6, 2)
+    model = EvolvedRegressor(program).fit(x, np.ones(6))
+    predicted = model.predict(x)
+    # fit doubled s2 six times (to 32); every row doubles its own copy once (the VM's
+    # validation loop would give 64, 128, 256, ...)
+    np.testing.assert_array_equal(predicted, np.full(6, 64.0))
+    np.testing.assert_array_equal(model.predict(x[::-1]), predicted[::-1])
+    np.testing.assert_array_equal(model.predict(x[2:3]), predicted[2:3])
 
 
 def test_linear_model_learns_and_params_round_trip():
@@ -62,15 +86,54 @@ def test_errors_are_clear():
     model = EvolvedEstimator()
     with pytest.raises(AttributeError, match="not fitted"):
         model.predict(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="2D"):
         model.fit(np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         model.fit(np.full((3, 2), np.nan), np.zeros(3))
+    with pytest.raises(ValueError, match="y is None"):
+        model.fit(np.ones((3, 2)), None)
     model.fit(np.ones((5, 3)), np.ones(5))
     with pytest.raises(ValueError, match="3"):
         model.predict(np.ones((2, 4)))
-    with pytest.raises(ValueError, match="two classes"):
-        EvolvedClassifier().fit(np.ones((3, 2)), [0, 1, 2])
+    with pytest.raises(ValueError, match="one class"):
+        EvolvedClassifier().fit(np.ones((3, 2)), [1, 1, 1])
+    with pytest.raises(ValueError, match="continuous"):
+        EvolvedClassifier().fit(np.ones((3, 2)), [0.5, 1.0, 2.0])
+
+
+def test_passes_scikit_learns_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+    for estimator in (EvolvedRegressor(), EvolvedClassifier()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = check_estimator(estimator, on_fail=None)
+        failed = [(r["check_name"], repr(r["exception"])) for r in results
+                  if r["status"] == "failed"]
+        assert not failed, failed
+        assert any(r["status"] == "passed" for r in results)
+
+
+def test_multiclass_is_one_vs_rest():
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    x, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    x_train, x_test, y_train, y_test = train_test_split(x, names, test_size=0.3,
+                                                        random_state=0, stratify=names)
+    model = make_pipeline(StandardScaler(), EvolvedClassifier(epochs=5))
+    model.fit(x_train, y_train)
+    assert model.score(x_test, y_test) > 0.8
+    clf = model[-1]
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    assert clf.scalars_.shape[1] == 3  # one learned memory per class
+    scores = model.decision_function(x_test)
+    assert scores.shape == (len(x_test), 3)
+    np.testing.assert_array_equal(model.predict(x_test), clf.classes_[scores.argmax(axis=1)])
+    proba = model.predict_proba(x_test)
+    assert proba.shape == (len(x_test), 3) and np.allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), scores.argmax(axis=1))
 
 
 def test_works_in_scikit_learn():
@@ -98,8 +161,33 @@ def test_works_without_scikit_learn():
             "assert m.score(x, y) > 0.99, m.score(x, y)\n"
             "c = EvolvedClassifier().fit(x, y > 0)\n"
             "assert c.score(x, y > 0) > 0.9\n"
-            "print('ok')\n")
+            "k = EvolvedClassifier().fit(x, np.digitize(y, [-1.0, 1.0]))\n"
+            "for bad in (np.zeros(3), np.full((3, 2), np.nan), np.zeros((3, 0))):\n"
+            "    try:\n"
+            "        EvolvedRegressor().fit(bad, np.zeros(len(bad)))\n"
+            "    except ValueError:\n"
+            "        pass\n"
+            "    else:\n"
+            "        raise AssertionError(bad)\n"
+            "try:\n"
+            "    EvolvedClassifier().fit(x, y)\n"
+            "except ValueError as e:\n"
+            "    assert 'continuous' in str(e)\n"
+            "try:\n"
+            "    m.predict(x[:, :2])\n"
+            "except ValueError as e:\n"
+            "    assert 'features' in str(e)\n"
+            "print('ok')\n"
+            "print(repr(m.predict(x).tolist()))\n"
+            "print(repr(k.predict_proba(x).tolist()))\n")
     root = str(Path(__file__).resolve().parent.parent)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=root))
-    assert done.stdout.strip() == "ok", done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines and lines[0] == "ok", done.stderr
+    # the plain-numpy path gives exactly the results of the scikit-learn path
+    x = np.random.default_rng(0).normal(size=(300, 3))
+    y = x @ [1.0, -2.0, 0.5]
+    assert lines[1] == repr(EvolvedRegressor(epochs=3).fit(x, y).predict(x).tolist())
+    multi = EvolvedClassifier().fit(x, np.digitize(y, [-1.0, 1.0]))
+    assert lines[2] == repr(multi.predict_proba(x).tolist())
