@@ -272,7 +272,7 @@ def test_run_and_show_through_the_cli(tmp_path, capsys):
     shown = capsys.readouterr().out
     final = json.loads((rundir / "final.json").read_text())
     assert f"{final['final_fitness']:.6f}" in shown
-    assert "def Setup():" in shown and "population_size: 100" in shown
+    assert "def Setup():" in shown and "population_size 100" in shown
 
 
 def test_ops_lists_the_whole_instruction_set(capsys):
