@@ -159,11 +159,27 @@ def _predict_tape(program: Program) -> np.ndarray:
     return _tape(rows)
 
 
+def _stream_root(random_state: Any) -> int:
+    """The seed of the random ops: an int as given, None fresh entropy (as in
+    scikit-learn), a numpy RandomState or Generator one draw from it."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % 2**64)
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
+            and 0 <= random_state < 2**64:
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**63))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63))
+    raise ValueError(f"random_state must be None, an integer in [0, 2**64) or a numpy "
+                     f"RandomState/Generator, got {random_state!r}")
+
+
 class EvolvedEstimator(_Base):
     """Regression with an evolved program (default: the hand-written SGD linear model).
 
     ``program`` is a :class:`Program` or its text; ``epochs`` passes over the rows in
-    fit; ``random_state`` seeds the program's random ops; ``max_abs_error`` as in the VM
+    fit; ``random_state`` seeds the program's random ops (None: fresh each fit); ``max_abs_error`` as in the VM
     (training stops when the prediction error exceeds it, ``diverged_`` tells).
 
     Learned state: ``program_`` (the live program), ``scalars_`` / ``vectors_`` /
@@ -175,7 +191,7 @@ class EvolvedEstimator(_Base):
     _estimator_type = "regressor"
     _classification = False
 
-    def __init__(self, program: ProgramLike = None, *, epochs: int = 1, random_state: int = 0,
+    def __init__(self, program: ProgramLike = None, *, epochs: int = 1, random_state: Any = 0,
                  max_abs_error: float = 100.0) -> None:
         self.program = program
         self.epochs = epochs
@@ -263,12 +279,12 @@ class EvolvedEstimator(_Base):
         matrices = np.zeros((max(num_m, 1), models * features * features))
         streams = np.zeros(models, dtype=np.uint64)
         diverged = False
+        seed = _stream_root(self.random_state)
         for k, labels in enumerate(targets):  # one independent run per model
             s = np.zeros((num_s, 1))
             v = np.zeros((num_v, features))
             m = np.zeros((max(num_m, 1), features * features))
-            r = np.array([stream_seed(np.uint64(self.random_state), np.uint64(k))],
-                         dtype=np.uint64)
+            r = np.array([stream_seed(np.uint64(seed), np.uint64(k))], dtype=np.uint64)
             steps, _ = run_tape(tape, live.constants, s, v, m, r, features,
                                 np.zeros(features * features), rows,
                                 np.tile(labels, self.epochs).reshape(1, -1, 1),

@@ -191,3 +191,21 @@ def test_works_without_scikit_learn():
     assert lines[1] == repr(EvolvedRegressor(epochs=3).fit(x, y).predict(x).tolist())
     multi = EvolvedClassifier().fit(x, np.digitize(y, [-1.0, 1.0]))
     assert lines[2] == repr(multi.predict_proba(x).tolist())
+
+
+def test_random_state_seeds_the_random_ops():
+    from evozero.estimator import EvolvedRegressor as Regressor
+    task = make_tasks("nonlinear", 1, 4, 200, 50, seed=4)[0]
+    program = neural_net_program(0.05)   # Gaussian weight initialisation in Setup
+
+    def predictions(random_state):
+        return Regressor(program, random_state=random_state).fit(
+            task.x_train, task.y_train).predict(task.x_valid)
+
+    np.testing.assert_array_equal(predictions(3), predictions(3))
+    assert not np.array_equal(predictions(3), predictions(4))
+    np.testing.assert_array_equal(predictions(np.random.default_rng(9)),
+                                  predictions(np.random.default_rng(9)))
+    assert predictions(None).shape == (50,)
+    with pytest.raises(ValueError, match="random_state"):
+        predictions(-1)
