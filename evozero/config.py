@@ -556,6 +556,11 @@ class Memory:
     vectors: int = _setting(_Int(1), 3)
     matrices: int = _setting(_Int(0), 1)
 
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """(scalars, vectors, matrices), the form the VM takes."""
+        return (self.scalars, self.vectors, self.matrices)
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -762,7 +767,7 @@ class Config:
                           "least one of ops.setup, ops.predict, ops.learn an op")
         yield from self._memory_problems()
         need = _INIT_MEMORY.get(self.initial_population)
-        have = (self.memory.scalars, self.memory.vectors, self.memory.matrices)
+        have = self.memory.sizes
         if need and any(h < n for h, n in zip(have, need)):
             yield ("initial_population", "memory"), (
                 f"the {self.initial_population!r} initial population needs memory "

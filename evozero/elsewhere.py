@@ -32,8 +32,7 @@ def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
         text = run.read_best()
         if text is None:
             raise EvozeroError(f"{source}: the run has no best program yet (no best.txt)")
-        memory = run.read_config().memory
-        return Program.parse(text), (memory.scalars, memory.vectors, memory.matrices)
+        return Program.parse(text), run.read_config().memory.sizes
     try:
         text = source.read_text()
     except OSError as error:

@@ -34,9 +34,8 @@ import numpy as np
 from evozero.errors import EvozeroError
 from evozero.program import Program
 from evozero.programs import linear_program
-from evozero.vm import strip_dead_code
-from ops.interpreter import (HALT, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED, VALID_BEGIN,
-                             VALID_END, run_tape)
+from evozero.vm import build_tape, strip_dead_code, tape_rows
+from ops.interpreter import HALT, TRAIN_END, VALID_END, run_tape
 from ops.rng import stream_seed
 
 ProgramLike = Union[Program, str, None]
@@ -134,29 +133,19 @@ def _plain_y(y: Any, n_samples: int, numeric: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # Tapes
 
-def _tape(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
-    return np.array(rows, dtype=np.int64).reshape(-1, 5)
-
-
-def _program_rows(program: Program, start: int, stop: int) -> list[tuple[int, int, int, int, int]]:
-    return [(*(int(v) for v in program.code[row]), row) for row in range(start, stop)]
-
-
-def _fit_tape(program: Program) -> np.ndarray:
-    b = program.bounds
-    rows = _program_rows(program, 0, b[1])
-    begin = len(rows)
-    rows += [(TRAIN_BEGIN, 0, 0, 0, 0)] + _program_rows(program, b[1], b[2])
-    rows += [(TRAIN_PREDICTED, 0, 0, 0, 0)] + _program_rows(program, b[2], b[3])
-    rows += [(TRAIN_END, begin, 0, 0, 0), (HALT, 0, 0, 0, 0)]
-    return _tape(rows)
-
-
-def _predict_tape(program: Program) -> np.ndarray:
-    b = program.bounds
-    rows = [(VALID_BEGIN, 0, 0, 0, 0)] + _program_rows(program, b[1], b[2])
-    rows += [(VALID_END, 0, 0, 0, 0), (HALT, 0, 0, 0, 0)]
-    return _tape(rows)
+def _split_tape(program: Program, part: str) -> np.ndarray:
+    """The training part ("fit": Setup and the training step) or the validation step
+    ("predict") of the VM's evaluation tape, each ending in HALT."""
+    full = np.zeros((tape_rows(len(program.code)), 5), dtype=np.int64)
+    length = build_tape(program.code, program.bounds, full)
+    codes = full[:length, 0]
+    train_end = int(np.flatnonzero(codes == TRAIN_END)[0])
+    if part == "fit":
+        rows = full[:train_end + 1]
+    else:
+        rows = full[train_end + 1:int(np.flatnonzero(codes == VALID_END)[0]) + 1].copy()
+        rows[-1, 1] = 0  # the validation loop now starts at row 0
+    return np.vstack([rows, [[HALT, 0, 0, 0, 0]]])
 
 
 def _stream_root(random_state: Any) -> int:
@@ -269,7 +258,7 @@ class EvolvedEstimator(_Base):
         targets = self._targets(target)
         program = self._program()
         live = strip_dead_code(program)
-        tape = _fit_tape(live)
+        tape = _split_tape(live, "fit")
         num_s, num_v, num_m = program.memory_needs()
         n, features = x.shape
         rows = np.tile(x, (self.epochs, 1)).reshape(1, -1, features)
@@ -315,7 +304,7 @@ class EvolvedEstimator(_Base):
                                self.matrices_.shape[0])
         per_row = models * (num_s + num_v * features + num_m * features * features + 2)
         batch = max(1, min(n, _BATCH_DOUBLES // max(per_row, 1)))
-        tape = _predict_tape(self.program_)
+        tape = _split_tape(self.program_, "predict")
         vectors = self.vectors_.reshape(num_v, models, features)
         matrices = self.matrices_.reshape(num_m, models, features * features)
         out = np.empty((n, models))

@@ -63,7 +63,7 @@ def initial_programs(config: Config) -> Optional[list[Program]]:
     if choice == "random":
         return None
     if choice == "noop":
-        return [Program(np.zeros((0, 4), dtype=np.int64), np.zeros((0, 3)), (0, 0, 0))]
+        return [Program.from_instructions()]
     if choice == "linear":
         return [linear_program()]
     if choice in ("neural_net", "damaged_neural_net"):
@@ -99,7 +99,7 @@ def _check_fits(program: Program, config: Config, where: str) -> None:
             raise EvozeroError(f"{where}: {component} has {length} instructions but "
                                f"sizes.{component}.max is {bound}")
     need = program.memory_needs()
-    have = (config.memory.scalars, config.memory.vectors, config.memory.matrices)
+    have = config.memory.sizes
     if any(h < n for h, n in zip(have, need)):
         raise EvozeroError(f"{where}: the program needs memory {need} (scalars, vectors, "
                            f"matrices) but the config's memory is {have}")
@@ -119,9 +119,9 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
     for c, ops in enumerate(op_lists):
         allowed[c, :len(ops)] = ops
     kinds, weights = mutation_arrays(config.mutations)
-    programs = initial_programs(config)
-    if programs is None:
-        programs = [Program(np.zeros((0, 4), dtype=np.int64), np.zeros((0, 3)), (0, 0, 0))]
+    given = initial_programs(config)
+    # A random population is drawn in the kernel; one empty program fills the slots.
+    programs = given if given is not None else [Program.from_instructions()]
     slots = []
     for number, program in enumerate(programs):
         _check_fits(program, config, f"initial_population program {number + 1}")
@@ -144,8 +144,7 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
     ints[COMBINE] = MEAN if config.fitness_combine == "mean" else MEDIAN
     ints[MAX_INDIVIDUALS] = -1 if config.budget.individuals is None else config.budget.individuals
     ints[MAX_TRAIN_STEPS] = -1 if config.budget.train_steps is None else config.budget.train_steps
-    ints[NUM_S], ints[NUM_V], ints[NUM_M] = (config.memory.scalars, config.memory.vectors,
-                                             config.memory.matrices)
+    ints[NUM_S], ints[NUM_V], ints[NUM_M] = config.memory.sizes
     ints[CLASSIFICATION] = tasks[0].classification
     floats = np.zeros(5)
     floats[MUTATE_PROB] = config.mutate_prob
@@ -161,7 +160,7 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
         kinds=kinds, kind_weights=weights,
         init_code=np.stack([s[0] for s in slots]), init_constants=np.stack([s[1] for s in slots]),
         init_lengths=np.stack([s[2] for s in slots]),
-        init_random=initial_programs(config) is None, eval_seed=eval_seed)
+        init_random=given is None, eval_seed=eval_seed)
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -174,6 +173,7 @@ class Driver:
     seconds: float = 0.0                  # wall time spent before this process
     experiment_started: float = 0.0       # run seconds when the current experiment began
     checked: float = -1.0                 # best search fitness already checked on select
+    checked_select: float = float("nan")  # and that candidate's select fitness
     experiments: list = field(default_factory=list)
     kept: Optional[dict] = None           # best program over experiments, by select fitness
     solved: bool = False
@@ -221,11 +221,10 @@ class Run:
         return self._select_cache[experiment]
 
     def _evaluate_on(self, program: Program, tasks: list[Task], purpose: int) -> float:
-        memory = (self.config.memory.scalars, self.config.memory.vectors,
-                  self.config.memory.matrices)
         return float(evaluate(program, tasks, combine=self.config.fitness_combine,
                               seed=_derived_seed(self.config.seed, purpose, self.driver.experiment),
-                              memory=memory, max_abs_error=self.config.max_abs_error))
+                              memory=self.config.memory.sizes,
+                              max_abs_error=self.config.max_abs_error))
 
     # -- the flow -----------------------------------------------------------------------
 
@@ -257,12 +256,12 @@ class Run:
             raise EvozeroError("search_tasks must all have the same shape")
         settings = build_settings(config, tasks, _derived_seed(config.seed, 3, experiment))
         runner = SearchRunner(settings, groups[0], config.fec.train, config.fec.valid,
-                              (config.memory.scalars, config.memory.vectors,
-                               config.memory.matrices))
+                              config.memory.sizes)
         if self.state is None:
             self.state = SearchState.fresh(settings, _derived_seed(config.seed, 4, experiment),
                                            config.fec.cache_size)
             self.driver.checked = -1.0
+            self.driver.checked_select = float("nan")
             self.driver.experiment_started = self.seconds()
             self._say(f"experiment {experiment + 1}: evolving on {len(tasks)} "
                       f"{config.search_tasks.kind} tasks")
@@ -326,6 +325,7 @@ class Run:
         self.driver.checked = state.best_fitness
         program = state.best_program(settings.offsets)
         fitness = self._evaluate_on(program, self._select_tasks(self.driver.experiment), 2)
+        self.driver.checked_select = fitness
         self._say(f"  candidate with search fitness {state.best_fitness:.6f}: "
                   f"select fitness {fitness:.6f}")
         self._keep(program, state.best_fitness, fitness)
@@ -349,7 +349,7 @@ class Run:
             select = self._evaluate_on(program, self._select_tasks(self.driver.experiment), 2)
             self._keep(program, state.best_fitness, select)
         else:
-            select = self.driver.kept["select_fitness"] if self.driver.kept else float("nan")
+            select = self.driver.checked_select
         record = {"experiment": self.driver.experiment + 1,
                   "search_fitness": state.best_fitness, "select_fitness": select,
                   "individuals": state.counter(INDIVIDUALS),

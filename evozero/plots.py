@@ -380,7 +380,7 @@ def _annotate_jumps(axes: Any, run: RunData) -> None:
             return
         chosen = [int(finite[np.argmax(run.disc_fitness[finite])])]
     chosen.sort(key=lambda i: run.disc_x[i])
-    memory = (run.config.memory.scalars, run.config.memory.vectors, run.config.memory.matrices)
+    memory = run.config.memory.sizes
     # Enough digits that the labelled fitnesses differ even when the jumps are tiny.
     low, high = axes.get_ylim()
     digits = int(min(8, max(4, math.ceil(-math.log10(max(high - low, 1e-12))) + 2)))

@@ -6,7 +6,6 @@ fractions and spreads U[0, 1).
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ops.jit import jit
 from ops.rng import next_uniform

@@ -18,7 +18,7 @@ _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "muta
 def run_summary(rundir: RunDir) -> dict[str, Any]:
     """Best program (raw and simplified), its fitness and the run's key settings."""
     config = rundir.read_config()
-    memory = (config.memory.scalars, config.memory.vectors, config.memory.matrices)
+    memory = config.memory.sizes
     final = rundir.read_final()
     progress = rundir.read_progress()
     discoveries = rundir.read_discoveries()
@@ -52,7 +52,7 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
 def history(rundir: RunDir) -> list[dict[str, Any]]:
     """Every improvement of the best, with a one-line diff of the simplified programs."""
     config = rundir.read_config()
-    memory = (config.memory.scalars, config.memory.vectors, config.memory.matrices)
+    memory = config.memory.sizes
     events = []
     previous = None
     for record in rundir.read_discoveries():

@@ -266,7 +266,10 @@ def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x
     matrices = np.zeros((max(num_m, 1), num_tasks * n * n))
     streams = np.zeros(num_tasks, dtype=np.uint64)
     scratch = np.zeros(n * n)
-    tape = np.zeros((tape_rows(codes.shape[0]), 5), dtype=np.int64)
+    longest = 0
+    for p in range(bounds.shape[0]):
+        longest = max(longest, bounds[p, 3] - bounds[p, 0])
+    tape = np.zeros((tape_rows(longest), 5), dtype=np.int64)
     no_record = np.zeros((num_tasks, 0))
     for p in range(bounds.shape[0]):
         start, stop = bounds[p, 0], bounds[p, 3]
