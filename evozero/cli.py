@@ -20,6 +20,16 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evozero", description="Evolve machine-learning algorithms from scratch.")
@@ -36,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="continue a stopped run from its checkpoint")
     resume.add_argument("run", help="the run directory")
+    resume.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="workers to continue on (default: the config's; the run keeps "
+                             "its islands, spread over these workers)")
 
     show = commands.add_parser("show", help="best program (raw and simplified), fitness and "
                                             "settings of a run")
@@ -100,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from evozero.experiment import resume_run
 
-    return _execute(resume_run(args.run))
+    return _execute(resume_run(args.run, workers=args.workers))
 
 
 def _execute(run: "Run") -> int:

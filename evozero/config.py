@@ -36,9 +36,11 @@ from evozero.tasks import KINDS, Task, make_tasks
 from ops.table import MATRIX, OPS, OPS_BY_NAME, VECTOR
 
 __all__ = [
-    "COMPONENTS", "DEMO_OPS", "INITIAL_POPULATIONS", "MUTATIONS", "Budget", "ComputeBudget",
+    "COMPONENTS", "DEMO_OPS", "INITIAL_POPULATIONS", "ISLAND_KEYS", "MUTATIONS", "Budget",
+    "ComputeBudget",
     "Config", "Fec", "Hurdles", "Memory", "OpLists", "SizeBounds", "Sizes", "TaskSpec",
-    "config_from_dict", "config_to_dict", "default_config", "dump_config", "load_config",
+    "config_from_dict", "config_to_dict", "default_config", "dump_config", "island_config",
+    "island_count", "load_config",
 ]
 
 #: The three component functions of a program, in execution order.
@@ -54,6 +56,10 @@ MUTATIONS = ("alter_param", "randomize_instruction", "randomize_component", "ide
              "randomize_algorithm")
 #: Memory each hand-written initial algorithm addresses (AutoML-Zero spec 5.1).
 _INIT_MEMORY = {"linear": (4, 3, 0), "neural_net": (5, 9, 2), "damaged_neural_net": (5, 9, 2)}
+#: Settings an entry of the ``islands`` list may change for its island. Memory, sizes and
+#: ops stay shared: migrants must run and mutate on every island.
+ISLAND_KEYS = ("search_tasks", "population_size", "tournament_size", "mutate_prob",
+               "mutations", "constant_mutation", "strategy", "fec", "hurdles")
 _OP_NAMES_BY_CODE = {op.code: op.name for op in OPS}
 _PAIR_NAMES = ("all", "search", "held_out")
 # PyYAML follows YAML 1.1, where 1e8 (no dot) is a string; users mean a number.
@@ -532,6 +538,70 @@ class _SizeSection(_Section):
         raise self.fail(raw, key, ctx)
 
 
+class _Workers(_Spec):
+    allowed = "auto (every core of this machine) or an integer >= 1"
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | int:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            return _Int(1).parse(value, key, ctx)
+        except EvozeroError:
+            raise self.fail(value, key, ctx) from None
+
+
+class _Migration(_Spec):
+    allowed = ("half (a random half of the population), none, or the integer number of "
+               "programs (>= 1) each island sends and receives")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | int:
+        if isinstance(value, str) and value.strip().lower() in ("half", "none"):
+            return value.strip().lower()
+        if value is None or value is False:
+            return "none"
+        try:
+            return _Int(1).parse(value, key, ctx)
+        except EvozeroError:
+            raise self.fail(value, key, ctx) from None
+
+
+class _Islands(_Spec):
+    allowed = (f"null (one island per worker), an integer >= 1 (that many islands), or a list "
+               f"with one mapping per island of settings it changes (allowed keys: "
+               f"{', '.join(ISLAND_KEYS)}; an empty mapping keeps every setting)")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> int | tuple[dict, ...] | None:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _Int(1).parse(value, key, ctx)
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.fail(value, key, ctx)
+        entries = []
+        for i, entry in enumerate(value):
+            where = f"{key}[{i}]"
+            if entry is None:
+                entry = {}
+            if not isinstance(entry, dict):
+                raise ctx.error(where, f"must be a mapping of settings for island {i + 1}, "
+                                       f"got {_show(entry)}")
+            for name, setting in entry.items():
+                if name not in ISLAND_KEYS:
+                    shared = name in _CONFIG.fields
+                    raise ctx.error(_join(where, str(name)), (
+                        f"cannot differ between islands (programs migrate, so they must "
+                        f"run and mutate on every island); allowed per island: "
+                        f"{', '.join(ISLAND_KEYS)}") if shared else _unknown(
+                        "key", name, ISLAND_KEYS, " per island"))
+                # Checked on its own here; merged with the shared settings by island_config.
+                _CONFIG.spec(name).parse(setting, _join(where, str(name)), ctx)
+            entries.append(dict(entry))
+        return tuple(entries)
+
+    def dump(self, value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+
 def _setting(spec: _Spec, default: Any = dataclasses.MISSING, *, factory: Any = None) -> Any:
     """A dataclass field whose metadata holds its checker (the schema entry)."""
     if factory is not None:
@@ -752,6 +822,13 @@ class Config:
     randomize_task_seeds: bool = _setting(_Bool(), True)
     progress_every: float = _setting(_Float(0.0, min_open=True), 1.0)
     checkpoint_every: float = _setting(_Float(0.0, min_open=True), 60.0)
+    workers: str | int = _setting(_Workers(), "auto")
+    islands: int | tuple[dict, ...] | None = _setting(_Islands(), None)
+    migrate_every: int = _setting(_Int(1, whole_floats=True), 20_000)
+    migration: str | int = _setting(_Migration(), "half")
+    deterministic: bool = _setting(_Bool(), False)
+    backend: str = _setting(_Choice("local", "ray"), "local")
+    address: str | None = _setting(_Optional(_Str()), None)
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
         if self.tournament_size > self.population_size:
@@ -766,6 +843,15 @@ class Config:
             yield "ops", ("all three op lists are empty, so nothing can evolve; give at "
                           "least one of ops.setup, ops.predict, ops.learn an op")
         yield from self._memory_problems()
+        if self.address is not None and self.backend != "ray":
+            yield ("address", "backend"), ("is the address of a Ray cluster, used with "
+                                           "backend: ray only; set backend: ray or remove it")
+        if isinstance(self.islands, tuple):
+            for i in range(len(self.islands)):
+                try:
+                    island_config(self, i)
+                except EvozeroError as error:
+                    yield "islands", str(error)
         need = _INIT_MEMORY.get(self.initial_population)
         have = self.memory.sizes
         if need and any(h < n for h, n in zip(have, need)):
@@ -798,6 +884,31 @@ _CONFIG = _Section(Config)
 
 
 # --- public API ----------------------------------------------------------------------
+
+
+def island_count(config: Config, workers: int) -> int:
+    """How many islands a run of ``config`` has when it starts on ``workers`` workers."""
+    if config.islands is None:
+        return workers
+    return config.islands if isinstance(config.islands, int) else len(config.islands)
+
+
+def island_config(config: Config, island: int) -> Config:
+    """The config island number ``island`` (from 0) searches with: its ``islands`` entry
+    (if any) merged into the shared settings, sections key by key."""
+    if not isinstance(config.islands, tuple):
+        return config
+    entry = config.islands[island % len(config.islands)]
+    if not entry:
+        return config
+    data = config_to_dict(config)
+    for name, value in entry.items():
+        if isinstance(data[name], dict) and isinstance(value, dict) and name != "mutations":
+            data[name] = {**data[name], **value}
+        else:
+            data[name] = value
+    data["islands"] = None
+    return config_from_dict(data, f"island {island + 1}")
 
 
 def default_config() -> Config:

@@ -1,12 +1,16 @@
-"""The experiment flow of a run: search, select, repeat until solved, final evaluation.
+"""The experiment flow of a run: search on islands, select, repeat until solved, final.
 
-Each search experiment evolves on ``search_tasks`` until its budget; the best program it
-found is evaluated on ``select_tasks`` (and so is any program reaching
-``sufficient_fitness`` during the search, at once, so a solved run stops early); the
-program with the best select fitness over experiments is kept and finally evaluated on
-the unseen ``final_tasks``. Everything is written to the run directory as it happens,
-and a checkpoint (taken every ``checkpoint_every`` seconds, on Ctrl-C and on SIGTERM)
-lets :func:`resume_run` continue exactly where the run stopped.
+Each search experiment evolves on ``search_tasks`` on one or more islands
+(:mod:`evozero.island`), hosted by workers on this machine or on a Ray cluster
+(:mod:`evozero.workers`); the experiment's budget is shared equally by its islands. An
+island checks any program reaching ``sufficient_fitness`` on ``select_tasks`` at once (so a
+solved run stops early) and, at the end, its best program; the program with the best
+select fitness over islands and experiments is kept and finally evaluated on the unseen
+``final_tasks``. The main process only gathers: it writes the run directory as things
+happen, brokers migration (:mod:`evozero.coordinator`), restarts a worker that dies from
+its islands' last snapshots, and writes a checkpoint of every island (every
+``checkpoint_every`` seconds, on Ctrl-C and on SIGTERM) from which :func:`resume_run`
+continues, on any number of workers.
 """
 from __future__ import annotations
 
@@ -14,156 +18,27 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, TextIO
 
-import numpy as np
-
-from evozero.config import Config, dump_config, load_config
+from evozero.config import Config, dump_config, island_count, load_config
+from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_arrivals,
+                                 round_arrivals)
 from evozero.errors import EvozeroError
-from evozero.mutation import CONSTANT_RULES, mutation_arrays, slot_offsets
+from evozero.experiment_setup import FINAL, evaluate_on
+from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, warm_up
 from evozero.program import Program
-from evozero.programs import linear_program, neural_net_program
 from evozero.rundir import RunDir
-from evozero.search import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_SPENT, CLASSIFICATION, COMBINE,
-                            CONSTANT_RULE, COST_LIMIT, EVOLUTION, FEC_ON, FILLED,
-                            FINGERPRINT_HITS, FORGET_EVERY, FULL_EVALS, HURDLE_PERCENTILE,
-                            HURDLE_STOPS, HURDLE_WINDOW, HURDLES_ON, IMPROVED, INDIVIDUALS,
-                            MAX_ABS_ERROR, MAX_INDIVIDUALS, MAX_TRAIN_STEPS, MEAN, MEDIAN,
-                            MUTATE_PROB, NUM_M, NUM_S, NUM_V, POPULATION, RANDOM_SEARCH,
-                            ROUNDING_SCALE, STRATEGY, STRUCTURE_HITS, TOURNAMENT, TRAIN_STEPS,
-                            BUDGET_REJECTS, SAVED_TRAIN_STEPS, SearchRunner, SearchState,
-                            Settings, evolve, program_cost, program_slots)
-from evozero.tasks import Task
-from evozero.vm import evaluate, group_tasks
+from evozero.search import evolve
+from evozero.workers import LocalBackend, cores
 from ops.jit import is_cached
-from ops.rng import stream_seed
 
-CHECKPOINT_FORMAT = "evozero.run/1"
-# Seconds a batch should take: long enough that Python's share is small, short enough
-# for a live progress line and a prompt reaction to Ctrl-C.
-_BATCH_SECONDS = 0.2
-_SEED_LIMIT = 2**31
+CHECKPOINT_FORMAT = "evozero.run/2"
+# Seconds of evolution an island runs per command: short enough for a live progress line,
+# prompt migration and a quick reaction to Ctrl-C; long enough that messages cost little.
+_SLICE_SECONDS = 0.25
+# Deaths of one island's worker since its last snapshot before the run gives up.
+_MAX_FAILURES = 3
 
-
-def _derived_seed(seed: int, purpose: int, experiment: int) -> int:
-    """A seed for one purpose of one experiment, from the run's seed."""
-    return int(stream_seed(np.uint64(seed), np.uint64(purpose * 1_000_003 + experiment)))
-
-
-def _task_seed(seed: int, purpose: int, experiment: int) -> int:
-    return _derived_seed(seed, purpose, experiment) % _SEED_LIMIT
-
-
-# --- from a config to kernel settings ------------------------------------------------------
-
-def initial_programs(config: Config) -> Optional[list[Program]]:
-    """The initial population's programs (None: random programs)."""
-    choice = config.initial_population
-    if choice == "random":
-        return None
-    if choice == "noop":
-        return [Program.from_instructions()]
-    if choice == "linear":
-        return [linear_program()]
-    if choice in ("neural_net", "damaged_neural_net"):
-        return [neural_net_program(damaged=choice == "damaged_neural_net")]
-    return read_programs(choice)
-
-
-def read_programs(path: str) -> list[Program]:
-    """Every program in a text file (each starts at its ``def Setup():`` line)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise EvozeroError(f"{path}: cannot read the initial programs ({error})") from None
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.strip() == "def Setup():"]
-    if not starts:
-        raise EvozeroError(f"{path}: no program found (each program starts with 'def Setup():')")
-    programs = []
-    for k, start in enumerate(starts):
-        stop = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        try:
-            programs.append(Program.parse("\n".join(lines[start:stop])))
-        except EvozeroError as error:
-            raise EvozeroError(f"{path}: program {k + 1} (line {start + 1}): {error}") from None
-    return programs
-
-
-def _check_fits(program: Program, config: Config, where: str) -> None:
-    sizes = config.sizes
-    for component, length in zip(("setup", "predict", "learn"), program.sizes):
-        bound = getattr(sizes, component).max
-        if length > bound:
-            raise EvozeroError(f"{where}: {component} has {length} instructions but "
-                               f"sizes.{component}.max is {bound}")
-    need = program.memory_needs()
-    have = config.memory.sizes
-    if any(h < n for h, n in zip(have, need)):
-        raise EvozeroError(f"{where}: the program needs memory {need} (scalars, vectors, "
-                           f"matrices) but the config's memory is {have}")
-
-
-def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Settings:
-    """Kernel settings for one search experiment on ``tasks``."""
-    names = ("setup", "predict", "learn")
-    bounds = [getattr(config.sizes, c) for c in names]
-    max_sizes = np.array([b.max for b in bounds], dtype=np.int64)
-    init_sizes = np.array([b.init for b in bounds], dtype=np.int64)
-    offsets = slot_offsets(max_sizes)
-    rows = int(max_sizes.sum())
-    op_lists = [config.ops.codes(c) for c in names]
-    width = max(1, max(len(ops) for ops in op_lists))
-    allowed = np.zeros((3, width), dtype=np.int64)
-    for c, ops in enumerate(op_lists):
-        allowed[c, :len(ops)] = ops
-    kinds, weights = mutation_arrays(config.mutations)
-    given = initial_programs(config)
-    # A random population is drawn in the kernel; one empty program fills the slots.
-    programs = given if given is not None else [Program.from_instructions()]
-    slots = []
-    for number, program in enumerate(programs):
-        _check_fits(program, config, f"initial_population program {number + 1}")
-        code, constants, lengths = program_slots(program, offsets, rows)
-        # Shorter programs are padded with no-ops up to the initial sizes.
-        slots.append((code, constants, np.maximum(lengths, init_sizes)))
-    n_train = tasks[0].n_train * tasks[0].epochs
-    baseline = (neural_net_program() if config.compute_budget.baseline == "neural_net"
-                else linear_program())
-    ints = np.zeros(16, dtype=np.int64)
-    ints[STRATEGY] = EVOLUTION if config.strategy == "evolution" else RANDOM_SEARCH
-    ints[POPULATION] = config.population_size
-    ints[TOURNAMENT] = config.tournament_size
-    ints[CONSTANT_RULE] = CONSTANT_RULES[config.constant_mutation]
-    ints[FEC_ON] = config.fec.enabled
-    ints[FORGET_EVERY] = config.fec.forget_every
-    ints[HURDLES_ON] = config.hurdles.enabled
-    ints[HURDLE_WINDOW] = config.hurdles.window
-    ints[BUDGET_ON] = config.compute_budget.enabled
-    ints[COMBINE] = MEAN if config.fitness_combine == "mean" else MEDIAN
-    ints[MAX_INDIVIDUALS] = -1 if config.budget.individuals is None else config.budget.individuals
-    ints[MAX_TRAIN_STEPS] = -1 if config.budget.train_steps is None else config.budget.train_steps
-    ints[NUM_S], ints[NUM_V], ints[NUM_M] = config.memory.sizes
-    ints[CLASSIFICATION] = tasks[0].classification
-    floats = np.zeros(5)
-    floats[MUTATE_PROB] = config.mutate_prob
-    floats[MAX_ABS_ERROR] = config.max_abs_error
-    floats[HURDLE_PERCENTILE] = config.hurdles.percentile
-    floats[COST_LIMIT] = config.compute_budget.factor * program_cost(baseline, n_train)
-    floats[ROUNDING_SCALE] = 10.0 ** config.fec.decimals
-    return Settings(
-        ints=ints, floats=floats, offsets=offsets,
-        min_sizes=np.array([b.min for b in bounds], dtype=np.int64), max_sizes=max_sizes,
-        init_sizes=init_sizes, allowed=allowed,
-        allowed_counts=np.array([len(ops) for ops in op_lists], dtype=np.int64),
-        kinds=kinds, kind_weights=weights,
-        init_code=np.stack([s[0] for s in slots]), init_constants=np.stack([s[1] for s in slots]),
-        init_lengths=np.stack([s[2] for s in slots]),
-        init_random=given is None, eval_seed=eval_seed)
-
-
-# --- the run ----------------------------------------------------------------------------
 
 @dataclass
 class Driver:
@@ -172,8 +47,7 @@ class Driver:
     experiment: int = 0
     seconds: float = 0.0                  # wall time spent before this process
     experiment_started: float = 0.0       # run seconds when the current experiment began
-    checked: float = -1.0                 # best search fitness already checked on select
-    checked_select: float = float("nan")  # and that candidate's select fitness
+    islands: int = 0                      # islands per experiment, fixed at the start
     experiments: list = field(default_factory=list)
     kept: Optional[dict] = None           # best program over experiments, by select fitness
     solved: bool = False
@@ -183,48 +57,52 @@ class Interrupted(Exception):
     """Raised when Ctrl-C or SIGTERM stopped a run after its checkpoint was written."""
 
 
+def make_backend(config: Config, workers: int) -> Any:
+    """The backend ``config`` asks for, with ``workers`` workers."""
+    if config.backend == "ray":
+        from evozero.ray_backend import RayBackend
+        return RayBackend(workers, config.address)
+    return LocalBackend(workers)
+
+
+def available_workers(config: Config) -> int:
+    """Workers ``workers: auto`` means: this machine's cores, or the Ray cluster's CPUs."""
+    if config.workers != "auto":
+        return int(config.workers)
+    if config.backend == "ray":
+        from evozero.ray_backend import cluster_cpus
+        return cluster_cpus(config.address)
+    return cores()
+
+
 class Run:
     """One run: its config, its directory and its progress through the flow."""
 
-    def __init__(self, config: Config, rundir: RunDir, out: Optional[TextIO] = None) -> None:
+    def __init__(self, config: Config, rundir: RunDir, out: Optional[TextIO] = None,
+                 workers: Optional[int] = None) -> None:
         self.config = config
         self.rundir = rundir
         self.out = out if out is not None else sys.stdout
+        self.workers = workers            # None: as the config says
         self.driver = Driver()
-        self.state: Optional[SearchState] = None
+        self.backend: Any = None
+        self.views: list[IslandView] = []
+        self._saved_islands: Optional[dict[str, Any]] = None
         self._stop_signal: Optional[int] = None
         self._started = time.monotonic()
-        self._known_discoveries: set[tuple[int, int]] = set()
-        self._select_cache: dict[int, list[Task]] = {}
-        self.kernel_seconds = 0.0   # time inside the search kernel (this process)
+        self._known_discoveries: set[tuple[int, int, int]] = set()
+        self._experiment_best = -float("inf")
+        self._completed_round = 0
+        self._pending_snapshots: set[int] = set()
+        self._checkpoint_round = 0
+        self._checkpoint_due = False
+        self.kernel_seconds = 0.0   # time inside the search kernels, over all islands
 
     # -- timing -------------------------------------------------------------------------
 
     def seconds(self) -> float:
         """Wall time of the whole run so far, over every process that worked on it."""
         return self.driver.seconds + time.monotonic() - self._started
-
-    # -- tasks --------------------------------------------------------------------------
-
-    def _search_tasks(self, experiment: int) -> list[Task]:
-        spec = self.config.search_tasks
-        if self.config.randomize_task_seeds and experiment > 0:
-            spec = spec.with_seed(_task_seed(self.config.seed, 1, experiment))
-        return spec.make()
-
-    def _select_tasks(self, experiment: int) -> list[Task]:
-        if experiment not in self._select_cache:
-            spec = self.config.select_tasks
-            if self.config.randomize_task_seeds and experiment > 0:
-                spec = spec.with_seed(_task_seed(self.config.seed, 2, experiment))
-            self._select_cache = {experiment: spec.make()}
-        return self._select_cache[experiment]
-
-    def _evaluate_on(self, program: Program, tasks: list[Task], purpose: int) -> float:
-        return float(evaluate(program, tasks, combine=self.config.fitness_combine,
-                              seed=_derived_seed(self.config.seed, purpose, self.driver.experiment),
-                              memory=self.config.memory.sizes,
-                              max_abs_error=self.config.max_abs_error))
 
     # -- the flow -----------------------------------------------------------------------
 
@@ -233,10 +111,14 @@ class Run:
         previous = {signum: signal.signal(signum, self._on_signal)
                     for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if not self._flow_done():
+                self._start_workers()
             while not self._flow_done():
                 self._run_experiment()
+            self._stop_workers()
             return self._finish()
         finally:
+            self._stop_workers()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
@@ -247,129 +129,286 @@ class Run:
         limit = self.config.max_experiments
         return self.driver.solved or (limit > 0 and self.driver.experiment >= limit)
 
+    def _start_workers(self) -> None:
+        config = self.config
+        if not is_cached(evolve):
+            self._say("compiling the search kernels (once per installation, about a minute)")
+            started = time.monotonic()
+            warm_up(config)
+            self._say(f"compiled in {time.monotonic() - started:.0f} s")
+        else:
+            warm_up(config)
+        workers = self.workers if self.workers is not None else available_workers(config)
+        if self.driver.islands == 0:
+            self.driver.islands = island_count(config, workers)
+        workers = max(1, min(workers, self.driver.islands))
+        self.backend = make_backend(config, workers)
+        where = "Ray" if config.backend == "ray" else "worker processes"
+        self._say(f"{self.driver.islands} island{'s' if self.driver.islands > 1 else ''} on "
+                  f"{workers} {where}, migration "
+                  f"{'off' if config.migration == 'none' else f'every {config.migrate_every:,} individuals'}"
+                  f"{', deterministic' if config.deterministic else ''}")
+
+    def _stop_workers(self) -> None:
+        if self.backend is not None:
+            backend, self.backend = self.backend, None
+            backend.close()
+
+    # -- one experiment -----------------------------------------------------------------
+
+    def _island_specs(self, experiment: int) -> list[IslandSpec]:
+        budget = self.config.budget
+        count = self.driver.islands
+
+        def share(total: Optional[int], island: int) -> int:
+            if total is None:
+                return -1
+            return max(total // count + (island < total % count), 1)
+
+        return [IslandSpec(island=i, experiment=experiment, config=self.config,
+                           individuals=share(budget.individuals, i),
+                           train_steps=share(budget.train_steps, i)) for i in range(count)]
+
     def _run_experiment(self) -> None:
         config = self.config
         experiment = self.driver.experiment
-        tasks = self._search_tasks(experiment)
-        groups = group_tasks(tasks)
-        if len(groups) != 1:
-            raise EvozeroError("search_tasks must all have the same shape")
-        settings = build_settings(config, tasks, _derived_seed(config.seed, 3, experiment))
-        runner = SearchRunner(settings, groups[0], config.fec.train, config.fec.valid,
-                              config.memory.sizes)
-        if self.state is None:
-            self.state = SearchState.fresh(settings, _derived_seed(config.seed, 4, experiment),
-                                           config.fec.cache_size)
-            self.driver.checked = -1.0
-            self.driver.checked_select = float("nan")
+        specs = self._island_specs(experiment)
+        workers = self.backend.workers
+        self.views = [IslandView(spec, worker=spec.island % workers) for spec in specs]
+        saved = self._saved_islands
+        self._saved_islands = None
+        if saved is not None:
+            self._completed_round = saved["completed_round"]
+            for view, kept in zip(self.views, saved["islands"]):
+                view.snapshot, view.result = kept["snapshot"], kept["result"]
+                view.snapshot_events = list(kept["events"])
+                view.buffer = list(kept["events"])
+        else:
+            self._completed_round = 0
             self.driver.experiment_started = self.seconds()
-            self._say(f"experiment {experiment + 1}: evolving on {len(tasks)} "
+            self._say(f"experiment {experiment + 1}: evolving on {config.search_tasks.num_tasks} "
                       f"{config.search_tasks.kind} tasks")
-        state = self.state
-        compiling = not is_cached(evolve)
-        if compiling:
-            self._say("compiling the search kernels (once per installation, about a minute)")
-        batch = 64
+        self._experiment_best = max(
+            (r["fitness"] for r in self.rundir.read_discoveries()
+             if r["experiment"] == experiment + 1), default=-float("inf"))
+        for view in self.views:
+            if not view.done:
+                self._open(view)
         last_progress = last_checkpoint = time.monotonic()
-        experiment_start = self.driver.experiment_started
+        stopping = False
         while True:
-            started = time.monotonic()
-            outcome = runner.step(state, batch)
-            elapsed = time.monotonic() - started
-            self.kernel_seconds += elapsed
-            if compiling:
-                # Rates and per-experiment times should describe the search, not the compiler.
-                self._say(f"compiled in {elapsed:.0f} s")
-                experiment_start = self.driver.experiment_started = self.seconds()
-                compiling = False
-            batch = int(min(max(batch * _BATCH_SECONDS / max(elapsed, 1e-4), 16), 1 << 20)) \
-                if outcome != IMPROVED else batch
-            if outcome == IMPROVED:
-                self._discovery(state, settings)
-                if self._check_promising(state, settings):
-                    break
+            for worker, reply in self.backend.receive(0.05):
+                if reply is None:
+                    self._worker_died(worker)
+                else:
+                    self._on_reply(reply)
+            if config.deterministic:
+                self._complete_round()
+            if self._stop_signal is not None and not stopping:
+                stopping = True
+                self._request_checkpoint()
+            if stopping and not self._pending_snapshots:
+                self._write_checkpoint()
+                raise Interrupted(signal.Signals(self._stop_signal).name)
             now = time.monotonic()
             if now - last_progress >= config.progress_every:
-                self._progress(state, experiment_start)
+                self._progress()
                 last_progress = now
-            if self._stop_signal is not None:
-                self._checkpoint()
-                raise Interrupted(signal.Signals(self._stop_signal).name)
-            if now - last_checkpoint >= config.checkpoint_every:
-                self._checkpoint()
+            if now - last_checkpoint >= config.checkpoint_every and not self._pending_snapshots:
+                self._request_checkpoint()
                 last_checkpoint = now
-            if outcome == BUDGET_SPENT or (
-                    config.budget.seconds is not None
-                    and self.seconds() - experiment_start >= config.budget.seconds):
+            if self._pending_snapshots == set() and self._checkpoint_due:
+                self._write_checkpoint()
+            if self.driver.solved or (config.budget.seconds is not None and self.seconds()
+                                      - self.driver.experiment_started >= config.budget.seconds):
+                for view in self.views:
+                    view.finish_wanted = not view.done
+            if all(view.done for view in self.views):
                 break
-        self._progress(state, experiment_start, final=True)
-        self._end_experiment(state, settings, experiment_start)
+            self._dispatch(snapshots_only=stopping)
+        self._flush_events()
+        self._progress(final=True)
+        self._end_experiment()
 
-    def _discovery(self, state: SearchState, settings: Settings) -> None:
-        key = (self.driver.experiment, state.counter(BEST_INDIVIDUAL))
+    def _open(self, view: IslandView) -> None:
+        view.status = view.snapshot["meta"]["status"] if view.snapshot else RUNNING
+        self._send(view, {"kind": "open", "spec": view.spec, "snapshot": view.snapshot})
+
+    def _send(self, view: IslandView, command: dict[str, Any]) -> None:
+        view.busy = True
+        # A failed send means the worker died: receive() reports it and it is restarted.
+        self.backend.send(view.worker, command)
+
+    def _dispatch(self, snapshots_only: bool = False) -> None:
+        for view in self.views:
+            if view.busy or view.done:
+                continue
+            if view.snapshot_wanted:
+                self._send(view, {"kind": "snapshot", "island": view.index})
+            elif snapshots_only:
+                continue
+            elif view.finish_wanted:
+                self._send(view, {"kind": "finish", "island": view.index})
+            elif view.status == WAITING and view.arrivals is None or view.status in FINISHED:
+                continue
+            else:
+                arrivals, view.arrivals = view.arrivals, None
+                self._send(view, {"kind": "advance", "island": view.index,
+                                  "seconds": _SLICE_SECONDS, "arrivals": arrivals})
+
+    def _on_reply(self, reply: dict[str, Any]) -> None:
+        if reply["kind"] == "error":
+            if reply["island"] is not None:
+                self._say(f"island {reply['island'] + 1} failed:\n{reply['error'].rstrip()}")
+            return
+        view = self.views[reply["island"]]
+        view.busy = False
+        if reply["kind"] == "snapshot":
+            view.snapshot = reply["snapshot"]
+            view.snapshot_events = list(view.buffer)
+            view.snapshot_wanted = False
+            view.failures = 0
+            done_round = view.snapshot["meta"]["round"]
+            view.logged = {r: a for r, a in view.logged.items() if r >= done_round}
+            self._pending_snapshots.discard(view.index)
+            return
+        if reply["kind"] == "finish":
+            view.result = reply["result"]
+            return
+        view.summary = reply["summary"]
+        view.status = reply["status"]
+        if reply["result"] is not None:
+            view.result = reply["result"]
+        if self.config.deterministic:
+            view.buffer.extend(reply["events"])
+        else:
+            for event in reply["events"]:
+                self._apply_event(event)
+        if reply["emigrants"] is not None:
+            self._emigrated(view, reply["emigrants"])
+
+    def _emigrated(self, view: IslandView, emigrants: dict[str, Any]) -> None:
+        round_ = emigrants["round"]
+        if not self.config.deterministic:
+            view.emigrants = emigrants
+            view.arrivals = latest_arrivals(view, self.views, self.config.seed,
+                                            self.driver.experiment)
+        elif round_ <= self._completed_round:
+            # A restarted island replays a round the others have passed: same migrants.
+            view.arrivals = view.logged.get(round_, empty_arrivals())
+        else:
+            view.emigrants = emigrants
+
+    def _complete_round(self) -> None:
+        """Deterministic runs: once every island waits at the next round, flush the
+        round's events in a fixed order and hand out its migrants."""
+        round_ = self._completed_round + 1
+        active = [v for v in self.views if not v.done and v.status not in FINISHED]
+        if not active or not all(v.status == WAITING and not v.busy and v.arrivals is None
+                   and v.emigrants is not None and v.emigrants["round"] == round_
+                   for v in active):
+            return
+        self._flush_events()
+        arrivals = round_arrivals(self.views, self.config.seed, self.driver.experiment, round_)
+        for view in active:
+            view.arrivals = view.logged[round_] = arrivals[view.index]
+        self._completed_round = round_
+
+    def _flush_events(self) -> None:
+        events = [e for v in self.views for e in v.buffer]
+        for view in self.views:
+            view.buffer = []
+        for event in sorted(events, key=lambda e: (e["island_individual"], e["island"])):
+            self._apply_event(event)
+
+    def _apply_event(self, event: dict[str, Any]) -> None:
+        key = (self.driver.experiment, event["island"], event["island_individual"])
         if key in self._known_discoveries:
             return
         self._known_discoveries.add(key)
-        program = state.best_program(settings.offsets)
+        island = event["island"]
+        if event["select_fitness"] is not None:
+            self._say(f"  candidate with search fitness {event['fitness']:.6f} on island "
+                      f"{island + 1}: select fitness {event['select_fitness']:.6f}")
+            self._keep(event["program"], event["fitness"], event["select_fitness"])
+        if event["fitness"] <= self._experiment_best:
+            return
+        self._experiment_best = event["fitness"]
+        count = len(self.views)
+        if self.config.deterministic:
+            # Islands run in lockstep rounds, so the run's count is the island's x islands.
+            individuals = event["island_individual"] * count
+            train_steps = event["island_train_steps"] * count
+        else:
+            others = [v.summary for v in self.views if v.index != island and v.summary]
+            individuals = event["island_individual"] + sum(s["individuals"] for s in others)
+            train_steps = event["island_train_steps"] + sum(s["train_steps"] for s in others)
         self.rundir.append_discovery({
-            "experiment": self.driver.experiment + 1, "individual": key[1],
-            "seconds": round(self.seconds(), 3), "train_steps": state.counter(TRAIN_STEPS),
-            "fitness": state.best_fitness, "program": str(program)})
+            "experiment": self.driver.experiment + 1, "island": island + 1,
+            "island_individual": event["island_individual"], "individual": individuals,
+            "seconds": round(self.seconds(), 3), "train_steps": train_steps,
+            "fitness": event["fitness"], "program": event["program"]})
 
-    def _check_promising(self, state: SearchState, settings: Settings) -> bool:
-        """Check a new best reaching sufficient_fitness on the select tasks; True if solved."""
-        sufficient = self.config.sufficient_fitness
-        if sufficient is None or state.best_fitness < sufficient \
-                or state.best_fitness <= self.driver.checked:
-            return False
-        self.driver.checked = state.best_fitness
-        program = state.best_program(settings.offsets)
-        fitness = self._evaluate_on(program, self._select_tasks(self.driver.experiment), 2)
-        self.driver.checked_select = fitness
-        self._say(f"  candidate with search fitness {state.best_fitness:.6f}: "
-                  f"select fitness {fitness:.6f}")
-        self._keep(program, state.best_fitness, fitness)
-        return self.driver.solved
+    def _worker_died(self, worker: int) -> None:
+        how = self.backend.death(worker)
+        views = [v for v in self.views if v.worker == worker and not v.done]
+        self.backend.restart(worker)
+        for view in views:
+            view.failures += 1
+            if view.failures > _MAX_FAILURES:
+                raise EvozeroError(
+                    f"island {view.index + 1} failed {view.failures} times since its last "
+                    f"snapshot; the run stops here (resume it with `evozero resume "
+                    f"{self.rundir.path}` once the cause is fixed)")
+            at = view.snapshot["arrays"]["counters"][0] if view.snapshot else 0
+            self._say(f"worker {worker + 1} {how}; island {view.index + 1} restarts from its "
+                      f"snapshot at {at:,} individuals")
+            view.busy = False
+            view.arrivals = None
+            view.emigrants = None
+            self._open(view)
 
-    def _keep(self, program: Program, search_fitness: float, select_fitness: float) -> None:
+    def _keep(self, program: str, search_fitness: float, select_fitness: float) -> None:
         kept = self.driver.kept
         if kept is None or select_fitness >= kept["select_fitness"]:
-            self.driver.kept = {"program": str(program), "search_fitness": search_fitness,
+            self.driver.kept = {"program": program, "search_fitness": search_fitness,
                                 "select_fitness": select_fitness,
                                 "experiment": self.driver.experiment + 1}
-            self.rundir.write_best(str(program))
+            self.rundir.write_best(program)
         sufficient = self.config.sufficient_fitness
         if sufficient is not None and select_fitness > sufficient:
             self.driver.solved = True
 
-    def _end_experiment(self, state: SearchState, settings: Settings,
-                        experiment_start: float) -> None:
-        program = state.best_program(settings.offsets)
-        if state.best_fitness > self.driver.checked:
-            select = self._evaluate_on(program, self._select_tasks(self.driver.experiment), 2)
-            self._keep(program, state.best_fitness, select)
-        else:
-            select = self.driver.checked_select
+    def _end_experiment(self) -> None:
+        results = [v.result for v in self.views]
+        for result in results:
+            self._keep(result["program"], result["search_fitness"], result["select_fitness"])
+        best = max(results, key=lambda r: r["search_fitness"])
+        total = aggregate(self.views, 1.0)
+        self.kernel_seconds += sum(v.summary.get("kernel_seconds", 0.0) for v in self.views)
         record = {"experiment": self.driver.experiment + 1,
-                  "search_fitness": state.best_fitness, "select_fitness": select,
-                  "individuals": state.counter(INDIVIDUALS),
-                  "train_steps": state.counter(TRAIN_STEPS),
-                  "seconds": round(self.seconds() - experiment_start, 3)}
+                  "search_fitness": best["search_fitness"],
+                  "select_fitness": best["select_fitness"],
+                  "individuals": total["individuals"], "train_steps": total["train_steps"],
+                  "islands": len(self.views),
+                  "seconds": round(self.seconds() - self.driver.experiment_started, 3)}
         self.driver.experiments = [r for r in self.driver.experiments
                                    if r.get("experiment") != record["experiment"]] + [record]
         self._say(f"experiment {record['experiment']} done: search fitness "
-                  f"{record['search_fitness']:.6f}, select fitness {select:.6f}, "
-                  f"{record['individuals']:,} individuals in {record['seconds']:.1f} s")
+                  f"{record['search_fitness']:.6f}, select fitness "
+                  f"{record['select_fitness']:.6f}, {record['individuals']:,} individuals in "
+                  f"{record['seconds']:.1f} s")
         self.driver.experiment += 1
-        self.state = None
-        self._checkpoint()
+        self.views = []
+        self._write_checkpoint()
 
     def _finish(self) -> dict[str, Any]:
         kept = self.driver.kept
         if kept is None:
             raise EvozeroError("the run ended without any evaluated program")
         program = Program.parse(kept["program"])
-        final = self._evaluate_on(program, self.config.final_tasks.make(), 5)
+        final = evaluate_on(self.config, program, self.config.final_tasks.make(), FINAL,
+                            self.driver.experiment)
         result = {
             "search_fitness": kept["search_fitness"], "select_fitness": kept["select_fitness"],
             "final_fitness": final, "solved": self.driver.solved,
@@ -377,7 +416,7 @@ class Run:
             "individuals": sum(r["individuals"] for r in self.driver.experiments),
             "train_steps": sum(r["train_steps"] for r in self.driver.experiments),
             "seconds": round(self.seconds(), 3), "program": kept["program"],
-            "per_experiment": self.driver.experiments}
+            "islands": self.driver.islands, "per_experiment": self.driver.experiments}
         self.rundir.write_best(kept["program"])
         self.rundir.write_final(result)
         self._say(f"final fitness on {self.config.final_tasks.num_tasks} unseen tasks: "
@@ -388,29 +427,18 @@ class Run:
 
     # -- progress and checkpoints -------------------------------------------------------
 
-    def _progress(self, state: SearchState, experiment_start: float, final: bool = False) -> None:
-        individuals = state.counter(INDIVIDUALS)
-        filled = min(state.counter(FILLED), state.fitness.size)
-        population = state.fitness[:filled] if filled else np.zeros(1)
-        hits = state.counter(STRUCTURE_HITS) + state.counter(FINGERPRINT_HITS)
-        seconds = max(self.seconds() - experiment_start, 1e-9)
-        record = {
-            "seconds": round(self.seconds(), 3), "experiment": self.driver.experiment + 1,
-            "individuals": individuals, "train_steps": state.counter(TRAIN_STEPS),
-            "best": state.best_fitness, "mean": float(population.mean()),
-            "stdev": float(population.std()), "individuals_per_second": individuals / seconds,
-            "cache_hit_rate": hits / individuals if individuals else 0.0,
-            "structure_hits": state.counter(STRUCTURE_HITS),
-            "fingerprint_hits": state.counter(FINGERPRINT_HITS),
-            "full_evaluations": state.counter(FULL_EVALS),
-            "hurdle_stops": state.counter(HURDLE_STOPS),
-            "budget_rejects": state.counter(BUDGET_REJECTS),
-            "saved_train_steps": state.counter(SAVED_TRAIN_STEPS)}
+    def _progress(self, final: bool = False) -> None:
+        seconds = self.seconds() - self.driver.experiment_started
+        record = {"seconds": round(self.seconds(), 3), "experiment": self.driver.experiment + 1}
+        record.update(aggregate(self.views, seconds))
         self.rundir.append_progress(record)
-        line = (f"exp {record['experiment']}  {individuals:>11,} indiv  best "
+        shares = "/".join(f"{100 * i['share']:.0f}" for i in record["islands"])
+        line = (f"exp {record['experiment']}  {record['individuals']:>11,} indiv  best "
                 f"{record['best']:.6f}  mean {record['mean']:.4f}  "
                 f"{record['individuals_per_second']:>9,.0f} indiv/s  cache hits "
                 f"{100 * record['cache_hit_rate']:4.1f}%")
+        if len(record["islands"]) > 1:
+            line += f"  islands {shares}%"
         if self.out.isatty() and not final:
             self.out.write("\r" + line)
             self.out.flush()
@@ -422,13 +450,30 @@ class Run:
             text = "\r\033[K" + text
         print(text, file=self.out, flush=True)
 
-    def _checkpoint(self) -> None:
+    def _request_checkpoint(self) -> None:
+        """Ask every unfinished island for a snapshot; the checkpoint is written once all
+        have answered. Islands idle now answer first; busy ones right after their current
+        command, before anything else is sent to them: so every snapshot reflects the
+        same moment of this process's messages, which is what a deterministic resume needs."""
+        self._checkpoint_round = self._completed_round
+        self._checkpoint_due = True
+        for view in self.views:
+            if not view.done:
+                view.snapshot_wanted = True
+                self._pending_snapshots.add(view.index)
+                if not view.busy:
+                    self._send(view, {"kind": "snapshot", "island": view.index})
+
+    def _write_checkpoint(self) -> None:
+        self._checkpoint_due = False
         self.driver.seconds = self.seconds()
         self._started = time.monotonic()
-        driver = dict(self.driver.__dict__)
-        self.rundir.save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "driver": driver,
-            "search": self.state.to_arrays() if self.state is not None else None})
+        islands = None
+        if self.views:
+            islands = {"completed_round": self._checkpoint_round,
+                       "islands": [view.to_checkpoint() for view in self.views]}
+        self.rundir.save_checkpoint({"format": CHECKPOINT_FORMAT,
+                                     "driver": dict(self.driver.__dict__), "islands": islands})
 
     def restore(self) -> None:
         """Continue from the newest valid checkpoint (or from the start if there is none)."""
@@ -437,14 +482,15 @@ class Run:
         for problem in problems:
             self._say(f"warning: {problem}")
         for record in self.rundir.read_discoveries():
-            self._known_discoveries.add((record["experiment"] - 1, record["individual"]))
+            self._known_discoveries.add((record["experiment"] - 1, record.get("island", 1) - 1,
+                                         record.get("island_individual", record["individual"])))
         if saved is None:
             return
         if saved.get("format") != CHECKPOINT_FORMAT:
-            raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an evozero run checkpoint")
+            raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an {CHECKPOINT_FORMAT} "
+                               f"checkpoint (written by another version of evozero)")
         self.driver = Driver(**saved["driver"])
-        if saved["search"] is not None:
-            self.state = SearchState.from_arrays(saved["search"])
+        self._saved_islands = saved["islands"]
 
 
 def start_run(config: Config, out_root: str = "runs", out: Optional[TextIO] = None) -> Run:
@@ -456,14 +502,15 @@ def start_run(config: Config, out_root: str = "runs", out: Optional[TextIO] = No
     return run
 
 
-def resume_run(path: str, out: Optional[TextIO] = None) -> Run:
-    """Reopen a run directory to continue it from its newest valid checkpoint."""
+def resume_run(path: str, out: Optional[TextIO] = None, workers: Optional[int] = None) -> Run:
+    """Reopen a run directory to continue it from its newest valid checkpoint, on
+    ``workers`` workers (None: as its config says; the islands stay as they were)."""
     rundir = RunDir.open(path)
     if rundir.read_final() is not None:
         raise EvozeroError(f"{rundir.path}: this run has finished (final.json exists); "
                            f"see `evozero show {rundir.path}`")
     config = load_config(rundir.config_path)
-    run = Run(config, rundir, out)
+    run = Run(config, rundir, out, workers)
     run.restore()
     print(f"resuming {rundir.path} at experiment {run.driver.experiment + 1}", file=run.out,
           flush=True)

@@ -541,6 +541,43 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
     return BATCH_DONE
 
 
+@jit
+def immigrate(pop, best, counters, values, settings_i, settings_f, offsets, eval_seed, groups,
+              memories, work, cache, tables, arrivals):
+    """Add programs from other islands as the youngest individuals, replacing the oldest.
+
+    ``arrivals`` = (code, constants, lengths, fitness) of the programs in slots; a NaN
+    fitness (the sender searched other tasks) is evaluated here, through the cache. The
+    island's best is updated, but not counted as a discovery of this island, and no
+    individual is counted: the schedule of children does not depend on migrants.
+    """
+    code, constants, lengths, fitness = pop
+    best_code, best_constants, best_lengths = best
+    in_code, in_constants, in_lengths, in_fitness = arrivals
+    population = settings_i[POPULATION]
+    for k in range(in_code.shape[0]):
+        value = in_fitness[k]
+        if value != value:
+            value = _evaluate(in_code[k], in_constants[k], in_lengths[k], settings_i,
+                              settings_f, offsets, eval_seed, groups, memories, work, cache,
+                              counters, values, tables)
+        filling = counters[FILLED] < population
+        slot = counters[FILLED] if filling else counters[OLDEST]
+        code[slot] = in_code[k]
+        constants[slot] = in_constants[k]
+        lengths[slot] = in_lengths[k]
+        fitness[slot] = value
+        if filling:
+            counters[FILLED] += 1
+        else:
+            counters[OLDEST] = (slot + 1) % population
+        if value > values[BEST_FITNESS]:
+            values[BEST_FITNESS] = value
+            best_code[:] = in_code[k]
+            best_constants[:] = in_constants[k]
+            best_lengths[:] = in_lengths[k]
+
+
 # --- the Python side of one experiment -----------------------------------------------------
 
 class SearchRunner:
@@ -588,3 +625,17 @@ class SearchRunner:
                           (s.init_code, s.init_constants, s.init_lengths), s.init_random,
                           np.uint64(s.eval_seed), self.groups, self.memories, self.work,
                           cache_arrays(state.cache), self.tables, int(max_children)))
+
+    def immigrate(self, state: SearchState, code: np.ndarray, constants: np.ndarray,
+                  lengths: np.ndarray, fitness: np.ndarray) -> None:
+        """Add migrants (slots; NaN fitness = evaluate here) to ``state`` (see :func:`immigrate`)."""
+        s = self.settings
+        immigrate((state.code, state.constants, state.lengths, state.fitness),
+                  (state.best_code, state.best_constants, state.best_lengths),
+                  state.counters, state.values, s.ints, s.floats, s.offsets,
+                  np.uint64(s.eval_seed), self.groups, self.memories, self.work,
+                  cache_arrays(state.cache), self.tables,
+                  (np.ascontiguousarray(code, dtype=np.int64),
+                   np.ascontiguousarray(constants, dtype=np.float64),
+                   np.ascontiguousarray(lengths, dtype=np.int64),
+                   np.ascontiguousarray(fitness, dtype=np.float64)))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from evozero.config import config_from_dict
-from evozero.experiment import build_settings
+from evozero.experiment_setup import build_settings
 from evozero.fec import COUNT
 from evozero.mutation import MUTATION_NAMES
 from evozero.programs import neural_net_program

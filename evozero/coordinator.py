@@ -1,0 +1,128 @@
+"""The main process's view of the islands of one experiment, and the migration it brokers.
+
+Migration follows AutoML-Zero's server: an island sends a random part of its population
+and receives as many programs sampled uniformly from what the other islands sent. In a
+deterministic run, every island stops at the same individual count (a round) and the
+migrants of round r are drawn from all islands' round-r emigrants with a generator seeded
+by (seed, experiment, r); otherwise an island gets, at once, a sample of the latest
+emigrants of the other islands, whatever their round.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from evozero.island import FINISHED, RUNNING, IslandSpec
+
+
+@dataclass
+class IslandView:
+    """What the main process knows of one island and what it owes it."""
+
+    spec: IslandSpec
+    worker: int
+    snapshot: Optional[dict[str, Any]] = None   # last snapshot (None: start afresh)
+    snapshot_events: list = field(default_factory=list)  # unflushed events it covers
+    summary: dict[str, Any] = field(default_factory=dict)
+    status: str = RUNNING
+    busy: bool = False                           # a command is in flight
+    emigrants: Optional[dict[str, Any]] = None   # the latest ones it sent
+    arrivals: Optional[dict[str, Any]] = None    # migrants to send with its next advance
+    logged: dict[int, dict[str, Any]] = field(default_factory=dict)  # migrants per round
+    buffer: list = field(default_factory=list)   # events held until its round completes
+    snapshot_wanted: bool = False
+    finish_wanted: bool = False
+    result: Optional[dict[str, Any]] = None
+    failures: int = 0                            # deaths since its last snapshot
+
+    @property
+    def done(self) -> bool:
+        """True once the island's result is known."""
+        return self.result is not None
+
+    @property
+    def index(self) -> int:
+        """The island's number, from 0."""
+        return self.spec.island
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this island."""
+        return {"snapshot": self.snapshot, "events": self.snapshot_events,
+                "result": self.result}
+
+
+def empty_arrivals() -> dict[str, Any]:
+    """No migrants."""
+    return {"code": np.zeros((0, 0, 4), dtype=np.int64), "constants": np.zeros((0, 0, 3)),
+            "lengths": np.zeros((0, 3), dtype=np.int64), "fitness": np.zeros(0), "keys": []}
+
+
+def draw_arrivals(count: int, pool: Sequence[dict[str, Any]],
+                  rng: np.random.Generator) -> dict[str, Any]:
+    """``count`` programs drawn without replacement from the emigrant sets in ``pool``."""
+    sets = [p for p in pool if len(p["fitness"])]
+    if not sets or count <= 0:
+        return empty_arrivals()
+    code = np.concatenate([p["code"] for p in sets])
+    keys = [p["key"] for p in sets for _ in range(len(p["fitness"]))]
+    chosen = np.sort(rng.choice(len(keys), size=min(count, len(keys)), replace=False))
+    return {"code": code[chosen],
+            "constants": np.concatenate([p["constants"] for p in sets])[chosen],
+            "lengths": np.concatenate([p["lengths"] for p in sets])[chosen],
+            "fitness": np.concatenate([p["fitness"] for p in sets])[chosen],
+            "keys": [keys[k] for k in chosen]}
+
+
+def round_arrivals(views: Sequence[IslandView], seed: int, experiment: int,
+                   round_: int) -> dict[int, dict[str, Any]]:
+    """Deterministic migrants of one completed round for every island waiting at it."""
+    waiting = [v for v in views if v.emigrants is not None and v.emigrants["round"] == round_
+               and not v.done and v.status not in FINISHED]
+    rng = np.random.default_rng([seed, experiment, round_])
+    arrivals = {}
+    for view in waiting:
+        pool = [v.emigrants for v in waiting if v is not view]
+        arrivals[view.index] = draw_arrivals(len(view.emigrants["fitness"]), pool, rng)
+    return arrivals
+
+
+def latest_arrivals(view: IslandView, views: Sequence[IslandView], seed: int,
+                    experiment: int) -> dict[str, Any]:
+    """Migrants for ``view`` from the latest emigrants of every other island."""
+    pool = [v.emigrants for v in views if v is not view and v.emigrants is not None]
+    rng = np.random.default_rng([seed, experiment, view.index, view.emigrants["round"]])
+    return draw_arrivals(len(view.emigrants["fitness"]), pool, rng)
+
+
+def aggregate(views: Sequence[IslandView], seconds: float) -> dict[str, Any]:
+    """One progress record for the whole experiment from the islands' latest summaries."""
+    summaries = [v.summary for v in views if v.summary]
+    total = sum(s["individuals"] for s in summaries)
+    record: dict[str, Any] = {
+        "individuals": total, "train_steps": sum(s["train_steps"] for s in summaries),
+        "best": max((s["best"] for s in summaries), default=-1.0)}
+    filled = sum(s["filled"] for s in summaries)
+    if filled:
+        mean = sum(s["mean"] * s["filled"] for s in summaries) / filled
+        second = sum((s["stdev"] ** 2 + s["mean"] ** 2) * s["filled"] for s in summaries)
+        record["mean"] = mean
+        record["stdev"] = math.sqrt(max(second / filled - mean ** 2, 0.0))
+    else:
+        record["mean"] = record["stdev"] = 0.0
+    record["individuals_per_second"] = total / max(seconds, 1e-9)
+    hits = sum(s["structure_hits"] + s["fingerprint_hits"] for s in summaries)
+    record["cache_hit_rate"] = hits / total if total else 0.0
+    for name in ("structure_hits", "fingerprint_hits", "full_evaluations", "hurdle_stops",
+                 "budget_rejects", "saved_train_steps"):
+        record[name] = sum(s[name] for s in summaries)
+    record["islands"] = [
+        {"island": v.index + 1, "individuals": v.summary.get("individuals", 0),
+         "best": v.summary.get("best", -1.0),
+         "individuals_per_second": v.summary.get("individuals", 0) / max(seconds, 1e-9),
+         "share": v.summary.get("individuals", 0) / total if total else 0.0,
+         "status": "done" if v.done else v.status}
+        for v in views]
+    return record

@@ -1,0 +1,179 @@
+"""From a config to what one search experiment needs: seeds, tasks and kernel settings.
+
+Every random choice of a run derives from its one seed through :func:`derived_seed`, by
+purpose and experiment, so the main process and every worker compute the same tasks and
+seeds without sending them around.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from evozero.config import Config
+from evozero.errors import EvozeroError
+from evozero.mutation import CONSTANT_RULES, mutation_arrays, slot_offsets
+from evozero.program import Program
+from evozero.programs import linear_program, neural_net_program
+from evozero.search import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT,
+                            EVOLUTION, FEC_ON, FORGET_EVERY, HURDLE_PERCENTILE,
+                            HURDLE_WINDOW, HURDLES_ON, MAX_ABS_ERROR, MAX_INDIVIDUALS,
+                            MAX_TRAIN_STEPS, MEAN, MEDIAN, MUTATE_PROB, NUM_M, NUM_S, NUM_V,
+                            POPULATION, RANDOM_SEARCH, ROUNDING_SCALE, STRATEGY, TOURNAMENT,
+                            Settings, program_cost, program_slots)
+from evozero.tasks import Task
+from evozero.vm import evaluate
+from ops.rng import stream_seed
+
+# Purposes of derived seeds.
+SEARCH_TASKS, SELECT_TASKS, EVALUATION, SEARCH_STATE, FINAL = 1, 2, 3, 4, 5
+_ISLAND_PURPOSES = 100
+_SEED_LIMIT = 2**31
+
+
+def derived_seed(seed: int, purpose: int, experiment: int) -> int:
+    """A seed for one purpose (see the constants above) of one experiment, from the run's seed."""
+    return int(stream_seed(np.uint64(seed), np.uint64(purpose * 1_000_003 + experiment)))
+
+
+def island_seed(seed: int, island: int, experiment: int) -> int:
+    """The seed of one island's random streams (island 0 keeps the one-island seed)."""
+    purpose = SEARCH_STATE if island == 0 else _ISLAND_PURPOSES + island
+    return derived_seed(seed, purpose, experiment)
+
+
+def _task_seed(seed: int, purpose: int, experiment: int) -> int:
+    return derived_seed(seed, purpose, experiment) % _SEED_LIMIT
+
+
+def search_tasks(config: Config, experiment: int) -> list[Task]:
+    """The search tasks of one experiment (fresh seeds after the first, if randomized)."""
+    spec = config.search_tasks
+    if config.randomize_task_seeds and experiment > 0:
+        spec = spec.with_seed(_task_seed(config.seed, SEARCH_TASKS, experiment))
+    return spec.make()
+
+
+def select_tasks(config: Config, experiment: int) -> list[Task]:
+    """The selection tasks of one experiment."""
+    spec = config.select_tasks
+    if config.randomize_task_seeds and experiment > 0:
+        spec = spec.with_seed(_task_seed(config.seed, SELECT_TASKS, experiment))
+    return spec.make()
+
+
+def evaluate_on(config: Config, program: Program, tasks: list[Task], purpose: int,
+                experiment: int) -> float:
+    """Fitness of ``program`` on ``tasks`` with the run's settings and a seed for ``purpose``."""
+    return float(evaluate(program, tasks, combine=config.fitness_combine,
+                          seed=derived_seed(config.seed, purpose, experiment),
+                          memory=config.memory.sizes, max_abs_error=config.max_abs_error))
+
+
+# --- from a config to kernel settings ------------------------------------------------------
+
+def initial_programs(config: Config) -> Optional[list[Program]]:
+    """The initial population's programs (None: random programs)."""
+    choice = config.initial_population
+    if choice == "random":
+        return None
+    if choice == "noop":
+        return [Program.from_instructions()]
+    if choice == "linear":
+        return [linear_program()]
+    if choice in ("neural_net", "damaged_neural_net"):
+        return [neural_net_program(damaged=choice == "damaged_neural_net")]
+    return read_programs(choice)
+
+
+def read_programs(path: str) -> list[Program]:
+    """Every program in a text file (each starts at its ``def Setup():`` line)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise EvozeroError(f"{path}: cannot read the initial programs ({error})") from None
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == "def Setup():"]
+    if not starts:
+        raise EvozeroError(f"{path}: no program found (each program starts with 'def Setup():')")
+    programs = []
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        try:
+            programs.append(Program.parse("\n".join(lines[start:stop])))
+        except EvozeroError as error:
+            raise EvozeroError(f"{path}: program {k + 1} (line {start + 1}): {error}") from None
+    return programs
+
+
+def _check_fits(program: Program, config: Config, where: str) -> None:
+    sizes = config.sizes
+    for component, length in zip(("setup", "predict", "learn"), program.sizes):
+        bound = getattr(sizes, component).max
+        if length > bound:
+            raise EvozeroError(f"{where}: {component} has {length} instructions but "
+                               f"sizes.{component}.max is {bound}")
+    need = program.memory_needs()
+    have = config.memory.sizes
+    if any(h < n for h, n in zip(have, need)):
+        raise EvozeroError(f"{where}: the program needs memory {need} (scalars, vectors, "
+                           f"matrices) but the config's memory is {have}")
+
+
+def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Settings:
+    """Kernel settings for one search experiment on ``tasks``."""
+    names = ("setup", "predict", "learn")
+    bounds = [getattr(config.sizes, c) for c in names]
+    max_sizes = np.array([b.max for b in bounds], dtype=np.int64)
+    init_sizes = np.array([b.init for b in bounds], dtype=np.int64)
+    offsets = slot_offsets(max_sizes)
+    rows = int(max_sizes.sum())
+    op_lists = [config.ops.codes(c) for c in names]
+    width = max(1, max(len(ops) for ops in op_lists))
+    allowed = np.zeros((3, width), dtype=np.int64)
+    for c, ops in enumerate(op_lists):
+        allowed[c, :len(ops)] = ops
+    kinds, weights = mutation_arrays(config.mutations)
+    given = initial_programs(config)
+    # A random population is drawn in the kernel; one empty program fills the slots.
+    programs = given if given is not None else [Program.from_instructions()]
+    slots = []
+    for number, program in enumerate(programs):
+        _check_fits(program, config, f"initial_population program {number + 1}")
+        code, constants, lengths = program_slots(program, offsets, rows)
+        # Shorter programs are padded with no-ops up to the initial sizes.
+        slots.append((code, constants, np.maximum(lengths, init_sizes)))
+    n_train = tasks[0].n_train * tasks[0].epochs
+    baseline = (neural_net_program() if config.compute_budget.baseline == "neural_net"
+                else linear_program())
+    ints = np.zeros(16, dtype=np.int64)
+    ints[STRATEGY] = EVOLUTION if config.strategy == "evolution" else RANDOM_SEARCH
+    ints[POPULATION] = config.population_size
+    ints[TOURNAMENT] = config.tournament_size
+    ints[CONSTANT_RULE] = CONSTANT_RULES[config.constant_mutation]
+    ints[FEC_ON] = config.fec.enabled
+    ints[FORGET_EVERY] = config.fec.forget_every
+    ints[HURDLES_ON] = config.hurdles.enabled
+    ints[HURDLE_WINDOW] = config.hurdles.window
+    ints[BUDGET_ON] = config.compute_budget.enabled
+    ints[COMBINE] = MEAN if config.fitness_combine == "mean" else MEDIAN
+    ints[MAX_INDIVIDUALS] = -1 if config.budget.individuals is None else config.budget.individuals
+    ints[MAX_TRAIN_STEPS] = -1 if config.budget.train_steps is None else config.budget.train_steps
+    ints[NUM_S], ints[NUM_V], ints[NUM_M] = config.memory.sizes
+    ints[CLASSIFICATION] = tasks[0].classification
+    floats = np.zeros(5)
+    floats[MUTATE_PROB] = config.mutate_prob
+    floats[MAX_ABS_ERROR] = config.max_abs_error
+    floats[HURDLE_PERCENTILE] = config.hurdles.percentile
+    floats[COST_LIMIT] = config.compute_budget.factor * program_cost(baseline, n_train)
+    floats[ROUNDING_SCALE] = 10.0 ** config.fec.decimals
+    return Settings(
+        ints=ints, floats=floats, offsets=offsets,
+        min_sizes=np.array([b.min for b in bounds], dtype=np.int64), max_sizes=max_sizes,
+        init_sizes=init_sizes, allowed=allowed,
+        allowed_counts=np.array([len(ops) for ops in op_lists], dtype=np.int64),
+        kinds=kinds, kind_weights=weights,
+        init_code=np.stack([s[0] for s in slots]), init_constants=np.stack([s[1] for s in slots]),
+        init_lengths=np.stack([s[2] for s in slots]),
+        init_random=given is None, eval_seed=eval_seed)

@@ -1,0 +1,259 @@
+"""One island: a population of one search experiment, evolving inside a worker in slices.
+
+The main process drives islands with small commands and gets plain data back
+(discoveries, emigrants, a summary, snapshots), so the same code serves worker processes
+and Ray actors (:mod:`evozero.workers`). An island evolves with the one-process search
+loop as it is (:class:`evozero.search.SearchRunner`); around it, it:
+
+- stops at every ``migrate_every`` of its individuals to send a random part of its
+  population (reproducibly chosen from its seed and the migration round) and, in
+  deterministic runs, waits there for the migrants the main process sends back;
+- checks a new best that reaches ``sufficient_fitness`` on the selection tasks at once
+  and stops when it solves them, so the main process never evaluates;
+- reports each improvement of its best as a discovery.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from evozero.config import Config, island_config
+from evozero.errors import EvozeroError
+from evozero.experiment_setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
+                                      evaluate_on, island_seed, search_tasks, select_tasks)
+from evozero.search import (BEST_INDIVIDUAL, BUDGET_SPENT, FILLED, FINGERPRINT_HITS,
+                            FULL_EVALS, IMPROVED, INDIVIDUALS, MAX_INDIVIDUALS, MAX_TRAIN_STEPS,
+                            STRUCTURE_HITS, HURDLE_STOPS, BUDGET_REJECTS, SAVED_TRAIN_STEPS,
+                            TRAIN_STEPS, SearchRunner, SearchState)
+from evozero.vm import group_tasks
+
+# Island statuses.
+RUNNING, WAITING, SPENT, SOLVED = "running", "waiting", "spent", "solved"
+FINISHED = (SPENT, SOLVED)
+# Counters a summary carries (summed over islands by the main process).
+SUMMED_COUNTERS = {"individuals": INDIVIDUALS, "train_steps": TRAIN_STEPS,
+                   "structure_hits": STRUCTURE_HITS, "fingerprint_hits": FINGERPRINT_HITS,
+                   "full_evaluations": FULL_EVALS, "hurdle_stops": HURDLE_STOPS,
+                   "budget_rejects": BUDGET_REJECTS, "saved_train_steps": SAVED_TRAIN_STEPS}
+# Seconds a kernel batch should take: long enough that Python's share is small, short
+# enough to answer commands promptly.
+_BATCH_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class IslandSpec:
+    """What a worker needs to build one island of one experiment (plain, picklable data)."""
+
+    island: int              # from 0
+    experiment: int          # from 0
+    config: Config           # the run's config; the island's own comes from island_config
+    individuals: int         # this island's share of the experiment's budgets (-1: none)
+    train_steps: int
+
+    @property
+    def own_config(self) -> Config:
+        """The settings this island searches with."""
+        return island_config(self.config, self.island)
+
+
+def task_key(config: Config) -> str:
+    """Islands with equal keys give a program the same fitness, so migrants keep theirs."""
+    return repr((config.search_tasks, config.hurdles))
+
+
+def emigrant_count(config: Config) -> int:
+    """Programs an island of ``config`` sends (and receives) per migration; 0 = none."""
+    if config.migration == "none":
+        return 0
+    if config.migration == "half":
+        return max(config.population_size // 2, 1)
+    return min(int(config.migration), config.population_size)
+
+
+class Island:
+    """One island in a worker (see the module docstring)."""
+
+    def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
+        self.spec = spec
+        config = spec.own_config
+        self.config = config
+        tasks = search_tasks(config, spec.experiment)
+        groups = group_tasks(tasks)
+        if len(groups) != 1:
+            raise EvozeroError("search_tasks must all have the same shape")
+        settings = build_settings(config, tasks,
+                                  derived_seed(config.seed, EVALUATION, spec.experiment))
+        settings.ints[MAX_INDIVIDUALS] = spec.individuals
+        settings.ints[MAX_TRAIN_STEPS] = spec.train_steps
+        self.settings = settings
+        self.runner = SearchRunner(settings, groups[0], config.fec.train, config.fec.valid,
+                                   config.memory.sizes)
+        self.seed = island_seed(config.seed, spec.island, spec.experiment)
+        self.key = task_key(config)
+        self.emigrants = emigrant_count(config) if spec.config.migrate_every else 0
+        if snapshot is None:
+            self.state = SearchState.fresh(settings, self.seed, config.fec.cache_size)
+            self.meta = {"round": 0, "status": RUNNING, "checked": -1.0,
+                         "checked_select": math.nan}
+        else:
+            self.state = SearchState.from_arrays(snapshot["arrays"])
+            self.meta = dict(snapshot["meta"])
+        self._select: Optional[list] = None
+        self._batch = 64
+        self.kernel_seconds = 0.0
+
+    # -- commands -----------------------------------------------------------------------
+
+    def opened(self) -> dict[str, Any]:
+        """The reply to opening: a waiting island sends its emigrants again."""
+        reply = self._reply([])
+        if self.meta["status"] == WAITING:
+            reply["emigrants"] = self._emigrants(self.meta["round"])
+        return reply
+
+    def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
+                ) -> dict[str, Any]:
+        """Take in ``arrivals`` (migrants), then evolve for about ``seconds``.
+
+        Stops early at a migration point (with emigrants in the reply), when the budget is
+        spent or when a candidate solved the selection tasks (with the result).
+        """
+        if arrivals is not None:
+            self._take_in(arrivals)
+        events: list[dict[str, Any]] = []
+        emigrants = None
+        deadline = time.monotonic() + seconds
+        state = self.state
+        while self.meta["status"] == RUNNING:
+            limit = self._batch
+            target = self._next_migration()
+            if target is not None:
+                limit = min(limit, target - state.counter(INDIVIDUALS))
+            outcome = None
+            if limit > 0:
+                started = time.monotonic()
+                outcome = self.runner.step(state, limit)
+                elapsed = time.monotonic() - started
+                self.kernel_seconds += elapsed
+                if outcome != IMPROVED:
+                    self._batch = int(min(max(self._batch * _BATCH_SECONDS / max(elapsed, 1e-4),
+                                              16), 1 << 20))
+            if outcome == IMPROVED:
+                events.append(self._discovery())
+            elif outcome == BUDGET_SPENT:
+                self.meta["status"] = SPENT
+            if self.meta["status"] != RUNNING:
+                break
+            if target is not None and state.counter(INDIVIDUALS) >= target:
+                self.meta["round"] += 1
+                emigrants = self._emigrants(self.meta["round"])
+                if self.spec.config.deterministic:
+                    self.meta["status"] = WAITING
+                break
+            if time.monotonic() >= deadline:
+                break
+        reply = self._reply(events)
+        reply["emigrants"] = emigrants
+        if self.meta["status"] in FINISHED:
+            reply["result"] = self.result()
+        return reply
+
+    def snapshot(self) -> dict[str, Any]:
+        """The island's whole state (enough to reopen it exactly)."""
+        return {"meta": dict(self.meta),
+                "arrays": {name: np.array(value) for name, value in self.state.to_arrays().items()}}
+
+    def result(self) -> dict[str, Any]:
+        """The island's best program with its search and selection fitness."""
+        state = self.state
+        program = state.best_program(self.settings.offsets)
+        if state.best_fitness > self.meta["checked"]:
+            self._check(program, state.best_fitness)
+        return {"program": str(program), "search_fitness": state.best_fitness,
+                "select_fitness": self.meta["checked_select"]}
+
+    # -- inside -------------------------------------------------------------------------
+
+    def _next_migration(self) -> Optional[int]:
+        every = self.spec.config.migrate_every
+        if not self.emigrants:
+            return None
+        return (self.meta["round"] + 1) * every
+
+    def _emigrants(self, round_: int) -> dict[str, Any]:
+        state = self.state
+        filled = min(state.counter(FILLED), state.fitness.size)
+        rng = np.random.default_rng([self.seed, round_])
+        chosen = np.sort(rng.choice(filled, size=min(self.emigrants, filled), replace=False))
+        return {"round": round_, "key": self.key, "code": state.code[chosen],
+                "constants": state.constants[chosen], "lengths": state.lengths[chosen],
+                "fitness": state.fitness[chosen]}
+
+    def _take_in(self, arrivals: dict[str, Any]) -> None:
+        if self.meta["status"] == WAITING:
+            self.meta["status"] = RUNNING
+        if not len(arrivals["fitness"]):
+            return
+        fitness = np.array(arrivals["fitness"], dtype=np.float64)
+        fitness[np.asarray(arrivals["keys"]) != self.key] = np.nan
+        self.runner.immigrate(self.state, arrivals["code"], arrivals["constants"],
+                              arrivals["lengths"], fitness)
+
+    def _check(self, program: Any, fitness: float) -> float:
+        if self._select is None:
+            self._select = select_tasks(self.spec.config, self.spec.experiment)
+        select = evaluate_on(self.spec.config, program, self._select, SELECT_TASKS,
+                             self.spec.experiment)
+        self.meta["checked"] = fitness
+        self.meta["checked_select"] = select
+        return select
+
+    def _discovery(self) -> dict[str, Any]:
+        state = self.state
+        program = state.best_program(self.settings.offsets)
+        event = {"island": self.spec.island, "island_individual": state.counter(BEST_INDIVIDUAL),
+                 "island_train_steps": state.counter(TRAIN_STEPS),
+                 "fitness": state.best_fitness, "program": str(program),
+                 "select_fitness": None}
+        sufficient = self.spec.config.sufficient_fitness
+        if sufficient is not None and state.best_fitness >= sufficient \
+                and state.best_fitness > self.meta["checked"]:
+            event["select_fitness"] = self._check(program, state.best_fitness)
+            if event["select_fitness"] > sufficient:
+                self.meta["status"] = SOLVED
+        return event
+
+    def _reply(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        state = self.state
+        filled = min(state.counter(FILLED), state.fitness.size)
+        population = state.fitness[:filled] if filled else np.zeros(1)
+        summary = {name: state.counter(index) for name, index in SUMMED_COUNTERS.items()}
+        summary.update({"best": state.best_fitness, "filled": filled,
+                        "mean": float(population.mean()), "stdev": float(population.std()),
+                        "kernel_seconds": self.kernel_seconds})
+        return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
+                "round": self.meta["round"], "events": events, "summary": summary,
+                "emigrants": None, "result": None}
+
+
+def warm_up(config: Config) -> None:
+    """Compile (or load from the cache) every kernel an island runs, on tiny tasks, so
+    that forked workers inherit them and spawned ones find them in the on-disk cache."""
+    tiny = dataclasses.replace(
+        config, islands=None, population_size=2, tournament_size=1, sufficient_fitness=None,
+        search_tasks=dataclasses.replace(config.search_tasks, num_tasks=2, train=4, valid=4,
+                                         data_seeds=None, param_seeds=None),
+        select_tasks=dataclasses.replace(config.select_tasks, num_tasks=1, train=4, valid=4,
+                                         data_seeds=None, param_seeds=None))
+    island = Island(IslandSpec(0, 0, tiny, individuals=4, train_steps=-1))
+    island.advance(0.0)
+    emigrants = island._emigrants(1)
+    island._take_in({"code": emigrants["code"][:1], "constants": emigrants["constants"][:1],
+                     "lengths": emigrants["lengths"][:1], "fitness": [math.nan],
+                     "keys": [island.key]})
+    island._check(island.state.best_program(island.settings.offsets), 0.0)
