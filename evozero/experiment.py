@@ -53,6 +53,10 @@ class Driver:
     solved: bool = False
 
 
+def _nan_last(value: float) -> float:
+    return -float("inf") if value != value else value
+
+
 class Interrupted(Exception):
     """Raised when Ctrl-C or SIGTERM stopped a run after its checkpoint was written."""
 
@@ -383,12 +387,13 @@ class Run:
         results = [v.result for v in self.views]
         for result in results:
             self._keep(result["program"], result["search_fitness"], result["select_fitness"])
-        best = max(results, key=lambda r: r["search_fitness"])
+        # The experiment's best search fitness, and its candidate: the best on selection.
+        search_fitness = max(r["search_fitness"] for r in results)
+        select_fitness = max((r["select_fitness"] for r in results), key=_nan_last)
         total = aggregate(self.views, 1.0)
         self.kernel_seconds += sum(v.summary.get("kernel_seconds", 0.0) for v in self.views)
         record = {"experiment": self.driver.experiment + 1,
-                  "search_fitness": best["search_fitness"],
-                  "select_fitness": best["select_fitness"],
+                  "search_fitness": search_fitness, "select_fitness": select_fitness,
                   "individuals": total["individuals"], "train_steps": total["train_steps"],
                   "islands": len(self.views),
                   "seconds": round(self.seconds() - self.driver.experiment_started, 3)}

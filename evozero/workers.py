@@ -70,7 +70,10 @@ def serve(connection: Any) -> None:
         if command is None:
             return
         reply = host.handle_safely(command)
-        connection.send(reply)
+        try:
+            connection.send(reply)
+        except OSError:  # the main process is gone
+            return
         if reply["kind"] == "error":
             return
 

@@ -30,7 +30,8 @@ def small_config(**overrides):
             "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 1000},
             "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 2000},
             "budget": {"individuals": 3000, "train_steps": None},
-            "max_experiments": 1, "progress_every": 3600.0, "checkpoint_every": 3600.0}
+            "max_experiments": 1, "progress_every": 3600.0, "checkpoint_every": 3600.0,
+            "workers": 1}
     data.update(overrides)
     return config_from_dict(data)
 
@@ -129,7 +130,7 @@ def _write_config(path: Path, **changes) -> Path:
             "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20},
             "budget": {"individuals": 400_000, "train_steps": None},
             "max_experiments": 2, "sufficient_fitness": 2.0, "checkpoint_every": 0.2,
-            "progress_every": 0.5}
+            "progress_every": 0.5, "workers": 1}
     data.update(changes)
     import yaml
     path.write_text(yaml.safe_dump(data))
@@ -154,10 +155,22 @@ def _sequence(rundir: Path) -> int:
     return max(numbers, default=0)
 
 
+# Resume must equal an uninterrupted run with one island, and with several islands when
+# migration is deterministic.
+MODES = {"one-island": {},
+         "two-deterministic-islands": {"workers": 2, "deterministic": True,
+                                       "migrate_every": 10_000}}
+
+
+@pytest.fixture(scope="module", params=list(MODES))
+def mode(request):
+    return MODES[request.param]
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, mode):
     root = tmp_path_factory.mktemp("uninterrupted")
-    config = _write_config(root / "c.yaml")
+    config = _write_config(root / "c.yaml", **mode)
     process = _cli("run", str(config), "--out", str(root / "runs"))
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
@@ -169,9 +182,9 @@ def _discovery_keys(records):
     return [(r["experiment"], r["individual"], r["fitness"], r["program"]) for r in records]
 
 
-def _killed_run(tmp_path: Path) -> Path:
+def _killed_run(tmp_path: Path, mode: dict) -> Path:
     """A run directory whose process was SIGKILLed after its third checkpoint."""
-    config = _write_config(tmp_path / "c.yaml")
+    config = _write_config(tmp_path / "c.yaml", **mode)
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "resumable"
     _wait_for_checkpoints(rundir, 3, process)
@@ -188,8 +201,8 @@ def _resume(rundir: Path) -> str:
     return out
 
 
-def test_kill_and_resume_equals_uninterrupted(tmp_path, uninterrupted):
-    rundir = _killed_run(tmp_path)
+def test_kill_and_resume_equals_uninterrupted(tmp_path, mode, uninterrupted):
+    rundir = _killed_run(tmp_path, mode)
     assert not (rundir / "final.json").exists()
     _resume(rundir)
     final, discoveries = uninterrupted
@@ -200,8 +213,8 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, uninterrupted):
     assert _discovery_keys(RunDir.open(rundir).read_discoveries()) == _discovery_keys(discoveries)
 
 
-def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, uninterrupted):
-    config = _write_config(tmp_path / "c.yaml", checkpoint_every=3600.0)
+def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, mode, uninterrupted):
+    config = _write_config(tmp_path / "c.yaml", checkpoint_every=3600.0, **mode)
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "resumable"
     deadline = time.monotonic() + 120
@@ -216,8 +229,8 @@ def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, uninterrupted):
     assert RunDir.open(rundir).read_final()["program"] == uninterrupted[0]["program"]
 
 
-def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted):
-    rundir = _killed_run(tmp_path)
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, mode, uninterrupted):
+    rundir = _killed_run(tmp_path, mode)
     newest = max((rundir / "checkpoint").glob("*.npz"))
     newest.write_bytes(newest.read_bytes()[:100])
     out = _resume(rundir)
