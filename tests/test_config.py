@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero.config import (DEMO_OPS, Config, SizeBounds, config_from_dict, config_to_dict,
+                            island_config, island_count,
                             default_config, dump_config, load_config)
 from evozero.errors import EvozeroError
 from ops.table import OPS_BY_NAME
@@ -138,6 +139,13 @@ def every_section_changed(directory: Path) -> dict:
         "randomize_task_seeds": False,
         "progress_every": 0.25,
         "checkpoint_every": 600,
+        "workers": 3,
+        "islands": [{"search_tasks": {"features": 5}, "tournament_size": 2}, {}],
+        "migrate_every": 500,
+        "migration": 7,
+        "deterministic": True,
+        "backend": "ray",
+        "address": "auto",
     }
 
 
@@ -529,3 +537,41 @@ def test_config_file_in_another_directory_resolves_paths_there(tmp_path, monkeyp
     config = load_config(os.path.relpath(path))
     assert config.search_tasks.path == str(data_dir / "d.npz")
     assert config.search_tasks.features is None
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"workers": 0}, ["workers", "auto", "got 0"]),
+    ({"workers": "all"}, ["workers", "auto"]),
+    ({"migration": "all"}, ["migration", "half", "none"]),
+    ({"migrate_every": 0}, ["migrate_every", ">= 1"]),
+    ({"backend": "dask"}, ["backend", "local, ray"]),
+    ({"address": "auto"}, ["address", "backend: ray"]),
+    ({"islands": []}, ["islands", "one mapping per island"]),
+    ({"islands": [{"memory": {"scalars": 5}}]}, ["islands[0].memory", "cannot differ"]),
+    ({"islands": [{}, {"populaton_size": 5}]}, ["islands[1].populaton_size",
+                                                 "did you mean \"population_size\""]),
+    ({"islands": [{"population_size": 4}]}, ["island 1", "tournament_size",
+                                              "population_size (4)"]),
+    ({"islands": [{"search_tasks": {"kind": "spiral"}}]}, ["islands[0].search_tasks.kind",
+                                                          "spiral"]),
+])
+def test_island_settings_errors_are_precise(data, expected):
+    with pytest.raises(EvozeroError) as error:
+        config_from_dict(data)
+    for text in expected:
+        assert text in str(error.value)
+
+
+def test_island_config_merges_sections_key_by_key():
+    config = config_from_dict({"search_tasks": {"num_tasks": 7},
+                               "islands": [{"search_tasks": {"features": 8}},
+                                           {"population_size": 50, "hurdles": {"enabled": True}}]})
+    first, second = island_config(config, 0), island_config(config, 1)
+    assert (first.search_tasks.features, first.search_tasks.num_tasks) == (8, 7)
+    assert first.population_size == config.population_size
+    assert second.population_size == 50 and second.hurdles.enabled
+    assert second.hurdles.percentile == config.hurdles.percentile
+    assert second.search_tasks == config.search_tasks
+    assert island_count(config, 5) == 2
+    assert island_count(config_from_dict({"islands": 3}), 5) == 3
+    assert island_count(config_from_dict({}), 5) == 5
