@@ -123,6 +123,7 @@ def aggregate(views: Sequence[IslandView], seconds: float) -> dict[str, Any]:
          "best": v.summary.get("best", -1.0),
          "individuals_per_second": v.summary.get("individuals", 0) / max(seconds, 1e-9),
          "share": v.summary.get("individuals", 0) / total if total else 0.0,
+         "migrants": v.summary.get("migrants", 0),
          "status": "done" if v.done else v.status}
         for v in views]
     return record

@@ -99,7 +99,7 @@ class Island:
         if snapshot is None:
             self.state = SearchState.fresh(settings, self.seed, config.fec.cache_size)
             self.meta = {"round": 0, "status": RUNNING, "checked": -1.0,
-                         "checked_select": math.nan}
+                         "checked_select": math.nan, "migrants": 0}
         else:
             self.state = SearchState.from_arrays(snapshot["arrays"])
             self.meta = dict(snapshot["meta"])
@@ -180,10 +180,11 @@ class Island:
     # -- inside -------------------------------------------------------------------------
 
     def _next_migration(self) -> Optional[int]:
-        every = self.spec.config.migrate_every
         if not self.emigrants:
             return None
-        return (self.meta["round"] + 1) * every
+        target = (self.meta["round"] + 1) * self.spec.config.migrate_every
+        # Migrants arriving as the budget ends would never have children.
+        return None if 0 <= self.spec.individuals <= target else target
 
     def _emigrants(self, round_: int) -> dict[str, Any]:
         state = self.state
@@ -199,6 +200,7 @@ class Island:
             self.meta["status"] = RUNNING
         if not len(arrivals["fitness"]):
             return
+        self.meta["migrants"] += len(arrivals["fitness"])
         fitness = np.array(arrivals["fitness"], dtype=np.float64)
         fitness[np.asarray(arrivals["keys"]) != self.key] = np.nan
         self.runner.immigrate(self.state, arrivals["code"], arrivals["constants"],
@@ -234,6 +236,7 @@ class Island:
         population = state.fitness[:filled] if filled else np.zeros(1)
         summary = {name: state.counter(index) for name, index in SUMMED_COUNTERS.items()}
         summary.update({"best": state.best_fitness, "filled": filled,
+                        "migrants": self.meta["migrants"],
                         "mean": float(population.mean()), "stdev": float(population.std()),
                         "kernel_seconds": self.kernel_seconds})
         return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],

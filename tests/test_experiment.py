@@ -193,9 +193,9 @@ def _killed_run(tmp_path: Path, mode: dict) -> Path:
     return rundir
 
 
-def _resume(rundir: Path) -> str:
+def _resume(rundir: Path, *options: str) -> str:
     """Resume a run to its end; returns what it printed."""
-    resumed = _cli("resume", str(rundir))
+    resumed = _cli("resume", str(rundir), *options)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     return out
@@ -211,6 +211,19 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, mode, uninterrupted):
                 "solved", "experiments"):
         assert got[key] == final[key], key
     assert _discovery_keys(RunDir.open(rundir).read_discoveries()) == _discovery_keys(discoveries)
+
+
+def test_resume_on_another_worker_count_equals_uninterrupted(tmp_path, mode, uninterrupted):
+    rundir = _killed_run(tmp_path, mode)
+    workers = 1 if mode.get("workers", 1) > 1 else 2
+    out = _resume(rundir, "--workers", str(workers))
+    got = RunDir.open(rundir).read_final()
+    final, discoveries = uninterrupted
+    for key in ("program", "search_fitness", "select_fitness", "final_fitness", "individuals"):
+        assert got[key] == final[key], key
+    assert _discovery_keys(RunDir.open(rundir).read_discoveries()) == _discovery_keys(discoveries)
+    islands = mode.get("workers", 1)
+    assert f"{islands} island{'s' if islands > 1 else ''} on {min(workers, islands)} worker" in out
 
 
 def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, mode, uninterrupted):

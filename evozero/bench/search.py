@@ -25,7 +25,7 @@ REFERENCE_CPP_MEDIAN_SECONDS_TO_SOLVE = 51.0
 
 def _demo(seed: int, **overrides: object):
     data = {"name": f"bench-{seed}", "seed": seed, "progress_every": 3600.0,
-            "checkpoint_every": 3600.0}
+            "checkpoint_every": 3600.0, "workers": 1}
     data.update(overrides)
     return config_from_dict(data)
 
