@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("ops", help="list the instruction set")
 
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
-    bench.add_argument("what", choices=("vm", "search"), help="what to measure")
+    bench.add_argument("what", choices=("vm", "search", "scaling"), help="what to measure")
     bench.add_argument("--quick", action="store_true", help="smaller workload, rougher figures")
     return parser
 
@@ -188,8 +188,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "vm":
         from evozero.bench.vm import run
         run(programs=4000 if args.quick else 20_000, repeats=3 if args.quick else 7)
-    else:
+    elif args.what == "search":
         from evozero.bench.search import run
+        run(quick=args.quick)
+    else:
+        from evozero.bench.scaling import run
         run(quick=args.quick)
     return 0
 

@@ -171,7 +171,6 @@ def test_a_failing_worker_reports_the_error_and_is_replaced():
 
 
 def test_ray_backend_gives_a_valid_run_directory_with_the_same_schema(tmp_path):
-    pytest.importorskip("ray", reason="the Ray backend is an optional extra")
     local, local_result = run_quietly(island_config(deterministic=True), tmp_path / "local")
     ray_run, ray_result = run_quietly(island_config(deterministic=True, backend="ray"),
                                       tmp_path / "ray")
