@@ -2,7 +2,7 @@
 
 Each search experiment evolves on ``search_tasks`` on one or more islands
 (:mod:`evozero.island`), hosted by workers on this machine or on a Ray cluster
-(:mod:`evozero.workers`); the experiment's budget is shared equally by its islands. An
+(:mod:`evozero.workers`); each island has the experiment's whole budget. An
 island checks any program reaching ``sufficient_fitness`` on ``select_tasks`` at once (so a
 solved run stops early) and, at the end, its best program; the program with the best
 select fitness over islands and experiments is kept and finally evaluated on the unseen
@@ -161,17 +161,13 @@ class Run:
     # -- one experiment -----------------------------------------------------------------
 
     def _island_specs(self, experiment: int) -> list[IslandSpec]:
+        # Each island gets the whole budget: more workers search more in the same time.
         budget = self.config.budget
-        count = self.driver.islands
-
-        def share(total: Optional[int], island: int) -> int:
-            if total is None:
-                return -1
-            return max(total // count + (island < total % count), 1)
-
+        individuals = -1 if budget.individuals is None else budget.individuals
+        train_steps = -1 if budget.train_steps is None else budget.train_steps
         return [IslandSpec(island=i, experiment=experiment, config=self.config,
-                           individuals=share(budget.individuals, i),
-                           train_steps=share(budget.train_steps, i)) for i in range(count)]
+                           individuals=individuals, train_steps=train_steps)
+                for i in range(self.driver.islands)]
 
     def _run_experiment(self) -> None:
         config = self.config

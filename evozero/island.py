@@ -52,7 +52,7 @@ class IslandSpec:
     island: int              # from 0
     experiment: int          # from 0
     config: Config           # the run's config; the island's own comes from island_config
-    individuals: int         # this island's share of the experiment's budgets (-1: none)
+    individuals: int         # the experiment's budgets, for each island (-1: none)
     train_steps: int
 
     @property

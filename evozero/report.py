@@ -12,7 +12,7 @@ from evozero.simplify import program_diff, simplify
 # Settings a reader needs to make sense of a result; the full config is in config.yaml.
 _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "mutate_prob",
                  "initial_population", "fitness_combine", "sufficient_fitness",
-                 "max_experiments")
+                 "max_experiments", "migration", "migrate_every", "deterministic")
 
 
 def run_summary(rundir: RunDir) -> dict[str, Any]:
@@ -35,6 +35,8 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
         "seconds": final["seconds"] if final else (progress[-1]["seconds"] if progress else 0.0),
         "experiments": final["experiments"] if final else
         (progress[-1]["experiment"] if progress else 0),
+        "islands": final.get("islands", 1) if final else
+        (len(progress[-1].get("islands", [None])) if progress else 0),
         "settings": {key: getattr(config, key) for key in _KEY_SETTINGS},
         "search_tasks": f"{config.search_tasks.num_tasks} {config.search_tasks.kind} tasks, "
                         f"F = {config.search_tasks.features}, {config.search_tasks.train} "
@@ -57,7 +59,8 @@ def history(rundir: RunDir) -> list[dict[str, Any]]:
     previous = None
     for record in rundir.read_discoveries():
         current = simplify(Program.parse(record["program"]), memory)
-        events.append({"experiment": record["experiment"], "individual": record["individual"],
+        events.append({"experiment": record["experiment"], "island": record.get("island", 1),
+                       "individual": record["individual"],
                        "seconds": record["seconds"], "fitness": record["fitness"],
                        "change": "first program" if previous is None
                        else program_diff(previous, current)})
@@ -71,7 +74,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     state = ("solved" if summary["solved"] else "not solved") if summary["finished"] \
         else "unfinished (continue with: evozero resume " + summary["run"] + ")"
     lines.append(f"  {state}; {summary['experiments']} experiment(s), "
-                 f"{summary['individuals']:,} individuals, {summary['seconds']:.1f} s")
+                 f"{summary['individuals']:,} individuals on {summary['islands']} island(s), "
+                 f"{summary['seconds']:.1f} s")
     fitness = "   ".join(f"{key} {value:.6f}" for key, value in summary["fitness"].items()
                          if value is not None)
     lines.append(f"  fitness: {fitness or 'none yet'}")
@@ -90,8 +94,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def format_history(events: list[dict[str, Any]]) -> str:
     """The human-readable form of :func:`history`."""
-    lines = [f"{'seconds':>9} {'exp':>3} {'individual':>11} {'fitness':>9}  change"]
+    lines = [f"{'seconds':>9} {'exp':>3} {'island':>6} {'individual':>11} {'fitness':>9}  change"]
     for event in events:
-        lines.append(f"{event['seconds']:>9.2f} {event['experiment']:>3} "
+        lines.append(f"{event['seconds']:>9.2f} {event['experiment']:>3} {event['island']:>6} "
                      f"{event['individual']:>11,} {event['fitness']:>9.6f}  {event['change']}")
     return "\n".join(lines)

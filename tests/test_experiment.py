@@ -159,7 +159,9 @@ def _sequence(rundir: Path) -> int:
 # migration is deterministic.
 MODES = {"one-island": {},
          "two-deterministic-islands": {"workers": 2, "deterministic": True,
-                                       "migrate_every": 10_000}}
+                                       "migrate_every": 10_000,
+                                       "budget": {"individuals": 200_000,
+                                                  "train_steps": None}}}
 
 
 @pytest.fixture(scope="module", params=list(MODES))

@@ -25,7 +25,7 @@ from evozero.workers import LocalBackend
 
 REPO = Path(__file__).resolve().parent.parent
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
-# A seed whose two deterministic islands solve the narrow space within 2.4M individuals.
+# A seed whose two deterministic islands solve the narrow space within 1.2M individuals each.
 NARROW_SEED = 5
 
 
@@ -35,7 +35,7 @@ def island_config(**overrides):
             "search_tasks": {"num_tasks": 3, "train": 20, "valid": 20},
             "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 1000},
             "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 2000},
-            "budget": {"individuals": 20_000, "train_steps": None}, "max_experiments": 1,
+            "budget": {"individuals": 10_000, "train_steps": None}, "max_experiments": 1,
             "sufficient_fitness": 2.0, "progress_every": 0.2, "checkpoint_every": 3600.0,
             "workers": 2, "migrate_every": 1000}
     data.update(overrides)
@@ -57,7 +57,7 @@ def discovery_keys(rundir):
 
 def test_two_workers_with_migration_discover_linear_regression(tmp_path):
     config = load_config(NARROW, ["workers=2", "deterministic=true", "budget.train_steps=null",
-                                  "budget.individuals=3000000", "sufficient_fitness=0.999",
+                                  "budget.individuals=1500000", "sufficient_fitness=0.999",
                                   "progress_every=3600"], seed=NARROW_SEED)
     run, result = run_quietly(config, tmp_path)
     assert result["solved"] and result["islands"] == 2
@@ -74,7 +74,7 @@ def test_deterministic_islands_reproduce_themselves_and_migrate(tmp_path):
     second, b = run_quietly(config, tmp_path / "b")
     assert discovery_keys(first.rundir.path) == discovery_keys(second.rundir.path)
     assert a["program"] == b["program"] and a["final_fitness"] == b["final_fitness"]
-    assert a["individuals"] == 20_000
+    assert a["individuals"] == 20_000, "each island has the whole budget"
     last = first.rundir.read_progress()[-1]
     assert [i["individuals"] for i in last["islands"]] == [10_000, 10_000]
     # 9 rounds (at 1000 ... 9000 individuals; the 10th ends the budget) of 25 migrants each.
@@ -127,7 +127,7 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
         "search_tasks": {"num_tasks": 3, "train": 30, "valid": 30},
         "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20},
         "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20},
-        "budget": {"individuals": 1_500_000, "train_steps": None}, "max_experiments": 1,
+        "budget": {"individuals": 750_000, "train_steps": None}, "max_experiments": 1,
         "sufficient_fitness": 2.0, "checkpoint_every": 0.3, "progress_every": 0.2}))
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     checkpoints = tmp_path / "runs" / "faults" / "checkpoint"

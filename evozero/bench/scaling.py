@@ -27,13 +27,18 @@ def _demo(seed: int, **overrides: Any):
     return config_from_dict(data)
 
 
-def throughput(workers: int, per_worker: int, root: str, backend: str = "local") -> float:
-    """Individuals/s of one unsolvable demo experiment of ``per_worker`` children per island."""
+def _unsolvable(workers: int, per_worker: int, root: str, backend: str = "local") -> Any:
     config = _demo(0, workers=workers, backend=backend, sufficient_fitness=2.0,
                    max_experiments=1,
                    budget={"individuals": per_worker * workers, "train_steps": None})
     run = start_run(config, root, out=io.StringIO())
     run.execute()
+    return run
+
+
+def throughput(workers: int, per_worker: int, root: str, backend: str = "local") -> float:
+    """Individuals/s of one unsolvable demo experiment of ``per_worker`` children per island."""
+    run = _unsolvable(workers, per_worker, root, backend)
     records = [r for r in run.rundir.read_progress()
                if all(i["individuals"] > 0 for i in r["islands"])]
     first, last = records[0], records[-1]
@@ -68,7 +73,7 @@ def run(quick: bool = False, seeds: int = 5) -> dict[str, float]:
     most = max(cores(), 2)
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as root:
-        throughput(1, 20_000, root)   # compile or load every kernel before timing
+        _unsolvable(1, 20_000, root)   # compile or load every kernel before timing
         rates = {n: throughput(n, per_worker, root) for n in range(1, most + 1)}
         for n, rate in rates.items():
             figures[f"individuals_per_second_{n}"] = rate
