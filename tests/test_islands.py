@@ -56,7 +56,8 @@ def discovery_keys(rundir):
 
 
 def test_two_workers_with_migration_discover_linear_regression(tmp_path):
-    config = load_config(NARROW, ["workers=2", "deterministic=true", "budget.train_steps=null",
+    config = load_config(NARROW, ["workers=2", "deterministic=true", "migrate_every=20000",
+                                  "budget.train_steps=null",
                                   "budget.individuals=1500000", "sufficient_fitness=0.999",
                                   "progress_every=3600"], seed=NARROW_SEED)
     run, result = run_quietly(config, tmp_path)
