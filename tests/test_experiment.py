@@ -44,7 +44,8 @@ def run_quietly(config, root):
 def test_narrow_linear_config_rediscovers_linear_regression(tmp_path):
     # Seed 2 solves the reference's narrow linear space within 1.8M individuals;
     # stopping at the first candidate above 0.999 keeps the test short.
-    config = load_config(NARROW, ["budget.train_steps=null", "budget.individuals=1800000",
+    config = load_config(NARROW, ["workers=1", "budget.train_steps=null",
+                                  "budget.individuals=1800000",
                                   "sufficient_fitness=0.999", "progress_every=3600"], seed=2)
     run, result = run_quietly(config, tmp_path)
     assert result["solved"]

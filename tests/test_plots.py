@@ -27,7 +27,8 @@ def tiny_config(seed: int, strategy: str = "evolution", name: str = "evo",
         "select_tasks": {"num_tasks": 3, "train": 30, "valid": 20},
         "final_tasks": {"num_tasks": 3, "train": 30, "valid": 20},
         "budget": {"individuals": 1500, "train_steps": None},
-        "max_experiments": experiments, "progress_every": 0.01, "checkpoint_every": 3600})
+        "max_experiments": experiments, "progress_every": 0.01, "checkpoint_every": 3600,
+        "workers": 1})
 
 
 @pytest.fixture(scope="module")
