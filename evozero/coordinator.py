@@ -34,6 +34,7 @@ class IslandView:
     logged: dict[int, dict[str, Any]] = field(default_factory=dict)  # migrants per round
     buffer: list = field(default_factory=list)   # events held until its round completes
     snapshot_wanted: bool = False
+    snapshot_arrivals: Optional[dict[str, Any]] = None  # migrants owed when it was taken
     finish_wanted: bool = False
     result: Optional[dict[str, Any]] = None
     failures: int = 0                            # deaths since its last snapshot
@@ -50,8 +51,9 @@ class IslandView:
 
     def to_checkpoint(self) -> dict[str, Any]:
         """What a checkpoint keeps of this island."""
-        return {"snapshot": self.snapshot, "events": self.snapshot_events,
-                "result": self.result}
+        # A finished island is not reopened: its events not yet flushed are all there is.
+        return {"snapshot": self.snapshot, "result": self.result,
+                "events": self.buffer if self.done else self.snapshot_events}
 
 
 def empty_arrivals() -> dict[str, Any]:

@@ -181,6 +181,8 @@ class Run:
             self._completed_round = saved["completed_round"]
             for view, kept in zip(self.views, saved["islands"]):
                 view.snapshot, view.result = kept["snapshot"], kept["result"]
+                if view.snapshot is not None and view.snapshot["arrivals"] is not None:
+                    view.logged[view.snapshot["meta"]["round"]] = view.snapshot["arrivals"]
                 view.snapshot_events = list(kept["events"])
                 view.buffer = list(kept["events"])
         else:
@@ -239,12 +241,17 @@ class Run:
         # A failed send means the worker died: receive() reports it and it is restarted.
         self.backend.send(view.worker, command)
 
+    def _send_snapshot(self, view: IslandView) -> None:
+        # Migrants already drawn for it but not sent yet belong to the snapshot's moment.
+        view.snapshot_arrivals = view.arrivals
+        self._send(view, {"kind": "snapshot", "island": view.index})
+
     def _dispatch(self, snapshots_only: bool = False) -> None:
         for view in self.views:
             if view.busy or view.done:
                 continue
             if view.snapshot_wanted:
-                self._send(view, {"kind": "snapshot", "island": view.index})
+                self._send_snapshot(view)
             elif snapshots_only:
                 continue
             elif view.finish_wanted:
@@ -264,7 +271,7 @@ class Run:
         view = self.views[reply["island"]]
         view.busy = False
         if reply["kind"] == "snapshot":
-            view.snapshot = reply["snapshot"]
+            view.snapshot = dict(reply["snapshot"], arrivals=view.snapshot_arrivals)
             view.snapshot_events = list(view.buffer)
             view.snapshot_wanted = False
             view.failures = 0
@@ -463,7 +470,7 @@ class Run:
                 view.snapshot_wanted = True
                 self._pending_snapshots.add(view.index)
                 if not view.busy:
-                    self._send(view, {"kind": "snapshot", "island": view.index})
+                    self._send_snapshot(view)
 
     def _write_checkpoint(self) -> None:
         self._checkpoint_due = False
