@@ -175,6 +175,7 @@ class Run:
         specs = self._island_specs(experiment)
         workers = self.backend.workers
         self.views = [IslandView(spec, worker=spec.island % workers) for spec in specs]
+        self._pending_snapshots = set()
         saved = self._saved_islands
         self._saved_islands = None
         if saved is not None:
@@ -280,12 +281,12 @@ class Run:
             self._pending_snapshots.discard(view.index)
             return
         if reply["kind"] == "finish":
-            view.result = reply["result"]
+            self._finished(view, reply["result"])
             return
         view.summary = reply["summary"]
         view.status = reply["status"]
         if reply["result"] is not None:
-            view.result = reply["result"]
+            self._finished(view, reply["result"])
         if self.config.deterministic:
             view.buffer.extend(reply["events"])
         else:
@@ -293,6 +294,11 @@ class Run:
                 self._apply_event(event)
         if reply["emigrants"] is not None:
             self._emigrated(view, reply["emigrants"])
+
+    def _finished(self, view: IslandView, result: dict[str, Any]) -> None:
+        view.result = result
+        # A finished island needs no snapshot: the checkpoint keeps its result.
+        self._pending_snapshots.discard(view.index)
 
     def _emigrated(self, view: IslandView, emigrants: dict[str, Any]) -> None:
         round_ = emigrants["round"]
