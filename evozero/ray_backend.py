@@ -80,11 +80,10 @@ class RayBackend:
         self._sequence = itertools.count()
         self._deaths: dict[int, str] = {}
 
-    def send(self, worker: int, command: dict[str, Any]) -> bool:
+    def send(self, worker: int, command: dict[str, Any]) -> None:
         """Send a command (an actor call); its reply comes through :meth:`receive`."""
         ref = self._actors[worker].handle.remote(command)
         self._pending[ref] = (worker, next(self._sequence))
-        return True
 
     def receive(self, timeout: float) -> list[tuple[int, Optional[dict[str, Any]]]]:
         """Replies that arrived within ``timeout`` s, in the order they were asked for; a

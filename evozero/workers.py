@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import traceback
+from collections import deque
 from typing import Any, Optional
 
 from evozero.island import Island
@@ -56,14 +57,21 @@ class WorkerHost:
                     "error": traceback.format_exc()}
 
 
-def serve(connection: Any) -> None:
-    """A worker process's loop: commands in, replies out, until None or an error."""
+def serve(connection: Any, main_end: Any = None) -> None:
+    """A worker process's loop: commands in, replies out, until None, an error, or the
+    main process is gone."""
     # Ctrl-C reaches the whole process group; the main process stops workers itself,
     # after their islands' snapshots are saved.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if main_end is not None:
+        main_end.close()   # a forked copy of the main process's end would hide its death
+    main = os.getppid()
     host = WorkerHost()
     while True:
         try:
+            while not connection.poll(1.0):
+                if os.getppid() != main:   # the main process died (e.g. SIGKILL)
+                    return
             command = connection.recv()
         except (EOFError, OSError):
             return
@@ -85,7 +93,12 @@ def start_method() -> str:
 
 
 class LocalBackend:
-    """One worker process per core of this machine, each behind a pipe."""
+    """One worker process per core of this machine, each behind a pipe.
+
+    A worker has at most one command in flight; later ones wait here. Otherwise a large
+    command (migrants) and a large reply (emigrants) could fill the pipe both ways at
+    once, each side blocked writing while the other does not read.
+    """
 
     name = "local"
 
@@ -95,12 +108,14 @@ class LocalBackend:
         self.workers = workers
         self._processes: list[Any] = [None] * workers
         self._connections: list[Any] = [None] * workers
+        self._waiting: list[deque] = [deque() for _ in range(workers)]
+        self._in_flight = [False] * workers
         for worker in range(workers):
             self._start(worker)
 
     def _start(self, worker: int) -> None:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=serve, args=(child,), daemon=True,
+        process = self.context.Process(target=serve, args=(child, parent), daemon=True,
                                        name=f"evozero-worker-{worker + 1}")
         process.start()
         child.close()
@@ -111,13 +126,19 @@ class LocalBackend:
         """The process id of a worker (for tests and messages)."""
         return self._processes[worker].pid
 
-    def send(self, worker: int, command: dict[str, Any]) -> bool:
-        """Send a command; False if the worker is gone."""
+    def send(self, worker: int, command: dict[str, Any]) -> None:
+        """Send a command (now, or after the worker's reply to the one in flight)."""
+        self._waiting[worker].append(command)
+        self._next(worker)
+
+    def _next(self, worker: int) -> None:
+        if self._in_flight[worker] or not self._waiting[worker]:
+            return
         try:
-            self._connections[worker].send(command)
-            return True
+            self._connections[worker].send(self._waiting[worker].popleft())
+            self._in_flight[worker] = True
         except (OSError, ValueError):
-            return False
+            pass  # the worker is gone: receive() reports it
 
     def receive(self, timeout: float) -> list[tuple[int, Optional[dict[str, Any]]]]:
         """Replies that arrived within ``timeout`` s; a None reply means the worker died."""
@@ -145,6 +166,9 @@ class LocalBackend:
                     break
                 replies.append((worker, reply))
                 failed = failed or reply["kind"] == "error"
+                self._in_flight[worker] = False
+                if not failed:
+                    self._next(worker)
             if failed or not self._processes[worker].is_alive():
                 dead.add(worker)
         replies.extend((worker, None) for worker in sorted(dead))
@@ -171,12 +195,20 @@ class LocalBackend:
             process.kill()
         process.join(timeout=5)
         self._connections[worker].close()
+        self._waiting[worker].clear()
+        self._in_flight[worker] = False
         self._start(worker)
 
     def close(self) -> None:
         """Stop every worker."""
         for worker, connection in enumerate(self._connections):
-            self.send(worker, None)
+            if self._in_flight[worker]:
+                self._processes[worker].kill()   # its reply is not wanted any more
+            else:
+                try:
+                    connection.send(None)
+                except (OSError, ValueError):
+                    pass
         for process in self._processes:
             process.join(timeout=5)
             if process.is_alive():

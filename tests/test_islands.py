@@ -1,6 +1,7 @@
 """Islands in worker processes and on Ray: migration, determinism, faults, task mixes."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -84,6 +85,15 @@ def test_deterministic_islands_reproduce_themselves_and_migrate(tmp_path):
     assert discovery_keys(other.rundir.path) != discovery_keys(first.rundir.path)
 
 
+def test_islands_sharing_one_worker_search_exactly_as_on_their_own(tmp_path):
+    # Populations of 400 send 200 programs a round: messages larger than a pipe's buffer.
+    config = island_config(deterministic=True, population_size=400, islands=2)
+    alone, a = run_quietly(config, tmp_path / "alone")
+    shared, b = run_quietly(dataclasses.replace(config, workers=1), tmp_path / "shared")
+    assert discovery_keys(shared.rundir.path) == discovery_keys(alone.rundir.path)
+    assert a["program"] == b["program"] and a["individuals"] == b["individuals"] == 20_000
+
+
 def test_migration_none_sends_nothing(tmp_path):
     run, result = run_quietly(island_config(migration="none"), tmp_path)
     last = run.rundir.read_progress()[-1]
@@ -145,6 +155,37 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     final = RunDir.open(tmp_path / "runs" / "faults").read_final()
     # The restarted island redid the work since its snapshot: the budget is still exact.
     assert final["individuals"] == 1_500_000
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_exit_when_the_main_process_is_killed(tmp_path):
+    import yaml
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "orphans", "workers": 2,
+                                      "budget": {"individuals": 10**9, "train_steps": None},
+                                      "max_experiments": 1, "progress_every": 0.1}))
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    progress = tmp_path / "runs" / "orphans" / "progress.jsonl"
+    deadline = time.monotonic() + 120
+    while not progress.exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.communicate()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in workers), "orphaned workers kept running"
 
 
 def test_a_failing_worker_reports_the_error_and_is_replaced():
