@@ -1,8 +1,9 @@
 """``evozero bench scaling``: the demo's search on 1, 2, ... workers and on Ray.
 
-Throughput: the same deterministic work (as many islands as this machine has cores, with
-migration at fixed counts, so every backend and worker count computes exactly the same
-search) on 1, 2, ... local workers and on Ray with every core; individuals/s is taken
+Throughput: the same work (as many islands as this machine has cores, without migration,
+so every island's search is independent of timing and every backend and worker count
+computes exactly the same search) on 1, 2, ... local workers and on Ray with every core;
+individuals/s is taken
 between the first progress record in which every island has reported and the last one, so
 process and Ray start-up are left out. Then the median seconds to solve the demo, as a
 user runs it (asynchronous migration, wall time from start to solved), on one worker and
@@ -31,7 +32,7 @@ def _demo(seed: int, **overrides: Any):
 
 def _unsolvable(workers: int, islands: int, per_island: int, root: str,
                 backend: str = "local") -> Any:
-    config = _demo(0, workers=workers, islands=islands, backend=backend, deterministic=True,
+    config = _demo(0, workers=workers, islands=islands, backend=backend, migration="none",
                    sufficient_fitness=2.0, max_experiments=1,
                    budget={"individuals": per_island, "train_steps": None})
     run = start_run(config, root, out=io.StringIO())
@@ -41,7 +42,7 @@ def _unsolvable(workers: int, islands: int, per_island: int, root: str,
 
 def throughput(workers: int, islands: int, per_island: int, root: str,
                backend: str = "local") -> float:
-    """Individuals/s of ``islands`` deterministic islands of ``per_island`` children each
+    """Individuals/s of ``islands`` separate islands of ``per_island`` children each
     on ``workers`` workers (one unsolvable demo experiment)."""
     run = _unsolvable(workers, islands, per_island, root, backend)
     records = [r for r in run.rundir.read_progress()
@@ -79,7 +80,7 @@ def run(quick: bool = False, seeds: int = 5) -> dict[str, float]:
         for n, rate in rates.items():
             figures[f"individuals_per_second_{n}"] = rate
             figures[f"speedup_{n}"] = rate / rates[1]
-        print(f"Individuals/s, the same {most} deterministic demo islands of {per_island:,} "
+        print(f"Individuals/s, the same {most} demo islands (no migration) of {per_island:,} "
               f"children each ({cores()} cores here):")
         for n, rate in rates.items():
             print(f"  local, {n} worker{'s' if n > 1 else ' '} {rate:12,.0f}   "
