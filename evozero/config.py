@@ -824,7 +824,7 @@ class Config:
     checkpoint_every: float = _setting(_Float(0.0, min_open=True), 60.0)
     workers: str | int = _setting(_Workers(), "auto")
     islands: int | tuple[dict, ...] | None = _setting(_Islands(), None)
-    migrate_every: int = _setting(_Int(1, whole_floats=True), 100_000)
+    migrate_every: int = _setting(_Int(1, whole_floats=True), 1_000_000)
     migration: str | int = _setting(_Migration(), "half")
     deterministic: bool = _setting(_Bool(), False)
     backend: str = _setting(_Choice("local", "ray"), "local")
