@@ -538,27 +538,15 @@ class _SizeSection(_Section):
         raise self.fail(raw, key, ctx)
 
 
-class _Workers(_Spec):
-    allowed = "auto (every core of this machine) or an integer >= 1"
+class _WordOrCount(_Spec):
+    """One of a few words, or an integer >= 1."""
+
+    def __init__(self, allowed: str, *words: str) -> None:
+        self.allowed, self.words = allowed, words
 
     def parse(self, value: Any, key: str, ctx: _Context) -> str | int:
-        if isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        try:
-            return _Int(1).parse(value, key, ctx)
-        except EvozeroError:
-            raise self.fail(value, key, ctx) from None
-
-
-class _Migration(_Spec):
-    allowed = ("half (a random half of the population), none, or the integer number of "
-               "programs (>= 1) each island sends and receives")
-
-    def parse(self, value: Any, key: str, ctx: _Context) -> str | int:
-        if isinstance(value, str) and value.strip().lower() in ("half", "none"):
+        if isinstance(value, str) and value.strip().lower() in self.words:
             return value.strip().lower()
-        if value is None or value is False:
-            return "none"
         try:
             return _Int(1).parse(value, key, ctx)
         except EvozeroError:
@@ -822,10 +810,13 @@ class Config:
     randomize_task_seeds: bool = _setting(_Bool(), True)
     progress_every: float = _setting(_Float(0.0, min_open=True), 1.0)
     checkpoint_every: float = _setting(_Float(0.0, min_open=True), 60.0)
-    workers: str | int = _setting(_Workers(), "auto")
+    workers: str | int = _setting(
+        _WordOrCount("auto (every core of this machine) or an integer >= 1", "auto"), "auto")
     islands: int | tuple[dict, ...] | None = _setting(_Islands(), None)
     migrate_every: int = _setting(_Int(1, whole_floats=True), 1_000_000)
-    migration: str | int = _setting(_Migration(), "half")
+    migration: str | int = _setting(
+        _WordOrCount("half (a random half of the population), none, or the integer number of "
+                     "programs (>= 1) each island sends and receives", "half", "none"), "half")
     deterministic: bool = _setting(_Bool(), False)
     backend: str = _setting(_Choice("local", "ray"), "local")
     address: str | None = _setting(_Optional(_Str()), None)

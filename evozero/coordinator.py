@@ -51,8 +51,9 @@ class IslandView:
 
     def to_checkpoint(self) -> dict[str, Any]:
         """What a checkpoint keeps of this island."""
-        # A finished island is not reopened: its events not yet flushed are all there is.
-        return {"snapshot": self.snapshot, "result": self.result,
+        # A finished island is not reopened: its last summary and its events not yet
+        # flushed are all there is.
+        return {"snapshot": self.snapshot, "result": self.result, "summary": self.summary,
                 "events": self.buffer if self.done else self.snapshot_events}
 
 

@@ -182,6 +182,7 @@ class Run:
             self._completed_round = saved["completed_round"]
             for view, kept in zip(self.views, saved["islands"]):
                 view.snapshot, view.result = kept["snapshot"], kept["result"]
+                view.summary = kept["summary"]
                 if view.snapshot is not None and view.snapshot["arrivals"] is not None:
                     view.logged[view.snapshot["meta"]["round"]] = view.snapshot["arrivals"]
                 view.snapshot_events = list(kept["events"])
@@ -399,11 +400,12 @@ class Run:
         # The experiment's best search fitness, and its candidate: the best on selection.
         search_fitness = max(r["search_fitness"] for r in results)
         select_fitness = max((r["select_fitness"] for r in results), key=_nan_last)
-        total = aggregate(self.views, 1.0)
+        summaries = [v.summary for v in self.views]
         self.kernel_seconds += sum(v.summary.get("kernel_seconds", 0.0) for v in self.views)
         record = {"experiment": self.driver.experiment + 1,
                   "search_fitness": search_fitness, "select_fitness": select_fitness,
-                  "individuals": total["individuals"], "train_steps": total["train_steps"],
+                  "individuals": sum(s.get("individuals", 0) for s in summaries),
+                  "train_steps": sum(s.get("train_steps", 0) for s in summaries),
                   "islands": len(self.views),
                   "seconds": round(self.seconds() - self.driver.experiment_started, 3)}
         self.driver.experiments = [r for r in self.driver.experiments

@@ -68,8 +68,6 @@ class _Actor:
 class RayBackend:
     """Workers as Ray actors, one CPU each (see the module docstring)."""
 
-    name = "ray"
-
     def __init__(self, workers: int, address: Optional[str]) -> None:
         self.ray = connect(address)
         self._started_here = address is None
@@ -126,10 +124,6 @@ class RayBackend:
                          if owner[0] != worker}
         self.ray.kill(self._actors[worker], no_restart=True)
         self._actors[worker] = self._actor_class.remote()
-
-    def actor(self, worker: int) -> Any:
-        """A worker's actor handle (for tests)."""
-        return self._actors[worker]
 
     def close(self) -> None:
         """Stop every actor, and the local Ray this backend started."""

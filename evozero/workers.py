@@ -100,8 +100,6 @@ class LocalBackend:
     once, each side blocked writing while the other does not read.
     """
 
-    name = "local"
-
     def __init__(self, workers: int) -> None:
         import multiprocess
         self.context = multiprocess.get_context(start_method())
@@ -121,10 +119,6 @@ class LocalBackend:
         child.close()
         self._processes[worker] = process
         self._connections[worker] = parent
-
-    def pid(self, worker: int) -> int:
-        """The process id of a worker (for tests and messages)."""
-        return self._processes[worker].pid
 
     def send(self, worker: int, command: dict[str, Any]) -> None:
         """Send a command (now, or after the worker's reply to the one in flight)."""

@@ -1,10 +1,13 @@
 """Helpers shared by several test modules."""
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from typing import Any, Sequence
 
 import numpy as np
 
+from evozero.config import Config, config_from_dict
+from evozero.experiment import Run, start_run
 from evozero.program import Program
 from evozero.randomize import randomize_rows
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND
@@ -23,3 +26,22 @@ def random_program(seed: int, sizes: Sequence[int], allowed: np.ndarray = ALL_OP
     randomize_rows(code, constants, 0, total, allowed, state, 0, *memory,
                    IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
     return Program(code, constants, tuple(sizes))
+
+
+def small_config(**overrides: Any) -> Config:
+    """A fast demo-space experiment on one island: few small tasks, small population."""
+    data = {"name": "small", "seed": 3, "population_size": 50, "tournament_size": 5,
+            "search_tasks": {"num_tasks": 3, "train": 20, "valid": 20},
+            "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 1000},
+            "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 2000},
+            "budget": {"individuals": 3000, "train_steps": None},
+            "max_experiments": 1, "progress_every": 3600.0, "checkpoint_every": 3600.0,
+            "workers": 1}
+    data.update(overrides)
+    return config_from_dict(data)
+
+
+def run_quietly(config: Config, root: Any) -> tuple[Run, dict]:
+    """Start ``config`` under ``root`` and run it to its end without printing."""
+    run = start_run(config, str(root), out=open(os.devnull, "w"))
+    return run, run.execute()

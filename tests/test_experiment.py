@@ -12,33 +12,15 @@ from pathlib import Path
 import pytest
 
 from evozero.cli import main
-from evozero.config import config_from_dict, load_config
-from evozero.experiment import start_run
+from evozero.config import load_config
 from evozero.program import Program
 from evozero.rundir import RunDir
 from evozero.tasks import make_tasks
 from evozero.vm import evaluate
+from helpers import run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
-
-
-def small_config(**overrides):
-    """A fast demo-space experiment: few small tasks, small population."""
-    data = {"name": "small", "seed": 3, "population_size": 50, "tournament_size": 5,
-            "search_tasks": {"num_tasks": 3, "train": 20, "valid": 20},
-            "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 1000},
-            "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 2000},
-            "budget": {"individuals": 3000, "train_steps": None},
-            "max_experiments": 1, "progress_every": 3600.0, "checkpoint_every": 3600.0,
-            "workers": 1}
-    data.update(overrides)
-    return config_from_dict(data)
-
-
-def run_quietly(config, root):
-    run = start_run(config, str(root), out=open(os.devnull, "w"))
-    return run, run.execute()
 
 
 def test_narrow_linear_config_rediscovers_linear_regression(tmp_path):

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero.config import config_from_dict, load_config
+from evozero.config import load_config
 from evozero.coordinator import IslandView, draw_arrivals, round_arrivals
-from evozero.experiment import start_run
 from evozero.experiment_setup import build_settings
 from evozero.island import IslandSpec
 from evozero.program import Program
@@ -23,6 +22,7 @@ from evozero.rundir import RunDir
 from evozero.search import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState, program_slots
 from evozero.vm import evaluate, group_tasks
 from evozero.workers import LocalBackend
+from helpers import run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
@@ -31,21 +31,12 @@ NARROW_SEED = 5
 
 
 def island_config(**overrides):
-    """A small demo-space experiment on two islands that migrate often."""
-    data = {"name": "islands", "seed": 3, "population_size": 50, "tournament_size": 5,
-            "search_tasks": {"num_tasks": 3, "train": 20, "valid": 20},
-            "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 1000},
-            "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20, "seed": 2000},
-            "budget": {"individuals": 10_000, "train_steps": None}, "max_experiments": 1,
-            "sufficient_fitness": 2.0, "progress_every": 0.2, "checkpoint_every": 3600.0,
-            "workers": 2, "migrate_every": 1000}
+    """The small experiment on two islands that migrate often."""
+    data = {"name": "islands", "budget": {"individuals": 10_000, "train_steps": None},
+            "sufficient_fitness": 2.0, "progress_every": 0.2, "workers": 2,
+            "migrate_every": 1000}
     data.update(overrides)
-    return config_from_dict(data)
-
-
-def run_quietly(config, root):
-    run = start_run(config, str(root), out=open(os.devnull, "w"))
-    return run, run.execute()
+    return small_config(**data)
 
 
 def discovery_keys(rundir):
