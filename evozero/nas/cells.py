@@ -132,6 +132,11 @@ class Nb101Cell:
         matrix, keep = self._prune(np.array(self.matrix, dtype=np.int64))
         return matrix, tuple(op for op, k in zip(self.ops, keep) if k)
 
+    def vertices(self) -> tuple[int, ...]:
+        """The genome's numbers of the phenotype's vertices (stable names for them)."""
+        _, keep = self._prune(np.array(self.matrix, dtype=np.int64))
+        return tuple(int(v) for v in np.flatnonzero(keep))
+
     def hash(self) -> str:
         """Isomorphism-invariant key of the phenotype (equal to the NAS-Bench-101
         dataset's module hash with its three ops)."""

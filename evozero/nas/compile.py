@@ -1,0 +1,157 @@
+"""Compile a cell genome into an :class:`~evozero.nas.network.Architecture`.
+
+Both spaces keep their benchmark's macro skeleton, scaled to small inputs (8x8 digits,
+length-40 MNIST-1D) by :class:`Skeleton`'s numbers:
+
+- **NAS-Bench-101**: stem conv3x3-bn-relu to ``stem_channels``; ``stacks`` stacks of
+  ``cells_per_stack`` cells; before every stack but the first a 2x2 max-pool (stride 2)
+  and the cells' channels doubled; global average pooling; dense. Inside a cell, the
+  benchmark's channel rules: the output's channels split over the vertices feeding it,
+  other vertices take the largest count of the vertices they feed, inputs from interior
+  vertices truncated to the receiver's channels, inputs from the cell input projected by
+  conv1x1-bn-relu, the output the concatenation of its feeders plus a projection of the
+  input when the input feeds it directly.
+- **NAS-Bench-201**: stem conv3x3 + bn to ``stem_channels``; ``stacks`` stages of
+  ``cells_per_stack`` cells, joined by a residual reduction block (two relu-conv3x3-bn, the
+  first at stride 2; shortcut 2x2 average pool + conv1x1) that doubles the channels; bn,
+  relu, global average pooling, dense. A node sums its live incoming edges (``none`` edges
+  dropped); a node no live edge reaches is zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
+from evozero.nas.network import Architecture, Builder, Shape
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """The macro network around the cells."""
+
+    stem_channels: int = 16
+    stacks: int = 2
+    cells_per_stack: int = 1
+
+
+def compile_cell(cell: Nb101Cell | Nb201Cell, skeleton: Skeleton, input_shape: Shape,
+                 classes: int) -> Architecture:
+    """The network of ``cell`` in its space's skeleton, for inputs of ``input_shape``."""
+    builder = Builder(input_shape)
+    if isinstance(cell, Nb101Cell):
+        top = _nb101_body(builder, cell, skeleton)
+    else:
+        top = _nb201_body(builder, cell, skeleton)
+    builder.dense(builder.gap(top), classes)
+    return builder.build()
+
+
+# -- NAS-Bench-101 ---------------------------------------------------------------------
+
+def vertex_channels(matrix: np.ndarray, in_channels: int, out_channels: int) -> list[int]:
+    """Channels of every vertex of a pruned NAS-Bench-101 cell (the benchmark's rule)."""
+    size = matrix.shape[0]
+    channels = [0] * size
+    channels[0], channels[-1] = in_channels, out_channels
+    if size == 2:
+        return channels
+    feeders = int(matrix[1:, -1].sum())
+    share, extra = divmod(out_channels, max(feeders, 1))
+    for v in range(1, size - 1):
+        if matrix[v, -1]:
+            channels[v] = share + (1 if extra > 0 else 0)
+            extra -= 1
+    for v in range(size - 2, 0, -1):
+        if not matrix[v, -1]:
+            channels[v] = max(channels[w] for w in range(v + 1, size - 1) if matrix[v, w])
+    return channels
+
+
+def _nb101_cell(builder: Builder, source: int, cell: Nb101Cell, out_channels: int,
+                scope: str) -> int:
+    matrix, ops = cell.pruned()
+    # Layers are named by the genome's vertex numbers, which edge flips do not change.
+    names = [f"{scope}.v{v}" for v in cell.vertices()]
+    size = matrix.shape[0]
+    channels = vertex_channels(matrix, builder.shape(source)[2], out_channels)
+    values = [source]
+    feeding_output = []
+    for v in range(1, size - 1):
+        inputs = [builder.truncate(values[u], channels[v]) for u in range(1, v) if matrix[u, v]]
+        if matrix[0, v]:
+            inputs.append(builder.conv_bn_relu(source, channels[v], 1, name=names[v] + ".in"))
+        total = builder.add(inputs)
+        if ops[v] == "maxpool3x3":
+            value = builder.pool(total, "maxpool", 3, 1)
+        else:
+            size_ = 3 if ops[v] == "conv3x3-bn-relu" else 1
+            value = builder.conv_bn_relu(total, channels[v], size_, name=names[v])
+        values.append(value)
+        if matrix[v, -1]:
+            feeding_output.append(value)
+    projection = f"{scope}.out.in"
+    if not feeding_output:
+        return builder.conv_bn_relu(source, out_channels, 1, name=projection)
+    output = builder.concat(feeding_output)
+    if matrix[0, -1]:
+        output = builder.add([output, builder.conv_bn_relu(source, out_channels, 1,
+                                                           name=projection)])
+    return output
+
+
+def _nb101_body(builder: Builder, cell: Nb101Cell, skeleton: Skeleton) -> int:
+    channels = skeleton.stem_channels
+    top = builder.conv_bn_relu(0, channels, 3, name="stem")
+    for stack in range(skeleton.stacks):
+        if stack > 0:
+            top = builder.pool(top, "maxpool", 2, 2)
+            channels *= 2
+        for index in range(skeleton.cells_per_stack):
+            top = _nb101_cell(builder, top, cell, channels, f"s{stack}.c{index}")
+    return top
+
+
+# -- NAS-Bench-201 ---------------------------------------------------------------------
+
+def _nb201_edge(builder: Builder, source: int, op: str, name: str) -> int:
+    channels = builder.shape(source)[2]
+    if op == "skip_connect":
+        return source
+    if op == "avg_pool_3x3":
+        return builder.pool(source, "avgpool", 3, 1)
+    return builder.relu_conv_bn(source, channels, 3 if op == "nor_conv_3x3" else 1, name=name)
+
+
+def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str) -> int:
+    nodes: list[int | None] = [source]
+    ops = iter(enumerate(cell.edge_ops))
+    for _ in range(1, NB201_NODES):
+        edges = [(nodes[i], *next(ops)) for i in range(len(nodes))]
+        live = [_nb201_edge(builder, value, op, f"{scope}.e{edge}") for value, edge, op in edges
+                if op != "none" and value is not None]
+        nodes.append(builder.add(live) if live else None)
+    if nodes[-1] is None:
+        return builder.zero(source, builder.shape(source)[2])
+    return nodes[-1]
+
+
+def _nb201_reduction(builder: Builder, source: int, channels: int, scope: str) -> int:
+    branch = builder.relu_conv_bn(source, channels, 3, stride=2, name=scope + ".a")
+    branch = builder.relu_conv_bn(branch, channels, 3, name=scope + ".b")
+    shortcut = builder.conv(builder.pool(source, "avgpool", 2, 2), channels, 1,
+                            name=scope + ".shortcut")
+    return builder.add([branch, shortcut])
+
+
+def _nb201_body(builder: Builder, cell: Nb201Cell, skeleton: Skeleton) -> int:
+    channels = skeleton.stem_channels
+    top = builder.bn(builder.conv(0, channels, 3, name="stem"), "stem.bn")
+    for stage in range(skeleton.stacks):
+        if stage > 0:
+            channels *= 2
+            top = _nb201_reduction(builder, top, channels, f"r{stage}")
+        for index in range(skeleton.cells_per_stack):
+            top = _nb201_cell(builder, top, cell, f"s{stage}.c{index}")
+    return builder.relu(builder.bn(top, "head.bn"))

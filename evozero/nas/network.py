@@ -1,0 +1,171 @@
+"""Architectures: what a cell genome compiles to, as a flat list of layers.
+
+An :class:`Architecture` is a DAG of :class:`Layer` records in execution order (layer 0
+is the input); each layer names the earlier layers it reads and the shape it produces
+for one example, ``(H, W, C)`` (1-D data has ``H == 1`` and kernels of height 1). The
+same record serves the trainer (:mod:`evozero.nas.model`), the cost model
+(:mod:`evozero.nas.cost`) and the code export.
+
+Layer kinds and their fields:
+
+- ``input``: the example, no inputs.
+- ``conv``: ``kernel`` (kh, kw), ``stride``, ``pad`` (ph, pw); no bias (a batch norm
+  follows every convolution). ``dwconv`` is the depthwise form (same channels in and out).
+- ``bn``: batch norm over (N, H, W) per channel; ``relu``.
+- ``maxpool`` / ``avgpool``: ``kernel``, ``stride``, ``pad`` (average excludes padding).
+- ``add``: sum of equal-shaped inputs; ``concat``: along channels; ``slice``: the first
+  ``shape[2]`` channels of its input; ``zero``: zeros shaped like its output (a
+  NAS-Bench-201 node that no live edge reaches).
+- ``gap``: global average pooling to ``(1, 1, C)``; ``dense``: a classifier with bias to
+  ``(1, 1, classes)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+LAYER_KINDS = ("input", "conv", "dwconv", "bn", "relu", "maxpool", "avgpool", "add",
+               "concat", "slice", "zero", "gap", "dense")
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of an architecture (see the module docstring)."""
+
+    kind: str
+    inputs: tuple[int, ...]
+    shape: Shape
+    kernel: tuple[int, int] = (1, 1)
+    stride: int = 1
+    pad: tuple[int, int] = (0, 0)
+    name: str = ""           # a layer with weights: its role, stable across mutations
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A network as layers in execution order; the last layer gives the logits."""
+
+    layers: tuple[Layer, ...]
+
+    @property
+    def input_shape(self) -> Shape:
+        """Shape of one example."""
+        return self.layers[0].shape
+
+    @property
+    def classes(self) -> int:
+        """Number of logits."""
+        return self.layers[-1].shape[2]
+
+    def in_channels(self, index: int) -> int:
+        """Channels entering layer ``index`` (of its first input)."""
+        return self.layers[self.layers[index].inputs[0]].shape[2]
+
+    def consumers(self) -> list[list[int]]:
+        """For each layer, the layers that read it."""
+        readers: list[list[int]] = [[] for _ in self.layers]
+        for index, layer in enumerate(self.layers):
+            for source in layer.inputs:
+                readers[source].append(index)
+        return readers
+
+
+class Builder:
+    """Appends layers and works out their shapes; layer indices are the handles."""
+
+    def __init__(self, input_shape: Shape) -> None:
+        self.layers: list[Layer] = [Layer("input", (), tuple(input_shape))]
+        self.one_d = input_shape[0] == 1
+
+    def shape(self, index: int) -> Shape:
+        """Output shape of layer ``index``."""
+        return self.layers[index].shape
+
+    def _add(self, layer: Layer) -> int:
+        self.layers.append(layer)
+        return len(self.layers) - 1
+
+    def _window(self, size: int) -> tuple[int, int]:
+        return (1, size) if self.one_d else (size, size)
+
+    def _spatial(self, source: int, kernel: tuple[int, int], stride: int,
+                 pad: tuple[int, int]) -> tuple[int, int]:
+        height, width, _ = self.shape(source)
+        return ((height + 2 * pad[0] - kernel[0]) // stride + 1,
+                (width + 2 * pad[1] - kernel[1]) // stride + 1)
+
+    def conv(self, source: int, channels: int, size: int, stride: int = 1, name: str = "") -> int:
+        """A ``size`` x ``size`` convolution (1 x ``size`` in 1-D), 'same' padding at
+        stride 1."""
+        kernel = self._window(size)
+        pad = (kernel[0] // 2, kernel[1] // 2)
+        height, width = self._spatial(source, kernel, stride, pad)
+        return self._add(Layer("conv", (source,), (height, width, channels), kernel, stride, pad,
+                               name))
+
+    def pool(self, source: int, kind: str, size: int, stride: int) -> int:
+        """Max or average pooling; 'same' padding when ``stride`` is 1, none otherwise."""
+        kernel = self._window(size)
+        pad = (kernel[0] // 2, kernel[1] // 2) if stride == 1 else (0, 0)
+        height, width = self._spatial(source, kernel, stride, pad)
+        channels = self.shape(source)[2]
+        return self._add(Layer(kind, (source,), (height, width, channels), kernel, stride, pad))
+
+    def bn(self, source: int, name: str = "") -> int:
+        """Batch norm."""
+        return self._add(Layer("bn", (source,), self.shape(source), name=name))
+
+    def relu(self, source: int) -> int:
+        """ReLU."""
+        return self._add(Layer("relu", (source,), self.shape(source)))
+
+    def conv_bn_relu(self, source: int, channels: int, size: int, stride: int = 1,
+                     name: str = "") -> int:
+        """Convolution, batch norm, ReLU (NAS-Bench-101's op and projection)."""
+        conv = self.conv(source, channels, size, stride, name)
+        return self.relu(self.bn(conv, name and name + ".bn"))
+
+    def relu_conv_bn(self, source: int, channels: int, size: int, stride: int = 1,
+                     name: str = "") -> int:
+        """ReLU, convolution, batch norm (NAS-Bench-201's op)."""
+        conv = self.conv(self.relu(source), channels, size, stride, name)
+        return self.bn(conv, name and name + ".bn")
+
+    def add(self, sources: Sequence[int]) -> int:
+        """Sum of the sources (one source is returned as it is)."""
+        if len(sources) == 1:
+            return sources[0]
+        return self._add(Layer("add", tuple(sources), self.shape(sources[0])))
+
+    def concat(self, sources: Sequence[int]) -> int:
+        """Channel concatenation (one source is returned as it is)."""
+        if len(sources) == 1:
+            return sources[0]
+        height, width, _ = self.shape(sources[0])
+        channels = sum(self.shape(s)[2] for s in sources)
+        return self._add(Layer("concat", tuple(sources), (height, width, channels)))
+
+    def truncate(self, source: int, channels: int) -> int:
+        """The first ``channels`` channels (the source itself when it has no more)."""
+        height, width, have = self.shape(source)
+        if have <= channels:
+            return source
+        return self._add(Layer("slice", (source,), (height, width, channels)))
+
+    def zero(self, like: int, channels: int) -> int:
+        """Zeros with ``like``'s spatial shape and ``channels`` channels."""
+        height, width, _ = self.shape(like)
+        return self._add(Layer("zero", (like,), (height, width, channels)))
+
+    def gap(self, source: int) -> int:
+        """Global average pooling."""
+        return self._add(Layer("gap", (source,), (1, 1, self.shape(source)[2])))
+
+    def dense(self, source: int, classes: int, name: str = "classifier") -> int:
+        """Classifier with bias."""
+        return self._add(Layer("dense", (source,), (1, 1, classes), name=name))
+
+    def build(self) -> Architecture:
+        """The finished architecture."""
+        return Architecture(tuple(self.layers))
