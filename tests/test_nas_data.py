@@ -1,0 +1,206 @@
+"""The offline NAS data sets: shapes, stratified deterministic splits, train-split
+normalisation, the MNIST-1D generator and its difficulty, and the error messages."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from evozero.errors import EvozeroError
+from evozero.nas.data import DATASETS, Mnist1dRecipe, generate_mnist1d, load_dataset
+
+SPLITS = ("train", "valid", "test")
+
+
+def _raw_inputs(name: str) -> np.ndarray:
+    """The unnormalised NHWC inputs of a data set, in source order."""
+    if name == "digits":
+        datasets = pytest.importorskip("sklearn.datasets")
+        return datasets.load_digits().images[..., None] / 16.0
+    return generate_mnist1d()[0][:, None, :, None]
+
+
+def _source_indices(dataset, raw: np.ndarray) -> dict[str, np.ndarray]:
+    """Which source examples each split holds, found by normalising every source example
+    with the data set's mean and std and matching the float32 bytes exactly."""
+    expected = ((raw - dataset.mean) / dataset.std).astype(np.float32)
+    position = {row.tobytes(): index for index, row in enumerate(expected)}
+    assert len(position) == len(raw)          # every source example is distinct
+    return {split: np.array([position[row.tobytes()] for row in getattr(dataset, f"{split}_x")])
+            for split in SPLITS}
+
+
+@pytest.fixture(params=DATASETS)
+def name(request) -> str:
+    if request.param == "digits":
+        pytest.importorskip("sklearn")
+    return request.param
+
+
+@pytest.mark.parametrize("dataset_name, shape, total", [("digits", (8, 8, 1), 1797),
+                                                        ("mnist1d", (1, 40, 1), 5000)])
+def test_shapes_dtypes_and_classes(dataset_name, shape, total):
+    if dataset_name == "digits":
+        pytest.importorskip("sklearn")
+    dataset = load_dataset(dataset_name)
+    assert dataset.name == dataset_name
+    assert dataset.input_shape == shape
+    assert dataset.classes == 10
+    sizes = []
+    for split in SPLITS:
+        x, y = getattr(dataset, f"{split}_x"), getattr(dataset, f"{split}_y")
+        assert x.dtype == np.float32 and y.dtype == np.int64
+        assert x.shape == (len(y), *shape)
+        assert set(np.unique(y)) == set(range(10))
+        sizes.append(len(y))
+    assert sum(sizes) == total
+    assert sizes[1] == sizes[2] == round(0.2 * total)
+
+
+def test_splits_are_disjoint_cover_everything_and_are_stratified(name):
+    raw = _raw_inputs(name)
+    dataset = load_dataset(name, seed=3, valid_fraction=0.25, test_fraction=0.15)
+    indices = _source_indices(dataset, raw)
+    together = np.concatenate(list(indices.values()))
+    assert len(together) == len(np.unique(together)) == len(raw)
+    labels = np.concatenate([dataset.train_y, dataset.valid_y, dataset.test_y])[
+        np.argsort(together)]
+    class_sizes = np.bincount(labels)
+    for split, fraction in (("valid", 0.25), ("test", 0.15), ("train", 0.6)):
+        counts = np.bincount(labels[indices[split]], minlength=10)
+        assert np.all(np.abs(counts - fraction * class_sizes) <= 2), (split, counts)
+
+
+def test_splits_are_deterministic_and_only_train_valid_depend_on_the_seed(name):
+    raw = _raw_inputs(name)
+    first = _source_indices(load_dataset(name, seed=1), raw)
+    again = _source_indices(load_dataset(name, seed=1), raw)
+    other = _source_indices(load_dataset(name, seed=2), raw)
+    for split in SPLITS:
+        np.testing.assert_array_equal(first[split], again[split])
+    np.testing.assert_array_equal(first["test"], other["test"])
+    assert set(first["valid"]) != set(other["valid"])
+
+
+def test_normalisation_uses_the_training_split_statistics(name):
+    raw = _raw_inputs(name)
+    dataset = load_dataset(name, seed=5)
+    train = raw[_source_indices(dataset, raw)["train"]]
+    assert dataset.mean == pytest.approx(train.mean(), rel=1e-12)
+    assert dataset.std == pytest.approx(train.std(), rel=1e-12)
+    assert abs(dataset.train_x.mean()) < 1e-4
+    assert dataset.train_x.std() == pytest.approx(1, abs=1e-4)
+    # Another seed trains on other examples, hence other statistics.
+    assert load_dataset(name, seed=6).mean != dataset.mean
+
+
+def test_digits_pixels_are_scaled_to_unit_range_before_standardising():
+    pytest.importorskip("sklearn")
+    dataset = load_dataset("digits")
+    pixels = (dataset.test_x.astype(np.float64) * dataset.std + dataset.mean) * 16.0
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-4)
+    assert pixels.min() == pytest.approx(0, abs=1e-4)
+    assert pixels.max() == pytest.approx(16, abs=1e-4)
+
+
+def test_mnist1d_generation_is_deterministic_balanced_and_fast():
+    generate_mnist1d.cache_clear()
+    start = time.perf_counter()
+    x, y = generate_mnist1d(seed=7)
+    elapsed = time.perf_counter() - start
+    generate_mnist1d.cache_clear()
+    x_again, y_again = generate_mnist1d(seed=7)
+    x_other, _ = generate_mnist1d(seed=8)
+    assert elapsed < 2.0
+    assert x.shape == (5000, 40) and y.shape == (5000,)
+    np.testing.assert_array_equal(x, x_again)
+    np.testing.assert_array_equal(y, y_again)
+    assert not np.array_equal(x, x_other)
+    assert np.array_equal(np.bincount(y), np.full(10, 500))
+    assert len(np.unique(y[:50])) > 5                 # shuffled, not sorted by class
+    assert generate_mnist1d(seed=7) is generate_mnist1d(seed=7)
+    assert not x.flags.writeable
+
+
+def test_mnist1d_templates_are_distinguishable():
+    clean = Mnist1dRecipe(padding=(36, 36), scale=0.0, max_shift=0, smooth_noise=0.0,
+                          iid_noise=0.0, shear=0.0)
+    x, y = generate_mnist1d(100, 0, clean)
+    per_class = np.stack([x[y == label] for label in range(10)])
+    np.testing.assert_allclose(per_class, per_class[:, :1].repeat(10, axis=1), atol=1e-12)
+    templates = per_class[:, 0]
+    distances = np.linalg.norm(templates[:, None] - templates[None], axis=-1)
+    assert distances[~np.eye(10, dtype=bool)].min() > 0.05
+    # Unshifted but otherwise fully distorted: the class means still mostly tell them apart.
+    x, y = generate_mnist1d(2000, 1, dataclasses.replace(Mnist1dRecipe(), max_shift=0))
+    assert _nearest_class_mean_accuracy(x[:1000], y[:1000], x[1000:], y[1000:]) > 0.5
+
+
+def _nearest_class_mean_accuracy(train_x, train_y, test_x, test_y) -> float:
+    means = np.stack([train_x[train_y == label].mean(axis=0) for label in range(10)])
+    guesses = np.argmin(((test_x[:, None] - means) ** 2).sum(axis=-1), axis=1)
+    return float((guesses == test_y).mean())
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread: these products are small, and on a busy machine
+    threads that wait for each other make them many times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def test_mnist1d_is_as_hard_as_published_for_a_linear_model():
+    # Published: about 32 % test accuracy for logistic regression, 94 % for a small CNN.
+    with _one_blas_thread():
+        accuracy = _softmax_regression_accuracy(load_dataset("mnist1d"))
+    assert 0.22 < accuracy < 0.45
+
+
+def _softmax_regression_accuracy(dataset) -> float:
+    """Test accuracy of multinomial logistic regression fit by 300 full-batch gradient steps."""
+    x = dataset.train_x.reshape(len(dataset.train_y), -1).astype(np.float64)
+    targets = np.eye(10)[dataset.train_y]
+    weights, bias = np.zeros((x.shape[1], 10)), np.zeros(10)
+    for _ in range(300):
+        logits = x @ weights + bias
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        gradient = (probabilities - targets) / len(x)
+        weights -= 0.5 * x.T @ gradient
+        bias -= 0.5 * gradient.sum(axis=0)
+    test_x = dataset.test_x.reshape(len(dataset.test_y), -1)
+    return float(np.mean(np.argmax(test_x @ weights + bias, axis=1) == dataset.test_y))
+
+
+def test_unknown_name_lists_the_data_sets():
+    with pytest.raises(EvozeroError, match="unknown data set 'cifar10'.*digits, mnist1d"):
+        load_dataset("cifar10")
+
+
+@pytest.mark.parametrize("valid_fraction, test_fraction, message", [
+    (0.0, 0.2, "valid_fraction must be between 0 and 1"),
+    (0.2, 1.0, "test_fraction must be between 0 and 1"),
+    (0.5, 0.5, "sum below 1"),
+])
+def test_bad_fractions_are_rejected(valid_fraction, test_fraction, message):
+    with pytest.raises(EvozeroError, match=message):
+        load_dataset("mnist1d", valid_fraction=valid_fraction, test_fraction=test_fraction)
+
+
+def test_a_negative_seed_is_rejected():
+    with pytest.raises(EvozeroError, match="seed must be a non-negative integer, got -1"):
+        load_dataset("mnist1d", seed=-1)
+
+
+def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)   # makes the import fail
+    with pytest.raises(EvozeroError, match=r'scikit-learn.*pip install "evozero\[data\]"'):
+        load_dataset("digits")
+    assert load_dataset("mnist1d").classes == 10      # generated, so no scikit-learn needed
