@@ -32,13 +32,16 @@ import numpy as np
 import yaml
 
 from evozero.errors import EvozeroError
+from evozero.nas.cells import NB101_OPS
+from evozero.nas.data import DATASETS as NAS_DATASETS
 from evozero.tasks import KINDS, Task, make_tasks
 from ops.table import MATRIX, OPS, OPS_BY_NAME, VECTOR
 
 __all__ = [
     "COMPONENTS", "DEMO_OPS", "INITIAL_POPULATIONS", "ISLAND_KEYS", "MUTATIONS", "Budget",
     "ComputeBudget",
-    "Config", "Fec", "Hurdles", "Memory", "OpLists", "SizeBounds", "Sizes", "TaskSpec",
+    "Config", "Fec", "Hurdles", "Memory", "Nas", "NasConstraints", "NasHurdle", "NasObjective",
+    "NasTraining", "OpLists", "SizeBounds", "Sizes", "TaskSpec",
     "config_from_dict", "config_to_dict", "default_config", "dump_config", "island_config",
     "island_count", "load_config",
 ]
@@ -468,7 +471,7 @@ class _Section(_Spec):
             spec = self.spec(name)
             if name in value:
                 kwargs[name] = spec.parse(value[name], _join(key, name), ctx)
-            elif isinstance(spec, _Section):
+            elif isinstance(spec, _Section) and not getattr(spec, "optional", False):
                 kwargs[name] = spec.parse({}, _join(key, name), ctx)
             else:
                 kwargs[name] = self.default_value(name)
@@ -536,6 +539,42 @@ class _SizeSection(_Section):
         if isinstance(raw, dict):
             return dict(raw)
         raise self.fail(raw, key, ctx)
+
+
+class _OptionalSection(_Section):
+    """A section that is absent (null) unless the file gives it; ``{}`` means defaults."""
+
+    optional = True
+
+    def __init__(self, cls: type) -> None:
+        super().__init__(cls)
+        self.allowed = f"null or {self.allowed}"
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> Any:
+        return None if value is None else super().parse(value, key, ctx)
+
+    def dump(self, value: Any) -> Any:
+        return None if value is None else super().dump(value)
+
+
+class _ChoiceList(_Spec):
+    """A non-empty list of distinct names from ``choices``."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+        self.allowed = f"a non-empty list of distinct names from: {', '.join(choices)}"
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.fail(value, key, ctx)
+        names = tuple(_Choice(*self.choices).parse(v, f"{key}[{i}]", ctx)
+                      for i, v in enumerate(value))
+        if len(set(names)) != len(names):
+            raise self.fail(value, key, ctx, "a name is repeated")
+        return names
+
+    def dump(self, value: Any) -> Any:
+        return list(value)
 
 
 class _WordOrCount(_Spec):
@@ -777,6 +816,91 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class NasTraining:
+    """How each candidate network is trained (brief training, the search's fidelity)."""
+
+    epochs: int = _setting(_Int(1), 4)
+    batch_size: int = _setting(_Int(1), 64)
+    learning_rate: float = _setting(_Float(0.0, min_open=True), 0.05)
+    momentum: float = _setting(_Float(0.0, 1.0, max_open=True), 0.9)
+    weight_decay: float = _setting(_Float(0.0), 5e-4)
+    schedule: str = _setting(_Choice("cosine", "constant"), "cosine")
+    nesterov: bool = _setting(_Bool(), False)
+
+
+@dataclass(frozen=True)
+class NasConstraints:
+    """Caps checked on the compiled network before any training (null: no cap); a
+    child over a cap is rejected and another drawn."""
+
+    max_params: int | None = _setting(_Optional(_Int(1, whole_floats=True)), None)
+    max_macs: int | None = _setting(_Optional(_Int(1, whole_floats=True)), None)
+    max_latency_ms: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+    max_peak_activation_bytes: int | None = _setting(_Optional(_Int(1, whole_floats=True)),
+                                                     None)
+
+
+@dataclass(frozen=True)
+class NasHurdle:
+    """Stop a child after its first epoch when its validation accuracy is below
+    ``accuracy`` or below the ``percentile`` of its population's first-epoch accuracies."""
+
+    accuracy: float | None = _setting(_Optional(_Float(0.0, 1.0)), None)
+    percentile: float | None = _setting(
+        _Optional(_Float(0.0, 100.0, min_open=True, max_open=True)), None)
+
+
+@dataclass(frozen=True)
+class NasObjective:
+    """What the search maximises: validation accuracy, MnasNet's reward
+    acc * (cost / target) ** w (soft: w = exponent always; hard: w = 0 at or under the
+    target, -1 above), or the Pareto front of accuracy against ``cost``."""
+
+    kind: str = _setting(_Choice("accuracy", "mnasnet_soft", "mnasnet_hard", "pareto"),
+                         "accuracy")
+    cost: str = _setting(_Choice("latency_ms", "macs", "params", "peak_activation_bytes"),
+                         "latency_ms")
+    target: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+    exponent: float = _setting(_Float(maximum=0.0), -0.07)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.kind.startswith("mnasnet") and self.target is None:
+            yield ("target", "kind"), (f"the {self.kind} objective needs target: the cost "
+                                       f"({self.cost}) a network should not exceed")
+
+
+@dataclass(frozen=True)
+class Nas:
+    """A neural architecture search: cells of ``space`` trained on ``dataset``."""
+
+    space: str = _setting(_Choice("nb101", "nb201"), "nb201")
+    dataset: str = _setting(_Choice(*NAS_DATASETS), "digits")
+    data_seed: int = _setting(_Int(0), 0)
+    max_vertices: int = _setting(_Int(2), 7)
+    max_edges: int = _setting(_Int(1), 9)
+    nb101_ops: tuple[str, ...] = _setting(_ChoiceList(*NB101_OPS), NB101_OPS)
+    mutation: str = _setting(_Choice("bitwise", "single"), "bitwise")
+    mutation_rate: float = _setting(_Float(0.0, min_open=True), 1.0)
+    stem_channels: int = _setting(_Int(1), 16)
+    stacks: int = _setting(_Int(1), 2)
+    cells_per_stack: int = _setting(_Int(1), 1)
+    training: NasTraining = _section(NasTraining)
+    hurdle: NasHurdle = _section(NasHurdle)
+    constraints: NasConstraints = _section(NasConstraints)
+    objective: NasObjective = _section(NasObjective)
+    profile: str = _setting(_Str(), "host")
+    profiles_file: str | None = _setting(_FilePath("device profile YAML file"), None)
+    weight_inheritance: bool = _setting(_Bool(), False)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.space == "nb201" and (self.max_vertices, self.max_edges, self.nb101_ops) != (
+                7, 9, NB101_OPS):
+            yield ("space", "max_vertices", "max_edges", "nb101_ops"), (
+                "max_vertices, max_edges and nb101_ops are settings of the nb101 space; "
+                "nb201 cells have 4 nodes and 6 edges")
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated experiment (see the module docstring and DESIGN.md)."""
 
@@ -820,6 +944,7 @@ class Config:
     deterministic: bool = _setting(_Bool(), False)
     backend: str = _setting(_Choice("local", "ray"), "local")
     address: str | None = _setting(_Optional(_Str()), None)
+    nas: Nas | None = _setting(_OptionalSection(Nas), None)
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
         if self.tournament_size > self.population_size:

@@ -59,24 +59,28 @@ class IslandView:
 
 def empty_arrivals() -> dict[str, Any]:
     """No migrants."""
-    return {"code": np.zeros((0, 0, 4), dtype=np.int64), "constants": np.zeros((0, 0, 3)),
-            "lengths": np.zeros((0, 3), dtype=np.int64), "fitness": np.zeros(0), "keys": []}
+    return {"fitness": np.zeros(0), "keys": []}
 
 
 def draw_arrivals(count: int, pool: Sequence[dict[str, Any]],
                   rng: np.random.Generator) -> dict[str, Any]:
-    """``count`` programs drawn without replacement from the emigrant sets in ``pool``."""
+    """``count`` individuals drawn without replacement from the emigrant sets in ``pool``
+    (each field of a set, an array or a list, holds one entry per individual)."""
     sets = [p for p in pool if len(p["fitness"])]
     if not sets or count <= 0:
         return empty_arrivals()
-    code = np.concatenate([p["code"] for p in sets])
     keys = [p["key"] for p in sets for _ in range(len(p["fitness"]))]
     chosen = np.sort(rng.choice(len(keys), size=min(count, len(keys)), replace=False))
-    return {"code": code[chosen],
-            "constants": np.concatenate([p["constants"] for p in sets])[chosen],
-            "lengths": np.concatenate([p["lengths"] for p in sets])[chosen],
-            "fitness": np.concatenate([p["fitness"] for p in sets])[chosen],
-            "keys": [keys[k] for k in chosen]}
+    arrivals: dict[str, Any] = {"keys": [keys[k] for k in chosen]}
+    for name in sets[0]:
+        if name in ("round", "key"):
+            continue
+        if isinstance(sets[0][name], np.ndarray):
+            arrivals[name] = np.concatenate([p[name] for p in sets])[chosen]
+        else:
+            joined = [item for p in sets for item in p[name]]
+            arrivals[name] = [joined[k] for k in chosen]
+    return arrivals
 
 
 def round_arrivals(views: Sequence[IslandView], seed: int, experiment: int,

@@ -26,6 +26,8 @@ from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_a
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import FINAL, evaluate_on
 from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, warm_up
+from evozero.nas import outcome as nas_outcome
+from evozero.nas.island import warm_up as warm_up_nas
 from evozero.program import Program
 from evozero.rundir import RunDir
 from evozero.search import evolve
@@ -95,6 +97,7 @@ class Run:
         self._stop_signal: Optional[int] = None
         self._started = time.monotonic()
         self._known_discoveries: set[tuple[int, int, int]] = set()
+        self._known_evaluations: set[tuple] = set()
         self._experiment_best = -float("inf")
         self._completed_round = 0
         self._pending_snapshots: set[int] = set()
@@ -135,9 +138,11 @@ class Run:
 
     def _start_workers(self) -> None:
         config = self.config
-        if not is_cached(evolve):
+        started = time.monotonic()
+        if config.nas is not None:
+            warm_up_nas(config)
+        elif not is_cached(evolve):
             self._say("compiling the search kernels (once per installation, about a minute)")
-            started = time.monotonic()
             warm_up(config)
             self._say(f"compiled in {time.monotonic() - started:.0f} s")
         else:
@@ -190,8 +195,11 @@ class Run:
         else:
             self._completed_round = 0
             self.driver.experiment_started = self.seconds()
-            self._say(f"experiment {experiment + 1}: evolving on {config.search_tasks.num_tasks} "
-                      f"{config.search_tasks.kind} tasks")
+            if config.nas is not None:
+                self._say(f"experiment {experiment + 1}: {nas_outcome.describe(config)}")
+            else:
+                self._say(f"experiment {experiment + 1}: evolving on "
+                          f"{config.search_tasks.num_tasks} {config.search_tasks.kind} tasks")
         self._experiment_best = max(
             (r["fitness"] for r in self.rundir.read_discoveries()
              if r["experiment"] == experiment + 1), default=-float("inf"))
@@ -286,6 +294,8 @@ class Run:
             return
         view.summary = reply["summary"]
         view.status = reply["status"]
+        for record in reply.get("evaluations", ()):
+            self._log_evaluation(view, record)
         if reply["result"] is not None:
             self._finished(view, reply["result"])
         if self.config.deterministic:
@@ -363,6 +373,16 @@ class Run:
             "seconds": round(self.seconds(), 3), "train_steps": train_steps,
             "fitness": event["fitness"], "program": event["program"]})
 
+    def _log_evaluation(self, view: IslandView, record: dict[str, Any]) -> None:
+        # A restarted island evaluates again what it did after its snapshot: log once.
+        key = (self.driver.experiment + 1, view.index + 1, record["island_individual"],
+               record["hash"])
+        if key in self._known_evaluations:
+            return
+        self._known_evaluations.add(key)
+        self.rundir.append_evaluation(nas_outcome.evaluation_line(
+            record, self.driver.experiment + 1, view.index + 1, self.seconds()))
+
     def _worker_died(self, worker: int) -> None:
         how = self.backend.death(worker)
         views = [v for v in self.views if v.worker == worker and not v.done]
@@ -382,12 +402,15 @@ class Run:
             view.emigrants = None
             self._open(view)
 
-    def _keep(self, program: str, search_fitness: float, select_fitness: float) -> None:
+    def _keep(self, program: str, search_fitness: float, select_fitness: float,
+              details: Optional[dict[str, Any]] = None) -> None:
         kept = self.driver.kept
         if kept is None or select_fitness >= kept["select_fitness"]:
             self.driver.kept = {"program": program, "search_fitness": search_fitness,
                                 "select_fitness": select_fitness,
                                 "experiment": self.driver.experiment + 1}
+            if details is not None:
+                self.driver.kept["details"] = details
             self.rundir.write_best(program)
         sufficient = self.config.sufficient_fitness
         if sufficient is not None and select_fitness > sufficient:
@@ -396,7 +419,8 @@ class Run:
     def _end_experiment(self) -> None:
         results = [v.result for v in self.views]
         for result in results:
-            self._keep(result["program"], result["search_fitness"], result["select_fitness"])
+            self._keep(result["program"], result["search_fitness"], result["select_fitness"],
+                       result.get("details"))
         # The experiment's best search fitness, and its candidate: the best on selection.
         search_fitness = max(r["search_fitness"] for r in results)
         select_fitness = max((r["select_fitness"] for r in results), key=_nan_last)
@@ -422,6 +446,14 @@ class Run:
         kept = self.driver.kept
         if kept is None:
             raise EvozeroError("the run ended without any evaluated program")
+        if self.config.nas is not None:
+            result = nas_outcome.final_result(self.config, self.rundir, self.driver,
+                                              round(self.seconds(), 3))
+            self.rundir.write_best(kept["program"])
+            self.rundir.write_final(result)
+            for line in nas_outcome.final_lines(result):
+                self._say(line)
+            return result
         program = Program.parse(kept["program"])
         final = evaluate_on(self.config, program, self.config.final_tasks.make(), FINAL,
                             self.driver.experiment)
@@ -500,6 +532,9 @@ class Run:
         for record in self.rundir.read_discoveries():
             self._known_discoveries.add((record["experiment"] - 1, record.get("island", 1) - 1,
                                          record.get("island_individual", record["individual"])))
+        for record in self.rundir.read_evaluations():
+            self._known_evaluations.add((record["experiment"], record["island"],
+                                         record["island_individual"], record["hash"]))
         if saved is None:
             return
         if saved.get("format") != CHECKPOINT_FORMAT:

@@ -243,6 +243,7 @@ class RunDir:
     CONFIG = "config.yaml"
     PROGRESS = "progress.jsonl"
     DISCOVERIES = "discoveries.jsonl"
+    EVALUATIONS = "evaluations.jsonl"
     BEST = "best.txt"
     FINAL = "final.json"
     CHECKPOINTS = "checkpoint"
@@ -366,6 +367,14 @@ class RunDir:
     def append_discovery(self, record: dict) -> None:
         """Append one improvement of the best (a JSON object) to discoveries.jsonl."""
         _append_line(self.path / self.DISCOVERIES, _json_line(record))
+
+    def append_evaluation(self, record: dict) -> None:
+        """Append one evaluated network (a JSON object) to evaluations.jsonl (NAS runs)."""
+        _append_line(self.path / self.EVALUATIONS, _json_line(record))
+
+    def read_evaluations(self) -> list[dict]:
+        """Every complete evaluation record, oldest first ([] if there is none yet)."""
+        return _read_json_lines(self.path / self.EVALUATIONS)
 
     def read_progress(self) -> list[dict]:
         """Every complete progress record, oldest first ([] if there is none yet)."""

@@ -21,20 +21,29 @@ import traceback
 from collections import deque
 from typing import Any, Optional
 
-from evozero.island import Island
+from evozero.island import Island, IslandSpec
+from evozero.nas.island import NasIsland
+
+
+def make_island(spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None
+                ) -> Island | NasIsland:
+    """The island ``spec`` describes: a cell search when its config has a nas section,
+    a program search otherwise."""
+    kind = NasIsland if spec.config.nas is not None else Island
+    return kind(spec, snapshot)
 
 
 class WorkerHost:
     """The islands of one worker and the command handler (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.islands: dict[int, Island] = {}
+        self.islands: dict[int, Island | NasIsland] = {}
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         """Carry out one command; returns its reply."""
         kind = command["kind"]
         if kind == "open":
-            island = Island(command["spec"], command.get("snapshot"))
+            island = make_island(command["spec"], command.get("snapshot"))
             self.islands[command["spec"].island] = island
             return island.opened()
         island = self.islands[command["island"]]

@@ -146,6 +146,13 @@ def every_section_changed(directory: Path) -> dict:
         "deterministic": True,
         "backend": "ray",
         "address": "auto",
+        "nas": {"space": "nb101", "dataset": "mnist1d", "max_vertices": 6, "max_edges": 8,
+                "nb101_ops": ["conv1x1-bn-relu", "maxpool3x3"], "mutation": "single",
+                "training": {"epochs": 2, "schedule": "constant"},
+                "hurdle": {"percentile": 25},
+                "constraints": {"max_params": 1e5, "max_latency_ms": 2.5},
+                "objective": {"kind": "mnasnet_hard", "target": 1.5},
+                "profiles_file": "data.npz", "weight_inheritance": True},
     }
 
 

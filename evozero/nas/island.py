@@ -1,0 +1,336 @@
+"""One island of a neural architecture search: regularized evolution (or random search)
+over cells, driven by the main process exactly like a program island
+(:class:`evozero.island.Island`: the same commands, replies, migration and snapshots).
+
+Each child is drawn (random while the population fills, then the winner of a tournament
+mutated, or always random for ``strategy: random``), compiled and costed; a child over a
+constraint is rejected before any training and another drawn. A child whose isomorphism
+hash is in the cache is not trained again: it takes the cached result (a cache hit, still
+counted as an individual and still aged in the population). Others train briefly; a
+hurdle may stop them after the first epoch. Every evaluated network becomes one record of
+the run's ``evaluations.jsonl``.
+
+With ``objective.kind: pareto`` the tournament's winner is drawn from the sample's
+non-dominated members (higher accuracy, lower cost); the island's best is its most
+accurate network.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from evozero.config import Config
+from evozero.errors import EvozeroError
+from evozero.experiment_setup import island_seed
+from evozero.island import FINISHED, RUNNING, SOLVED, SPENT, WAITING, IslandSpec, emigrant_count
+from evozero.nas.evaluate import Evaluator, evaluator_for
+from evozero.nas.space import CellSpace
+
+# Draws of a child before the constraints are declared unsatisfiable.
+_MAX_REJECTS = 1000
+_COUNTERS = ("individuals", "train_steps", "structure_hits", "full_evaluations",
+             "hurdle_stops", "budget_rejects", "saved_train_steps")
+
+
+def nas_key(config: Config) -> str:
+    """Islands with equal keys give a cell the same result, so migrants keep theirs."""
+    return repr(config.nas) + repr(config.seed)
+
+
+def dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> bool:
+    """Whether (accuracy, cost) ``point`` is beaten by one of ``others`` (no worse in
+    both, better in one)."""
+    return any(a >= point[0] and c <= point[1] and (a > point[0] or c < point[1])
+               for a, c in others)
+
+
+class NasIsland:
+    """One NAS island in a worker (see the module docstring)."""
+
+    def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
+        self.spec = spec
+        config = spec.own_config
+        self.config = config
+        self.space = CellSpace(config.nas)
+        self.evaluator: Evaluator = evaluator_for(config)
+        self.key = nas_key(config)
+        self.emigrants = emigrant_count(config) if spec.config.migrate_every else 0
+        self.kernel_seconds = 0.0
+        if snapshot is None:
+            seed = island_seed(config.seed, spec.island, spec.experiment)
+            self.rng = np.random.default_rng(seed)
+            self.meta: dict[str, Any] = {"round": 0, "status": RUNNING, "migrants": 0,
+                                         "best": None, "seed": seed}
+            self.counters = dict.fromkeys(_COUNTERS, 0)
+            self.population: list[dict[str, Any]] = []
+            self.cache: dict[str, dict[str, Any]] = {}
+            self.weights: dict[str, dict[str, list[np.ndarray]]] = {}
+        else:
+            self.meta = dict(snapshot["meta"])
+            self.rng = np.random.default_rng()
+            self.rng.bit_generator.state = snapshot["rng"]
+            self.counters = dict(snapshot["counters"])
+            self.population = [dict(member) for member in snapshot["population"]]
+            self.cache = dict(snapshot["cache"])
+            self.weights = {h: {name: list(arrays) for name, arrays in state.items()}
+                            for h, state in snapshot["weights"].items()}
+
+    # -- commands -----------------------------------------------------------------------
+
+    def opened(self) -> dict[str, Any]:
+        """The reply to opening: a waiting island sends its emigrants again."""
+        reply = self._reply([], [])
+        if self.meta["status"] == WAITING:
+            reply["emigrants"] = self._emigrants(self.meta["round"])
+        return reply
+
+    def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
+                ) -> dict[str, Any]:
+        """Take in ``arrivals``, then evaluate children for about ``seconds`` (at least
+        one); stops early at a migration point, when the budget is spent or solved."""
+        evaluations: list[dict[str, Any]] = []
+        if arrivals is not None:
+            self._take_in(arrivals, evaluations)
+        events: list[dict[str, Any]] = []
+        emigrants = None
+        deadline = time.monotonic() + seconds
+        while self.meta["status"] == RUNNING:
+            if self._spent():
+                self.meta["status"] = SPENT
+                break
+            started = time.monotonic()
+            record = self._child()
+            self.kernel_seconds += time.monotonic() - started
+            evaluations.append(record)
+            event = self._improved(record)
+            if event is not None:
+                events.append(event)
+            if self.meta["status"] != RUNNING:
+                break
+            target = self._next_migration()
+            if target is not None and self.counters["individuals"] >= target:
+                self.meta["round"] += 1
+                emigrants = self._emigrants(self.meta["round"])
+                if self.spec.config.deterministic:
+                    self.meta["status"] = WAITING
+                break
+            if time.monotonic() >= deadline:
+                break
+        reply = self._reply(events, evaluations)
+        reply["emigrants"] = emigrants
+        if self.meta["status"] in FINISHED:
+            reply["result"] = self.result()
+        return reply
+
+    def snapshot(self) -> dict[str, Any]:
+        """The island's whole state (enough to reopen it exactly)."""
+        return {"meta": dict(self.meta), "rng": self.rng.bit_generator.state,
+                "counters": dict(self.counters),
+                "population": [dict(member) for member in self.population],
+                "cache": dict(self.cache),
+                "weights": {h: {name: [np.array(a) for a in arrays]
+                                for name, arrays in state.items()}
+                            for h, state in self.weights.items()}}
+
+    def result(self) -> dict[str, Any]:
+        """The island's best cell with its fitness (validation-based) and test accuracy."""
+        best = self.meta["best"]
+        if best is None:
+            raise EvozeroError("the island ended without evaluating any network")
+        return {"program": best["genome"], "search_fitness": best["fitness"],
+                "select_fitness": best["fitness"], "details": dict(best)}
+
+    # -- one child ----------------------------------------------------------------------
+
+    def _spent(self) -> bool:
+        individuals, steps = self.spec.individuals, self.spec.train_steps
+        return (0 <= individuals <= self.counters["individuals"]
+                or 0 <= steps <= self.counters["train_steps"])
+
+    def _child(self) -> dict[str, Any]:
+        config = self.config
+        parent = None
+        for _ in range(_MAX_REJECTS):
+            if config.strategy == "random" or len(self.population) < config.population_size:
+                cell = self.space.random(self.rng)
+            else:
+                parent = self._tournament()
+                cell = self.space.mutate(self.space.parse(parent["genome"]), self.rng)
+            record = self._evaluate(cell, parent)
+            if record is not None:
+                break
+            self.counters["budget_rejects"] += 1
+        else:
+            raise EvozeroError(f"{_MAX_REJECTS} children in a row broke nas.constraints; "
+                               f"loosen the caps")
+        self.counters["individuals"] += 1
+        record["island_individual"] = self.counters["individuals"]
+        self._add(record)
+        return record
+
+    def _evaluate(self, cell: Any, parent: Optional[dict[str, Any]]
+                  ) -> Optional[dict[str, Any]]:
+        """The evaluation record of ``cell``, or None when it breaks a constraint."""
+        evaluator = self.evaluator
+        started = time.perf_counter()
+        cell_hash = cell.hash()
+        genome = self.space.text(cell)
+        cached = self.cache.get(cell_hash)
+        if cached is not None:
+            self.counters["structure_hits"] += 1
+            return dict(cached, genome=genome, cache_hit=True, inherited_layers=0,
+                        seconds=round(time.perf_counter() - started, 6),
+                        parent=parent and parent["hash"])
+        arch = evaluator.architecture(cell)
+        cost = evaluator.cost(arch)
+        if evaluator.violation(cost) is not None:
+            return None
+        seed = evaluator.train_seed(cell_hash)
+        inherit = self.weights.get(parent["hash"]) if parent is not None else None
+        result, model, inherited = evaluator.train(arch, seed, self._hurdle(), inherit)
+        self.counters["full_evaluations"] += 1
+        self.counters["train_steps"] += result.steps
+        if result.stopped:
+            self.counters["hurdle_stops"] += 1
+            per_epoch = result.steps // max(result.epochs, 1)
+            self.counters["saved_train_steps"] += per_epoch * (
+                evaluator.training.epochs - result.epochs)
+        record = {"hash": cell_hash, "valid_accuracy": result.valid_accuracy,
+                  "test_accuracy": result.test_accuracy,
+                  "fitness": evaluator.fitness(result.valid_accuracy, cost),
+                  "cost_value": evaluator.cost_value(cost, evaluator.nas.objective.cost),
+                  "first_epoch_accuracy": result.first_epoch_accuracy,
+                  "epochs": result.epochs, "hurdle_stopped": result.stopped,
+                  "train_steps": result.steps, "losses": result.losses, "seed": seed,
+                  "cost": cost}
+        self.cache[cell_hash] = record
+        if evaluator.nas.weight_inheritance:
+            self.weights[cell_hash] = model.named_state()
+        return dict(record, genome=genome, cache_hit=False, inherited_layers=inherited,
+                    seconds=round(time.perf_counter() - started, 6),
+                    parent=parent and parent["hash"])
+
+    def _hurdle(self) -> Optional[Any]:
+        hurdle = self.evaluator.nas.hurdle
+        if hurdle.accuracy is None and hurdle.percentile is None:
+            return None
+        threshold = -math.inf if hurdle.accuracy is None else hurdle.accuracy
+        firsts = [m["first_epoch_accuracy"] for m in self.population
+                  if not math.isnan(m["first_epoch_accuracy"])]
+        if hurdle.percentile is not None and len(firsts) >= self.config.tournament_size:
+            threshold = max(threshold, float(np.percentile(firsts, hurdle.percentile)))
+        return lambda accuracy: accuracy < threshold
+
+    def _tournament(self) -> dict[str, Any]:
+        chosen = self.rng.choice(len(self.population), size=self.config.tournament_size,
+                                 replace=False)
+        sample = [self.population[i] for i in chosen]
+        if self.evaluator.nas.objective.kind != "pareto":
+            return max(sample, key=lambda m: _nan_low(m["fitness"]))
+        points = [(_nan_low(m["valid_accuracy"]), m["cost_value"]) for m in sample]
+        front = [m for m, p in zip(sample, points) if not dominated(p, points)]
+        return front[int(self.rng.integers(len(front)))]
+
+    def _add(self, record: dict[str, Any]) -> None:
+        member = {name: record[name] for name in ("genome", "hash", "fitness", "valid_accuracy",
+                                                  "cost_value", "first_epoch_accuracy")}
+        self.population.append(member)
+        if len(self.population) > self.config.population_size:
+            self.population.pop(0)      # the oldest goes, whatever its fitness
+        if self.weights:
+            alive = {m["hash"] for m in self.population}
+            self.weights = {h: w for h, w in self.weights.items() if h in alive}
+
+    def _improved(self, record: dict[str, Any]) -> Optional[dict[str, Any]]:
+        best = self.meta["best"]
+        if best is not None and not _nan_low(record["fitness"]) > _nan_low(best["fitness"]):
+            return None
+        self.meta["best"] = {name: record[name] for name in (
+            "genome", "hash", "fitness", "valid_accuracy", "test_accuracy", "cost",
+            "island_individual")}
+        event = {"island": self.spec.island, "island_individual": record["island_individual"],
+                 "island_train_steps": self.counters["train_steps"],
+                 "fitness": record["fitness"], "program": record["genome"],
+                 "select_fitness": None}
+        sufficient = self.spec.config.sufficient_fitness
+        if sufficient is not None and record["fitness"] >= sufficient:
+            event["select_fitness"] = record["fitness"]
+            self.meta["status"] = SOLVED
+        return event
+
+    # -- migration ----------------------------------------------------------------------
+
+    def _next_migration(self) -> Optional[int]:
+        if not self.emigrants:
+            return None
+        target = (self.meta["round"] + 1) * self.spec.config.migrate_every
+        return None if 0 <= self.spec.individuals <= target else target
+
+    def _emigrants(self, round_: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.meta["seed"], round_])
+        count = min(self.emigrants, len(self.population))
+        chosen = np.sort(rng.choice(len(self.population), size=count, replace=False))
+        members = [self.population[i] for i in chosen]
+        return {"round": round_, "key": self.key,
+                "fitness": np.array([m["fitness"] for m in members], dtype=np.float64),
+                "members": [dict(m, record=self.cache.get(m["hash"])) for m in members]}
+
+    def _take_in(self, arrivals: dict[str, Any], evaluations: list[dict[str, Any]]) -> None:
+        if self.meta["status"] == WAITING:
+            self.meta["status"] = RUNNING
+        members = arrivals.get("members", [])
+        if not members:
+            return
+        self.meta["migrants"] += len(members)
+        del self.population[:len(members)]          # migrants replace the oldest
+        for member, key in zip(members, arrivals["keys"]):
+            record = member["record"] if key == self.key else None
+            if record is None:
+                # Searched under other settings: its result here must be measured here.
+                record = self._evaluate(self.space.parse(member["genome"]), None)
+                if record is None:
+                    continue
+                record["island_individual"] = -1
+                evaluations.append(record)
+            else:
+                self.cache.setdefault(member["hash"], record)
+            self._add(dict(record, genome=member["genome"]))
+
+    # -- replies ------------------------------------------------------------------------
+
+    def _reply(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+        fitness = np.array([_nan_low(m["fitness"]) for m in self.population]) \
+            if self.population else np.zeros(1)
+        best = self.meta["best"]
+        summary = dict(self.counters)
+        summary.update({"fingerprint_hits": 0, "best": best["fitness"] if best else -1.0,
+                        "filled": len(self.population), "migrants": self.meta["migrants"],
+                        "mean": float(fitness.mean()), "stdev": float(fitness.std()),
+                        "kernel_seconds": self.kernel_seconds})
+        return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
+                "round": self.meta["round"], "events": events, "evaluations": evaluations,
+                "summary": summary, "emigrants": None, "result": None}
+
+
+def _nan_low(value: float) -> float:
+    return -math.inf if value != value else value
+
+
+def warm_up(config: Config) -> None:
+    """Load the data and profiles and compile (or load from the cache) the layer kernels
+    with one training step of a small network, so that forked workers inherit them."""
+    evaluator = evaluator_for(config)
+    space = CellSpace(config.nas)
+    cell = space.random(np.random.default_rng(0))
+    from evozero.nas.model import Model
+    from ops import neural
+    model = Model(evaluator.architecture(cell), seed=0)
+    data = evaluator.data
+    logits = model.forward(data.train_x[:4], training=True)
+    _, dlogits = neural.softmax_cross_entropy(logits, data.train_y[:4])
+    model.backward(dlogits)
+    model.predict(data.valid_x[:4])

@@ -1,0 +1,218 @@
+"""A trainable network: an :class:`~evozero.nas.network.Architecture` with its weights,
+run forward and backward with the :mod:`ops.neural` kernels (float32, NHWC).
+
+A batch norm whose only reader is a ReLU runs as one fused kernel. Weights are kept per
+layer name (see :class:`~evozero.nas.network.Layer`), which is what lets a child
+network start from its parent's trained weights where its layers are unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from evozero.nas.network import Architecture, Layer
+from ops import neural
+
+# Layers whose weights train, and the kinds that carry running statistics.
+WEIGHTED = ("conv", "dwconv", "bn", "dense")
+_BN_MOMENTUM = 0.1
+
+
+def _initial_weights(layer: Layer, in_channels: int, rng: np.random.Generator
+                     ) -> list[np.ndarray]:
+    kh, kw = layer.kernel
+    channels = layer.shape[2]
+    if layer.kind == "conv":
+        return [neural.he_normal(rng, (kh, kw, in_channels, channels), kh * kw * in_channels)]
+    if layer.kind == "dwconv":
+        return [neural.he_normal(rng, (kh, kw, channels), kh * kw)]
+    if layer.kind == "bn":
+        return [np.ones(channels, np.float32), np.zeros(channels, np.float32)]
+    # dense: scaled so that logits start small, as a linear layer's default init does
+    bound = 1.0 / np.sqrt(in_channels)
+    return [rng.uniform(-bound, bound, (in_channels, channels)).astype(np.float32),
+            np.zeros(channels, np.float32)]
+
+
+class Model:
+    """An architecture's weights and its forward and backward passes."""
+
+    def __init__(self, arch: Architecture, seed: int) -> None:
+        self.arch = arch
+        rng = np.random.default_rng(seed)
+        self.weights: dict[int, list[np.ndarray]] = {}
+        self.stats: dict[int, list[np.ndarray]] = {}    # bn running mean and variance
+        for index, layer in enumerate(arch.layers):
+            if layer.kind in WEIGHTED:
+                self.weights[index] = _initial_weights(layer, arch.in_channels(index), rng)
+            if layer.kind == "bn":
+                channels = layer.shape[2]
+                self.stats[index] = [np.zeros(channels, np.float32),
+                                     np.ones(channels, np.float32)]
+        self.grads: dict[int, list[np.ndarray]] = {}
+        readers = arch.consumers()
+        # A bn read only by a relu runs fused with it, at the bn's place in the schedule.
+        self._fused: dict[int, int] = {
+            layer.inputs[0]: index for index, layer in enumerate(arch.layers)
+            if layer.kind == "relu" and arch.layers[layer.inputs[0]].kind == "bn"
+            and len(readers[layer.inputs[0]]) == 1}
+        fused_relus = set(self._fused.values())
+        self._schedule = [i for i in range(1, len(arch.layers)) if i not in fused_relus]
+        self._caches: list[Any] = []
+
+    # -- weights ------------------------------------------------------------------------
+
+    def parameters(self) -> list[np.ndarray]:
+        """Every trainable array, in a fixed order."""
+        return [w for index in sorted(self.weights) for w in self.weights[index]]
+
+    def decayed(self) -> list[bool]:
+        """For each of :meth:`parameters`: whether weight decay applies (not to batch
+        norm's scale and shift, nor to biases)."""
+        flags = []
+        for index in sorted(self.weights):
+            kind = self.arch.layers[index].kind
+            flags += [kind != "bn" and position == 0
+                      for position in range(len(self.weights[index]))]
+        return flags
+
+    def gradients(self) -> list[np.ndarray]:
+        """Gradients of :meth:`parameters` from the last :meth:`backward`."""
+        return [g for index in sorted(self.weights) for g in self.grads[index]]
+
+    def named_state(self) -> dict[str, list[np.ndarray]]:
+        """Weights and running statistics by layer name."""
+        state: dict[str, list[np.ndarray]] = {}
+        for index, layer in enumerate(self.arch.layers):
+            if index in self.weights and layer.name:
+                state[layer.name] = self.weights[index] + self.stats.get(index, [])
+        return state
+
+    def inherit(self, state: dict[str, list[np.ndarray]]) -> int:
+        """Take the weights of layers with the same name and shapes from ``state`` (a
+        parent's :meth:`named_state`); returns how many layers inherited."""
+        taken = 0
+        for index, layer in enumerate(self.arch.layers):
+            if index not in self.weights or layer.name not in state:
+                continue
+            mine = self.weights[index] + self.stats.get(index, [])
+            theirs = state[layer.name]
+            if len(theirs) == len(mine) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
+                for target, source in zip(mine, theirs):
+                    target[...] = source
+                taken += 1
+        return taken
+
+    # -- passes -------------------------------------------------------------------------
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C); in training mode batch
+        norm uses (and updates) batch statistics and the pass is kept for :meth:`backward`."""
+        layers = self.arch.layers
+        values: list[Optional[np.ndarray]] = [None] * len(layers)
+        values[0] = np.ascontiguousarray(x, dtype=np.float32)
+        caches: list[Any] = [None] * len(layers)
+        for index in self._schedule:
+            layer = layers[index]
+            values[index], caches[index] = self._forward_layer(
+                index, layer, [values[i] for i in layer.inputs], training)
+            if index in self._fused:
+                values[self._fused[index]] = values[index]
+        self._caches = caches if training else []
+        return values[-1]
+
+    def _forward_layer(self, index: int, layer: Layer, inputs: list, training: bool) -> tuple:
+        kind = layer.kind
+        x = inputs[0]
+        weights = self.weights.get(index)
+        if kind == "bn":
+            run = neural.bn_relu_forward if index in self._fused else neural.batchnorm_forward
+            return run(x, *weights, *self.stats[index], training, _BN_MOMENTUM)
+        if kind == "conv":
+            return neural.conv_forward(x, weights[0], layer.stride, *layer.pad)
+        if kind == "dwconv":
+            return neural.depthwise_forward(x, weights[0], layer.stride, *layer.pad)
+        if kind == "relu":
+            return neural.relu_forward(x)
+        if kind in ("maxpool", "avgpool"):
+            return neural.pool_forward(x, kind[:3], *layer.kernel, layer.stride, *layer.pad)
+        if kind == "add":
+            return neural.add_forward(inputs), None
+        if kind == "concat":
+            return neural.concat_forward(inputs)
+        if kind == "slice":
+            return neural.slice_forward(x, layer.shape[2])
+        if kind == "zero":
+            return np.zeros((x.shape[0],) + layer.shape, np.float32), None
+        if kind == "gap":
+            return neural.gap_forward(x)
+        if kind == "dense":
+            return neural.dense_forward(x, *weights)
+        raise ValueError(f"unknown layer kind {kind!r}")
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Gradients of every weight (:meth:`gradients`) from the gradient of the loss
+        with respect to the logits of the last training :meth:`forward`."""
+        layers = self.arch.layers
+        flowing: list[Optional[np.ndarray]] = [None] * len(layers)
+        flowing[-1] = dlogits.astype(np.float32, copy=False)
+        self.grads = {}
+        for index in reversed(self._schedule):
+            gradient = flowing[self._fused.get(index, index)]
+            if gradient is None:       # nothing downstream depends on this layer
+                gradient = self._zero_gradient(index)
+                if gradient is None:
+                    continue
+            layer = layers[index]
+            for source, dx in zip(layer.inputs, self._backward_layer(index, layer, gradient)):
+                if dx is None or source == 0:
+                    continue
+                if flowing[source] is None:
+                    flowing[source] = dx
+                else:
+                    flowing[source] = flowing[source] + dx
+        self._caches = []
+
+    def _zero_gradient(self, index: int) -> Optional[np.ndarray]:
+        # A weighted layer whose output reaches no loss still needs (zero) gradients.
+        if index not in self.weights:
+            return None
+        self.grads[index] = [np.zeros_like(w) for w in self.weights[index]]
+        return None
+
+    def _backward_layer(self, index: int, layer: Layer, gradient: np.ndarray) -> list:
+        kind = layer.kind
+        cache = self._caches[index]
+        if kind == "bn":
+            run = neural.bn_relu_backward if index in self._fused else neural.batchnorm_backward
+            dx, dgamma, dbeta = run(gradient, cache)
+            self.grads[index] = [dgamma, dbeta]
+            return [dx]
+        if kind in ("conv", "dwconv"):
+            run = neural.conv_backward if kind == "conv" else neural.depthwise_backward
+            dx, dw = run(gradient, cache)
+            self.grads[index] = [dw]
+            return [dx]
+        if kind == "dense":
+            dx, dw, db = neural.dense_backward(gradient, cache)
+            self.grads[index] = [dw, db]
+            return [dx]
+        if kind == "relu":
+            return [neural.relu_backward(gradient, cache)]
+        if kind in ("maxpool", "avgpool"):
+            return [neural.pool_backward(gradient, cache)]
+        if kind == "add":
+            return [gradient] * len(layer.inputs)
+        if kind == "concat":
+            return neural.concat_backward(gradient, cache)
+        if kind == "slice":
+            return [neural.slice_backward(gradient, cache)]
+        if kind == "gap":
+            return [neural.gap_backward(gradient, cache)]
+        return [None]      # zero: no gradient flows back
+
+    def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Logits in inference mode, computed in batches."""
+        return np.concatenate([self.forward(x[start:start + batch], training=False)
+                               for start in range(0, len(x), batch)])

@@ -1,0 +1,94 @@
+"""What a NAS run writes and reports: evaluation records, the Pareto front, final.json."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from evozero.config import Config
+from evozero.nas.island import dominated
+from evozero.rundir import RunDir
+
+# Fields of an island's evaluation record that go to evaluations.jsonl, in this order.
+_FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fitness",
+           "cost", "seed", "seconds", "epochs", "hurdle_stopped", "first_epoch_accuracy",
+           "train_steps", "losses", "inherited_layers", "parent")
+
+
+def describe(config: Config) -> str:
+    """One line saying what the search does."""
+    nas = config.nas
+    how = "random search" if config.strategy == "random" else "regularized evolution"
+    return (f"{how} over {nas.space} cells on {nas.dataset}, {nas.training.epochs} epoch(s) "
+            f"per network, objective {nas.objective.kind}")
+
+
+def evaluation_line(record: dict[str, Any], experiment: int, island: int,
+                    seconds: float) -> dict[str, Any]:
+    """The evaluations.jsonl record of one evaluated network."""
+    line = {"experiment": experiment, "island": island,
+            "island_individual": record["island_individual"],
+            "run_seconds": round(seconds, 3)}
+    line.update({name: record.get(name) for name in _FIELDS})
+    return line
+
+
+def pareto_front(records: Sequence[dict[str, Any]], cost: str, profile: str
+                 ) -> list[dict[str, Any]]:
+    """The non-dominated networks (higher validation accuracy, lower ``cost``) among
+    ``records``, one per cell hash, cheapest first."""
+    unique: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["valid_accuracy"] is not None and not math.isnan(record["valid_accuracy"]):
+            unique.setdefault(record["hash"], record)
+    points = {h: (r["valid_accuracy"], cost_of(r["cost"], cost, profile))
+              for h, r in unique.items()}
+    everything = list(points.values())
+    front = [{"genome": unique[h]["genome"], "hash": h, "valid_accuracy": p[0],
+              "test_accuracy": unique[h]["test_accuracy"], cost: p[1]}
+             for h, p in points.items() if not dominated(p, everything)]
+    return sorted(front, key=lambda f: (f[cost], -f["valid_accuracy"]))
+
+
+def cost_of(record: dict[str, Any], name: str, profile: str) -> float:
+    """One cost from a cost record (``latency_ms`` on ``profile``)."""
+    return float(record["latency_ms"][profile] if name == "latency_ms" else record[name])
+
+
+def final_result(config: Config, rundir: RunDir, driver: Any, seconds: float
+                 ) -> dict[str, Any]:
+    """final.json of a finished NAS run: the kept cell with its test accuracy and cost,
+    totals, and the Pareto front of everything evaluated."""
+    kept = driver.kept
+    details = kept.get("details", {})
+    evaluations = rundir.read_evaluations()
+    nas = config.nas
+    return {
+        "space": nas.space, "dataset": nas.dataset, "cell": kept["program"],
+        "hash": details.get("hash"), "valid_accuracy": details.get("valid_accuracy"),
+        "test_accuracy": details.get("test_accuracy"), "cost": details.get("cost"),
+        "search_fitness": kept["search_fitness"], "select_fitness": kept["select_fitness"],
+        "final_fitness": details.get("test_accuracy"), "solved": driver.solved,
+        "experiment": kept["experiment"], "experiments": len(driver.experiments),
+        "individuals": sum(r["individuals"] for r in driver.experiments),
+        "train_steps": sum(r["train_steps"] for r in driver.experiments),
+        "evaluations": len(evaluations),
+        "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
+        "trained": sum(1 for r in evaluations if not r["cache_hit"]),
+        "seconds": seconds, "program": kept["program"], "islands": driver.islands,
+        "per_experiment": driver.experiments,
+        "pareto_cost": nas.objective.cost,
+        "pareto_front": pareto_front(evaluations, nas.objective.cost, nas.profile)}
+
+
+def final_lines(result: dict[str, Any]) -> list[str]:
+    """What the run prints when it ends."""
+    cost = result["cost"] or {}
+    lines = [f"best cell ({result['space']}, by validation): {result['cell']}",
+             f"validation accuracy {result['valid_accuracy']:.4f}, held-out test accuracy "
+             f"{result['test_accuracy']:.4f}; {cost.get('params', 0):,} params, "
+             f"{cost.get('macs', 0):,} MACs",
+             f"{result['evaluations']:,} networks evaluated ({result['trained']:,} trained, "
+             f"{result['cache_hits']:,} cache hits) in {result['seconds']:.1f} s; Pareto "
+             f"front of accuracy against {result['pareto_cost']}: "
+             f"{len(result['pareto_front'])} networks"]
+    return lines
