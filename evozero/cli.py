@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from evozero.errors import EvozeroError
 
 if TYPE_CHECKING:
+    from evozero.config import Config
     from evozero.experiment import Run
+    from evozero.rundir import RunDir
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -81,8 +83,17 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("ops", help="list the instruction set")
 
+    calibrate = commands.add_parser(
+        "calibrate", help="measure this machine's layer latencies into a device profile "
+                          "(used as profile 'host' by NAS runs)")
+    calibrate.add_argument("--output", default=None, metavar="FILE",
+                           help="the profile YAML to write (default: the user's host profile)")
+    calibrate.add_argument("--seconds", type=float, default=45.0,
+                           help="measuring budget in seconds (default 45)")
+
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
-    bench.add_argument("what", choices=("vm", "search", "scaling"), help="what to measure")
+    bench.add_argument("what", choices=("vm", "search", "scaling", "nas"),
+                       help="what to measure")
     bench.add_argument("--quick", action="store_true", help="smaller workload, rougher figures")
     return parser
 
@@ -134,6 +145,13 @@ def _show(args: argparse.Namespace) -> int:
     from evozero.rundir import RunDir
 
     rundir = RunDir.open(args.run)
+    config = rundir.read_config()
+    if config.nas is not None:
+        from evozero.nas.report import format_nas_summary, nas_summary
+        summary = nas_summary(rundir, config)
+        print(json.dumps(summary, indent=2) if args.format == "json"
+              else format_nas_summary(summary, config))
+        return 0
     if args.history:
         events = history(rundir)
         print(json.dumps(events, indent=2) if args.format == "json" else format_history(events))
@@ -146,11 +164,41 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from evozero.elsewhere import load_program
     from evozero.export import export_python
-    from evozero.rundir import atomic_write_text
+    from evozero.rundir import RunDir, atomic_write_text
 
+    if os.path.isdir(args.run):
+        rundir = RunDir.open(args.run)
+        config = rundir.read_config()
+        if config.nas is not None:
+            return _export_network(rundir, config, args.python)
     program, _ = load_program(args.run)
     atomic_write_text(args.python, export_python(program, name=args.name))
     print(f"wrote {args.python}")
+    return 0
+
+
+def _export_network(rundir: "RunDir", config: "Config", path: str) -> int:
+    from evozero.nas.export import export_network
+    from evozero.nas.report import trained_model
+    from evozero.nas.train import accuracy
+
+    model, evaluator, cell = trained_model(rundir, config)
+    data = evaluator.data
+    title = (f"Network of the cell {cell} ({config.nas.space}, {config.nas.dataset}); "
+             f"test accuracy {accuracy(model, data.test_x, data.test_y):.4f}.")
+    module, weights = export_network(model, config.nas.dataset, data.mean, data.std, path,
+                                     title)
+    print(f"wrote {module} and {weights}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from evozero.nas.calibrate import calibrate
+    from evozero.nas.cost import default_host_profile_path
+
+    path = args.output or str(default_host_profile_path())
+    calibrate(path, seconds_budget=args.seconds)
+    print(f"wrote {path}")
     return 0
 
 
@@ -191,11 +239,14 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "search":
         from evozero.bench.search import run
         run(quick=args.quick)
-    else:
+    elif args.what == "scaling":
         from evozero.bench.scaling import run
+        run(quick=args.quick)
+    else:
+        from evozero.bench.nas import run
         run(quick=args.quick)
     return 0
 
 
 _COMMANDS = {"run": _run, "resume": _resume, "show": _show, "export": _export, "plot": _plot,
-             "eval": _eval, "ops": _ops, "bench": _bench}
+             "eval": _eval, "ops": _ops, "calibrate": _calibrate, "bench": _bench}

@@ -68,6 +68,7 @@ class NasIsland:
             self.population: list[dict[str, Any]] = []
             self.cache: dict[str, dict[str, Any]] = {}
             self.weights: dict[str, dict[str, list[np.ndarray]]] = {}
+            self.best_weights: dict[str, list[np.ndarray]] = {}
         else:
             self.meta = dict(snapshot["meta"])
             self.rng = np.random.default_rng()
@@ -77,6 +78,10 @@ class NasIsland:
             self.cache = dict(snapshot["cache"])
             self.weights = {h: {name: list(arrays) for name, arrays in state.items()}
                             for h, state in snapshot["weights"].items()}
+            self.best_weights = {name: list(arrays)
+                                 for name, arrays in snapshot["best_weights"].items()}
+        # Weights (by layer name) of the network trained last.
+        self._trained: dict[str, list[np.ndarray]] = {}
 
     # -- commands -----------------------------------------------------------------------
 
@@ -133,7 +138,9 @@ class NasIsland:
                 "cache": dict(self.cache),
                 "weights": {h: {name: [np.array(a) for a in arrays]
                                 for name, arrays in state.items()}
-                            for h, state in self.weights.items()}}
+                            for h, state in self.weights.items()},
+                "best_weights": {name: [np.array(a) for a in arrays]
+                                 for name, arrays in self.best_weights.items()}}
 
     def result(self) -> dict[str, Any]:
         """The island's best cell with its fitness (validation-based) and test accuracy."""
@@ -141,7 +148,8 @@ class NasIsland:
         if best is None:
             raise EvozeroError("the island ended without evaluating any network")
         return {"program": best["genome"], "search_fitness": best["fitness"],
-                "select_fitness": best["fitness"], "details": dict(best)}
+                "select_fitness": best["fitness"],
+                "details": dict(best, weights=self.best_weights)}
 
     # -- one child ----------------------------------------------------------------------
 
@@ -207,8 +215,9 @@ class NasIsland:
                   "train_steps": result.steps, "losses": result.losses, "seed": seed,
                   "cost": cost}
         self.cache[cell_hash] = record
+        self._trained = model.named_state()
         if evaluator.nas.weight_inheritance:
-            self.weights[cell_hash] = model.named_state()
+            self.weights[cell_hash] = self._trained
         return dict(record, genome=genome, cache_hit=False, inherited_layers=inherited,
                     seconds=round(time.perf_counter() - started, 6),
                     parent=parent and parent["hash"])
@@ -251,6 +260,8 @@ class NasIsland:
         self.meta["best"] = {name: record[name] for name in (
             "genome", "hash", "fitness", "valid_accuracy", "test_accuracy", "cost",
             "island_individual")}
+        # A cache hit's weights were trained elsewhere (another island): not known here.
+        self.best_weights = {} if record["cache_hit"] else self._trained
         event = {"island": self.spec.island, "island_individual": record["island_individual"],
                  "island_train_steps": self.counters["train_steps"],
                  "fitness": record["fitness"], "program": record["genome"],

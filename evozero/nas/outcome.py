@@ -1,12 +1,15 @@
 """What a NAS run writes and reports: evaluation records, the Pareto front, final.json."""
 from __future__ import annotations
 
+import io
 import math
 from typing import Any, Sequence
 
+import numpy as np
+
 from evozero.config import Config
 from evozero.nas.island import dominated
-from evozero.rundir import RunDir
+from evozero.rundir import RunDir, atomic_write_bytes
 
 # Fields of an island's evaluation record that go to evaluations.jsonl, in this order.
 _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fitness",
@@ -59,7 +62,8 @@ def final_result(config: Config, rundir: RunDir, driver: Any, seconds: float
     """final.json of a finished NAS run: the kept cell with its test accuracy and cost,
     totals, and the Pareto front of everything evaluated."""
     kept = driver.kept
-    details = kept.get("details", {})
+    details = dict(kept.get("details", {}))
+    save_network(rundir, details.pop("weights", {}))
     evaluations = rundir.read_evaluations()
     nas = config.nas
     return {
@@ -78,6 +82,31 @@ def final_result(config: Config, rundir: RunDir, driver: Any, seconds: float
         "per_experiment": driver.experiments,
         "pareto_cost": nas.objective.cost,
         "pareto_front": pareto_front(evaluations, nas.objective.cost, nas.profile)}
+
+
+NETWORK_FILE = "best_network.npz"
+
+
+def save_network(rundir: RunDir, weights: dict[str, list[np.ndarray]]) -> None:
+    """Write the kept network's trained weights (array ``NAME/k`` = the k-th array of the
+    layer named NAME) into the run directory."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{name}/{k}": array for name, arrays in weights.items()
+                        for k, array in enumerate(arrays)})
+    atomic_write_bytes(rundir.path / NETWORK_FILE, buffer.getvalue())
+
+
+def load_network(rundir: RunDir) -> dict[str, list[np.ndarray]]:
+    """The weights :func:`save_network` wrote ({} when the run kept none)."""
+    path = rundir.path / NETWORK_FILE
+    if not path.exists():
+        return {}
+    weights: dict[str, list[np.ndarray]] = {}
+    with np.load(path, allow_pickle=False) as arrays:
+        for key in sorted(arrays.files, key=lambda k: (k.rsplit("/", 1)[0],
+                                                       int(k.rsplit("/", 1)[1]))):
+            weights.setdefault(key.rsplit("/", 1)[0], []).append(arrays[key])
+    return weights
 
 
 def final_lines(result: dict[str, Any]) -> list[str]:

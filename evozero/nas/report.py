@@ -1,0 +1,117 @@
+"""What ``evozero show`` and ``evozero export`` tell about a NAS run: the best cell as
+adjacency and ops (and its NAS-Bench-201 string), its accuracy and cost record, the
+search's totals and discoveries, and its trained network."""
+from __future__ import annotations
+
+from typing import Any
+
+from evozero.config import Config
+from evozero.errors import EvozeroError
+from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
+from evozero.nas.evaluate import Evaluator, evaluator_for
+from evozero.nas.model import Model
+from evozero.nas.outcome import load_network
+from evozero.nas.space import CellSpace
+from evozero.rundir import RunDir
+
+_KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "migration",
+                 "migrate_every", "deterministic")
+
+
+def cell_lines(cell: Nb101Cell | Nb201Cell) -> list[str]:
+    """The cell as an adjacency matrix with one op per vertex (NAS-Bench-201 cells: one
+    op per edge, and their string)."""
+    if isinstance(cell, Nb201Cell):
+        ops = iter(cell.edge_ops)
+        lines = [f"  node {j} = " + " + ".join(f"{next(ops)}(node {i})" for i in range(j))
+                 for j in range(1, NB201_NODES)]
+        return [f"  {cell}"] + lines
+    matrix, ops = cell.pruned()
+    lines = ["  " + " ".join(str(v) for v in range(len(ops))) + "   op"]
+    lines += ["  " + " ".join(str(int(x)) for x in row) + f"   {op}"
+              for row, op in zip(matrix, ops)]
+    dropped = len(cell.ops) - len(ops)
+    if dropped:
+        lines.append(f"  ({dropped} vertex(es) of the genome are off every input-output path)")
+    return lines
+
+
+def nas_summary(rundir: RunDir, config: Config) -> dict[str, Any]:
+    """The run's best cell, its accuracy and cost record, totals and key settings."""
+    final = rundir.read_final()
+    evaluations = rundir.read_evaluations()
+    best = None
+    if final is not None:
+        best = {key: final[key] for key in ("cell", "hash", "valid_accuracy", "test_accuracy",
+                                            "cost")}
+    elif evaluations:
+        top = max(evaluations, key=lambda r: (r["fitness"] if r["fitness"] == r["fitness"]
+                                              else -1.0))
+        best = {"cell": top["genome"], "hash": top["hash"], "cost": top["cost"],
+                "valid_accuracy": top["valid_accuracy"], "test_accuracy": top["test_accuracy"]}
+    return {"run": str(rundir.path), "name": config.name, "finished": final is not None,
+            "space": config.nas.space, "dataset": config.nas.dataset,
+            "objective": config.nas.objective.kind, "profile": config.nas.profile,
+            "evaluations": len(evaluations),
+            "trained": sum(1 for r in evaluations if not r["cache_hit"]),
+            "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
+            "seconds": final["seconds"] if final else
+            max((r["run_seconds"] for r in evaluations), default=0.0),
+            "settings": {key: getattr(config, key) for key in _KEY_SETTINGS},
+            "best": best, "pareto_front": final["pareto_front"] if final else None}
+
+
+def format_nas_summary(summary: dict[str, Any], config: Config) -> str:
+    """The human-readable form of :func:`nas_summary`."""
+    state = "finished" if summary["finished"] else \
+        f"unfinished (continue with: evozero resume {summary['run']})"
+    lines = [f"run {summary['run']}",
+             f"  {state}; {summary['space']} cells on {summary['dataset']}, objective "
+             f"{summary['objective']}; {summary['evaluations']:,} networks evaluated "
+             f"({summary['trained']:,} trained, {summary['cache_hits']:,} cache hits), "
+             f"{summary['seconds']:.1f} s",
+             "  " + ", ".join(f"{k} {v}" for k, v in summary["settings"].items())]
+    best = summary["best"]
+    if best is None:
+        lines.append("  no network evaluated yet")
+        return "\n".join(lines)
+    lines += ["", f"best cell (by validation accuracy; hash {best['hash']}):"]
+    lines += cell_lines(CellSpace(config.nas).parse(best["cell"]))
+    lines += ["", f"validation accuracy {best['valid_accuracy']:.4f}   held-out test accuracy "
+                  f"{best['test_accuracy']:.4f}", "cost record (per example, inference):"]
+    lines += cost_lines(best["cost"])
+    front = summary["pareto_front"]
+    if front:
+        cost = config.nas.objective.cost
+        lines += ["", f"Pareto front, validation accuracy against {cost}:"]
+        lines += [f"  {f[cost]:>12.4g}  {f['valid_accuracy']:.4f}  {f['genome']}" for f in front]
+    return "\n".join(lines)
+
+
+def cost_lines(cost: dict[str, Any]) -> list[str]:
+    """A cost record, one quantity per line."""
+    lines = [f"  {name:<28}{cost[name]:>14,}" for name in (
+        "params", "weight_bytes", "macs", "flops", "train_macs", "activation_bytes",
+        "peak_activation_bytes", "train_peak_activation_bytes") if name in cost]
+    for profile, ms in sorted(cost.get("latency_ms", {}).items()):
+        lines.append(f"  {'latency_ms[' + profile + ']':<28}{ms:>14.4f}")
+    return lines
+
+
+def trained_model(rundir: RunDir, config: Config) -> tuple[Model, Evaluator, str]:
+    """The run's best network with its trained weights (trained again from its recorded
+    seed when the run kept none), its evaluator and its cell text."""
+    text = rundir.read_best()
+    if text is None:
+        raise EvozeroError(f"{rundir.path}: the run has no best cell yet (no best.txt)")
+    evaluator = evaluator_for(config)
+    cell = CellSpace(config.nas).parse(text)
+    arch = evaluator.architecture(cell)
+    weights = load_network(rundir)
+    if weights:
+        model = Model(arch, seed=0)
+        if model.inherit(weights) != len(model.named_state()):
+            raise EvozeroError(f"{rundir.path}: best_network.npz does not match the best cell")
+        return model, evaluator, text
+    _, model, _ = evaluator.train(arch, evaluator.train_seed(cell.hash()))
+    return model, evaluator, text
