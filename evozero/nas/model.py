@@ -38,18 +38,19 @@ def _initial_weights(layer: Layer, in_channels: int, rng: np.random.Generator
 class Model:
     """An architecture's weights and its forward and backward passes."""
 
-    def __init__(self, arch: Architecture, seed: int) -> None:
+    def __init__(self, arch: Architecture, seed: int, dtype: type = np.float32) -> None:
         self.arch = arch
+        self.dtype = dtype        # float64 serves gradient checks
         rng = np.random.default_rng(seed)
         self.weights: dict[int, list[np.ndarray]] = {}
         self.stats: dict[int, list[np.ndarray]] = {}    # bn running mean and variance
         for index, layer in enumerate(arch.layers):
             if layer.kind in WEIGHTED:
-                self.weights[index] = _initial_weights(layer, arch.in_channels(index), rng)
+                self.weights[index] = [w.astype(dtype) for w in
+                                       _initial_weights(layer, arch.in_channels(index), rng)]
             if layer.kind == "bn":
                 channels = layer.shape[2]
-                self.stats[index] = [np.zeros(channels, np.float32),
-                                     np.ones(channels, np.float32)]
+                self.stats[index] = [np.zeros(channels, dtype), np.ones(channels, dtype)]
         self.grads: dict[int, list[np.ndarray]] = {}
         readers = arch.consumers()
         # A bn read only by a relu runs fused with it, at the bn's place in the schedule.
@@ -111,7 +112,7 @@ class Model:
         norm uses (and updates) batch statistics and the pass is kept for :meth:`backward`."""
         layers = self.arch.layers
         values: list[Optional[np.ndarray]] = [None] * len(layers)
-        values[0] = np.ascontiguousarray(x, dtype=np.float32)
+        values[0] = np.ascontiguousarray(x, dtype=self.dtype)
         caches: list[Any] = [None] * len(layers)
         for index in self._schedule:
             layer = layers[index]
@@ -144,7 +145,7 @@ class Model:
         if kind == "slice":
             return neural.slice_forward(x, layer.shape[2])
         if kind == "zero":
-            return np.zeros((x.shape[0],) + layer.shape, np.float32), None
+            return np.zeros((x.shape[0],) + layer.shape, self.dtype), None
         if kind == "gap":
             return neural.gap_forward(x)
         if kind == "dense":
@@ -156,7 +157,7 @@ class Model:
         with respect to the logits of the last training :meth:`forward`."""
         layers = self.arch.layers
         flowing: list[Optional[np.ndarray]] = [None] * len(layers)
-        flowing[-1] = dlogits.astype(np.float32, copy=False)
+        flowing[-1] = dlogits.astype(self.dtype, copy=False)
         self.grads = {}
         for index in reversed(self._schedule):
             gradient = flowing[self._fused.get(index, index)]
