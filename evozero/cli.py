@@ -203,9 +203,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from evozero.nas.plots import is_nas_run, plot_nas_runs
     from evozero.plots import plot_runs
 
-    path = plot_runs(args.runs, args.output, x=args.x, compare=args.compare)
+    if is_nas_run(args.runs[0]):
+        path = plot_nas_runs(args.runs, args.output)
+    else:
+        path = plot_runs(args.runs, args.output, x=args.x, compare=args.compare)
     print(f"wrote {path}")
     return 0
 

@@ -21,6 +21,7 @@ import time
 from typing import Any, Optional
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from evozero.config import Config
 from evozero.errors import EvozeroError
@@ -51,6 +52,8 @@ class NasIsland:
     """One NAS island in a worker (see the module docstring)."""
 
     def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
+        # One BLAS thread: workers are one per core, and sums keep one order (reproducible).
+        threadpool_limits(1, user_api="blas")
         self.spec = spec
         config = spec.own_config
         self.config = config

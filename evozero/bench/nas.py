@@ -1,0 +1,199 @@
+"""``evozero bench nas``: the neural-op layer's figures.
+
+1. Training speed: images/s of a compiled cell network against its PyTorch twin (same
+   layers, same weights, SGD with momentum and weight decay), one thread each, training
+   steps interleaved; the ratio is ours / torch (PyTorch only here, when installed).
+2. Search throughput: trained networks per minute of ``nas_digits_nb201.yaml`` (4 epochs
+   on digits) with one island per core.
+3. Cost-model fidelity: estimated against measured latency (:mod:`evozero.bench.nas_latency`).
+4. Regularized evolution against random search: paired seeds at an equal budget, the
+   held-out test accuracy of each run's incumbent (chosen on validation); wins, mean gap
+   and a 95 % bootstrap interval. The runs of one process share one evaluation cache:
+   a cell's training is a function of the cell and the seed, so this changes no result.
+5. The number of unique NAS-Bench-101 cells (must be 423,624).
+"""
+from __future__ import annotations
+
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from evozero.bench.nas_torch import import_torch, torch_twin
+from evozero.bench.timing import interleaved_medians
+from evozero.config import config_from_dict, config_to_dict, load_config
+from evozero.errors import EvozeroError
+from evozero.experiment import start_run
+from evozero.island import FINISHED, IslandSpec
+from evozero.nas.cells import Nb101Cell, Nb201Cell
+from evozero.nas.compile import Skeleton, compile_cell
+from evozero.nas.data import load_dataset
+from evozero.nas.enumerate import count_unique_nb101
+from evozero.nas.island import NasIsland
+from evozero.nas.model import Model
+from evozero.workers import cores
+from ops import neural
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent.parent / "experiments"
+_NB201 = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|"
+                         "nor_conv_3x3~1|nor_conv_1x1~2|")
+_NB101 = Nb101Cell.make([[0, 1, 1, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0],
+                         [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1],
+                         [0] * 7],
+                        ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3",
+                         "conv3x3-bn-relu", "conv3x3-bn-relu", "output"])
+
+
+# -- 1. training speed --------------------------------------------------------------------
+
+def _our_step(model: Model, x: np.ndarray, y: np.ndarray, velocities: list) -> None:
+    logits = model.forward(x, training=True)
+    _, dlogits = neural.softmax_cross_entropy(logits, y)
+    model.backward(dlogits)
+    for param, grad, velocity, decay in zip(model.parameters(), model.gradients(), velocities,
+                                            model.decayed()):
+        neural.sgd_step(param, grad, velocity, 0.05, 0.9, 5e-4 if decay else 0.0)
+
+
+def training_speed(batches: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
+    """Training images/s of ours and of the PyTorch twin for two cells, per batch size."""
+    torch = import_torch()
+    torch.set_num_threads(1)
+    data = load_dataset("digits")
+    results = []
+    for name, cell in (("nb201", _NB201), ("nb101", _NB101)):
+        arch = compile_cell(cell, Skeleton(16, 2, 1), data.input_shape, data.classes)
+        for batch in batches:
+            model = Model(arch, seed=0)
+            twin = torch_twin(model)
+            optimizer = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9,
+                                        weight_decay=5e-4)
+            velocities = [np.zeros_like(p) for p in model.parameters()]
+            x, y = data.train_x[:batch], data.train_y[:batch]
+            tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+            ty = torch.from_numpy(y)
+
+            def torch_step() -> None:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(twin(tx), ty).backward()
+                optimizer.step()
+
+            medians = interleaved_medians(
+                {"ours": lambda: _our_step(model, x, y, velocities), "torch": torch_step},
+                repeats)
+            results.append({"cell": name, "batch": batch,
+                            "ours": batch / medians["ours"], "torch": batch / medians["torch"],
+                            "ratio": medians["torch"] / medians["ours"]})
+    return results
+
+
+# -- 2. search throughput ---------------------------------------------------------------
+
+def evaluations_per_minute(per_island: int, root: str) -> dict[str, Any]:
+    """Trained networks per minute of nas_digits_nb201.yaml on every core."""
+    config = load_config(EXPERIMENTS / "nas_digits_nb201.yaml",
+                         [f"budget.individuals={per_island}", "name=bench-nas"])
+    run = start_run(config, root, out=io.StringIO())
+    run.execute()
+    records = run.rundir.read_evaluations()
+    trained = [r for r in records if not r["cache_hit"]]
+    times = sorted(r["run_seconds"] for r in records)
+    # From the first finished network to the last: start-up (data, kernels) left out.
+    span = times[-1] - times[0]
+    counted = len([r for r in trained if r["run_seconds"] > times[0]])
+    return {"workers": cores(), "networks": len(records), "trained": len(trained),
+            "per_minute": 60.0 * counted / span if span > 0 else float("nan"),
+            "median_seconds": statistics.median(r["seconds"] for r in trained)}
+
+
+# -- 4. evolution against random search ----------------------------------------------
+
+_SHARED_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _search(task: tuple[dict, str, int, int]) -> float:
+    """Test accuracy of the incumbent of one search (runs in a pool worker)."""
+    data, strategy, seed, budget = task
+    config = config_from_dict(dict(data, strategy=strategy, seed=seed))
+    with threadpool_limits(1):
+        island = NasIsland(IslandSpec(0, 0, config, individuals=budget, train_steps=-1))
+        island.cache = _SHARED_CACHE
+        while island.meta["status"] not in FINISHED:
+            island.advance(3600.0)
+    return float(island.meta["best"]["test_accuracy"])
+
+
+def evolution_against_random(seeds: int, budget: int) -> dict[str, Any]:
+    """Paired seeds of regularized evolution and random search at ``budget`` networks."""
+    import multiprocess
+    config = load_config(EXPERIMENTS / "nas_digits_nb201.yaml")
+    data = config_to_dict(config)
+    tasks = [(data, strategy, seed, budget) for seed in range(seeds)
+             for strategy in ("evolution", "random")]
+    with multiprocess.get_context("fork").Pool(cores()) as pool:
+        scores = pool.map(_search, tasks, chunksize=1)
+    evolution, random = np.array(scores[0::2]), np.array(scores[1::2])
+    gaps = evolution - random
+    rng = np.random.default_rng(0)
+    means = rng.choice(gaps, size=(10_000, len(gaps))).mean(axis=1)
+    return {"seeds": seeds, "budget": budget, "evolution": evolution.tolist(),
+            "random": random.tolist(), "wins": int((gaps > 0).sum()),
+            "ties": int((gaps == 0).sum()), "mean_gap": float(gaps.mean()),
+            "interval": (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))}
+
+
+# -- the report -------------------------------------------------------------------------
+
+def run(quick: bool = False, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Measure and print every figure (``quick``: smaller workloads, rougher figures)."""
+    results: dict[str, Any] = {}
+    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+
+    say("1. training images/s, compiled cell network (16 channels, digits 8x8) against its "
+        "PyTorch twin, one thread each, interleaved")
+    try:
+        with threadpool_limits(1):
+            speed = training_speed((64,) if quick else (64, 256), 15 if quick else 40)
+        results["training"] = speed
+        for row in speed:
+            say(f"   {row['cell']} batch {row['batch']:>3}: ours {row['ours']:>8,.0f} img/s   "
+                f"torch {row['torch']:>8,.0f} img/s   ours/torch {row['ratio']:.2f}x")
+    except EvozeroError as error:
+        say(f"   skipped: {error}")
+
+    with tempfile.TemporaryDirectory() as root:
+        throughput = evaluations_per_minute(20 if quick else 60, root)
+    results["throughput"] = throughput
+    say(f"2. NAS evaluations per minute (nas_digits_nb201.yaml, 4 epochs, "
+        f"{throughput['workers']} workers): {throughput['per_minute']:.0f} trained networks/min "
+        f"({throughput['trained']} trained of {throughput['networks']}; median "
+        f"{throughput['median_seconds']:.2f} s per network)")
+
+    from evozero.bench.nas_latency import run as latency
+    say("3. estimated against measured latency (host profile)")
+    results["latency"] = latency(cells=30 if quick else 100, out=out)
+
+    seeds, budget = (4, 30) if quick else (10, 100)
+    started = time.monotonic()
+    duel = evolution_against_random(seeds, budget)
+    results["evolution_vs_random"] = duel
+    low, high = duel["interval"]
+    say(f"4. regularized evolution vs random search, {seeds} paired seeds x {budget} networks "
+        f"(nas_digits_nb201.yaml), test accuracy of the incumbent: evolution wins "
+        f"{duel['wins']}/{seeds} ({duel['ties']} ties), mean gap {100 * duel['mean_gap']:+.2f} "
+        f"points, 95% bootstrap interval [{100 * low:+.2f}, {100 * high:+.2f}] "
+        f"({time.monotonic() - started:.0f} s)")
+
+    started = time.monotonic()
+    count = count_unique_nb101()
+    results["nb101_unique"] = count["total"]
+    say(f"5. unique NAS-Bench-101 cells (7 vertices, 9 edges, 3 ops): {count['total']:,} "
+        f"({'matches' if count['total'] == 423_624 else 'DIFFERS FROM'} 423,624; "
+        f"{time.monotonic() - started:.1f} s)")
+    return results

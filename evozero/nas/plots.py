@@ -1,0 +1,113 @@
+"""Plots of NAS runs (``evozero plot`` on NAS run directories), drawn like the program
+plots on a private Agg figure.
+
+Left: the best validation accuracy so far against networks evaluated; several runs of
+one config become a median line with a min-max band, and runs of different configs (for
+example evolution against random search) one line each with a legend. Right: every
+evaluated network as a dot of validation accuracy against the run's cost (its objective's
+``cost``, latency on its device profile by default), with each config's Pareto front as a
+step line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from evozero.errors import EvozeroError
+from evozero.nas.outcome import cost_of, pareto_front
+from evozero.plots import DPI
+from evozero.rundir import RunDir
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+_COST_LABELS = {"latency_ms": "estimated latency (ms, {profile})", "macs": "MACs",
+                "params": "parameters", "peak_activation_bytes": "peak activation bytes"}
+
+
+def _load(path: str | Path) -> dict[str, Any]:
+    rundir = RunDir.open(path)
+    config = rundir.read_config()
+    if config.nas is None:
+        raise EvozeroError(f"{path}: not a NAS run (its config has no nas section); plot "
+                           f"NAS runs and program runs separately")
+    records = [r for r in rundir.read_evaluations()
+               if r.get("valid_accuracy") is not None]
+    if not records:
+        raise EvozeroError(f"{path}: no evaluated network yet (evaluations.jsonl is empty)")
+    accuracy = np.array([r["valid_accuracy"] for r in records], dtype=float)
+    return {"name": config.name, "records": records, "nas": config.nas,
+            "best": np.fmax.accumulate(np.nan_to_num(accuracy, nan=0.0))}
+
+
+def is_nas_run(path: str | Path) -> bool:
+    """Whether ``path`` is a NAS run directory."""
+    return RunDir.open(path).read_config().nas is not None
+
+
+def plot_nas_runs(runs: Sequence[str | Path], output: str | Path) -> Path:
+    """Draw the NAS figure (module docstring) for ``runs``; returns the path written."""
+    data = [_load(run) for run in runs]
+    nas = data[0]["nas"]
+    cost, profile = nas.objective.cost, nas.profile
+    if any((d["nas"].objective.cost, d["nas"].profile) != (cost, profile) for d in data):
+        raise EvozeroError("the runs rank cost differently (nas.objective.cost or "
+                           "nas.profile differ); plot them separately")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in data:
+        groups.setdefault(run["name"], []).append(run)
+    figure = Figure(figsize=(11.0, 4.6), dpi=DPI)
+    figure.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.9, wspace=0.22)
+    FigureCanvasAgg(figure)
+    curve, front = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for index, (name, members) in enumerate(groups.items()):
+        color = _COLORS[index % len(_COLORS)]
+        label = name if len(members) == 1 else f"{name} (median of {len(members)} runs)"
+        _draw_curve(curve, members, color, label)
+        _draw_front(front, members, color, name, cost, profile)
+    curve.set_xlabel("networks evaluated")
+    curve.set_ylabel("best validation accuracy so far")
+    curve.set_title("search progress", fontsize=11)
+    front.set_xlabel(_COST_LABELS[cost].format(profile=profile))
+    front.set_ylabel("validation accuracy")
+    front.set_title(f"accuracy against {cost}: every network and the Pareto front",
+                    fontsize=11)
+    if cost != "latency_ms":
+        front.set_xscale("log")
+    for axes in (curve, front):
+        axes.grid(True, alpha=0.3, linewidth=0.6)
+        axes.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    output = Path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(output, dpi=DPI)
+    except (OSError, ValueError) as error:
+        raise EvozeroError(f"{output}: cannot write the plot ({error})") from None
+    return output
+
+
+def _draw_curve(axes: Any, runs: list[dict[str, Any]], color: str, label: str) -> None:
+    length = max(len(r["best"]) for r in runs)
+    # A finished run keeps its best for the evaluations the longer runs still made.
+    padded = np.array([np.concatenate([r["best"], np.full(length - len(r["best"]), r["best"][-1])])
+                       for r in runs])
+    x = np.arange(1, length + 1)
+    axes.step(x, np.median(padded, axis=0), where="post", color=color, linewidth=1.8,
+              label=label)
+    if len(runs) > 1:
+        axes.fill_between(x, padded.min(axis=0), padded.max(axis=0), step="post",
+                          color=color, alpha=0.18, linewidth=0)
+
+
+def _draw_front(axes: Any, runs: list[dict[str, Any]], color: str, name: str, cost: str,
+                profile: str) -> None:
+    records = [r for run in runs for r in run["records"]]
+    axes.scatter([cost_of(r["cost"], cost, profile) for r in records],
+                 [r["valid_accuracy"] for r in records], s=9, color=color, alpha=0.25,
+                 linewidths=0)
+    points = pareto_front(records, cost, profile)
+    axes.step([p[cost] for p in points], [p["valid_accuracy"] for p in points], where="post",
+              color=color, linewidth=1.6, marker="o", markersize=4,
+              label=f"{name}: front of {len(points)}")
