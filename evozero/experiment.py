@@ -25,7 +25,7 @@ from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_a
                                  round_arrivals)
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import FINAL, evaluate_on
-from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, warm_up
+from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowest, warm_up
 from evozero.nas import outcome as nas_outcome
 from evozero.nas.island import warm_up as warm_up_nas
 from evozero.program import Program
@@ -53,10 +53,6 @@ class Driver:
     experiments: list = field(default_factory=list)
     kept: Optional[dict] = None           # best program over experiments, by select fitness
     solved: bool = False
-
-
-def _nan_last(value: float) -> float:
-    return -float("inf") if value != value else value
 
 
 class Interrupted(Exception):
@@ -423,7 +419,7 @@ class Run:
                        result.get("details"))
         # The experiment's best search fitness, and its candidate: the best on selection.
         search_fitness = max(r["search_fitness"] for r in results)
-        select_fitness = max((r["select_fitness"] for r in results), key=_nan_last)
+        select_fitness = max((r["select_fitness"] for r in results), key=nan_lowest)
         summaries = [v.summary for v in self.views]
         self.kernel_seconds += sum(v.summary.get("kernel_seconds", 0.0) for v in self.views)
         record = {"experiment": self.driver.experiment + 1,

@@ -45,6 +45,11 @@ SUMMED_COUNTERS = {"individuals": INDIVIDUALS, "train_steps": TRAIN_STEPS,
 _BATCH_SECONDS = 0.05
 
 
+def nan_lowest(value: float) -> float:
+    """``value``, with NaN (a failed evaluation) ranked below everything."""
+    return -math.inf if value != value else value
+
+
 @dataclass(frozen=True)
 class IslandSpec:
     """What a worker needs to build one island of one experiment (plain, picklable data)."""

@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 from evozero.config import Config
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import island_seed
-from evozero.island import FINISHED, RUNNING, SOLVED, SPENT, WAITING, IslandSpec, emigrant_count
+from evozero.island import (FINISHED, RUNNING, SOLVED, SPENT, WAITING, IslandSpec,
+                            emigrant_count, nan_lowest)
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.space import CellSpace
 
@@ -241,8 +242,8 @@ class NasIsland:
                                  replace=False)
         sample = [self.population[i] for i in chosen]
         if self.evaluator.nas.objective.kind != "pareto":
-            return max(sample, key=lambda m: _nan_low(m["fitness"]))
-        points = [(_nan_low(m["valid_accuracy"]), m["cost_value"]) for m in sample]
+            return max(sample, key=lambda m: nan_lowest(m["fitness"]))
+        points = [(nan_lowest(m["valid_accuracy"]), m["cost_value"]) for m in sample]
         front = [m for m, p in zip(sample, points) if not dominated(p, points)]
         return front[int(self.rng.integers(len(front)))]
 
@@ -258,7 +259,7 @@ class NasIsland:
 
     def _improved(self, record: dict[str, Any]) -> Optional[dict[str, Any]]:
         best = self.meta["best"]
-        if best is not None and not _nan_low(record["fitness"]) > _nan_low(best["fitness"]):
+        if best is not None and not nan_lowest(record["fitness"]) > nan_lowest(best["fitness"]):
             return None
         self.meta["best"] = {name: record[name] for name in (
             "genome", "hash", "fitness", "valid_accuracy", "test_accuracy", "cost",
@@ -317,7 +318,7 @@ class NasIsland:
 
     def _reply(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]
                ) -> dict[str, Any]:
-        fitness = np.array([_nan_low(m["fitness"]) for m in self.population]) \
+        fitness = np.array([nan_lowest(m["fitness"]) for m in self.population]) \
             if self.population else np.zeros(1)
         best = self.meta["best"]
         summary = dict(self.counters)
@@ -328,10 +329,6 @@ class NasIsland:
         return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
                 "round": self.meta["round"], "events": events, "evaluations": evaluations,
                 "summary": summary, "emigrants": None, "result": None}
-
-
-def _nan_low(value: float) -> float:
-    return -math.inf if value != value else value
 
 
 def warm_up(config: Config) -> None:

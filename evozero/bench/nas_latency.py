@@ -1,0 +1,151 @@
+"""``evozero bench nas-latency``: how well the host profile's estimated latency matches
+the measured latency of real networks.
+
+For random valid cells of each space (NAS-Bench-101: 7 vertices, at most 9 edges, drawn
+uniformly among valid genomes; NAS-Bench-201: uniform over its 15,625 cells), compiled
+in the digits skeleton (8x8x1 input, 10 classes), the inference time of
+:class:`~evozero.nas.model.Model` is measured at batch 1 and at the training batch, in
+the conditions calibration measures in (one BLAS thread, the steady allocator, thread
+CPU time): the median of repeated samples after a warm-up, the cells interleaved, in two
+passes. Per space and batch the table gives:
+
+- ``rho est``: Spearman's rho of the estimate against the measurement (the mean of the
+  two passes); ``rho MACs``: the same for MACs alone, the baseline to beat;
+- ``+-20%``: the share of cells estimated within 20 % of their measurement, and
+  ``est/meas`` the median ratio;
+- ``retest``: rho between the two passes, which must reach 0.95 for the comparison to
+  mean anything ("machine too noisy" otherwise);
+- ``ref t``: the calibration's reference networks' time now over their time at
+  calibration (1 when the machine runs as fast as it did then), and ``adj20`` the +-20 %
+  share with the estimates scaled by it, which tells a poor model from a machine whose
+  speed has drifted (busy neighbours on a shared machine, frequency scaling).
+
+Goals: rho >= 0.90 at batch 1 and >= 0.85 at the training batch, and >= 80 % of the
+cells within +-20 %.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence, TextIO
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from evozero.config import Nas
+from evozero.nas.calibrate import (REFERENCE_KEY, forward_call, interleaved_median_seconds,
+                                   reference_networks, sample_repeats, steady_allocator)
+from evozero.nas.compile import Skeleton, compile_cell
+from evozero.nas.cost import (DeviceProfile, cost_record, estimate_ms, execution_steps,
+                              load_profiles)
+from evozero.nas.space import CellSpace
+
+SPACES = ("nb101", "nb201")
+INPUT_SHAPE = (8, 8, 1)
+CLASSES = 10
+RETEST_GATE = 0.95
+GOALS = {"rho_batch_1": 0.90, "rho_train_batch": 0.85, "within_20": 0.80}
+# A machine this far off its calibration speed cannot be held to the absolute goal.
+DRIFT_TOLERANCE = 0.15
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks from 1, tied values sharing the mean of their ranks."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    result = np.empty(len(values))
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        result[order[start:end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's on tie-averaged ranks); nan when either
+    side is constant."""
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def _summary(estimated: np.ndarray, first: np.ndarray, second: np.ndarray,
+             macs: np.ndarray, drift: float) -> dict[str, float]:
+    measured = (first + second) / 2
+    ratio = estimated / measured
+    return {"cells": len(measured), "rho": spearman(estimated, measured),
+            "rho_macs": spearman(macs, measured),
+            "within_20": float(np.mean(np.abs(ratio - 1) <= 0.2)),
+            "median_ratio": float(np.median(ratio)), "retest_rho": spearman(first, second),
+            "median_measured_ms": float(np.median(measured)), "reference_ratio": drift,
+            "within_20_drift_adjusted": float(np.mean(np.abs(ratio * drift - 1) <= 0.2))}
+
+
+def run(cells: int = 100, train_batch: int = 64, rounds: int = 15, seed: int = 0,
+        profile: DeviceProfile | None = None,
+        out: TextIO = sys.stdout) -> dict[str, dict[int, dict[str, float]]]:
+    """Measure and compare (module docstring) ``cells`` cells per space; each pass takes
+    ``rounds`` samples of every cell; ``profile`` defaults to the calibrated host profile.
+    Prints the table to ``out`` and returns ``{space: {batch: figures}}``, the figures
+    being ``cells``, ``rho``, ``rho_macs``, ``within_20``, ``median_ratio``,
+    ``retest_rho``, ``median_measured_ms``, ``reference_ratio`` (nan when the profile has
+    no reference timing) and ``within_20_drift_adjusted``.
+    """
+    profile = profile or load_profiles()["host"]
+    reference_ms = profile.machine.get(REFERENCE_KEY, {})
+    references = reference_networks()
+    rng = np.random.default_rng(seed)
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    print(f"profile: {profile.name} ({profile.description.strip()})", file=out)
+    steady_allocator()
+    with threadpool_limits(limits=1):
+        for space_name in SPACES:
+            space = CellSpace(Nas(space=space_name))
+            archs = [compile_cell(space.random(rng), Skeleton(), INPUT_SHAPE, CLASSES)
+                     for _ in range(cells)]
+            macs = np.array([cost_record(a, {})["macs"] for a in archs], dtype=float)
+            results[space_name] = {}
+            for batch in (1, train_batch):
+                calls = [forward_call(arch, batch) for arch in archs + references]
+                repeats = [sample_repeats(call) for call in calls]
+                first, second = (1e3 * np.array(interleaved_median_seconds(calls, repeats,
+                                                                           rounds))
+                                 for _ in range(2))
+                estimated = np.array([estimate_ms(execution_steps(a), profile, batch)
+                                      for a in archs])
+                now = (first[cells:].sum() + second[cells:].sum()) / 2
+                drift = now / reference_ms[batch] if batch in reference_ms else np.nan
+                results[space_name][batch] = _summary(estimated, first[:cells],
+                                                      second[:cells], macs, drift)
+    _print_table(results, out)
+    return results
+
+
+def verdict(figures: dict[str, float], batch: int) -> str:
+    """What one row of figures says about the goals (module docstring)."""
+    goal = GOALS["rho_batch_1"] if batch == 1 else GOALS["rho_train_batch"]
+    if figures["retest_rho"] < RETEST_GATE:
+        return "machine too noisy"
+    text = ("meets goals" if figures["rho"] >= goal and figures["within_20"] >= GOALS["within_20"]
+            else f"below goals (rho >= {goal}, +-20% >= {GOALS['within_20']:.0%})")
+    if abs(figures["reference_ratio"] - 1) > DRIFT_TOLERANCE:
+        text += (f"; the reference networks took {figures['reference_ratio']:.2f}x their "
+                 f"calibration time")
+    return text
+
+
+def _print_table(results: dict[str, dict[int, dict[str, Any]]], out: TextIO) -> None:
+    print(f"{'space':6} {'batch':>5} {'cells':>5} {'rho est':>8} {'rho MACs':>8} "
+          f"{'+-20%':>6} {'est/meas':>8} {'retest':>7} {'meas ms':>8} {'ref t':>6} "
+          f"{'adj20':>6}  verdict", file=out)
+    for space, by_batch in results.items():
+        for batch, r in by_batch.items():
+            print(f"{space:6} {batch:5d} {r['cells']:5d} {r['rho']:8.3f} {r['rho_macs']:8.3f} "
+                  f"{r['within_20']:6.0%} {r['median_ratio']:8.2f} {r['retest_rho']:7.3f} "
+                  f"{r['median_measured_ms']:8.3f} {r['reference_ratio']:6.2f} "
+                  f"{r['within_20_drift_adjusted']:6.0%}  {verdict(r, batch)}",
+                  file=out)
