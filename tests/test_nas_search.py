@@ -22,7 +22,7 @@ from evozero.nas.evaluate import Evaluator
 from evozero.nas.island import dominated
 from evozero.nas.space import CellSpace
 from evozero.rundir import RunDir
-from tests.helpers import run_quietly
+from tests.helpers import run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -193,6 +193,20 @@ def test_show_and_export_of_a_nas_run(tmp_path, capsys):
     assert main(["export", str(run.rundir.path), "--python", str(module)]) == 0
     assert module.exists() and module.with_suffix(".npz").exists()
     assert "def predict" in module.read_text()
+
+
+def test_plot_of_nas_runs_writes_a_png(tmp_path, capsys):
+    runs = [str(run_quietly(nas_config(name=name, seed=seed, strategy=strategy),
+                            tmp_path)[0].rundir.path)
+            for name, seed, strategy in (("re", 1, "evolution"), ("re", 2, "evolution"),
+                                         ("rs", 1, "random"))]
+    for chosen, name in ((runs[:1], "one.png"), (runs, "compare.png")):
+        output = tmp_path / name
+        assert main(["plot", *chosen, "-o", str(output)]) == 0
+        assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    program_run = run_quietly(small_config(), tmp_path)[0].rundir.path
+    assert main(["plot", runs[0], str(program_run), "-o", str(tmp_path / "mixed.png")]) == 2
+    assert "not a NAS run" in capsys.readouterr().err
 
 
 def test_unknown_device_profile_is_a_clear_error(tmp_path, capsys):

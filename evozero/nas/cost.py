@@ -163,18 +163,9 @@ def layer_step(arch: Architecture, index: int) -> Step:
     return Step(layer.kind, in_shapes, layer.shape, layer.kernel, layer.stride, layer.pad)
 
 
-def fused_relus(arch: Architecture) -> dict[int, int]:
-    """``{bn index: relu index}`` for every bn whose only reader is a relu: the executor
-    runs the pair as one kernel at the bn's place."""
-    readers = arch.consumers()
-    return {layer.inputs[0]: index for index, layer in enumerate(arch.layers)
-            if layer.kind == "relu" and arch.layers[layer.inputs[0]].kind == "bn"
-            and len(readers[layer.inputs[0]]) == 1}
-
-
 def execution_steps(arch: Architecture) -> list[Step]:
     """The steps the executor runs for ``arch``, in order."""
-    fused = fused_relus(arch)
+    fused = arch.fused_relus()
     skipped = set(fused.values())
     steps = []
     for index in range(1, len(arch.layers)):

@@ -52,12 +52,7 @@ class Model:
                 channels = layer.shape[2]
                 self.stats[index] = [np.zeros(channels, dtype), np.ones(channels, dtype)]
         self.grads: dict[int, list[np.ndarray]] = {}
-        readers = arch.consumers()
-        # A bn read only by a relu runs fused with it, at the bn's place in the schedule.
-        self._fused: dict[int, int] = {
-            layer.inputs[0]: index for index, layer in enumerate(arch.layers)
-            if layer.kind == "relu" and arch.layers[layer.inputs[0]].kind == "bn"
-            and len(readers[layer.inputs[0]]) == 1}
+        self._fused = arch.fused_relus()
         fused_relus = set(self._fused.values())
         self._schedule = [i for i in range(1, len(arch.layers)) if i not in fused_relus]
         self._caches: list[Any] = []

@@ -70,6 +70,14 @@ class Architecture:
                 readers[source].append(index)
         return readers
 
+    def fused_relus(self) -> dict[int, int]:
+        """``{bn index: relu index}`` for every bn whose only reader is a relu: the pair
+        runs as one kernel at the bn's place."""
+        readers = self.consumers()
+        return {layer.inputs[0]: index for index, layer in enumerate(self.layers)
+                if layer.kind == "relu" and self.layers[layer.inputs[0]].kind == "bn"
+                and len(readers[layer.inputs[0]]) == 1}
+
 
 class Builder:
     """Appends layers and works out their shapes; layer indices are the handles."""

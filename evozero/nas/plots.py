@@ -72,8 +72,7 @@ def plot_nas_runs(runs: Sequence[str | Path], output: str | Path) -> Path:
     curve.set_title("search progress", fontsize=11)
     front.set_xlabel(_COST_LABELS[cost].format(profile=profile))
     front.set_ylabel("validation accuracy")
-    front.set_title(f"accuracy against {cost}: every network and the Pareto front",
-                    fontsize=11)
+    front.set_title("every network, and the Pareto front", fontsize=11)
     if cost != "latency_ms":
         front.set_xscale("log")
     for axes in (curve, front):
