@@ -1,0 +1,253 @@
+"""Convolutions on NHWC tensors: dense (im2col + GEMM) and depthwise (direct loops, also
+the window sums of average pooling).
+
+The im2col matrix has one row per output pixel and columns ordered (ki, kj, cin), the
+memory order of a (kh, kw, Cin, Cout) weight, so the weight reshapes to the GEMM's right
+operand without a copy. A 1x1 stride-1 convolution without padding skips im2col: the
+input itself, seen as (N*H*W, Cin), is that matrix.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ops.jit import jit
+from ops.neural.runs import (add_run, copy_run, multiply_add_run, tap_outputs, tap_runs, window,
+                             zero_run)
+
+
+class ConvCache(NamedTuple):
+    """What :func:`conv_backward` needs: the im2col matrix (or the input seen as one),
+    the weight, the input shape and the geometry."""
+    cols: np.ndarray
+    w: np.ndarray
+    x_shape: tuple
+    stride: int
+    pad_h: int
+    pad_w: int
+
+
+class DepthwiseCache(NamedTuple):
+    """What :func:`depthwise_backward` needs: the input, the weight and the geometry."""
+    x: np.ndarray
+    w: np.ndarray
+    stride: int
+    pad_h: int
+    pad_w: int
+
+
+def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Output length of a window sliding over ``size`` (floor division, as PyTorch)."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+@jit
+def _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo):
+    n, h, w, c = x.shape
+    segment = kw * c  # one kernel row: kw neighbouring pixels, contiguous in x and in cols
+    cols = np.empty((n * ho * wo, kh * segment), dtype=x.dtype)
+    flat_cols, flat_x = cols.reshape(-1), x.reshape(-1)
+    for b in range(n):
+        for oh in range(ho):
+            for ow in range(wo):
+                first, stop = window(ow, stride, pad_w, kw, w)
+                j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
+                row = np.uint64(((b * ho + oh) * wo + ow) * kh * segment)
+                for i in range(kh):
+                    ih = oh * stride - pad_h + i
+                    start = row + np.uint64(i * segment)
+                    if ih < 0 or ih >= h:
+                        zero_run(flat_cols, start, segment)
+                        continue
+                    zero_run(flat_cols, start, j0 * c)
+                    source = np.uint64(((b * h + ih) * w + first) * c)
+                    copy_run(flat_cols, start + np.uint64(j0 * c), flat_x, source, (j1 - j0) * c)
+                    zero_run(flat_cols, start + np.uint64(j1 * c), segment - j1 * c)
+    return cols
+
+
+@jit
+def _col2im(dcols, n, h, w, c, kh, kw, stride, pad_h, pad_w, ho, wo):
+    segment = kw * c
+    dx = np.zeros((n, h, w, c), dtype=dcols.dtype)
+    flat_dcols, flat_dx = dcols.reshape(-1), dx.reshape(-1)
+    for b in range(n):
+        for oh in range(ho):
+            for ow in range(wo):
+                first, stop = window(ow, stride, pad_w, kw, w)
+                j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
+                row = ((b * ho + oh) * wo + ow) * kh * segment
+                for i in range(kh):
+                    ih = oh * stride - pad_h + i
+                    if ih < 0 or ih >= h:
+                        continue
+                    target = np.uint64(((b * h + ih) * w + first) * c)
+                    add_run(flat_dx, target, flat_dcols, np.uint64(row + i * segment + j0 * c),
+                            (j1 - j0) * c)
+    return dx
+
+
+def _is_pointwise(w: np.ndarray, stride: int, pad_h: int, pad_w: int) -> bool:
+    return w.shape[0] == 1 and w.shape[1] == 1 and stride == 1 and pad_h == 0 and pad_w == 0
+
+
+def conv_forward(x: np.ndarray, w: np.ndarray, stride: int, pad_h: int,
+                 pad_w: int) -> tuple[np.ndarray, ConvCache]:
+    """Convolve ``x`` (N, H, W, Cin) with ``w`` (kh, kw, Cin, Cout), no bias.
+
+    Returns ``y`` (N, Ho, Wo, Cout), Ho = (H + 2 pad_h - kh) // stride + 1, and the cache.
+    """
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    n, h, wd, cin = x.shape
+    kh, kw, _, cout = w.shape
+    ho, wo = output_size(h, kh, stride, pad_h), output_size(wd, kw, stride, pad_w)
+    if _is_pointwise(w, stride, pad_h, pad_w):
+        cols = x.reshape(n * h * wd, cin)
+    else:
+        cols = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo)
+    y = np.dot(cols, w.reshape(kh * kw * cin, cout))
+    return y.reshape(n, ho, wo, cout), ConvCache(cols, w, x.shape, stride, pad_h, pad_w)
+
+
+def conv_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients ``(dx, dw)`` of :func:`conv_forward` given the output gradient ``dy``."""
+    cols, w, x_shape, stride, pad_h, pad_w = cache
+    kh, kw, cin, cout = w.shape
+    n, h, wd, _ = x_shape
+    dy = np.ascontiguousarray(dy, dtype=cols.dtype)
+    dy2 = dy.reshape(-1, cout)
+    dw = np.dot(cols.T, dy2).reshape(w.shape)
+    if _is_pointwise(w, stride, pad_h, pad_w):
+        return np.dot(dy2, w.reshape(cin, cout).T).reshape(x_shape), dw
+    if stride == 1 and pad_h < kh and pad_w < kw and cout <= cin:
+        # dx is the convolution of dy with the flipped, transposed kernel. Its im2col
+        # gathers Cout channels where col2im would scatter Cin, for the same GEMM.
+        flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, cin)
+        dy_cols = _im2col(dy, kh, kw, 1, kh - 1 - pad_h, kw - 1 - pad_w, h, wd)
+        return np.dot(dy_cols, flipped).reshape(x_shape), dw
+    dcols = np.dot(dy2, w.reshape(kh * kw * cin, cout).T)
+    dx = _col2im(dcols, n, h, wd, cin, kh, kw, stride, pad_h, pad_w, dy.shape[1], dy.shape[2])
+    return dx, dw
+
+
+@jit
+def _tiled_weight(w, wo):
+    # Each kernel tap's C weights repeated for wo output pixels, so a run over several
+    # consecutive pixels of a row meets its weights in a run as well.
+    kh, kw, c = w.shape
+    tiled = np.empty((kh, kw, wo, c), dtype=w.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            for ow in range(wo):
+                for ch in range(c):
+                    tiled[i, j, ow, ch] = w[i, j, ch]
+    return tiled.reshape(-1)
+
+
+@jit
+def _depthwise_forward(x, w, stride, pad_h, pad_w, ho, wo):
+    n, h, wd, c = x.shape
+    kh, kw = w.shape[0], w.shape[1]
+    y = np.zeros((n, ho, wo, c), dtype=x.dtype)
+    flat_x, flat_y, tiled = x.reshape(-1), y.reshape(-1), _tiled_weight(w, wo)
+    for b in range(n):
+        for oh in range(ho):
+            for i in range(kh):
+                ih = oh * stride - pad_h + i
+                if ih < 0 or ih >= h:
+                    continue
+                for j in range(kw):
+                    lo, hi = tap_outputs(wd, j, stride, pad_w, wo)
+                    runs, length = tap_runs(lo, hi, stride, c)
+                    for ow in range(lo, lo + runs):
+                        out = np.uint64(((b * ho + oh) * wo + ow) * c)
+                        pixel = np.uint64(((b * h + ih) * wd + ow * stride - pad_w + j) * c)
+                        tap = np.uint64(((i * kw + j) * wo + ow) * c)
+                        multiply_add_run(flat_y, out, flat_x, pixel, tiled, tap, length)
+    return y
+
+
+@jit
+def _depthwise_input_gradient(dy, w, h, wd, stride, pad_h, pad_w):
+    n, ho, wo, c = dy.shape
+    kh, kw = w.shape[0], w.shape[1]
+    dx = np.zeros((n, h, wd, c), dtype=dy.dtype)
+    flat_dy, flat_dx, tiled = dy.reshape(-1), dx.reshape(-1), _tiled_weight(w, wo)
+    for b in range(n):
+        for oh in range(ho):
+            for i in range(kh):
+                ih = oh * stride - pad_h + i
+                if ih < 0 or ih >= h:
+                    continue
+                for j in range(kw):
+                    lo, hi = tap_outputs(wd, j, stride, pad_w, wo)
+                    runs, length = tap_runs(lo, hi, stride, c)
+                    for ow in range(lo, lo + runs):
+                        out = np.uint64(((b * ho + oh) * wo + ow) * c)
+                        pixel = np.uint64(((b * h + ih) * wd + ow * stride - pad_w + j) * c)
+                        tap = np.uint64(((i * kw + j) * wo + ow) * c)
+                        multiply_add_run(flat_dx, pixel, flat_dy, out, tiled, tap, length)
+    return dx
+
+
+@jit
+def _depthwise_weight_gradient(dy, x, kh, kw, stride, pad_h, pad_w):
+    n, h, wd, c = x.shape
+    ho, wo = dy.shape[1], dy.shape[2]
+    # A weight gradient sums N*Ho*Wo terms: accumulate in double precision, per output
+    # column of the row first so that the runs of several pixels stay runs.
+    per_column = np.zeros(kh * kw * wo * c, dtype=np.float64)
+    flat_x, flat_dy = x.reshape(-1), dy.reshape(-1)
+    for b in range(n):
+        for oh in range(ho):
+            for i in range(kh):
+                ih = oh * stride - pad_h + i
+                if ih < 0 or ih >= h:
+                    continue
+                for j in range(kw):
+                    lo, hi = tap_outputs(wd, j, stride, pad_w, wo)
+                    runs, length = tap_runs(lo, hi, stride, c)
+                    for ow in range(lo, lo + runs):
+                        out = np.uint64(((b * ho + oh) * wo + ow) * c)
+                        pixel = np.uint64(((b * h + ih) * wd + ow * stride - pad_w + j) * c)
+                        tap = np.uint64(((i * kw + j) * wo + ow) * c)
+                        multiply_add_run(per_column, tap, flat_dy, out, flat_x, pixel, length)
+    dw = np.zeros((kh, kw, c), dtype=np.float64)
+    columns = per_column.reshape(kh, kw, wo, c)
+    for i in range(kh):
+        for j in range(kw):
+            for ow in range(wo):
+                for ch in range(c):
+                    dw[i, j, ch] += columns[i, j, ow, ch]
+    return dw
+
+
+def depthwise_forward(x: np.ndarray, w: np.ndarray, stride: int, pad_h: int,
+                      pad_w: int) -> tuple[np.ndarray, DepthwiseCache]:
+    """Convolve each channel of ``x`` (N, H, W, C) with its own filter ``w[:, :, c]``
+    (``w`` is (kh, kw, C)); returns ``y`` (N, Ho, Wo, C) and the cache."""
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w, dtype=x.dtype)
+    ho = output_size(x.shape[1], w.shape[0], stride, pad_h)
+    wo = output_size(x.shape[2], w.shape[1], stride, pad_w)
+    y = _depthwise_forward(x, w, stride, pad_h, pad_w, ho, wo)
+    return y, DepthwiseCache(x, w, stride, pad_h, pad_w)
+
+
+def depthwise_input_gradient(dy: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int,
+                             pad_h: int, pad_w: int) -> np.ndarray:
+    """``dx`` of :func:`depthwise_forward` for an input of shape ``x_shape``: the part of
+    the backward pass that needs the weight only."""
+    dy = np.ascontiguousarray(dy)
+    return _depthwise_input_gradient(dy, np.ascontiguousarray(w, dtype=dy.dtype), x_shape[1],
+                                     x_shape[2], stride, pad_h, pad_w)
+
+
+def depthwise_backward(dy: np.ndarray, cache: DepthwiseCache) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients ``(dx, dw)`` of :func:`depthwise_forward` given the output gradient ``dy``."""
+    x, w, stride, pad_h, pad_w = cache
+    dy = np.ascontiguousarray(dy, dtype=x.dtype)
+    dw = _depthwise_weight_gradient(dy, x, w.shape[0], w.shape[1], stride, pad_h, pad_w)
+    return depthwise_input_gradient(dy, w, x.shape, stride, pad_h, pad_w), dw.astype(w.dtype)
