@@ -65,6 +65,7 @@ def training_speed(batches: tuple[int, ...], repeats: int) -> list[dict[str, Any
     """Training images/s of ours and of the PyTorch twin for two cells, per batch size."""
     torch = import_torch()
     torch.set_num_threads(1)
+    neural.retain_freed_memory()
     data = load_dataset("digits")
     results = []
     for name, cell in (("nb201", _NB201), ("nb101", _NB101)):

@@ -33,11 +33,12 @@ from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
 from evozero.nas.calibrate import (REFERENCE_KEY, forward_call, interleaved_median_seconds,
-                                   reference_networks, sample_repeats, steady_allocator)
+                                   reference_networks, sample_repeats)
 from evozero.nas.compile import Skeleton, compile_cell
 from evozero.nas.cost import (DeviceProfile, cost_record, estimate_ms, execution_steps,
                               load_profiles)
 from evozero.nas.space import CellSpace
+from ops import neural
 
 SPACES = ("nb101", "nb201")
 INPUT_SHAPE = (8, 8, 1)
@@ -101,7 +102,7 @@ def run(cells: int = 100, train_batch: int = 64, rounds: int = 15, seed: int = 0
     rng = np.random.default_rng(seed)
     results: dict[str, dict[int, dict[str, float]]] = {}
     print(f"profile: {profile.name} ({profile.description.strip()})", file=out)
-    steady_allocator()
+    neural.retain_freed_memory()
     with threadpool_limits(limits=1):
         for space_name in SPACES:
             space = CellSpace(Nas(space=space_name))

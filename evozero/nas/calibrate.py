@@ -16,12 +16,11 @@ per-kind model (:data:`evozero.nas.cost.FIT_TERMS`) fitted to them covers shapes
 measured. Peak GEMM throughput and copy bandwidth feed the roofline fallback.
 
 Measurement conditions: one BLAS thread (the search runs one worker process per core),
-:func:`steady_allocator`, this thread's CPU time, and every call sampled in interleaved
+:func:`ops.neural.retain_freed_memory`, this thread's CPU time, and every call sampled in interleaved
 rounds (:func:`interleaved_median_seconds`) so a busy machine slows all alike.
 """
 from __future__ import annotations
 
-import ctypes
 import itertools
 import math
 import os
@@ -45,6 +44,7 @@ from evozero.nas.cost import (FIT_TERMS, STEP_KINDS, DeviceProfile, Step, estima
 from evozero.nas.model import Model
 from evozero.nas.network import Architecture, Layer
 from evozero.nas.space import CellSpace
+from ops import neural
 
 BATCHES = (1, 64)
 SPATIAL = ((8, 8), (4, 4), (2, 2), (1, 40), (1, 20), (1, 10))
@@ -145,24 +145,6 @@ def step_network(step: Step, copies: int = COPIES) -> Architecture:
             layers.append(Layer(step.kind, (source,) * len(step.in_shapes), step.shape,
                                 step.kernel, step.stride, step.pad))
     return Architecture(tuple(layers))
-
-
-def steady_allocator() -> None:
-    """Make glibc keep freed memory in the process instead of returning it to the system.
-
-    A forward pass allocates every activation afresh; by default glibc hands large blocks
-    back to the system when they are freed (and its thresholds move with the sizes seen
-    so far), so each pass page-faults its memory in again: at batch 64 that made our
-    networks 2-3 times slower, by an amount that depended on what the process had run
-    before. Fixed thresholds make timings fast and repeatable. No effect off glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3                 # from glibc's malloc.h
-    libc.mallopt(m_mmap_threshold, 32 << 20)     # glibc's largest allowed value
-    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 def sample_repeats(call: Callable[[], object], sample_seconds: float = SAMPLE_SECONDS) -> int:
@@ -311,7 +293,7 @@ def calibrate(path: str | os.PathLike, seconds_budget: float = 45.0,
     """Measure this machine (module docstring) for about ``seconds_budget`` seconds,
     write the ``host`` profile to ``path`` and return it."""
     start = time.perf_counter()
-    steady_allocator()
+    neural.retain_freed_memory()
     with threadpool_limits(limits=1):
         print("calibrating: compiling kernels", file=out, flush=True)
         steps = calibration_steps()

@@ -29,7 +29,9 @@ from evozero.experiment_setup import island_seed
 from evozero.island import (FINISHED, RUNNING, SOLVED, SPENT, WAITING, IslandSpec,
                             emigrant_count, nan_lowest)
 from evozero.nas.evaluate import Evaluator, evaluator_for
+from evozero.nas.model import Model
 from evozero.nas.space import CellSpace
+from ops import neural
 
 # Draws of a child before the constraints are declared unsatisfiable.
 _MAX_REJECTS = 1000
@@ -55,6 +57,7 @@ class NasIsland:
     def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
         # One BLAS thread: workers are one per core, and sums keep one order (reproducible).
         threadpool_limits(1, user_api="blas")
+        neural.retain_freed_memory()
         self.spec = spec
         config = spec.own_config
         self.config = config
@@ -337,8 +340,6 @@ def warm_up(config: Config) -> None:
     evaluator = evaluator_for(config)
     space = CellSpace(config.nas)
     cell = space.random(np.random.default_rng(0))
-    from evozero.nas.model import Model
-    from ops import neural
     model = Model(evaluator.architecture(cell), seed=0)
     data = evaluator.data
     logits = model.forward(data.train_x[:4], training=True)

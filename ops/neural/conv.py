@@ -4,7 +4,7 @@ the window sums of average pooling).
 The im2col matrix has one row per output pixel and columns ordered (ki, kj, cin), the
 memory order of a (kh, kw, Cin, Cout) weight, so the weight reshapes to the GEMM's right
 operand without a copy. A 1x1 stride-1 convolution without padding skips im2col: the
-input itself, seen as (N*H*W, Cin), is that matrix.
+input itself, seen as (N*H*W, Cin), is that matrix. Products run through numpy's BLAS.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from ops.neural.runs import (add_run, copy_run, multiply_add_run, tap_outputs, t
 
 
 class ConvCache(NamedTuple):
-    """What :func:`conv_backward` needs: the im2col matrix (or the input seen as one),
-    the weight, the input shape and the geometry."""
-    cols: np.ndarray
+    """What :func:`conv_backward` needs: the im2col matrix as consecutive blocks of rows
+    (for a pointwise convolution, the input seen as that matrix), the weight, the input
+    shape and the geometry."""
+    cols: list
     w: np.ndarray
     x_shape: tuple
     stride: int
@@ -42,54 +43,76 @@ def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
+# The im2col matrix is built and multiplied a block of rows at a time: a block of about
+# 1 MiB is still in cache when the GEMM reads it, where the whole matrix (9 times the
+# input for a 3x3 kernel) would come back from memory.
+_BLOCK_BYTES = 1 << 20
+
+
+def _row_blocks(rows: int, row_bytes: int) -> list:
+    step = max(1, _BLOCK_BYTES // row_bytes)
+    return [(first, min(first + step, rows)) for first in range(0, rows, step)]
+
+
 @jit
-def _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo):
+def _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first_row, stop_row):
     n, h, w, c = x.shape
     segment = kw * c  # one kernel row: kw neighbouring pixels, contiguous in x and in cols
-    cols = np.empty((n * ho * wo, kh * segment), dtype=x.dtype)
+    cols = np.empty((stop_row - first_row, kh * segment), dtype=x.dtype)
     flat_cols, flat_x = cols.reshape(-1), x.reshape(-1)
-    for b in range(n):
-        for oh in range(ho):
-            for ow in range(wo):
-                first, stop = window(ow, stride, pad_w, kw, w)
-                j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
-                row = np.uint64(((b * ho + oh) * wo + ow) * kh * segment)
-                for i in range(kh):
-                    ih = oh * stride - pad_h + i
-                    start = row + np.uint64(i * segment)
-                    if ih < 0 or ih >= h:
-                        zero_run(flat_cols, start, segment)
-                        continue
-                    zero_run(flat_cols, start, j0 * c)
-                    source = np.uint64(((b * h + ih) * w + first) * c)
-                    copy_run(flat_cols, start + np.uint64(j0 * c), flat_x, source, (j1 - j0) * c)
-                    zero_run(flat_cols, start + np.uint64(j1 * c), segment - j1 * c)
+    for r in range(first_row, stop_row):
+        b, oh, ow = r // (ho * wo), (r // wo) % ho, r % wo
+        first, stop = window(ow, stride, pad_w, kw, w)
+        j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
+        row = np.uint64((r - first_row) * kh * segment)
+        for i in range(kh):
+            ih = oh * stride - pad_h + i
+            start = row + np.uint64(i * segment)
+            if ih < 0 or ih >= h:
+                zero_run(flat_cols, start, segment)
+                continue
+            zero_run(flat_cols, start, j0 * c)
+            source = np.uint64(((b * h + ih) * w + first) * c)
+            copy_run(flat_cols, start + np.uint64(j0 * c), flat_x, source, (j1 - j0) * c)
+            zero_run(flat_cols, start + np.uint64(j1 * c), segment - j1 * c)
     return cols
 
 
 @jit
-def _col2im(dcols, n, h, w, c, kh, kw, stride, pad_h, pad_w, ho, wo):
+def _col2im(dcols, first_row, dx, kh, kw, stride, pad_h, pad_w, ho, wo):
+    # Adds the rows of dcols, from im2col row first_row on, back into their pixels of dx.
+    n, h, w, c = dx.shape
     segment = kw * c
-    dx = np.zeros((n, h, w, c), dtype=dcols.dtype)
     flat_dcols, flat_dx = dcols.reshape(-1), dx.reshape(-1)
-    for b in range(n):
-        for oh in range(ho):
-            for ow in range(wo):
-                first, stop = window(ow, stride, pad_w, kw, w)
-                j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
-                row = ((b * ho + oh) * wo + ow) * kh * segment
-                for i in range(kh):
-                    ih = oh * stride - pad_h + i
-                    if ih < 0 or ih >= h:
-                        continue
-                    target = np.uint64(((b * h + ih) * w + first) * c)
-                    add_run(flat_dx, target, flat_dcols, np.uint64(row + i * segment + j0 * c),
-                            (j1 - j0) * c)
-    return dx
+    for r in range(first_row, first_row + dcols.shape[0]):
+        b, oh, ow = r // (ho * wo), (r // wo) % ho, r % wo
+        first, stop = window(ow, stride, pad_w, kw, w)
+        j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
+        row = (r - first_row) * kh * segment
+        for i in range(kh):
+            ih = oh * stride - pad_h + i
+            if ih < 0 or ih >= h:
+                continue
+            target = np.uint64(((b * h + ih) * w + first) * c)
+            add_run(flat_dx, target, flat_dcols, np.uint64(row + i * segment + j0 * c),
+                    (j1 - j0) * c)
 
 
 def _is_pointwise(w: np.ndarray, stride: int, pad_h: int, pad_w: int) -> bool:
     return w.shape[0] == 1 and w.shape[1] == 1 and stride == 1 and pad_h == 0 and pad_w == 0
+
+
+def _im2col_product(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int, pad_h: int,
+                    pad_w: int, ho: int, wo: int) -> tuple[np.ndarray, list]:
+    """im2col(x) @ w2 as (N*Ho*Wo, Cout), and the im2col blocks."""
+    rows = x.shape[0] * ho * wo
+    y = np.empty((rows, w2.shape[1]), dtype=np.result_type(x, w2))
+    blocks = []
+    for first, stop in _row_blocks(rows, w2.shape[0] * x.itemsize):
+        cols = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, stop)
+        np.dot(cols, w2, out=y[first:stop])
+        blocks.append(cols)
+    return y, blocks
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, stride: int, pad_h: int,
@@ -99,36 +122,45 @@ def conv_forward(x: np.ndarray, w: np.ndarray, stride: int, pad_h: int,
     Returns ``y`` (N, Ho, Wo, Cout), Ho = (H + 2 pad_h - kh) // stride + 1, and the cache.
     """
     x = np.ascontiguousarray(x)
-    w = np.ascontiguousarray(w)
+    w = np.ascontiguousarray(w, dtype=x.dtype)
     n, h, wd, cin = x.shape
     kh, kw, _, cout = w.shape
     ho, wo = output_size(h, kh, stride, pad_h), output_size(wd, kw, stride, pad_w)
+    w2 = w.reshape(kh * kw * cin, cout)
     if _is_pointwise(w, stride, pad_h, pad_w):
-        cols = x.reshape(n * h * wd, cin)
+        blocks = [x.reshape(n * h * wd, cin)]
+        y = np.dot(blocks[0], w2)
     else:
-        cols = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo)
-    y = np.dot(cols, w.reshape(kh * kw * cin, cout))
-    return y.reshape(n, ho, wo, cout), ConvCache(cols, w, x.shape, stride, pad_h, pad_w)
+        y, blocks = _im2col_product(x, w2, kh, kw, stride, pad_h, pad_w, ho, wo)
+    return y.reshape(n, ho, wo, cout), ConvCache(blocks, w, x.shape, stride, pad_h, pad_w)
 
 
 def conv_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray]:
     """Gradients ``(dx, dw)`` of :func:`conv_forward` given the output gradient ``dy``."""
-    cols, w, x_shape, stride, pad_h, pad_w = cache
+    blocks, w, x_shape, stride, pad_h, pad_w = cache
     kh, kw, cin, cout = w.shape
     n, h, wd, _ = x_shape
-    dy = np.ascontiguousarray(dy, dtype=cols.dtype)
+    dy = np.ascontiguousarray(dy, dtype=w.dtype)
+    ho, wo = dy.shape[1], dy.shape[2]
     dy2 = dy.reshape(-1, cout)
-    dw = np.dot(cols.T, dy2).reshape(w.shape)
+    w2 = w.reshape(kh * kw * cin, cout)
+    dw = np.zeros_like(w2)
+    first = 0
+    for cols in blocks:
+        dw += np.dot(cols.T, dy2[first:first + cols.shape[0]])
+        first += cols.shape[0]
+    dw = dw.reshape(w.shape)
     if _is_pointwise(w, stride, pad_h, pad_w):
-        return np.dot(dy2, w.reshape(cin, cout).T).reshape(x_shape), dw
+        return np.dot(dy2, w2.T).reshape(x_shape), dw
     if stride == 1 and pad_h < kh and pad_w < kw and cout <= cin:
         # dx is the convolution of dy with the flipped, transposed kernel. Its im2col
         # gathers Cout channels where col2im would scatter Cin, for the same GEMM.
         flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, cin)
-        dy_cols = _im2col(dy, kh, kw, 1, kh - 1 - pad_h, kw - 1 - pad_w, h, wd)
-        return np.dot(dy_cols, flipped).reshape(x_shape), dw
-    dcols = np.dot(dy2, w.reshape(kh * kw * cin, cout).T)
-    dx = _col2im(dcols, n, h, wd, cin, kh, kw, stride, pad_h, pad_w, dy.shape[1], dy.shape[2])
+        dx, _ = _im2col_product(dy, flipped, kh, kw, 1, kh - 1 - pad_h, kw - 1 - pad_w, h, wd)
+        return dx.reshape(x_shape), dw
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for first, stop in _row_blocks(dy2.shape[0], w2.shape[0] * dy.itemsize):
+        _col2im(np.dot(dy2[first:stop], w2.T), first, dx, kh, kw, stride, pad_h, pad_w, ho, wo)
     return dx, dw
 
 
