@@ -31,6 +31,7 @@ from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.errors import EvozeroError
 from evozero.experiment import start_run
 from evozero.island import FINISHED, IslandSpec
+from evozero.nas.calibrate import calibrate
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.compile import Skeleton, compile_cell
 from evozero.nas.data import load_dataset
@@ -177,8 +178,10 @@ def run(quick: bool = False, out: TextIO = sys.stdout) -> dict[str, Any]:
         f"{throughput['median_seconds']:.2f} s per network)")
 
     from evozero.bench.nas_latency import run as latency
-    say("3. estimated against measured latency (host profile)")
-    results["latency"] = latency(cells=30 if quick else 100, out=out)
+    say("3. estimated against measured latency, after calibrating this machine")
+    with tempfile.TemporaryDirectory() as root:
+        profile = calibrate(str(Path(root) / "host.yaml"), out=io.StringIO())
+    results["latency"] = latency(cells=30 if quick else 100, profile=profile, out=out)
 
     seeds, budget = (4, 30) if quick else (10, 100)
     started = time.monotonic()
