@@ -133,7 +133,7 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
         "sufficient_fitness": 2.0, "checkpoint_every": 0.3, "progress_every": 0.2}))
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     checkpoints = tmp_path / "runs" / "faults" / "checkpoint"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while len(list(checkpoints.glob("*.json")) if checkpoints.is_dir() else []) < 2:
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
