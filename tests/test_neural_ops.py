@@ -15,6 +15,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from ops.neural import conv as conv_module
 from ops.neural import (add_backward, add_forward, batchnorm_backward, batchnorm_forward,
                         bn_relu_backward, bn_relu_forward, concat_backward, concat_forward,
                         conv_backward, conv_forward, dense_backward, dense_forward,
@@ -216,7 +217,31 @@ def test_pointwise_conv_is_a_matrix_product_of_the_pixels():
     w = rng.standard_normal((1, 1, 5, 7)).astype(np.float32)
     y, cache = conv_forward(x, w, 1, 0, 0)
     np.testing.assert_allclose(y, x @ w[0, 0], rtol=1e-6)
-    assert np.shares_memory(cache.cols, x)  # no im2col copy
+    assert cache.cols is None  # no im2col copy: the input is the matrix
+
+
+@pytest.mark.parametrize("kernel, stride, cout", [(3, 1, 3), (3, 1, 6), (3, 2, 3), (1, 1, 3)])
+@pytest.mark.parametrize("keep", [True, False])
+def test_conv_in_many_im2col_blocks_equals_one_block(monkeypatch, kernel, stride, cout, keep):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 6, 4))
+    w = rng.standard_normal((kernel, kernel, 4, cout))
+    pad = kernel // 2
+    dy = rng.standard_normal((3, output_size(5, kernel, stride, pad),
+                              output_size(6, kernel, stride, pad), cout))
+    y, cache = conv_forward(x, w, stride, pad, pad)
+    dx, dw = conv_backward(dy, cache)
+    # Blocks of three im2col rows, kept for the backward pass or rebuilt there.
+    monkeypatch.setattr(conv_module, "_BLOCK_BYTES", 3 * kernel * kernel * 4 * 8)
+    monkeypatch.setattr(conv_module, "_KEEP_BYTES", 1 << 30 if keep else 0)
+    y_blocked, cache_blocked = conv_forward(x, w, stride, pad, pad)
+    dx_blocked, dw_blocked = conv_backward(dy, cache_blocked)
+    if kernel > 1:
+        assert (cache_blocked.cols is not None) == keep
+        assert not keep or len(cache_blocked.cols) > 1
+    np.testing.assert_allclose(y_blocked, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_blocked, dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw_blocked, dw, rtol=1e-12, atol=1e-12)
 
 
 # --- pooling ---------------------------------------------------------------------------

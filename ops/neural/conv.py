@@ -8,7 +8,7 @@ input itself, seen as (N*H*W, Cin), is that matrix. Products run through numpy's
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -18,15 +18,15 @@ from ops.neural.runs import (add_run, copy_run, multiply_add_run, tap_outputs, t
 
 
 class ConvCache(NamedTuple):
-    """What :func:`conv_backward` needs: the im2col matrix as consecutive blocks of rows
-    (for a pointwise convolution, the input seen as that matrix), the weight, the input
-    shape and the geometry."""
-    cols: list
+    """What :func:`conv_backward` needs: the input, the weight, the geometry and the
+    im2col matrix as consecutive blocks of rows, or None where the backward pass rebuilds
+    it (too large to keep) or needs none (pointwise: the input is that matrix)."""
+    x: np.ndarray
     w: np.ndarray
-    x_shape: tuple
     stride: int
     pad_h: int
     pad_w: int
+    cols: Optional[list]
 
 
 class DepthwiseCache(NamedTuple):
@@ -45,8 +45,11 @@ def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
 
 # The im2col matrix is built and multiplied a block of rows at a time: a block of about
 # 1 MiB is still in cache when the GEMM reads it, where the whole matrix (9 times the
-# input for a 3x3 kernel) would come back from memory.
+# input for a 3x3 kernel) would come back from memory. A matrix of more than 4 MiB is
+# not kept for the backward pass: rebuilding its blocks there reads the input, a ninth
+# of the traffic, and a deep network's caches stay small.
 _BLOCK_BYTES = 1 << 20
+_KEEP_BYTES = 4 << 20
 
 
 def _row_blocks(rows: int, row_bytes: int) -> list:
@@ -103,15 +106,16 @@ def _is_pointwise(w: np.ndarray, stride: int, pad_h: int, pad_w: int) -> bool:
 
 
 def _im2col_product(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int, pad_h: int,
-                    pad_w: int, ho: int, wo: int) -> tuple[np.ndarray, list]:
-    """im2col(x) @ w2 as (N*Ho*Wo, Cout), and the im2col blocks."""
+                    pad_w: int, ho: int, wo: int, keep: bool) -> tuple[np.ndarray, list]:
+    """im2col(x) @ w2 as (N*Ho*Wo, Cout), and the im2col blocks if ``keep``."""
     rows = x.shape[0] * ho * wo
-    y = np.empty((rows, w2.shape[1]), dtype=np.result_type(x, w2))
+    y = np.empty((rows, w2.shape[1]), dtype=x.dtype)
     blocks = []
     for first, stop in _row_blocks(rows, w2.shape[0] * x.itemsize):
         cols = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, stop)
         np.dot(cols, w2, out=y[first:stop])
-        blocks.append(cols)
+        if keep:
+            blocks.append(cols)
     return y, blocks
 
 
@@ -128,38 +132,46 @@ def conv_forward(x: np.ndarray, w: np.ndarray, stride: int, pad_h: int,
     ho, wo = output_size(h, kh, stride, pad_h), output_size(wd, kw, stride, pad_w)
     w2 = w.reshape(kh * kw * cin, cout)
     if _is_pointwise(w, stride, pad_h, pad_w):
-        blocks = [x.reshape(n * h * wd, cin)]
-        y = np.dot(blocks[0], w2)
+        y, cols = np.dot(x.reshape(n * h * wd, cin), w2), None
     else:
-        y, blocks = _im2col_product(x, w2, kh, kw, stride, pad_h, pad_w, ho, wo)
-    return y.reshape(n, ho, wo, cout), ConvCache(blocks, w, x.shape, stride, pad_h, pad_w)
+        keep = n * ho * wo * w2.shape[0] * x.itemsize <= _KEEP_BYTES
+        y, blocks = _im2col_product(x, w2, kh, kw, stride, pad_h, pad_w, ho, wo, keep)
+        cols = blocks if keep else None
+    return y.reshape(n, ho, wo, cout), ConvCache(x, w, stride, pad_h, pad_w, cols)
 
 
 def conv_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray]:
     """Gradients ``(dx, dw)`` of :func:`conv_forward` given the output gradient ``dy``."""
-    blocks, w, x_shape, stride, pad_h, pad_w = cache
+    x, w, stride, pad_h, pad_w, cols = cache
     kh, kw, cin, cout = w.shape
-    n, h, wd, _ = x_shape
+    n, h, wd, _ = x.shape
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
     ho, wo = dy.shape[1], dy.shape[2]
     dy2 = dy.reshape(-1, cout)
     w2 = w.reshape(kh * kw * cin, cout)
+    pointwise = _is_pointwise(w, stride, pad_h, pad_w)
+    blocks = _row_blocks(dy2.shape[0], w2.shape[0] * x.itemsize)
     dw = np.zeros_like(w2)
-    first = 0
-    for cols in blocks:
-        dw += np.dot(cols.T, dy2[first:first + cols.shape[0]])
-        first += cols.shape[0]
+    for index, (first, stop) in enumerate(blocks):
+        if pointwise:
+            block = x.reshape(-1, cin)[first:stop]
+        elif cols is not None:
+            block = cols[index]
+        else:
+            block = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, stop)
+        dw += np.dot(block.T, dy2[first:stop])
     dw = dw.reshape(w.shape)
-    if _is_pointwise(w, stride, pad_h, pad_w):
-        return np.dot(dy2, w2.T).reshape(x_shape), dw
+    if pointwise:
+        return np.dot(dy2, w2.T).reshape(x.shape), dw
     if stride == 1 and pad_h < kh and pad_w < kw and cout <= cin:
         # dx is the convolution of dy with the flipped, transposed kernel. Its im2col
         # gathers Cout channels where col2im would scatter Cin, for the same GEMM.
         flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, cin)
-        dx, _ = _im2col_product(dy, flipped, kh, kw, 1, kh - 1 - pad_h, kw - 1 - pad_w, h, wd)
-        return dx.reshape(x_shape), dw
-    dx = np.zeros(x_shape, dtype=dy.dtype)
-    for first, stop in _row_blocks(dy2.shape[0], w2.shape[0] * dy.itemsize):
+        dx, _ = _im2col_product(dy, flipped, kh, kw, 1, kh - 1 - pad_h, kw - 1 - pad_w, h, wd,
+                                False)
+        return dx.reshape(x.shape), dw
+    dx = np.zeros_like(x)
+    for first, stop in blocks:
         _col2im(np.dot(dy2[first:stop], w2.T), first, dx, kh, kw, stride, pad_h, pad_w, ho, wo)
     return dx, dw
 
