@@ -32,6 +32,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evozero", description="Evolve machine-learning algorithms from scratch.")
@@ -88,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(used as profile 'host' by NAS runs)")
     calibrate.add_argument("--output", default=None, metavar="FILE",
                            help="the profile YAML to write (default: the user's host profile)")
-    calibrate.add_argument("--seconds", type=float, default=45.0,
+    calibrate.add_argument("--seconds", type=_positive_float, default=45.0,
                            help="measuring budget in seconds (default 45)")
 
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
@@ -196,9 +206,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from evozero.nas.calibrate import calibrate
     from evozero.nas.cost import default_host_profile_path
 
-    path = args.output or str(default_host_profile_path())
-    calibrate(path, seconds_budget=args.seconds)
-    print(f"wrote {path}")
+    calibrate(args.output or str(default_host_profile_path()), seconds_budget=args.seconds)
     return 0
 
 

@@ -80,7 +80,48 @@ def emigrant_count(config: Config) -> int:
     return min(int(config.migration), config.population_size)
 
 
-class Island:
+class MigratingIsland:
+    """Migration points, shared by program and cell islands. Subclasses set ``spec``,
+    ``meta`` (with ``round`` and ``status``) and ``emigrants`` (the count sent), and give
+    ``_emigrants(round)`` and ``_reply(events)``."""
+
+    spec: IslandSpec
+    meta: dict[str, Any]
+    emigrants: int
+
+    def opened(self) -> dict[str, Any]:
+        """The reply to opening: a waiting island sends its emigrants again."""
+        reply = self._reply([])
+        if self.meta["status"] == WAITING:
+            reply["emigrants"] = self._emigrants(self.meta["round"])
+        return reply
+
+    def _next_migration(self) -> Optional[int]:
+        if not self.emigrants:
+            return None
+        target = (self.meta["round"] + 1) * self.spec.config.migrate_every
+        # Migrants arriving as the budget ends would never have children.
+        return None if 0 <= self.spec.individuals <= target else target
+
+    def _at_migration(self, individuals: int) -> Optional[dict[str, Any]]:
+        """At a migration point: the next round's emigrants (a deterministic island then
+        waits for its migrants); otherwise None."""
+        target = self._next_migration()
+        if target is None or individuals < target:
+            return None
+        self.meta["round"] += 1
+        if self.spec.config.deterministic:
+            self.meta["status"] = WAITING
+        return self._emigrants(self.meta["round"])
+
+    def _emigrants(self, round_: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _reply(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Island(MigratingIsland):
     """One island in a worker (see the module docstring)."""
 
     def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
@@ -113,13 +154,6 @@ class Island:
         self.kernel_seconds = 0.0
 
     # -- commands -----------------------------------------------------------------------
-
-    def opened(self) -> dict[str, Any]:
-        """The reply to opening: a waiting island sends its emigrants again."""
-        reply = self._reply([])
-        if self.meta["status"] == WAITING:
-            reply["emigrants"] = self._emigrants(self.meta["round"])
-        return reply
 
     def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
                 ) -> dict[str, Any]:
@@ -154,11 +188,8 @@ class Island:
                 self.meta["status"] = SPENT
             if self.meta["status"] != RUNNING:
                 break
-            if target is not None and state.counter(INDIVIDUALS) >= target:
-                self.meta["round"] += 1
-                emigrants = self._emigrants(self.meta["round"])
-                if self.spec.config.deterministic:
-                    self.meta["status"] = WAITING
+            emigrants = self._at_migration(state.counter(INDIVIDUALS))
+            if emigrants is not None:
                 break
             if time.monotonic() >= deadline:
                 break
@@ -183,13 +214,6 @@ class Island:
                 "select_fitness": self.meta["checked_select"]}
 
     # -- inside -------------------------------------------------------------------------
-
-    def _next_migration(self) -> Optional[int]:
-        if not self.emigrants:
-            return None
-        target = (self.meta["round"] + 1) * self.spec.config.migrate_every
-        # Migrants arriving as the budget ends would never have children.
-        return None if 0 <= self.spec.individuals <= target else target
 
     def _emigrants(self, round_: int) -> dict[str, Any]:
         state = self.state

@@ -33,7 +33,7 @@ from evozero.config import Config, config_to_dict
 from evozero.errors import EvozeroError
 from evozero.rundir import RunDir
 
-__all__ = ["X_AXES", "RunData", "load_run", "plot_runs", "program_label"]
+__all__ = ["X_AXES", "RunData", "load_run", "plot_runs", "program_label", "save_figure"]
 
 #: What the x axis can show, with its axis label.
 X_AXES = {
@@ -261,6 +261,11 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, *, x: str = "indiv
                for h in handles]
     axes.legend(handles, labels, loc="lower right" if compare or len(data) > 1 else "best",
                 fontsize=8, framealpha=0.9, handler_map={tuple: HandlerTuple(ndivide=1)})
+    return save_figure(figure, output)
+
+
+def save_figure(figure: Figure, output: str | Path) -> Path:
+    """Write ``figure`` to ``output`` (folders created); a clear error if it cannot."""
     output = Path(output)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -284,3 +284,16 @@ def test_short_calibration_writes_a_loadable_host_profile(tmp_path):
     # what was measured is what a matching step is estimated at
     key, ms = next(iter(profile.lut.items()))
     assert ms > 0 and key.split(" ", 1)[0] in profile.fitted
+
+
+def test_calibrate_command_writes_the_host_profile_runs_use(tmp_path, monkeypatch, capsys):
+    from evozero.cli import main
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["calibrate", "--seconds", "1"]) == 0
+    written = tmp_path / "cache" / "evozero" / "profiles" / "host.yaml"
+    assert f"wrote {written}" in capsys.readouterr().out
+    assert load_profiles()["host"] == load_profile(written)
+    assert not load_profiles()["host"].description.startswith("Uncalibrated")
+    with pytest.raises(SystemExit) as stop:
+        main(["calibrate", "--seconds", "-3"])
+    assert stop.value.code == 2

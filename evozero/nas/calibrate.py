@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TextIO
+from typing import Callable, Iterator, Optional, Sequence, TextIO
 
 import numba
 import numpy as np
@@ -289,9 +289,10 @@ def _host_profile(points: Sequence[tuple[Step, int]], step_ms: Sequence[float],
 
 
 def calibrate(path: str | os.PathLike, seconds_budget: float = 45.0,
-              out: TextIO = sys.stdout) -> DeviceProfile:
+              out: Optional[TextIO] = None) -> DeviceProfile:
     """Measure this machine (module docstring) for about ``seconds_budget`` seconds,
     write the ``host`` profile to ``path`` and return it."""
+    out = out or sys.stdout   # the stream of the moment, not of import time
     start = time.perf_counter()
     neural.retain_freed_memory()
     with threadpool_limits(limits=1):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -27,7 +27,7 @@ from evozero.config import Config
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import island_seed
 from evozero.island import (FINISHED, RUNNING, SOLVED, SPENT, WAITING, IslandSpec,
-                            emigrant_count, nan_lowest)
+                            MigratingIsland, emigrant_count, nan_lowest)
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
 from evozero.nas.space import CellSpace
@@ -51,7 +51,7 @@ def dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> 
                for a, c in others)
 
 
-class NasIsland:
+class NasIsland(MigratingIsland):
     """One NAS island in a worker (see the module docstring)."""
 
     def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
@@ -92,13 +92,6 @@ class NasIsland:
 
     # -- commands -----------------------------------------------------------------------
 
-    def opened(self) -> dict[str, Any]:
-        """The reply to opening: a waiting island sends its emigrants again."""
-        reply = self._reply([], [])
-        if self.meta["status"] == WAITING:
-            reply["emigrants"] = self._emigrants(self.meta["round"])
-        return reply
-
     def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
                 ) -> dict[str, Any]:
         """Take in ``arrivals``, then evaluate children for about ``seconds`` (at least
@@ -122,12 +115,8 @@ class NasIsland:
                 events.append(event)
             if self.meta["status"] != RUNNING:
                 break
-            target = self._next_migration()
-            if target is not None and self.counters["individuals"] >= target:
-                self.meta["round"] += 1
-                emigrants = self._emigrants(self.meta["round"])
-                if self.spec.config.deterministic:
-                    self.meta["status"] = WAITING
+            emigrants = self._at_migration(self.counters["individuals"])
+            if emigrants is not None:
                 break
             if time.monotonic() >= deadline:
                 break
@@ -281,12 +270,6 @@ class NasIsland:
 
     # -- migration ----------------------------------------------------------------------
 
-    def _next_migration(self) -> Optional[int]:
-        if not self.emigrants:
-            return None
-        target = (self.meta["round"] + 1) * self.spec.config.migrate_every
-        return None if 0 <= self.spec.individuals <= target else target
-
     def _emigrants(self, round_: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.meta["seed"], round_])
         count = min(self.emigrants, len(self.population))
@@ -319,8 +302,8 @@ class NasIsland:
 
     # -- replies ------------------------------------------------------------------------
 
-    def _reply(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]
-               ) -> dict[str, Any]:
+    def _reply(self, events: list[dict[str, Any]],
+               evaluations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         fitness = np.array([nan_lowest(m["fitness"]) for m in self.population]) \
             if self.population else np.zeros(1)
         best = self.meta["best"]
@@ -330,7 +313,7 @@ class NasIsland:
                         "mean": float(fitness.mean()), "stdev": float(fitness.std()),
                         "kernel_seconds": self.kernel_seconds})
         return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
-                "round": self.meta["round"], "events": events, "evaluations": evaluations,
+                "round": self.meta["round"], "events": events, "evaluations": list(evaluations),
                 "summary": summary, "emigrants": None, "result": None}
 
 

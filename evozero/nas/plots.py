@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from evozero.errors import EvozeroError
 from evozero.nas.outcome import cost_of, pareto_front
-from evozero.plots import DPI
+from evozero.plots import DPI, save_figure
 from evozero.rundir import RunDir
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -78,13 +78,7 @@ def plot_nas_runs(runs: Sequence[str | Path], output: str | Path) -> Path:
     for axes in (curve, front):
         axes.grid(True, alpha=0.3, linewidth=0.6)
         axes.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    output = Path(output)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(output, dpi=DPI)
-    except (OSError, ValueError) as error:
-        raise EvozeroError(f"{output}: cannot write the plot ({error})") from None
-    return output
+    return save_figure(figure, output)
 
 
 def _draw_curve(axes: Any, runs: list[dict[str, Any]], color: str, label: str) -> None:

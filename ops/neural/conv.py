@@ -191,11 +191,12 @@ def _tiled_weight(w, wo):
 
 
 @jit
-def _depthwise_forward(x, w, stride, pad_h, pad_w, ho, wo):
-    n, h, wd, c = x.shape
-    kh, kw = w.shape[0], w.shape[1]
-    y = np.zeros((n, ho, wo, c), dtype=x.dtype)
-    flat_x, flat_y, tiled = x.reshape(-1), y.reshape(-1), _tiled_weight(w, wo)
+def _depthwise_taps(outputs, pixels, w, n, h, wd, ho, wo, stride, pad_h, pad_w, into_outputs):
+    """Every window tap of a depthwise convolution over flat NHWC arrays: ``outputs +=
+    pixels * weight`` (the forward pass) or, with ``into_outputs`` False, ``pixels +=
+    outputs * weight`` (the input gradient)."""
+    kh, kw, c = w.shape
+    tiled = _tiled_weight(w, wo)
     for b in range(n):
         for oh in range(ho):
             for i in range(kh):
@@ -209,30 +210,27 @@ def _depthwise_forward(x, w, stride, pad_h, pad_w, ho, wo):
                         out = np.uint64(((b * ho + oh) * wo + ow) * c)
                         pixel = np.uint64(((b * h + ih) * wd + ow * stride - pad_w + j) * c)
                         tap = np.uint64(((i * kw + j) * wo + ow) * c)
-                        multiply_add_run(flat_y, out, flat_x, pixel, tiled, tap, length)
+                        if into_outputs:
+                            multiply_add_run(outputs, out, pixels, pixel, tiled, tap, length)
+                        else:
+                            multiply_add_run(pixels, pixel, outputs, out, tiled, tap, length)
+
+
+@jit
+def _depthwise_forward(x, w, stride, pad_h, pad_w, ho, wo):
+    n, h, wd, c = x.shape
+    y = np.zeros((n, ho, wo, c), dtype=x.dtype)
+    _depthwise_taps(y.reshape(-1), x.reshape(-1), w, n, h, wd, ho, wo, stride, pad_h, pad_w,
+                    True)
     return y
 
 
 @jit
 def _depthwise_input_gradient(dy, w, h, wd, stride, pad_h, pad_w):
     n, ho, wo, c = dy.shape
-    kh, kw = w.shape[0], w.shape[1]
     dx = np.zeros((n, h, wd, c), dtype=dy.dtype)
-    flat_dy, flat_dx, tiled = dy.reshape(-1), dx.reshape(-1), _tiled_weight(w, wo)
-    for b in range(n):
-        for oh in range(ho):
-            for i in range(kh):
-                ih = oh * stride - pad_h + i
-                if ih < 0 or ih >= h:
-                    continue
-                for j in range(kw):
-                    lo, hi = tap_outputs(wd, j, stride, pad_w, wo)
-                    runs, length = tap_runs(lo, hi, stride, c)
-                    for ow in range(lo, lo + runs):
-                        out = np.uint64(((b * ho + oh) * wo + ow) * c)
-                        pixel = np.uint64(((b * h + ih) * wd + ow * stride - pad_w + j) * c)
-                        tap = np.uint64(((i * kw + j) * wo + ow) * c)
-                        multiply_add_run(flat_dx, pixel, flat_dy, out, tiled, tap, length)
+    _depthwise_taps(dy.reshape(-1), dx.reshape(-1), w, n, h, wd, ho, wo, stride, pad_h, pad_w,
+                    False)
     return dx
 
 
