@@ -35,6 +35,7 @@ from evozero.errors import EvozeroError
 from evozero.nas.cells import NB101_OPS
 from evozero.nas.data import DATASETS as NAS_DATASETS
 from evozero.tasks import KINDS, Task, make_tasks
+from evozero.yamlfile import parse_yaml, read_yaml
 from ops.table import MATRIX, OPS, OPS_BY_NAME, VECTOR
 
 __all__ = [
@@ -67,6 +68,15 @@ _OP_NAMES_BY_CODE = {op.code: op.name for op in OPS}
 _PAIR_NAMES = ("all", "search", "held_out")
 # PyYAML follows YAML 1.1, where 1e8 (no dot) is a string; users mean a number.
 _EXPONENT_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+# Upper bounds of integer settings. Seeds are 64-bit unsigned in every random stream;
+# counters and budgets live in int64 kernel arrays. The other bounds are far beyond any
+# sensible experiment but keep a typo (an extra 000) from reaching an allocation; whether
+# a run fits this machine's memory is checked as a whole by evozero.preflight.
+SEED_MAX = 2**64 - 1
+_COUNT_MAX = 2**62
+_SIZE_MAX = 10**9
+_MAX_ISLANDS = 10_000
+_MAX_WORKERS = 4096
 
 
 # --- where a value came from, and the one error format --------------------------------
@@ -149,13 +159,19 @@ class _Spec:
         raise NotImplementedError
 
 
+def _number_text(value: float) -> str:
+    # Integers in full: a rounded bound such as 1.84467e+19 would not say what is allowed.
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return (f"in {'(' if low_open else '['}{_number_text(low)}, {_number_text(high)}"
+                f"{')' if high_open else ']'}")
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {_number_text(low)}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'<' if high_open else '<='} {_number_text(high)}"
     return ""
 
 
@@ -277,7 +293,7 @@ class _SeedList(_Spec):
             return None
         if not isinstance(value, (list, tuple)):
             raise self.fail(value, key, ctx)
-        item = _Int(0)
+        item = _Int(0, SEED_MAX)
         return tuple(item.parse(v, f"{key}[{i}]", ctx) for i, v in enumerate(value))
 
     def dump(self, value: Any) -> Any:
@@ -508,7 +524,8 @@ class _SizeSection(_Section):
     def __init__(self, default: SizeBounds) -> None:
         super().__init__(SizeBounds)
         self.default = default
-        self.allowed = "an integer >= 0 (init = min = max) or a mapping with keys init, min, max"
+        self.allowed = (f"{self.spec('init').allowed} (init = min = max) or a mapping with "
+                        f"keys init, min, max")
 
     def parse(self, value: Any, key: str, ctx: _Context) -> SizeBounds:
         value = self.expand(value, key, ctx)
@@ -534,7 +551,7 @@ class _SizeSection(_Section):
         if raw is None:
             return {}
         if isinstance(raw, int) and not isinstance(raw, bool):
-            n = _Int(0).parse(raw, key, ctx)
+            n = self.spec("init").parse(raw, key, ctx)
             return {"init": n, "min": n, "max": n}
         if isinstance(raw, dict):
             return dict(raw)
@@ -580,20 +597,21 @@ class _ChoiceList(_Spec):
 class _WordOrCount(_Spec):
     """One of a few words, or an integer >= 1."""
 
-    def __init__(self, allowed: str, *words: str) -> None:
-        self.allowed, self.words = allowed, words
+    def __init__(self, allowed: str, maximum: int, *words: str) -> None:
+        self.allowed, self.maximum, self.words = allowed, maximum, words
 
     def parse(self, value: Any, key: str, ctx: _Context) -> str | int:
         if isinstance(value, str) and value.strip().lower() in self.words:
             return value.strip().lower()
         try:
-            return _Int(1).parse(value, key, ctx)
+            return _Int(1, self.maximum).parse(value, key, ctx)
         except EvozeroError:
             raise self.fail(value, key, ctx) from None
 
 
 class _Islands(_Spec):
-    allowed = (f"null (one island per worker), an integer >= 1 (that many islands), or a list "
+    allowed = (f"null (one island per worker), an integer in [1, {_MAX_ISLANDS}] (that many "
+               f"islands), or a list "
                f"with one mapping per island of settings it changes (allowed keys: "
                f"{', '.join(ISLAND_KEYS)}; an empty mapping keeps every setting)")
 
@@ -601,7 +619,7 @@ class _Islands(_Spec):
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
-            return _Int(1).parse(value, key, ctx)
+            return _Int(1, _MAX_ISLANDS).parse(value, key, ctx)
         if not isinstance(value, (list, tuple)) or not value:
             raise self.fail(value, key, ctx)
         entries = []
@@ -649,9 +667,9 @@ def _section(cls: type, **defaults: Any) -> Any:
 class Memory:
     """Number of scalar, vector and matrix addresses (s0 label, s1 prediction, v0 features)."""
 
-    scalars: int = _setting(_Int(2), 4)
-    vectors: int = _setting(_Int(1), 3)
-    matrices: int = _setting(_Int(0), 1)
+    scalars: int = _setting(_Int(2, 10_000), 4)
+    vectors: int = _setting(_Int(1, 10_000), 3)
+    matrices: int = _setting(_Int(0, 10_000), 1)
 
     @property
     def sizes(self) -> tuple[int, int, int]:
@@ -668,12 +686,12 @@ class TaskSpec:
     """
 
     kind: str = _setting(_Choice(*KINDS), "linear")
-    num_tasks: int = _setting(_Int(1), 10)
-    features: int | None = _setting(_Optional(_Int(1)), 4)
-    train: int = _setting(_Int(1), 100)
-    valid: int = _setting(_Int(1), 100)
-    epochs: int = _setting(_Int(1), 1)
-    seed: int = _setting(_Int(0), 0)
+    num_tasks: int = _setting(_Int(1, 1_000_000), 10)
+    features: int | None = _setting(_Optional(_Int(1, 10_000)), 4)
+    train: int = _setting(_Int(1, _SIZE_MAX), 100)
+    valid: int = _setting(_Int(1, _SIZE_MAX), 100)
+    epochs: int = _setting(_Int(1, 1_000_000), 1)
+    seed: int = _setting(_Int(0, SEED_MAX), 0)
     data_seeds: tuple[int, ...] | None = _setting(_SeedList(), None)
     param_seeds: tuple[int, ...] | None = _setting(_SeedList(), None)
     pairs: str | tuple[tuple[int, int], ...] | None = _setting(_Pairs(), None)
@@ -742,9 +760,9 @@ class OpLists:
 class SizeBounds:
     """Instruction count of one component: initial length and the bounds mutations keep."""
 
-    init: int = _setting(_Int(0), 0)
-    min: int = _setting(_Int(0), 0)
-    max: int = _setting(_Int(0), 0)
+    init: int = _setting(_Int(0, 10_000), 0)
+    min: int = _setting(_Int(0, 10_000), 0)
+    max: int = _setting(_Int(0, 10_000), 0)
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
         if self.min > self.max:
@@ -776,11 +794,12 @@ class Fec:
     """
 
     enabled: bool = _setting(_Bool(), True)
-    train: int = _setting(_Int(1), 10)
-    valid: int = _setting(_Int(1), 10)
-    cache_size: int = _setting(_Int(1, whole_floats=True), 100_000)
-    forget_every: int = _setting(_Int(0), 100)
-    decimals: int = _setting(_Int(0), 6)
+    train: int = _setting(_Int(1, _SIZE_MAX), 10)
+    valid: int = _setting(_Int(1, _SIZE_MAX), 10)
+    cache_size: int = _setting(_Int(1, _SIZE_MAX, whole_floats=True), 100_000)
+    forget_every: int = _setting(_Int(0, _COUNT_MAX), 100)
+    # Fingerprints round to 10 ** -decimals; float64 holds about 15 significant digits.
+    decimals: int = _setting(_Int(0, 15), 6)
 
 
 @dataclass(frozen=True)
@@ -789,7 +808,7 @@ class Hurdles:
 
     enabled: bool = _setting(_Bool(), False)
     percentile: float = _setting(_Float(0.0, 100.0, min_open=True, max_open=True), 75.0)
-    window: int = _setting(_Int(0), 0)
+    window: int = _setting(_Int(0, _SIZE_MAX), 0)
 
 
 @dataclass(frozen=True)
@@ -805,8 +824,9 @@ class ComputeBudget:
 class Budget:
     """Limits of one search experiment; it stops at whichever set limit is reached first."""
 
-    individuals: int | None = _setting(_Optional(_Int(1, whole_floats=True)), None)
-    train_steps: int | None = _setting(_Optional(_Int(1, whole_floats=True)), 200_000_000)
+    individuals: int | None = _setting(_Optional(_Int(1, _COUNT_MAX, whole_floats=True)), None)
+    train_steps: int | None = _setting(_Optional(_Int(1, _COUNT_MAX, whole_floats=True)),
+                                       200_000_000)
     seconds: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
@@ -819,8 +839,8 @@ class Budget:
 class NasTraining:
     """How each candidate network is trained (brief training, the search's fidelity)."""
 
-    epochs: int = _setting(_Int(1), 4)
-    batch_size: int = _setting(_Int(1), 64)
+    epochs: int = _setting(_Int(1, 100_000), 4)
+    batch_size: int = _setting(_Int(1, 65_536), 64)
     learning_rate: float = _setting(_Float(0.0, min_open=True), 0.05)
     momentum: float = _setting(_Float(0.0, 1.0, max_open=True), 0.9)
     weight_decay: float = _setting(_Float(0.0), 5e-4)
@@ -833,10 +853,11 @@ class NasConstraints:
     """Caps checked on the compiled network before any training (null: no cap); a
     child over a cap is rejected and another drawn."""
 
-    max_params: int | None = _setting(_Optional(_Int(1, whole_floats=True)), None)
-    max_macs: int | None = _setting(_Optional(_Int(1, whole_floats=True)), None)
+    max_params: int | None = _setting(_Optional(_Int(1, _COUNT_MAX, whole_floats=True)), None)
+    max_macs: int | None = _setting(_Optional(_Int(1, _COUNT_MAX, whole_floats=True)), None)
     max_latency_ms: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
-    max_peak_activation_bytes: int | None = _setting(_Optional(_Int(1, whole_floats=True)),
+    max_peak_activation_bytes: int | None = _setting(_Optional(_Int(1, _COUNT_MAX,
+                                                                   whole_floats=True)),
                                                      None)
 
 
@@ -875,15 +896,15 @@ class Nas:
 
     space: str = _setting(_Choice("nb101", "nb201"), "nb201")
     dataset: str = _setting(_Choice(*NAS_DATASETS), "digits")
-    data_seed: int = _setting(_Int(0), 0)
-    max_vertices: int = _setting(_Int(2), 7)
-    max_edges: int = _setting(_Int(1), 9)
+    data_seed: int = _setting(_Int(0, SEED_MAX), 0)
+    max_vertices: int = _setting(_Int(2, 12), 7)
+    max_edges: int = _setting(_Int(1, 66), 9)
     nb101_ops: tuple[str, ...] = _setting(_ChoiceList(*NB101_OPS), NB101_OPS)
     mutation: str = _setting(_Choice("bitwise", "single"), "bitwise")
     mutation_rate: float = _setting(_Float(0.0, min_open=True), 1.0)
-    stem_channels: int = _setting(_Int(1), 16)
-    stacks: int = _setting(_Int(1), 2)
-    cells_per_stack: int = _setting(_Int(1), 1)
+    stem_channels: int = _setting(_Int(1, 4096), 16)
+    stacks: int = _setting(_Int(1, 8), 2)
+    cells_per_stack: int = _setting(_Int(1, 64), 1)
     training: NasTraining = _section(NasTraining)
     hurdle: NasHurdle = _section(NasHurdle)
     constraints: NasConstraints = _section(NasConstraints)
@@ -905,7 +926,7 @@ class Config:
     """A complete, validated experiment (see the module docstring and DESIGN.md)."""
 
     name: str | None = _setting(_Optional(_Name()), None)
-    seed: int = _setting(_Int(0), 0)
+    seed: int = _setting(_Int(0, SEED_MAX), 0)
     memory: Memory = _section(Memory)
     search_tasks: TaskSpec = _section(TaskSpec)
     select_tasks: TaskSpec = _section(TaskSpec, num_tasks=100, train=1000, seed=1_000_000)
@@ -914,8 +935,8 @@ class Config:
     sizes: Sizes = _section(Sizes)
     initial_population: str = _setting(_InitialPopulation(), "random")
     strategy: str = _setting(_Choice("evolution", "random"), "evolution")
-    population_size: int = _setting(_Int(2), 1000)
-    tournament_size: int = _setting(_Int(1), 10)
+    population_size: int = _setting(_Int(2, _SIZE_MAX), 1000)
+    tournament_size: int = _setting(_Int(1, _SIZE_MAX), 10)
     mutate_prob: float = _setting(_Float(0.0, 1.0), 0.9)
     mutations: dict[str, float] = _setting(
         _Mutations({"alter_param": 1.0, "randomize_instruction": 1.0,
@@ -930,17 +951,19 @@ class Config:
     compute_budget: ComputeBudget = _section(ComputeBudget)
     budget: Budget = _section(Budget)
     sufficient_fitness: float | None = _setting(_Optional(_Float()), 0.9999)
-    max_experiments: int = _setting(_Int(0), 0)
+    max_experiments: int = _setting(_Int(0, _SIZE_MAX), 0)
     randomize_task_seeds: bool = _setting(_Bool(), True)
     progress_every: float = _setting(_Float(0.0, min_open=True), 1.0)
     checkpoint_every: float = _setting(_Float(0.0, min_open=True), 60.0)
     workers: str | int = _setting(
-        _WordOrCount("auto (every core of this machine) or an integer >= 1", "auto"), "auto")
+        _WordOrCount(f"auto (every core of this machine) or an integer in [1, {_MAX_WORKERS}]",
+                     _MAX_WORKERS, "auto"), "auto")
     islands: int | tuple[dict, ...] | None = _setting(_Islands(), None)
-    migrate_every: int = _setting(_Int(1, whole_floats=True), 1_000_000)
+    migrate_every: int = _setting(_Int(1, _COUNT_MAX, whole_floats=True), 1_000_000)
     migration: str | int = _setting(
-        _WordOrCount("half (a random half of the population), none, or the integer number of "
-                     "programs (>= 1) each island sends and receives", "half", "none"), "half")
+        _WordOrCount(f"half (a random half of the population), none, or the integer number of "
+                     f"programs (in [1, {_SIZE_MAX}]) each island sends and receives", _SIZE_MAX,
+                     "half", "none"), "half")
     deterministic: bool = _setting(_Bool(), False)
     backend: str = _setting(_Choice("local", "ray"), "local")
     address: str | None = _setting(_Optional(_Str()), None)
@@ -1090,35 +1113,21 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
 
 def _read_yaml(path: str) -> tuple[dict, dict[str, str]]:
     """The top-level mapping of a YAML file and ``path:line`` of every key in it."""
-    if not os.path.exists(path):
-        raise EvozeroError(f"{path}: no such config file")
-    if not os.path.isfile(path):
-        raise EvozeroError(f"{path}: not a file (a YAML config file is expected)")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise EvozeroError(f"{path}: cannot read the config ({error})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = " ".join(p for p in (error.context, error.problem) if p)
-        raise EvozeroError(f"{path}{line}: invalid YAML: {problem}") from None
-    except (yaml.YAMLError, ValueError) as error:
-        # ValueError: a scalar PyYAML cannot convert (a 5000-digit integer, month 13).
-        raise EvozeroError(f"{path}: invalid YAML: {error}") from None
+    data, node = read_yaml(path, "config file")
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         line = node.start_mark.line + 1 if node is not None else 1
         raise EvozeroError(f"{path}:{line}: the config must be a mapping of keys (such as "
                            f"population_size) to values, got {_show(data)}")
+    return data, yaml_marks(node, path)
+
+
+def yaml_marks(node: yaml.Node, path: str) -> dict[str, str]:
+    """``path:line`` of every dotted key and list item under the root ``node``."""
     marks: dict[str, str] = {}
     _mark_nodes(node, "", path, marks)
-    return data, marks
+    return marks
 
 
 def _mark_nodes(node: yaml.Node, key: str, path: str, marks: dict[str, str]) -> None:
@@ -1154,11 +1163,7 @@ def _apply_override(data: dict, item: str, ctx: _Context) -> None:
                            f"population_size=100 or search_tasks.num_tasks=5)")
     key, text = item.split("=", 1)
     key = key.strip()
-    try:
-        value = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as error:
-        raise EvozeroError(f"{where}: cannot parse the value {text!r} as YAML "
-                           f"({str(error).splitlines()[0]})") from None
+    value, _ = parse_yaml(text, f"{where}: cannot parse the value {text!r}", lines=False)
     _set_value(data, key, value, where, ctx)
 
 

@@ -251,10 +251,11 @@ def test_random_valid_numbers_round_trip_exactly(data):
 @given(steps=st.integers(1, 10**15))
 def test_whole_number_floats_are_accepted_for_counts(tmp_path_factory, steps):
     directory = tmp_path_factory.mktemp("floats")
-    text = f"budget:\n  train_steps: {float(steps):e}\nfec:\n  cache_size: {float(steps)!r}\n"
+    entries = min(steps, 10**9)  # the cache's upper bound
+    text = f"budget:\n  train_steps: {float(steps):e}\nfec:\n  cache_size: {float(entries)!r}\n"
     config = load_text(directory, text)
     assert config.budget.train_steps == int(float(f"{float(steps):e}"))
-    assert config.fec.cache_size == int(float(steps))
+    assert config.fec.cache_size == int(float(entries))
 
 
 def test_yaml_1_1_exponent_without_dot_is_a_number(tmp_path):
@@ -333,7 +334,7 @@ def test_override_errors_name_the_file_the_override_and_what_is_allowed(tmp_path
     path = write(tmp_path, "")
     message = error_of(tmp_path, "", ("population_size=-1",))
     assert message.startswith(f"{path}: --set population_size=-1: population_size:")
-    assert "got -1" in message and "an integer >= 2" in message
+    assert "got -1" in message and "an integer in [2, 1000000000]" in message
 
 
 @pytest.mark.parametrize("override, fragments", [
@@ -345,7 +346,7 @@ def test_override_errors_name_the_file_the_override_and_what_is_allowed(tmp_path
     ("population_size", ["--set population_size", "key=value"]),
     ("population_size=[1, 2", ["cannot parse the value", "[1, 2"]),
     ("mutations.identty=1", ['did you mean "identity"?']),
-    ("search_tasks.num_tasks=zero", ["search_tasks.num_tasks", 'got "zero"', ">= 1"]),
+    ("search_tasks.num_tasks=zero", ["search_tasks.num_tasks", 'got "zero"', "in [1, 1000000]"]),
 ])
 def test_bad_overrides_are_explained(tmp_path, override, fragments):
     message = error_of(tmp_path, "", (override,))
@@ -373,16 +374,16 @@ BAD = [
     ("unknown key, no suggestion", "zzzqqq: 1\n", 1, "zzzqqq", '"zzzqqq"',
      "unknown key \"zzzqqq\"; allowed keys: name"),
     ("wrong type", "population_size: lots\n", 1, "population_size", '"lots"',
-     "must be an integer >= 2"),
+     "must be an integer in [2, 1000000000]"),
     ("bool for int", "population_size: true\n", 1, "population_size", "true",
-     "must be an integer >= 2"),
+     "must be an integer in [2, 1000000000]"),
     ("wrong type bool", "fec:\n  enabled: maybe\n", 2, "fec.enabled", '"maybe"',
      "must be true or false"),
     ("list for number", "mutate_prob: [1]\n", 1, "mutate_prob", "[1]",
      "must be a number in [0, 1]"),
     ("out of range", "mutate_prob: 1.5\n", 1, "mutate_prob", "1.5", "in [0, 1]"),
     ("negative size", "search_tasks:\n  num_tasks: -3\n", 2, "search_tasks.num_tasks", "-3",
-     "must be an integer >= 1"),
+     "must be an integer in [1, 1000000]"),
     ("open bound", "hurdles:\n  percentile: 100\n", 2, "hurdles.percentile", "100",
      "in (0, 100)"),
     ("zero positive float", "max_abs_error: 0\n", 1, "max_abs_error", "0", "> 0"),
@@ -411,14 +412,14 @@ BAD = [
     ("bad class pair", "search_tasks:\n  kind: digits\n  pairs: [[3, 3]]\n", 3,
      "search_tasks.pairs[0]", "[3, 3]", "0 <= i < j <= 9"),
     ("bad seed in list", "search_tasks:\n  data_seeds: [1, -2]\n", 2,
-     "search_tasks.data_seeds[1]", "-2", "an integer >= 0"),
+     "search_tasks.data_seeds[1]", "-2", "an integer in [0, 18446744073709551615]"),
     ("missing npz file", "search_tasks:\n  kind: npz\n  path: nothere.npz\n", 3,
      "search_tasks.path", '"nothere.npz"', "the path of an existing .npz file"),
     ("unknown initial population", "initial_population: linaer\n", 1, "initial_population",
      '"linaer"', 'did you mean "linear"?'),
     ("section not a mapping", "fec: 5\n", 1, "fec", "5", "a mapping with keys enabled"),
     ("size not a number", "sizes:\n  learn: many\n", 2, "sizes.learn", '"many"',
-     "an integer >= 0 (init = min = max) or a mapping"),
+     "an integer in [0, 10000] (init = min = max) or a mapping"),
     # Cross-field problems point at the first key the user wrote.
     ("tournament too big", "population_size: 50\ntournament_size: 60\n", 2,
      "tournament_size", "60", "must be <= population_size (50)"),
@@ -505,13 +506,13 @@ def test_config_from_dict_names_its_source():
     assert str(caught.value).startswith("inline: the config must be a mapping")
     with pytest.raises(EvozeroError) as caught:
         config_from_dict({"memory": {"scalars": 1}}, source="inline")
-    assert str(caught.value) == "inline: memory.scalars: must be an integer >= 2, got 1"
+    assert str(caught.value) == "inline: memory.scalars: must be an integer in [2, 10000], got 1"
 
 
 @FAST
 @given(value=st.integers(max_value=1))
 def test_every_population_below_two_is_rejected(value):
-    with pytest.raises(EvozeroError, match=rf"population_size: must be an integer >= 2, "
+    with pytest.raises(EvozeroError, match=rf"population_size: must be an integer in \[2, 1000000000\], "
                                            rf"got {value}$"):
         config_from_dict({"population_size": value})
 
@@ -550,7 +551,7 @@ def test_config_file_in_another_directory_resolves_paths_there(tmp_path, monkeyp
     ({"workers": 0}, ["workers", "auto", "got 0"]),
     ({"workers": "all"}, ["workers", "auto"]),
     ({"migration": "all"}, ["migration", "half", "none"]),
-    ({"migrate_every": 0}, ["migrate_every", ">= 1"]),
+    ({"migrate_every": 0}, ["migrate_every", "in [1, 4611686018427387904]"]),
     ({"backend": "dask"}, ["backend", "local, ray"]),
     ({"address": "auto"}, ["address", "backend: ray"]),
     ({"islands": []}, ["islands", "one mapping per island"]),
