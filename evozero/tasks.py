@@ -9,13 +9,17 @@ adding a draw for one purpose never shifts another and global RNG state is never
 from __future__ import annotations
 
 import functools
+import math
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from evozero.errors import EvozeroError
+from evozero.resources import available_memory, format_bytes
 
 #: The task kinds make_tasks knows.
 KINDS = ("linear", "nonlinear", "digits", "npz")
@@ -146,6 +150,8 @@ def make_tasks(kind: str, num_tasks: int, features: int | None, train: int, vali
     _check_int("valid", valid, 1)
     _check_int("epochs", epochs, 1)
     _check_int("seed", seed, 0)
+    if kind != "npz":
+        check_task_memory(num_tasks, features, train, valid, epochs)
     data_seeds = _task_seeds("data_seeds", data_seeds, seed, num_tasks, 0)
     param_seeds = _task_seeds("param_seeds", param_seeds, seed, num_tasks, 1)
     seeds = list(zip(data_seeds, param_seeds))
@@ -175,6 +181,23 @@ def _is_binary(y: np.ndarray) -> bool:
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not _is_int(value) or value < minimum:
         raise EvozeroError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def task_bytes(num_tasks: int, features: int, train: int, valid: int, epochs: int) -> int:
+    """Bytes the arrays of ``num_tasks`` tasks take: features and labels of every example
+    (float64) and the example order of every epoch (int64)."""
+    return 8 * num_tasks * ((train + valid) * (features + 1) + epochs * train)
+
+
+def check_task_memory(num_tasks: int, features: int, train: int, valid: int,
+                      epochs: int) -> None:
+    """Refuse tasks whose arrays would not fit in this machine's available memory."""
+    need, have = task_bytes(num_tasks, features, train, valid, epochs), available_memory()
+    if need > have:
+        raise EvozeroError(f"{num_tasks} tasks of {train} + {valid} examples with {features} "
+                           f"features ({epochs} epoch(s)) need {format_bytes(need)}, more "
+                           f"than the {format_bytes(have)} of memory available; lower "
+                           f"num_tasks, train, valid, features or epochs")
 
 
 def _task_seeds(name: str, given: Sequence[int] | None, seed: int, num_tasks: int,
@@ -370,22 +393,90 @@ def _npz_tasks(options: dict[str, Any], features: int | None, train: int, valid:
     return tasks
 
 
-def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+#: The arrays a task file may hold, ``x_valid``/``y_valid`` optional.
+NPZ_ARRAYS = ("x", "y", "x_valid", "y_valid")
+
+
+def npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of the task arrays in the .npz file ``path``, read from the archive's
+    directory and the arrays' headers only, so a truncated, forged or highly compressed
+    file is refused before anything is decompressed. Checks that the file is a zip of
+    .npy arrays, that each array is real-valued numbers (not objects, text or complex)
+    and is as large as its header says, and that loading them fits in memory."""
     if not os.path.isfile(path):
         raise EvozeroError(f"{path}: no such .npz file")
+    what = "a zip archive of .npy arrays, as numpy.savez writes"
+    if os.path.getsize(path) == 0:
+        raise EvozeroError(f"{path}: not a readable .npz file: it is empty (expected {what})")
+    shapes: dict[str, tuple[int, ...]] = {}
+    need = 0
+    try:
+        if not zipfile.is_zipfile(path):
+            raise EvozeroError(f"{path}: not a readable .npz file: not {what} (or a "
+                               f"truncated one)")
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename[:-4]: info for info in archive.infolist()
+                       if info.filename.endswith(".npy")}
+            missing = [key for key in ("x", "y") if key not in members]
+            if missing:
+                raise EvozeroError(
+                    f"{path}: missing array(s) {', '.join(missing)}; the file needs x (n, F) "
+                    f"and y (n,), optionally x_valid and y_valid; found "
+                    f"{', '.join(sorted(members)) or 'nothing'}")
+            if ("x_valid" in members) != ("y_valid" in members):
+                raise EvozeroError(f"{path}: x_valid and y_valid must be given together")
+            for key in NPZ_ARRAYS:
+                if key not in members:
+                    continue
+                with archive.open(members[key]) as member:
+                    shape, dtype = _npy_header(member)
+                _check_npz_dtype(path, key, dtype)
+                values = math.prod(shape)
+                if values * dtype.itemsize > members[key].file_size:
+                    raise EvozeroError(
+                        f"{path}: array {key} declares shape {shape} ({dtype}) but the archive "
+                        f"holds only {members[key].file_size} bytes of it; the file is "
+                        f"truncated or corrupt")
+                shapes[key] = shape
+                # The array as stored plus its float64 copy.
+                need += values * (dtype.itemsize + 8)
+    except EvozeroError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+            ValueError, NotImplementedError) as error:
+        raise EvozeroError(f"{path}: not a readable .npz file ({error})") from None
+    have = available_memory()
+    if need > have:
+        raise EvozeroError(f"{path}: its arrays decompress to {format_bytes(need)} as float64 "
+                           f"data, more than the {format_bytes(have)} of memory available")
+    return shapes
+
+
+def _npy_header(member: Any) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(member)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    shape, _, dtype = read(member)
+    return tuple(int(n) for n in shape), dtype
+
+
+def _check_npz_dtype(path: str, key: str, dtype: np.dtype) -> None:
+    if np.issubdtype(dtype, np.complexfloating):
+        raise EvozeroError(f"{path}: {key} holds complex numbers (dtype {dtype}); tasks need "
+                           f"real numbers (store the real part, or real and imaginary parts "
+                           f"as separate features)")
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise EvozeroError(f"{path}: {key} must be numeric, got dtype {dtype}")
+
+
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    shapes = npz_shapes(path)
     try:
         # allow_pickle=False: a data file must never be able to run code.
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
+            arrays = {key: archive[key] for key in shapes}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
         raise EvozeroError(f"{path}: not a readable .npz file ({error})") from None
-    missing = [key for key in ("x", "y") if key not in arrays]
-    if missing:
-        raise EvozeroError(f"{path}: missing array(s) {', '.join(missing)}; the file needs "
-                           f"x (n, F) and y (n,), optionally x_valid and y_valid; "
-                           f"found {', '.join(sorted(arrays)) or 'nothing'}")
-    if ("x_valid" in arrays) != ("y_valid" in arrays):
-        raise EvozeroError(f"{path}: x_valid and y_valid must be given together")
     x, y = _checked_split(path, arrays, "x", "y")
     if "x_valid" not in arrays:
         return x, y, None, None
@@ -399,9 +490,6 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
 def _checked_split(path: str, arrays: dict[str, np.ndarray], x_key: str,
                    y_key: str) -> tuple[np.ndarray, np.ndarray]:
     x, y = arrays[x_key], arrays[y_key]
-    for key, array in ((x_key, x), (y_key, y)):
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise EvozeroError(f"{path}: {key} must be numeric, got dtype {array.dtype}")
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
         raise EvozeroError(f"{path}: {x_key} must be a non-empty 2-D array (n, F), "
                            f"got shape {x.shape}")
