@@ -4,12 +4,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
 
 from evozero.errors import EvozeroError
+from ops.kinds import (CONST_KIND, FRACTION_KIND, IN1_KIND, IN2_KIND, NO_OP, NONE_KIND,
+                       NUM_CONSTANTS, NUM_OPS, OUT_KIND, SCALAR_KIND, VECTOR_KIND)
 from ops.table import KIND_NAMES, OPS, OpSpec
 
 _FLOAT = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan))"
-_ROLE_ADDRESSES = {"s": 0, "v": 0}
+#: Every address is below this: the most addresses any memory kind may hold (the bound of
+#: the config's memory.* settings), so a program's memory needs stay allocatable.
+ADDRESS_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -33,36 +40,99 @@ class Instruction:
 
 def check_instruction(inst: Instruction) -> None:
     """Raise EvozeroError unless ``inst`` is a well-formed instruction."""
-    if not 0 <= inst.op < len(OPS):
-        raise EvozeroError(f"unknown op code {inst.op}; allowed: 0..{len(OPS) - 1}")
-    spec = OPS[inst.op]
-    for slot in ("in1", "in2", "out"):
-        kind = getattr(spec, slot)
-        address = getattr(inst, slot)
-        if kind is None:
-            if address != 0:
-                raise EvozeroError(f"{spec.name} has no {slot}; got address {address}")
-        elif address < 0:
-            raise EvozeroError(f"{spec.name}: {slot} address must be >= 0, got {address}")
-    if spec.out in _ROLE_ADDRESSES and inst.out == _ROLE_ADDRESSES[spec.out]:
-        raise EvozeroError(f"'{format_instruction(inst)}' writes {spec.out}0, which holds the "
-                           f"{'label' if spec.out == 's' else 'features'}; outputs must be "
-                           f"{spec.out}1 or higher")
-    if len(inst.constants) != 3:
-        raise EvozeroError(f"{spec.name}: constants must be 3 floats, got {len(inst.constants)}")
-    for k, value in enumerate(inst.constants):
-        if k >= len(spec.constants):
-            # -0.0 too: the text form omits unused constants, so it would not round-trip.
-            if value != 0.0 or math.copysign(1.0, value) < 0:
-                raise EvozeroError(f"{spec.name} carries {len(spec.constants)} constants; "
-                                   f"constant {k} must be 0.0, got {value!r}")
-            continue
-        const = spec.constants[k]
-        if not math.isfinite(value):
-            raise EvozeroError(f"{spec.name}: constant '{const.name}' must be finite, got {value!r}")
-        if const.kind == "fraction" and not 0.0 <= value < 1.0:
-            raise EvozeroError(f"{spec.name}: index fraction '{const.name}' must be in [0, 1), "
-                               f"got {value!r}")
+    for slot in ("op", "in1", "in2", "out"):
+        value = getattr(inst, slot)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
+                or not -2**63 <= value < 2**63:
+            raise EvozeroError(f"instruction {slot} must be an integer (64-bit), got "
+                               f"{_short(value)}")
+    name = OPS[inst.op].name if 0 <= inst.op < len(OPS) else f"op {inst.op}"
+    try:
+        constants = np.array([inst.constants], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise EvozeroError(f"{name}: constants must be 3 floats, got "
+                           f"{_short(inst.constants)}") from None
+    if constants.shape != (1, 3):
+        raise EvozeroError(f"{name}: constants must be 3 floats, got {len(inst.constants)}")
+    problem = first_problem(np.array([[inst.op, inst.in1, inst.in2, inst.out]], dtype=np.int64),
+                            constants)
+    if problem is not None:
+        raise EvozeroError(problem[1])
+
+
+def first_problem(code: np.ndarray, constants: np.ndarray) -> Optional[tuple[int, str]]:
+    """The first ill-formed row of int64 ``code`` (n, 4) and float64 ``constants`` (n, 3),
+    as ``(row, message)``, or None. Vectorised: one pass of numpy per rule, so checking a
+    whole population costs about as much as copying it."""
+    ops = code[:, 0]
+    known = (ops >= 0) & (ops < NUM_OPS)
+    safe = np.where(known, ops, NO_OP)
+    kinds = (IN1_KIND[safe], IN2_KIND[safe], OUT_KIND[safe])
+    addresses = code[:, 1:]
+    unused = (np.stack(kinds, axis=1) == NONE_KIND) & (addresses != 0)
+    negative = (np.stack(kinds, axis=1) != NONE_KIND) & (addresses < 0)
+    too_far = addresses >= ADDRESS_LIMIT
+    role = ((kinds[2] == SCALAR_KIND) | (kinds[2] == VECTOR_KIND)) & (code[:, 3] == 0)
+    slot = np.arange(3)[None, :]
+    used = slot < NUM_CONSTANTS[safe][:, None]
+    # Unused constants must be +0.0: the text form omits them, so anything else would
+    # not round-trip (the bit pattern of +0.0 is all zeros).
+    stray = ~used & (constants.view(np.int64) != 0)
+    with np.errstate(invalid="ignore"):
+        infinite = used & ~np.isfinite(constants)
+        fraction = used & (CONST_KIND[safe] == FRACTION_KIND) & ~((constants >= 0.0)
+                                                                   & (constants < 1.0))
+    rules = (~known, unused.any(1), negative.any(1), too_far.any(1), role, stray.any(1),
+             infinite.any(1), fraction.any(1))
+    bad = np.flatnonzero(np.logical_or.reduce(rules)) if len(code) else ()
+    if not len(bad):
+        return None
+    row = int(bad[0])
+    return row, _row_message(code[row], constants[row], [bool(rule[row]) for rule in rules],
+                             unused[row], negative[row], too_far[row], stray[row],
+                             infinite[row] | fraction[row])
+
+
+def _row_message(code: np.ndarray, constants: np.ndarray, broken: list[bool],
+                 unused: np.ndarray, negative: np.ndarray, too_far: np.ndarray,
+                 stray: np.ndarray, bad_constant: np.ndarray) -> str:
+    """What is wrong with one row (the first rule it breaks, in the order of the rules)."""
+    op = int(code[0])
+    if broken[0]:
+        return f"unknown op code {op}; allowed: 0..{NUM_OPS - 1}"
+    spec = OPS[op]
+    slots = ("in1", "in2", "out")
+    if broken[1]:
+        k = int(np.argmax(unused))
+        return f"{spec.name} has no {slots[k]}; got address {int(code[k + 1])}"
+    if broken[2]:
+        k = int(np.argmax(negative))
+        return f"{spec.name}: {slots[k]} address must be >= 0, got {int(code[k + 1])}"
+    if broken[3]:
+        k = int(np.argmax(too_far))
+        return (f"{spec.name}: {slots[k]} address {int(code[k + 1])} is too large; addresses "
+                f"are below {ADDRESS_LIMIT:,} (the most any memory kind may hold)")
+    if broken[4]:
+        inst = Instruction(op, int(code[1]), int(code[2]), int(code[3]),
+                           tuple(float(c) for c in constants))
+        return (f"'{format_instruction(inst)}' writes {spec.out}0, which holds the "
+                f"{'label' if spec.out == 's' else 'features'}; outputs must be "
+                f"{spec.out}1 or higher")
+    if broken[5]:
+        k = int(np.argmax(stray))
+        return (f"{spec.name} carries {len(spec.constants)} constants; constant {k} must be "
+                f"0.0, got {float(constants[k])!r}")
+    k = int(np.argmax(bad_constant))
+    const, value = spec.constants[k], float(constants[k])
+    if not math.isfinite(value):
+        return f"{spec.name}: constant '{const.name}' must be finite, got {value!r}"
+    return f"{spec.name}: index fraction '{const.name}' must be in [0, 1), got {value!r}"
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut to a readable length (a 4,000-digit number stays one line)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def format_instruction(inst: Instruction) -> str:
@@ -108,8 +178,14 @@ def _build(spec: OpSpec, match: re.Match[str]) -> Instruction:
     slots = re.findall(r"\{(\w+)\}", spec.form)
     for slot in slots:
         if slot in ("out", "in1", "in2"):
-            groups.pop(0)
-            fields[slot] = int(groups.pop(0))
+            kind = groups.pop(0)
+            digits = groups.pop(0)
+            # Compare lengths first: int() of a few thousand digits is slow or refused.
+            if len(digits) > len(str(ADDRESS_LIMIT)) or int(digits) >= ADDRESS_LIMIT:
+                shown = digits if len(digits) <= 12 else f"{digits[:12]}... ({len(digits)} digits)"
+                raise EvozeroError(f"address {kind}{shown} is too large; addresses are below "
+                                   f"{ADDRESS_LIMIT:,}")
+            fields[slot] = int(digits)
         else:
             constants[int(slot[1:])] = float(groups.pop(0))
     return Instruction(spec.code, fields.get("in1", 0), fields.get("in2", 0), fields.get("out", 0),

@@ -7,7 +7,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.instruction import Instruction, check_instruction, format_instruction, parse_instruction
+from evozero.instruction import (Instruction, check_instruction, first_problem,
+                                 format_instruction, parse_instruction)
 from ops.kinds import IN1_KIND, IN2_KIND, MATRIX_KIND, OUT_KIND, SCALAR_KIND, VECTOR_KIND
 from ops.table import OPS, OPS_BY_NAME
 
@@ -27,13 +28,21 @@ class Program:
     __slots__ = ("code", "constants", "bounds")
 
     def __init__(self, code: np.ndarray, constants: np.ndarray, sizes: Sequence[int]) -> None:
-        self.code = np.ascontiguousarray(code, dtype=np.int64).reshape(-1, 4)
-        self.constants = np.ascontiguousarray(constants, dtype=np.float64).reshape(-1, 3)
-        self.bounds = np.array([0, sizes[0], sizes[0] + sizes[1], sizes[0] + sizes[1] + sizes[2]],
-                               dtype=np.int64)
+        """Check and hold the arrays (see the class docstring); any ill-formed input is an
+        EvozeroError naming the row, since the kernels trust every field."""
+        self.code = _integer_rows(code, 4, "code")
+        self.constants = _float_rows(constants, 3, "constants")
+        sizes = _sizes(sizes)
+        self.bounds = np.array([0, sizes[0], sizes[0] + sizes[1], sum(sizes)], dtype=np.int64)
         if self.bounds[-1] != len(self.code) or len(self.code) != len(self.constants):
-            raise EvozeroError(f"program arrays disagree: sizes {tuple(sizes)} but "
+            raise EvozeroError(f"program arrays disagree: sizes {sizes} but "
                                f"{len(self.code)} code rows and {len(self.constants)} constant rows")
+        problem = first_problem(self.code, self.constants)
+        if problem is not None:
+            row, message = problem
+            component = int(np.searchsorted(self.bounds[1:], row, side="right"))
+            raise EvozeroError(f"program {COMPONENTS[component]}[{row - self.bounds[component]}] "
+                               f"(row {row}): {message}")
 
     # --- construction -------------------------------------------------------------
 
@@ -43,9 +52,15 @@ class Program:
         """Build a program from instruction lists, checking every instruction."""
         parts = [list(setup), list(predict), list(learn)]
         rows, consts = [], []
-        for part in parts:
-            for inst in part:
-                check_instruction(inst)
+        for component, part in zip(COMPONENTS, parts):
+            for index, inst in enumerate(part):
+                if not isinstance(inst, Instruction):
+                    raise EvozeroError(f"{component}[{index}]: expected an Instruction, got "
+                                       f"{type(inst).__name__}")
+                try:
+                    check_instruction(inst)
+                except EvozeroError as error:
+                    raise EvozeroError(f"{component}[{index}]: {error}") from None
                 rows.append((inst.op, inst.in1, inst.in2, inst.out))
                 consts.append(tuple(inst.constants))
         return cls(np.array(rows, dtype=np.int64).reshape(-1, 4),
@@ -54,6 +69,11 @@ class Program:
     @classmethod
     def parse(cls, text: str) -> "Program":
         """Parse the text form; an error names the line and what was expected."""
+        if not isinstance(text, str):
+            raise EvozeroError(f"Program.parse takes the program text as a str, got "
+                               f"{type(text).__name__}" + (" (decode bytes first, e.g. "
+                                                          "data.decode('utf-8'))"
+                                                          if isinstance(text, bytes) else ""))
         parts: dict[str, list[Instruction]] = {}
         current = None
         for number, raw in enumerate(text.splitlines(), start=1):
@@ -85,7 +105,17 @@ class Program:
     @classmethod
     def from_json(cls, data: str | Mapping[str, Any]) -> "Program":
         """Read a program from its JSON form (a string or an already-loaded dict)."""
-        obj = json.loads(data) if isinstance(data, str) else data
+        if isinstance(data, str):
+            try:
+                obj = json.loads(data)
+            except (ValueError, RecursionError) as error:
+                raise EvozeroError(f"program JSON is not valid JSON: {error}") from None
+        elif isinstance(data, Mapping):
+            obj = data
+        else:
+            raise EvozeroError(f"Program.from_json takes a JSON str or a dict, got "
+                               f"{type(data).__name__}" + (" (decode bytes first)"
+                                                          if isinstance(data, bytes) else ""))
         if not isinstance(obj, Mapping) or obj.get("format") != JSON_FORMAT:
             raise EvozeroError(f"not an evozero program: expected a JSON object with "
                                f"\"format\": \"{JSON_FORMAT}\"")
@@ -116,14 +146,15 @@ class Program:
 
         Scalars are at least 2 (s0 label, s1 prediction) and vectors at least 1 (v0).
         """
-        need = {SCALAR_KIND: 2, VECTOR_KIND: 1, MATRIX_KIND: 0}
-        for row in self.code:
-            op = row[0]
-            for kind, address in ((IN1_KIND[op], row[1]), (IN2_KIND[op], row[2]),
-                                  (OUT_KIND[op], row[3])):
-                if kind:
-                    need[kind] = max(need[kind], int(address) + 1)
-        return need[SCALAR_KIND], need[VECTOR_KIND], need[MATRIX_KIND]
+        ops = self.code[:, 0]
+        kinds = np.stack([IN1_KIND[ops], IN2_KIND[ops], OUT_KIND[ops]], axis=1)
+        addresses = self.code[:, 1:]
+
+        def need(kind: int, least: int) -> int:
+            used = addresses[kinds == kind]
+            return max(least, int(used.max()) + 1 if used.size else 0)
+
+        return need(SCALAR_KIND, 2), need(VECTOR_KIND, 1), need(MATRIX_KIND, 0)
 
     def to_json(self) -> str:
         """The program as a JSON string (floats exact)."""
@@ -185,18 +216,71 @@ def _instruction_from_json(item: Any, component: str, index: int) -> Instruction
     unknown = set(item) - {"op", "in1", "in2", "out", "constants"}
     if unknown:
         raise EvozeroError(f"{where}: unknown keys {sorted(unknown)}")
-    constants = list(item.get("constants", []))
+    constants = item.get("constants", [])
+    if not isinstance(constants, list):
+        raise EvozeroError(f"{where}: constants must be a list of numbers, got "
+                           f"{json.dumps(constants, default=str)[:40]}")
     if len(constants) != len(spec.constants):
         raise EvozeroError(f"{where}: {spec.name} takes {len(spec.constants)} constants, "
                            f"got {len(constants)}")
-    try:
-        fields = {slot: int(item.get(slot, 0)) for slot in ("in1", "in2", "out")}
-        values = tuple(float(c) for c in constants) + (0.0,) * (3 - len(constants))
-    except (TypeError, ValueError) as error:
-        raise EvozeroError(f"{where}: {error}") from None
+    fields = {}
+    for slot in ("in1", "in2", "out"):
+        value = item.get(slot, 0)
+        # bool is an int to Python, 1.0 a float to JSON: both would be silently changed.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise EvozeroError(f"{where}: {slot} must be a whole-number address, got "
+                               f"{json.dumps(value)[:40]}")
+        fields[slot] = value
+    if any(not isinstance(c, (int, float)) or isinstance(c, bool) for c in constants):
+        raise EvozeroError(f"{where}: constants must be numbers, got {json.dumps(constants)[:60]}")
+    values = tuple(float(c) for c in constants) + (0.0,) * (3 - len(constants))
     try:
         inst = Instruction(spec.code, fields["in1"], fields["in2"], fields["out"], values)
         check_instruction(inst)
     except EvozeroError as error:
         raise EvozeroError(f"{where}: {error}") from None
     return inst
+
+
+def _integer_rows(array: Any, width: int, name: str) -> np.ndarray:
+    """``array`` as a C-contiguous int64 (n, width) array; refuses floats (1.7 would be
+    truncated), values past int64 and any other shape."""
+    try:
+        values = np.asarray(array)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise EvozeroError(f"program {name} must be an integer array (n, {width}): {error}") from None
+    if values.size == 0:
+        return np.zeros((0, width), dtype=np.int64)
+    if values.dtype.kind not in "iu" or values.ndim != 2 or values.shape[1] != width:
+        raise EvozeroError(f"program {name} must be an integer array of shape (n, {width}), "
+                           f"got {values.dtype} {values.shape}")
+    if values.dtype.kind == "u" and values.max() > np.iinfo(np.int64).max:
+        raise EvozeroError(f"program {name} holds {values.max()}, past the 64-bit integer range")
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+def _float_rows(array: Any, width: int, name: str) -> np.ndarray:
+    """``array`` as a C-contiguous float64 (n, width) array of real numbers."""
+    try:
+        values = np.asarray(array)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise EvozeroError(f"program {name} must be a float array (n, {width}): {error}") from None
+    if values.size == 0:
+        return np.zeros((0, width), dtype=np.float64)
+    if values.dtype.kind not in "iuf" or values.ndim != 2 or values.shape[1] != width:
+        raise EvozeroError(f"program {name} must be a real-valued array of shape (n, {width}), "
+                           f"got {values.dtype} {values.shape}")
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def _sizes(sizes: Any) -> tuple[int, int, int]:
+    """Three non-negative whole numbers: the lengths of setup, predict and learn."""
+    try:
+        values = tuple(sizes)
+    except TypeError:
+        values = ()
+    if len(values) != 3 or any(not isinstance(v, (int, np.integer)) or isinstance(v, bool)
+                               or v < 0 for v in values):
+        raise EvozeroError(f"program sizes must be three whole numbers >= 0 (setup, predict, "
+                           f"learn), got {sizes!r}"[:200])
+    return tuple(int(v) for v in values)  # type: ignore[return-value]

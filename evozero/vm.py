@@ -12,14 +12,17 @@ fitness the accuracy of ``s1 > 0``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from evozero.errors import EvozeroError
+from evozero.instruction import ADDRESS_LIMIT
 from evozero.liveness import compact_kernel, live_rows_kernel
 from evozero.program import Program
+from evozero.tasks import Task
 from ops.interpreter import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED,
                              VALID_BEGIN, VALID_END, run_tape)
 from ops.jit import jit
@@ -27,6 +30,8 @@ from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
 from ops.rng import stream_seed
 
 COMBINE_RULES = ("mean", "median")
+#: Seeds are unsigned 64-bit in every random stream (ops.rng).
+SEED_MAX = 2**64 - 1
 DEFAULT_MAX_ABS_ERROR = 100.0
 
 
@@ -178,10 +183,12 @@ def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[i
     need = program.memory_needs()
     if memory is None:
         return need
-    if len(memory) != 3 or any(int(m) != m or m < 0 for m in memory):
-        raise EvozeroError(f"memory must be three non-negative integers (scalars, vectors, "
-                           f"matrices), got {tuple(memory)}")
-    sizes = tuple(int(m) for m in memory)
+    values = tuple(memory) if isinstance(memory, (tuple, list, np.ndarray)) else ()
+    if len(values) != 3 or any(not isinstance(m, (int, np.integer)) or isinstance(m, bool)
+                               or not 0 <= m <= ADDRESS_LIMIT for m in values):
+        raise EvozeroError(f"memory must be three whole numbers in 0..{ADDRESS_LIMIT:,} "
+                           f"(scalars, vectors, matrices), got {memory!r}"[:300])
+    sizes = tuple(int(m) for m in values)
     for name, have, want in zip(("scalars", "vectors", "matrices"), sizes, need):
         if have < want:
             raise EvozeroError(f"memory too small for this program: it uses {want} {name} "
@@ -207,17 +214,35 @@ def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[s
     ``seed`` seeds the random ops (task i draws from sub-stream i), so equal
     arguments always give equal fitness.
     """
-    if combine not in COMBINE_RULES and combine is not None:
+    if combine is not None and (not isinstance(combine, str) or combine not in COMBINE_RULES):
         raise EvozeroError(f"combine must be one of {', '.join(COMBINE_RULES)} or None, "
                            f"got {combine!r}")
-    if not max_abs_error > 0:
-        raise EvozeroError(f"max_abs_error must be > 0, got {max_abs_error!r}")
+    check_arguments(program, tasks, seed, max_abs_error)
     sizes = resolve_memory(program, memory)
     live = strip_dead_code(program, sizes)
     per_task = np.zeros(len(tasks))
     for group in group_tasks(tasks):
         per_task[group.indices] = evaluate_group(live, group, sizes, seed, max_abs_error)
     return combine_fitness(per_task, combine)
+
+
+def check_arguments(program: Program, tasks: Sequence["object"], seed: int,
+                    max_abs_error: float) -> None:
+    """Raise EvozeroError unless the arguments every evaluation shares are usable."""
+    if not isinstance(program, Program):
+        raise EvozeroError(f"program must be a Program (see Program.parse), got "
+                           f"{type(program).__name__}")
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence) \
+            or not all(isinstance(task, Task) for task in tasks):
+        raise EvozeroError(f"tasks must be a list of Task objects (see make_tasks), got "
+                           f"{tasks!r}"[:200])
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) \
+            or not 0 <= seed <= SEED_MAX:
+        raise EvozeroError(f"seed must be a whole number in 0..2**64-1, got {seed!r}"[:200])
+    if not isinstance(max_abs_error, (int, float, np.integer, np.floating)) \
+            or isinstance(max_abs_error, bool) or not 0 < max_abs_error <= math.inf:
+        raise EvozeroError(f"max_abs_error must be a number > 0 (inf: no limit), got "
+                           f"{max_abs_error!r}"[:200])
 
 
 def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int], seed: int,

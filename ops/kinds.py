@@ -7,7 +7,8 @@ from ops.table import MATRIX, OPS, SCALAR, VECTOR
 
 NONE_KIND, SCALAR_KIND, VECTOR_KIND, MATRIX_KIND = 0, 1, 2, 3
 _KIND_CODE = {None: NONE_KIND, SCALAR: SCALAR_KIND, VECTOR: VECTOR_KIND, MATRIX: MATRIX_KIND}
-_CONST_KIND_CODE = {"value": 1, "fraction": 2, "spread": 3}
+VALUE_KIND, FRACTION_KIND, SPREAD_KIND = 1, 2, 3
+_CONST_KIND_CODE = {"value": VALUE_KIND, "fraction": FRACTION_KIND, "spread": SPREAD_KIND}
 
 NUM_OPS = len(OPS)
 IN1_KIND = np.array([_KIND_CODE[op.in1] for op in OPS], dtype=np.int64)

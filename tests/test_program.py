@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero import EvozeroError, Instruction, Program
-from evozero.instruction import check_instruction, format_instruction, parse_instruction
+from evozero.instruction import ADDRESS_LIMIT, check_instruction, format_instruction, parse_instruction
 from ops.table import OPS, OPS_BY_NAME
 
 EXTREME_VALUES = (0.0, -0.0, 1e-310, -1e-310, 5e-324, -5e-324, 2.2250738585072014e-308,
@@ -25,7 +25,7 @@ CONSTANTS = {"value": values, "fraction": fractions, "spread": values}
 
 
 def addresses(lowest: int) -> st.SearchStrategy[int]:
-    return st.one_of(st.integers(lowest, 9), st.integers(lowest, 10**6))
+    return st.one_of(st.integers(lowest, 9), st.integers(lowest, ADDRESS_LIMIT - 1))
 
 
 @st.composite
