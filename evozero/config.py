@@ -42,9 +42,9 @@ __all__ = [
     "COMPONENTS", "DEMO_OPS", "INITIAL_POPULATIONS", "ISLAND_KEYS", "MUTATIONS", "Budget",
     "ComputeBudget",
     "Config", "Fec", "Hurdles", "Memory", "Nas", "NasConstraints", "NasHurdle", "NasObjective",
-    "NasTraining", "OpLists", "SizeBounds", "Sizes", "TaskSpec",
+    "NasTraining", "OpLists", "SEED_MAX", "SizeBounds", "Sizes", "TaskSpec",
     "config_from_dict", "config_to_dict", "default_config", "dump_config", "island_config",
-    "island_count", "load_config",
+    "island_count", "load_config", "load_task_spec", "yaml_marks",
 ]
 
 #: The three component functions of a program, in execution order.
@@ -1066,6 +1066,22 @@ def config_from_dict(data: Mapping[str, Any] | None, source: str = "<config>", *
     if data is not None and not isinstance(data, Mapping):
         raise ctx.error("", f"the config must be a mapping of keys to values, got {_show(data)}")
     return _CONFIG.parse(dict(data or {}), "", ctx)
+
+
+def load_task_spec(path: str | os.PathLike) -> TaskSpec:
+    """The tasks a YAML file describes: one task spec (the keys of a task section, with
+    ``kind``; defaults as for ``final_tasks``) or a whole experiment config (its
+    ``final_tasks``). Relative paths resolve against the file's directory."""
+    path = os.fspath(path)
+    data, node = read_yaml(path, "task spec or config")
+    ctx = _Context(path, yaml_marks(node, path) if node is not None else {},
+                   os.path.dirname(os.path.abspath(path)))
+    if data is not None and not isinstance(data, dict):
+        raise ctx.error("", f"must be a task spec (a mapping with kind, num_tasks, ...) or an "
+                            f"experiment config, got {_show(data)}")
+    if data and "kind" in data:  # a config has no top-level kind: this is a task spec
+        return _CONFIG.spec("final_tasks").parse(data, "", ctx)
+    return _CONFIG.parse(dict(data or {}), "", ctx).final_tasks
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -7,21 +7,17 @@ text file with one program. Tasks come from a ``.npz`` file (arrays ``x``, ``y``
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import yaml
 
-from evozero.config import TaskSpec, config_from_dict
+from evozero.config import SEED_MAX, load_task_spec
 from evozero.errors import EvozeroError
 from evozero.program import Program
 from evozero.rundir import RunDir
-from evozero.tasks import Task, make_tasks
+from evozero.tasks import Task, make_tasks, npz_shapes
 from evozero.vm import combine_fitness, evaluate
-
-_TASK_SPEC_KEYS = {field.name for field in dataclasses.fields(TaskSpec)}
 
 
 def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
@@ -34,8 +30,8 @@ def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
             raise EvozeroError(f"{source}: the run has no best program yet (no best.txt)")
         return Program.parse(text), run.read_config().memory.sizes
     try:
-        text = source.read_text()
-    except OSError as error:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise EvozeroError(f"{source}: cannot read the program ({error})") from None
     try:
         return Program.parse(text), None
@@ -45,35 +41,26 @@ def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
 
 def load_tasks(path: str, seed: Optional[int] = None) -> list[Task]:
     """Tasks from a ``.npz`` file or a YAML config / task spec (``seed`` overrides its seed)."""
-    source = Path(path)
-    if source.suffix == ".npz":
-        train, valid = _npz_split(source)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed <= SEED_MAX):
+        raise EvozeroError(f"--seed: must be an integer in [0, {SEED_MAX}], got {seed!r}")
+    if Path(path).suffix == ".npz":
+        train, valid = _npz_split(path)
         return make_tasks("npz", 1, None, train, valid, 0 if seed is None else seed,
-                          path=str(source))
-    try:
-        data = yaml.safe_load(source.read_text())
-    except OSError as error:
-        raise EvozeroError(f"{source}: cannot read the tasks ({error})") from None
-    except yaml.YAMLError as error:
-        raise EvozeroError(f"{source}: invalid YAML: {error}") from None
-    if isinstance(data, dict) and set(data) <= _TASK_SPEC_KEYS and "kind" in data:
-        data = {"final_tasks": data}
-    spec = config_from_dict(data, str(source), base_dir=source.parent).final_tasks
+                          path=path)
+    spec = load_task_spec(path)
     if seed is not None:
         spec = spec.with_seed(seed)
     return spec.make()
 
 
-def _npz_split(path: Path) -> tuple[int, int]:
+def _npz_split(path: str) -> tuple[int, int]:
     """Train and validation sizes using all of a .npz file: its own split if it has one,
-    else 80% / 20%. A file that cannot be read gets sizes 1/1: make_tasks then reports it."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            rows = archive["x"].shape[0]
-            if "x_valid" in archive.files:
-                return rows, archive["x_valid"].shape[0]
-    except (OSError, ValueError, KeyError, IndexError):
-        return 1, 1
+    else 80% / 20% (at least one example each)."""
+    shapes = npz_shapes(path)
+    rows = shapes["x"][0] if shapes["x"] else 0
+    if "x_valid" in shapes:
+        return max(rows, 1), max(shapes["x_valid"][0] if shapes["x_valid"] else 0, 1)
     train = max(1, min(rows - 1, round(0.8 * rows)))
     return train, max(1, rows - train)
 

@@ -228,9 +228,9 @@ def test_profile_missing_key_and_bad_yaml(tmp_path):
     path = write(tmp_path, {k: v for k, v in VALID.items() if k != "bandwidth_gbs"})
     with pytest.raises(EvozeroError, match="missing key 'bandwidth_gbs'"):
         load_profile(path)
-    with pytest.raises(EvozeroError, match="not valid YAML"):
+    with pytest.raises(EvozeroError, match="invalid YAML"):
         load_profile(write(tmp_path, "name: [unclosed"))
-    with pytest.raises(EvozeroError, match="cannot read"):
+    with pytest.raises(EvozeroError, match="no such device profile"):
         load_profile(tmp_path / "absent.yaml")
 
 
@@ -243,7 +243,7 @@ def test_calibrated_host_replaces_the_shipped_one(tmp_path, monkeypatch):
     assert load_profiles()["host"].description == "a device"
     explicit = write(tmp_path, {**VALID, "name": "host", "description": "explicit"})
     assert load_profiles(explicit)["host"].description == "explicit"
-    with pytest.raises(EvozeroError, match="cannot read"):
+    with pytest.raises(EvozeroError, match="no such device profile"):
         load_profiles(tmp_path / "missing.yaml")
 
 

@@ -53,10 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
 from evozero.errors import EvozeroError
 from evozero.nas.network import Architecture, Shape
+from evozero.yamlfile import read_yaml
 
 BYTES_PER_VALUE = 4
 #: Step kinds the estimator knows: the layer kinds the executor runs plus the fused pair.
@@ -402,14 +401,7 @@ def profile_from_dict(data: Any, where: str) -> DeviceProfile:
 
 def load_profile(path: str | os.PathLike) -> DeviceProfile:
     """The profile in the YAML file ``path``."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise EvozeroError(f"{path}: cannot read the device profile: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise EvozeroError(f"{path}: not valid YAML: {error}") from None
+    data, _ = read_yaml(os.fspath(path), "device profile")
     return profile_from_dict(data, str(path))
 
 
