@@ -28,6 +28,7 @@ from evozero.experiment_setup import FINAL, evaluate_on
 from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowest, warm_up
 from evozero.nas import outcome as nas_outcome
 from evozero.nas.island import warm_up as warm_up_nas
+from evozero.preflight import check_before_start
 from evozero.program import Program
 from evozero.rundir import RunDir
 from evozero.search import evolve
@@ -542,6 +543,7 @@ class Run:
 
 def start_run(config: Config, out_root: str = "runs", out: Optional[TextIO] = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written) and return the run."""
+    check_before_start(config)
     rundir = RunDir.create(out_root, config.name or "run")
     rundir.write_config(dump_config(config))
     run = Run(config, rundir, out)
@@ -557,6 +559,7 @@ def resume_run(path: str, out: Optional[TextIO] = None, workers: Optional[int] =
         raise EvozeroError(f"{rundir.path}: this run has finished (final.json exists); "
                            f"see `evozero show {rundir.path}`")
     config = load_config(rundir.config_path)
+    check_before_start(config, workers)
     run = Run(config, rundir, out, workers)
     run.restore()
     print(f"resuming {rundir.path} at experiment {run.driver.experiment + 1}", file=run.out,
