@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from evozero.errors import EvozeroError
+from evozero.errors import EvozeroError, InternalError
 
 if TYPE_CHECKING:
     from evozero.config import Config
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from evozero.rundir import RunDir
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -116,6 +117,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except EvozeroError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except InternalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
     except BrokenPipeError:
         # The reader (e.g. `| head`) left; silence the final flush at exit too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

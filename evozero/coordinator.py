@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from evozero.island import FINISHED, RUNNING, IslandSpec
+from evozero.search import INDIVIDUALS
 
 
 @dataclass
@@ -38,6 +39,21 @@ class IslandView:
     finish_wanted: bool = False
     result: Optional[dict[str, Any]] = None
     failures: int = 0                            # deaths since its last snapshot
+    stale: bool = False                          # stopping, it gave no new snapshot
+
+    @property
+    def snapshot_individuals(self) -> int:
+        """Individuals its last snapshot had evolved (0 without one)."""
+        if self.snapshot is None:
+            return 0
+        if "arrays" in self.snapshot:   # a program island's search state
+            return int(self.snapshot["arrays"]["counters"][INDIVIDUALS])
+        return int(self.snapshot["counters"]["individuals"])
+
+    @property
+    def snapshot_round(self) -> int:
+        """The migration round of its last snapshot (0 without one)."""
+        return 0 if self.snapshot is None else int(self.snapshot["meta"]["round"])
 
     @property
     def done(self) -> bool:

@@ -8,3 +8,8 @@ class EvozeroError(Exception):
     The message alone must tell the user what is wrong: the file, the key or line, the
     bad value and what is allowed.
     """
+
+
+class InternalError(Exception):
+    """A fault in evozero itself, not in the input (e.g. an exception in a worker's
+    island): the message says where; the CLI prints it and exits with code 1."""

@@ -23,7 +23,7 @@ from typing import Any, Optional, TextIO
 from evozero.config import Config, dump_config, island_count, load_config
 from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_arrivals,
                                  round_arrivals)
-from evozero.errors import EvozeroError
+from evozero.errors import EvozeroError, InternalError
 from evozero.experiment_setup import FINAL, evaluate_on
 from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowest, warm_up
 from evozero.nas import outcome as nas_outcome
@@ -41,6 +41,12 @@ CHECKPOINT_FORMAT = "evozero.run/2"
 _SLICE_SECONDS = 0.25
 # Deaths of one island's worker since its last snapshot before the run gives up.
 _MAX_FAILURES = 3
+# Seconds a stopping run waits for its islands' snapshots (so it ends within 10 s); then
+# workers still busy are ended and their islands keep their last snapshots.
+_STOP_SECONDS = 6.0
+# Signals that stop a run with a checkpoint: Ctrl-C, kill and a closed terminal.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 @dataclass
@@ -57,7 +63,8 @@ class Driver:
 
 
 class Interrupted(Exception):
-    """Raised when Ctrl-C or SIGTERM stopped a run after its checkpoint was written."""
+    """Raised when Ctrl-C, SIGTERM or SIGHUP stopped a run after its checkpoint was
+    written."""
 
 
 def make_backend(config: Config, workers: int) -> Any:
@@ -112,8 +119,7 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         """Run (or continue) the flow to its end; returns final.json's content."""
-        previous = {signum: signal.signal(signum, self._on_signal)
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
         try:
             if not self._flow_done():
                 self._start_workers()
@@ -215,10 +221,11 @@ class Run:
                 self._complete_round()
             if self._stop_signal is not None and not stopping:
                 stopping = True
+                stop_by = time.monotonic() + _STOP_SECONDS
                 self._request_checkpoint()
-            if stopping and not self._pending_snapshots:
-                self._write_checkpoint()
-                raise Interrupted(signal.Signals(self._stop_signal).name)
+                self.backend.interrupt()   # long work gives up, so snapshots come soon
+            if stopping and (not self._pending_snapshots or time.monotonic() >= stop_by):
+                self._stop_now()
             now = time.monotonic()
             if now - last_progress >= config.progress_every:
                 self._progress()
@@ -272,11 +279,16 @@ class Run:
 
     def _on_reply(self, reply: dict[str, Any]) -> None:
         if reply["kind"] == "error":
-            if reply["island"] is not None:
-                self._say(f"island {reply['island'] + 1} failed:\n{reply['error'].rstrip()}")
-            return
+            self._worker_failed(reply)
         view = self.views[reply["island"]]
         view.busy = False
+        if reply["kind"] == "stopped":
+            # Its worker gave up mid-command and dropped the island: stopping, it keeps
+            # its last snapshot; otherwise the worker is ending (SIGTERM) and the island
+            # restarts from that snapshot once its death is seen.
+            if self._stop_signal is not None:
+                self._keep_last_snapshot(view)
+            return
         if reply["kind"] == "snapshot":
             view.snapshot = dict(reply["snapshot"], arrivals=view.snapshot_arrivals)
             view.snapshot_events = list(view.buffer)
@@ -380,20 +392,62 @@ class Run:
         self.rundir.append_evaluation(nas_outcome.evaluation_line(
             record, self.driver.experiment + 1, view.index + 1, self.seconds()))
 
+    def _worker_failed(self, reply: dict[str, Any]) -> None:
+        """An exception in a worker: an island replays exactly from its snapshot, so it
+        would recur; the run stops with it (the last checkpoint stays)."""
+        where = "a worker" if reply["island"] is None else f"island {reply['island'] + 1}"
+        message = f"{where} failed while {reply['doing']}: {reply['error']}"
+        if reply["user"]:
+            raise EvozeroError(message)
+        self._say(reply["traceback"].rstrip())
+        raise InternalError(f"{message}; this is a fault in evozero (traceback above)")
+
+    def _keep_last_snapshot(self, view: IslandView) -> None:
+        """A stopping run gets no new snapshot of ``view``: its last one stands."""
+        view.busy = False
+        view.stale = True
+        view.snapshot_wanted = False
+        self._pending_snapshots.discard(view.index)
+
+    def _stop_now(self) -> None:
+        """End a stopping run: islands without a new snapshot by now keep their last one
+        (their workers are ended with the others), and the checkpoint is written unless
+        those old snapshots would disagree with it on migration; raises Interrupted."""
+        for index in sorted(self._pending_snapshots):
+            self._keep_last_snapshot(self.views[index])
+        stale = [v for v in self.views if v.stale and not v.done]
+        for view in stale:
+            self._say(f"island {view.index + 1} gave no snapshot in time; it keeps its "
+                      f"last one, at {view.snapshot_individuals:,} individuals")
+        # A deterministic island restored before a completed migration round would miss
+        # that round's migrants, which the checkpoint does not keep.
+        if self.config.deterministic and any(v.snapshot_round < self._checkpoint_round
+                                             for v in stale):
+            self._checkpoint_due = False
+            self._say("the checkpoint is not updated (those snapshots predate a migration "
+                      "round); the run resumes from the previous one")
+        else:
+            self._write_checkpoint()
+        raise Interrupted(signal.Signals(self._stop_signal).name)
+
     def _worker_died(self, worker: int) -> None:
         how = self.backend.death(worker)
         views = [v for v in self.views if v.worker == worker and not v.done]
+        if self._stop_signal is not None:   # stopping: no restart, the last snapshots stand
+            self._say(f"worker {worker + 1} {how}")
+            for view in views:
+                self._keep_last_snapshot(view)
+            return
         self.backend.restart(worker)
         for view in views:
             view.failures += 1
             if view.failures > _MAX_FAILURES:
                 raise EvozeroError(
-                    f"island {view.index + 1} failed {view.failures} times since its last "
-                    f"snapshot; the run stops here (resume it with `evozero resume "
-                    f"{self.rundir.path}` once the cause is fixed)")
-            at = view.snapshot["arrays"]["counters"][0] if view.snapshot else 0
+                    f"island {view.index + 1}: its worker died {view.failures} times since "
+                    f"its last snapshot (last: {how}); the run stops here (resume it with "
+                    f"`evozero resume {self.rundir.path}` once the cause is fixed)")
             self._say(f"worker {worker + 1} {how}; island {view.index + 1} restarts from its "
-                      f"snapshot at {at:,} individuals")
+                      f"snapshot at {view.snapshot_individuals:,} individuals")
             view.busy = False
             view.arrivals = None
             view.emigrants = None

@@ -4,7 +4,9 @@
 ``host:port``, or ``ray://host:10001``) joins a running cluster, whose nodes get the
 ``evozero`` and ``ops`` packages shipped with the job. Each worker is an actor holding a
 :class:`evozero.workers.WorkerHost`; commands are actor calls, which Ray runs in the
-order they were sent, and a dead actor is replaced like a dead process.
+order they were sent, and a dead actor is replaced like a dead process. Ray cannot
+interrupt an actor's command: a stopping run ends busy actors at its deadline instead, and
+their islands keep their last snapshots.
 """
 from __future__ import annotations
 
@@ -124,6 +126,10 @@ class RayBackend:
                          if owner[0] != worker}
         self.ray.kill(self._actors[worker], no_restart=True)
         self._actors[worker] = self._actor_class.remote()
+
+    def interrupt(self) -> None:
+        """Nothing to do: Ray runs an actor's command to its end (see the module
+        docstring)."""
 
     def close(self) -> None:
         """Stop every actor, and the local Ray this backend started."""

@@ -4,7 +4,7 @@ A worker is a :class:`WorkerHost`: it keeps the islands the main process opened 
 answers one command at a time with plain data. The local backend runs each host in a
 process of its own (package ``multiprocess``, explicit start method) behind a pipe; the
 Ray backend (:mod:`evozero.ray_backend`) runs the same host as a Ray actor. Both offer the
-same four calls: ``send``, ``receive``, ``restart``, ``close``.
+same calls: ``send``, ``receive``, ``death``, ``restart``, ``interrupt``, ``close``.
 
 Commands are dicts with a ``kind``:
 
@@ -12,17 +12,55 @@ Commands are dicts with a ``kind``:
 - ``advance`` (``island``, ``seconds``, ``arrivals``): take in migrants and evolve;
 - ``snapshot`` (``island``): the island's whole state;
 - ``finish`` (``island``): its result, and forget it.
+
+An exception in a command becomes an ``error`` reply saying what failed: an island replays
+its commands exactly from a snapshot, so such an error would only recur, and the run stops
+with it. Only deaths from outside (a signal, a lost process, silence) are retried.
+
+Faults a local worker survives or reports (see :func:`serve`): it sends a heartbeat every
+quarter of ``EVOZERO_HEARTBEAT_SECONDS`` (default 30) from a thread of its own, so a long
+but healthy command keeps it alive while a stopped or hung one is ended and its islands
+restart from their snapshots; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux,
+and a watch of its parent); SIGUSR1 from the main process asks long work to give up
+(:mod:`evozero.stopflag`); SIGTERM does the same and then ends the worker.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
+import sys
+import threading
+import time
 import traceback
 from collections import deque
 from typing import Any, Optional
 
+from evozero import stopflag
+from evozero.errors import EvozeroError
 from evozero.island import Island, IslandSpec
 from evozero.nas.island import NasIsland
+
+HEARTBEAT_VARIABLE = "EVOZERO_HEARTBEAT_SECONDS"
+# Seconds a worker may take to read a command; a healthy one waits for it, idle.
+_SEND_SECONDS = 5.0
+# Seconds a worker told to stop by SIGTERM still answers snapshot requests (the main
+# process, if it got the signal too, takes its checkpoint in that time).
+_TERMINATE_GRACE = 5.0
+
+
+def heartbeat_seconds() -> float:
+    """Silence after which a worker counts as dead (``EVOZERO_HEARTBEAT_SECONDS``)."""
+    text = os.environ.get(HEARTBEAT_VARIABLE, "30")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise EvozeroError(f"{HEARTBEAT_VARIABLE}: must be a number of seconds > 0, "
+                           f"got {text!r}")
+    return value
 
 
 def make_island(spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None
@@ -33,6 +71,30 @@ def make_island(spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None
     return kind(spec, snapshot)
 
 
+_DOING = {"open": "opening", "advance": "evolving", "snapshot": "taking its snapshot",
+          "finish": "finishing"}
+
+
+def error_reply(command: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """The ``error`` reply for ``error`` raised by ``command``: a message for the user and,
+    when the fault is evozero's own rather than the input's (``user`` False), its
+    traceback and where it was raised."""
+    spec = command.get("spec")
+    island = spec.island if spec is not None else command.get("island")
+    reply: dict[str, Any] = {"kind": "error", "island": island, "user": True,
+                             "doing": _DOING.get(command.get("kind"), "answering")}
+    if isinstance(error, EvozeroError):
+        reply["error"] = str(error)
+    elif isinstance(error, MemoryError):
+        reply["error"] = (f"out of memory ({error or 'MemoryError'}); lower population_size, "
+                          f"the task counts or sizes, or workers")
+    else:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        reply["user"] = False
+        reply["error"] = (f"{type(error).__name__}: {error} (at {frame.filename}:"
+                          f"{frame.lineno}, in {frame.name})")
+        reply["traceback"] = "".join(traceback.format_exception(error))
+    return reply
 class WorkerHost:
     """The islands of one worker and the command handler (see the module docstring)."""
 
@@ -58,41 +120,106 @@ class WorkerHost:
         raise ValueError(f"unknown command {kind!r}")
 
     def handle_safely(self, command: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`handle`, with an exception turned into an ``error`` reply."""
+        """:meth:`handle`, with an exception turned into an ``error`` reply and long work
+        given up at a stop request into a ``stopped`` one (the island is then dropped:
+        its state is no longer whole, and its last snapshot stands)."""
         try:
             return self.handle(command)
-        except Exception:  # reported to the main process, which restarts the worker
-            return {"kind": "error", "island": command.get("island"),
-                    "error": traceback.format_exc()}
+        except stopflag.Stopped:
+            self.islands.pop(command.get("island"), None)
+            return {"kind": "stopped", "island": command.get("island")}
+        except Exception as error:  # reported to the main process, which stops the run
+            return error_reply(command, error)
 
 
-def serve(connection: Any, main_end: Any = None) -> None:
-    """A worker process's loop: commands in, replies out, until None, an error, or the
-    main process is gone."""
-    # Ctrl-C reaches the whole process group; the main process stops workers itself,
-    # after their islands' snapshots are saved.
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies, even mid-command (Linux;
+    elsewhere the worker's parent watch ends it when it next waits for a command)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:   # it died before the request was in place
+        os._exit(1)
+
+
+class _Terminate:
+    """When a worker told to stop by SIGTERM ends (None: not told)."""
+
+    by: Optional[float] = None
+
+    @classmethod
+    def on_signal(cls, signum: int, frame: Any) -> None:
+        stopflag.request()
+        cls.by = time.monotonic() + _TERMINATE_GRACE
+
+
+def _on_stop_request(signum: int, frame: Any) -> None:
+    stopflag.request()
+
+
+def _beat(connection: Any, lock: threading.Lock, every: float) -> None:
+    # A thread of its own: kernels release the GIL, so it beats through long commands,
+    # and falls silent only when the whole process is stopped or hung.
+    while True:
+        time.sleep(every)
+        try:
+            with lock:
+                connection.send({"kind": "heartbeat"})
+        except (OSError, ValueError):
+            return
+
+
+def serve(connection: Any, main_end: Any = None, parent: Optional[int] = None) -> None:
+    """A worker process's loop: commands in, replies out, until None, an error, the end of
+    a SIGTERM's grace, or the main process is gone."""
+    main = parent if parent is not None else os.getppid()
+    die_with_parent(main)
+    # Ctrl-C and a terminal's hangup reach the whole process group; the main process
+    # stops workers itself, after their islands' snapshots are saved.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A fork inherits the main process's handler, which would ignore SIGTERM here.
+    signal.signal(signal.SIGTERM, _Terminate.on_signal)
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, _on_stop_request)
     if main_end is not None:
         main_end.close()   # a forked copy of the main process's end would hide its death
-    main = os.getppid()
+    lock = threading.Lock()
+    threading.Thread(target=_beat, args=(connection, lock, heartbeat_seconds() / 4),
+                     daemon=True).start()
     host = WorkerHost()
     while True:
         try:
-            while not connection.poll(1.0):
+            while not connection.poll(0.2):
                 if os.getppid() != main:   # the main process died (e.g. SIGKILL)
                     return
+                if _Terminate.by is not None and time.monotonic() > _Terminate.by:
+                    _end_by_sigterm()
             command = connection.recv()
         except (EOFError, OSError):
             return
         if command is None:
             return
+        if _Terminate.by is not None and command["kind"] != "snapshot":
+            _end_by_sigterm()
         reply = host.handle_safely(command)
         try:
-            connection.send(reply)
+            with lock:
+                connection.send(reply)
         except OSError:  # the main process is gone
             return
         if reply["kind"] == "error":
             return
+
+
+def _end_by_sigterm() -> None:
+    # Die of the signal itself, so the main process reports how the worker ended.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)   # the signal ends the process first
 
 
 def start_method() -> str:
@@ -106,28 +233,34 @@ class LocalBackend:
 
     A worker has at most one command in flight; later ones wait here. Otherwise a large
     command (migrants) and a large reply (emigrants) could fill the pipe both ways at
-    once, each side blocked writing while the other does not read.
+    once, each side blocked writing while the other does not read. A worker silent for
+    :func:`heartbeat_seconds` is killed and reported dead.
     """
 
     def __init__(self, workers: int) -> None:
         import multiprocess
         self.context = multiprocess.get_context(start_method())
         self.workers = workers
+        self.heartbeat = heartbeat_seconds()
         self._processes: list[Any] = [None] * workers
         self._connections: list[Any] = [None] * workers
         self._waiting: list[deque] = [deque() for _ in range(workers)]
         self._in_flight = [False] * workers
+        self._heard = [0.0] * workers           # when each worker was last heard from
+        self._deaths: dict[int, str] = {}       # how a worker ended, when known here
+        self._received = time.monotonic()       # when receive() last looked
         for worker in range(workers):
             self._start(worker)
 
     def _start(self, worker: int) -> None:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=serve, args=(child, parent), daemon=True,
-                                       name=f"evozero-worker-{worker + 1}")
+        process = self.context.Process(target=serve, args=(child, parent, os.getpid()),
+                                       daemon=True, name=f"evozero-worker-{worker + 1}")
         process.start()
         child.close()
         self._processes[worker] = process
         self._connections[worker] = parent
+        self._heard[worker] = time.monotonic()
 
     def send(self, worker: int, command: dict[str, Any]) -> None:
         """Send a command (now, or after the worker's reply to the one in flight)."""
@@ -137,20 +270,38 @@ class LocalBackend:
     def _next(self, worker: int) -> None:
         if self._in_flight[worker] or not self._waiting[worker]:
             return
+        # A stopped worker does not read: past the time a healthy one needs, end it, so
+        # the send fails instead of blocking this process.
+        timer = threading.Timer(min(self.heartbeat, _SEND_SECONDS), self._silenced,
+                                args=(worker, self._processes[worker]))
+        timer.start()
         try:
             self._connections[worker].send(self._waiting[worker].popleft())
             self._in_flight[worker] = True
         except (OSError, ValueError):
             pass  # the worker is gone: receive() reports it
+        finally:
+            timer.cancel()
+
+    def _silenced(self, worker: int, process: Any) -> None:
+        if process.is_alive():
+            self._deaths[worker] = (f"did not answer for {self.heartbeat:g} s (stopped or "
+                                    f"hung) and was ended")
+            process.kill()
 
     def receive(self, timeout: float) -> list[tuple[int, Optional[dict[str, Any]]]]:
-        """Replies that arrived within ``timeout`` s; a None reply means the worker died."""
+        """Replies that arrived within ``timeout`` s; a None reply means the worker died
+        (or fell silent and was ended)."""
         from multiprocess.connection import wait
         by_handle = {}
         for worker, (process, connection) in enumerate(zip(self._processes,
                                                            self._connections)):
             by_handle[connection] = worker
             by_handle[process.sentinel] = worker
+        now = time.monotonic()
+        if now - self._received > self.heartbeat / 2:
+            # This process was away (stopped itself, or busy): the silence is its own.
+            self._heard = [now] * self.workers
         replies: list[tuple[int, Optional[dict[str, Any]]]] = []
         dead: set[int] = set()
         for handle in wait(list(by_handle), timeout):
@@ -167,12 +318,20 @@ class LocalBackend:
                     reply = connection.recv()
                 except (EOFError, OSError):
                     break
+                self._heard[worker] = time.monotonic()
+                if reply["kind"] == "heartbeat":
+                    continue
                 replies.append((worker, reply))
                 failed = failed or reply["kind"] == "error"
                 self._in_flight[worker] = False
                 if not failed:
                     self._next(worker)
             if failed or not self._processes[worker].is_alive():
+                dead.add(worker)
+        self._received = now = time.monotonic()
+        for worker, heard in enumerate(self._heard):
+            if worker not in dead and now - heard > self.heartbeat:
+                self._silenced(worker, self._processes[worker])
                 dead.add(worker)
         replies.extend((worker, None) for worker in sorted(dead))
         return replies
@@ -181,6 +340,8 @@ class LocalBackend:
         """How a worker ended, for the message to the user."""
         process = self._processes[worker]
         process.join(timeout=5)
+        if worker in self._deaths:
+            return self._deaths.pop(worker)
         code = process.exitcode
         if code is None:
             return "stopped answering"
@@ -202,8 +363,20 @@ class LocalBackend:
         self._in_flight[worker] = False
         self._start(worker)
 
+    def interrupt(self) -> None:
+        """Ask every worker's long work to give up (SIGUSR1), so it answers soon."""
+        if not hasattr(signal, "SIGUSR1"):
+            return
+        for process in self._processes:
+            if process.is_alive():
+                try:
+                    os.kill(process.pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+
     def close(self) -> None:
-        """Stop every worker."""
+        """Stop every worker: idle ones are told to, busy ones killed, and any still
+        there after two seconds killed too."""
         for worker, connection in enumerate(self._connections):
             if self._in_flight[worker]:
                 self._processes[worker].kill()   # its reply is not wanted any more
@@ -212,8 +385,9 @@ class LocalBackend:
                     connection.send(None)
                 except (OSError, ValueError):
                     pass
+        deadline = time.monotonic() + 2.0
         for process in self._processes:
-            process.join(timeout=5)
+            process.join(timeout=max(deadline - time.monotonic(), 0.0))
             if process.is_alive():
                 process.kill()
                 process.join(timeout=5)

@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from evozero import stopflag
 from evozero.config import Config
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import island_seed
@@ -107,7 +108,13 @@ class NasIsland(MigratingIsland):
                 self.meta["status"] = SPENT
                 break
             started = time.monotonic()
-            record = self._child()
+            before = self.rng.bit_generator.state, dict(self.counters)
+            try:
+                record = self._child()
+            except stopflag.Stopped:
+                # Back to the last whole child, so the reply and a snapshot stay exact.
+                self.rng.bit_generator.state, self.counters = before
+                break
             self.kernel_seconds += time.monotonic() - started
             evaluations.append(record)
             event = self._improved(record)

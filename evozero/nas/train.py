@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from evozero import stopflag
 from evozero.nas.data import Dataset
 from evozero.nas.model import Model
 from ops import neural
@@ -56,7 +57,8 @@ def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
     """Train ``model`` on ``data.train_*`` for ``settings.epochs`` epochs.
 
     ``hurdle``, if given, sees the validation accuracy after the first epoch and returns
-    True to stop a weak candidate there (its accuracy so far is then its result).
+    True to stop a weak candidate there (its accuracy so far is then its result). Raises
+    :class:`evozero.stopflag.Stopped` between steps once the process is asked to stop.
     """
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -71,6 +73,7 @@ def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
         order = rng.permutation(count)
         losses = []
         for start in range(0, count, settings.batch_size):
+            stopflag.check()   # one network can train for minutes; a stop must not wait
             chosen = order[start:start + settings.batch_size]
             logits = model.forward(data.train_x[chosen], training=True)
             loss, dlogits = neural.softmax_cross_entropy(logits, data.train_y[chosen])

@@ -1,0 +1,214 @@
+"""Workers under faults, with real processes and signals: an error in a worker stops the
+run with its message; Ctrl-C, SIGTERM and SIGHUP end a run within seconds even with a
+stopped or busy worker, and leave it resumable; workers die with a killed main process;
+a worker ended by SIGTERM, or silent because stopped, is replaced and its island restarts
+from its snapshot."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evozero.errors import EvozeroError
+from evozero.rundir import RunDir
+from evozero.workers import HEARTBEAT_VARIABLE, LocalBackend
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
+                                reason="needs Linux /proc and signals")
+# A healthy worker beats every half second: one silent for 2 s is stopped or hung.
+HEARTBEAT = "2"
+# A stop ends a run within 10 s; the rest is margin for a loaded machine.
+STOP_LIMIT = 30.0
+
+
+def _program_config(path: Path, individuals: int = 10**9) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": "hostile", "seed": 5, "population_size": 100, "workers": 2,
+        "search_tasks": {"num_tasks": 3, "train": 30, "valid": 30},
+        "select_tasks": {"num_tasks": 5, "train": 50, "valid": 20},
+        "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20},
+        "budget": {"individuals": individuals, "train_steps": None}, "max_experiments": 1,
+        "sufficient_fitness": 2.0, "checkpoint_every": 0.3, "progress_every": 0.2}))
+    return path
+
+
+def _long_nas_config(path: Path) -> Path:
+    """One network trained for 3,000 epochs: a single command of many minutes."""
+    path.write_text(yaml.safe_dump({
+        "name": "hostile", "seed": 1, "population_size": 4, "tournament_size": 2,
+        "budget": {"individuals": 2, "train_steps": None}, "max_experiments": 1,
+        "sufficient_fitness": None, "progress_every": 0.2, "checkpoint_every": 3600.0,
+        "workers": 1,
+        "nas": {"space": "nb201", "dataset": "digits", "stem_channels": 4, "stacks": 1,
+                "profile": "mobile-cpu", "training": {"epochs": 3000}}}))
+    return path
+
+
+def _cli(*args: str, code: str = "") -> subprocess.Popen:
+    """``evozero ARGS`` in a process of its own, after ``code`` (e.g. a fault planted)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), **{HEARTBEAT_VARIABLE: HEARTBEAT})
+    script = f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))"
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(p) for p in (task / "children").read_text().split()]
+    return children
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(_running(pid) for pid in pids)
+
+
+# --- errors in workers -------------------------------------------------------------------
+
+# Islands fail to open in workers (forked: they inherit it), not in the main's warm-up.
+_PLANT = """
+import os
+import evozero.island
+MAIN, OPEN = os.getpid(), evozero.island.Island.__init__
+def _open(self, spec, snapshot=None):
+    if os.getpid() != MAIN:
+        raise {error}
+    OPEN(self, spec, snapshot)
+evozero.island.Island.__init__ = _open
+"""
+
+
+@pytest.mark.parametrize("error, code, expected", [
+    ('MemoryError("Unable to allocate 60.0 GiB for an array")', 2,
+     "island 1 failed while opening: out of memory (Unable to allocate 60.0 GiB"),
+    ('evozero.island.EvozeroError("search_tasks: too large")', 2,
+     "island 1 failed while opening: search_tasks: too large"),
+    ('ValueError("planted")', 1, "island 1 failed while opening: ValueError: planted (at "),
+])
+def test_an_error_opening_an_island_stops_the_run_at_once_with_its_cause(tmp_path, error,
+                                                                          code, expected):
+    config = _program_config(tmp_path / "c.yaml")
+    started = time.monotonic()
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"),
+                   code=_PLANT.format(error=error))
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == code, err
+    assert expected in err and "Traceback" not in err
+    assert "restarts" not in out and "exited with code" not in out
+    # Evozero's own fault shows the worker's traceback; the user's error does not.
+    assert ("Traceback" in out) == (code == 1)
+    assert time.monotonic() - started < 120
+
+
+def test_a_bad_heartbeat_setting_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(HEARTBEAT_VARIABLE, "soon")
+    with pytest.raises(EvozeroError, match=f"{HEARTBEAT_VARIABLE}: must be a number"):
+        LocalBackend(1)
+
+
+# --- stopping ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_path, stop):
+    config = _program_config(tmp_path / "c.yaml", individuals=60_000)
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    rundir = tmp_path / "runs" / "hostile"
+    _wait_for(rundir / "progress.jsonl", process)
+    workers = _children(process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGSTOP)
+    started = time.monotonic()
+    process.send_signal(stop)
+    out, err = process.communicate(timeout=120)
+    assert time.monotonic() - started < STOP_LIMIT
+    assert process.returncode == 130, err
+    assert f"stopped by {stop.name}" in err and "Traceback" not in err
+    assert _gone_within(workers, 5), "a worker outlived the run"
+    if stop == signal.SIGINT:   # resumable: it continues to the whole budget
+        resumed = _cli("resume", str(rundir))
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err
+        assert RunDir.open(rundir).read_final()["individuals"] == 120_000
+
+
+def test_ctrl_c_stops_one_long_network_training_within_seconds(tmp_path):
+    config = _long_nas_config(tmp_path / "nas.yaml")
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    rundir = tmp_path / "runs" / "hostile"
+    _wait_for(rundir / "progress.jsonl", process)
+    time.sleep(1.0)   # well inside the first network's 3,000 epochs
+    workers = _children(process.pid)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert time.monotonic() - started < STOP_LIMIT
+    assert process.returncode == 130, err
+    assert _gone_within(workers, 5)
+    # The training gave up and the island rolled back to its last whole child: it still
+    # gave a snapshot, so the checkpoint is exact.
+    assert "gave no snapshot" not in out
+    saved = RunDir.open(rundir).load_checkpoint()
+    assert saved["islands"]["islands"][0]["snapshot"] is not None
+
+
+def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
+    config = _long_nas_config(tmp_path / "nas.yaml")
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    _wait_for(tmp_path / "runs" / "hostile" / "progress.jsonl", process)
+    time.sleep(1.0)
+    workers = _children(process.pid)
+    assert workers
+    process.kill()
+    process.communicate()
+    assert _gone_within(workers, 5), "a busy worker ran on without its main process"
+
+
+# --- deaths from outside are retried -----------------------------------------------------
+
+
+@pytest.mark.parametrize("fault, told", [(signal.SIGTERM, "killed by SIGTERM"),
+                                         (signal.SIGSTOP, f"did not answer for {HEARTBEAT} s")])
+def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path, fault,
+                                                                       told):
+    config = _program_config(tmp_path / "c.yaml", individuals=100_000)
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    rundir = tmp_path / "runs" / "hostile"
+    deadline = time.monotonic() + 300
+    while len(list((rundir / "checkpoint").glob("*.json"))
+              if (rundir / "checkpoint").is_dir() else []) < 2:
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    os.kill(workers[0], fault)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert f"worker 1 {told}" in out and "restarts from its snapshot" in out
+    assert not _running(workers[0])
+    # The island redid the work since its snapshot: the budget is still exact.
+    assert RunDir.open(rundir).read_final()["individuals"] == 200_000
