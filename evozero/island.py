@@ -25,16 +25,23 @@ import numpy as np
 from evozero.config import Config, island_config
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
-                                      evaluate_on, island_seed, search_tasks, select_tasks)
+                                      evaluate_on, initial_programs, island_seed, search_tasks,
+                                      select_tasks)
+from evozero.fec import COUNT, FREE, NEWEST, OLDEST as CACHE_OLDEST, new_cache
+from evozero.mutation import SlotRules, check_slots
+from evozero.program import COMPONENTS
 from evozero.search import (BEST_INDIVIDUAL, BUDGET_SPENT, FILLED, FINGERPRINT_HITS,
                             FULL_EVALS, IMPROVED, INDIVIDUALS, MAX_INDIVIDUALS, MAX_TRAIN_STEPS,
-                            STRUCTURE_HITS, HURDLE_STOPS, BUDGET_REJECTS, SAVED_TRAIN_STEPS,
-                            TRAIN_STEPS, SearchRunner, SearchState)
+                            NUM_COUNTERS, OLDEST, STATE_ARRAYS, STRUCTURE_HITS, HURDLE_STOPS,
+                            BUDGET_REJECTS, SAVED_TRAIN_STEPS, TRAIN_STEPS, SearchRunner,
+                            SearchState)
 from evozero.vm import group_tasks
+from ops.kinds import NO_OP, NUM_OPS
 
 # Island statuses.
 RUNNING, WAITING, SPENT, SOLVED = "running", "waiting", "spent", "solved"
 FINISHED = (SPENT, SOLVED)
+STATUSES = (RUNNING, WAITING, SPENT, SOLVED)
 # Counters a summary carries (summed over islands by the main process).
 SUMMED_COUNTERS = {"individuals": INDIVIDUALS, "train_steps": TRAIN_STEPS,
                    "structure_hits": STRUCTURE_HITS, "fingerprint_hits": FINGERPRINT_HITS,
@@ -147,8 +154,10 @@ class Island(MigratingIsland):
             self.meta = {"round": 0, "status": RUNNING, "checked": -1.0,
                          "checked_select": math.nan, "migrants": 0}
         else:
+            check_snapshot(snapshot, config, f"island {spec.island + 1} snapshot")
             self.state = SearchState.from_arrays(snapshot["arrays"])
             self.meta = dict(snapshot["meta"])
+        self._rules = slot_rules(config)
         self._select: Optional[list] = None
         self._batch = 64
         self.kernel_seconds = 0.0
@@ -229,7 +238,15 @@ class Island(MigratingIsland):
             self.meta["status"] = RUNNING
         if not len(arrivals["fitness"]):
             return
-        self.meta["migrants"] += len(arrivals["fitness"])
+        # Migrants are the one input an island takes while it runs: check them against
+        # this island's layout and memory before a kernel copies them into the population.
+        count = len(arrivals["fitness"])
+        check_slots(arrivals["code"], arrivals["constants"], arrivals["lengths"], self._rules,
+                    f"island {self.spec.island + 1}: migrants")
+        if len(arrivals["keys"]) != count:
+            raise EvozeroError(f"island {self.spec.island + 1}: migrants: {count} fitness values "
+                               f"but {len(arrivals['keys'])} keys")
+        self.meta["migrants"] += count
         fitness = np.array(arrivals["fitness"], dtype=np.float64)
         fitness[np.asarray(arrivals["keys"]) != self.key] = np.nan
         self.runner.immigrate(self.state, arrivals["code"], arrivals["constants"],
@@ -271,6 +288,98 @@ class Island(MigratingIsland):
         return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
                 "round": self.meta["round"], "events": events, "summary": summary,
                 "emigrants": None, "result": None}
+
+
+def slot_rules(config: Config) -> SlotRules:
+    """The slot layout, memory and ops that programs on an island of ``config`` keep to."""
+    allowed = np.zeros((3, NUM_OPS), dtype=np.bool_)
+    allowed[:, NO_OP] = True          # initial programs are padded with no-ops
+    for c, component in enumerate(COMPONENTS):
+        allowed[c, config.ops.codes(component)] = True
+    for program in initial_programs(config) or ():
+        for c in range(3):
+            allowed[c, program.code[program.bounds[c]:program.bounds[c + 1], 0]] = True
+    return SlotRules(max_sizes=tuple(getattr(config.sizes, c).max for c in COMPONENTS),
+                     memory=config.memory.sizes, allowed=allowed)
+
+
+def check_snapshot(snapshot: Any, config: Config, where: str) -> None:
+    """Raise EvozeroError unless ``snapshot`` (see :meth:`Island.snapshot`) is one an island
+    of ``config`` (its own config) may continue from: every array of the expected dtype
+    and shape, every program within the config's sizes, memory and ops, every index the
+    kernels follow (counters, cache links) in range. NAS snapshots go to their own check."""
+    if config.nas is not None:
+        # Imported here: evozero.nas.island builds on this module.
+        from evozero.nas.island import check_nas_snapshot
+        check_nas_snapshot(snapshot, config, where)
+        return
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("arrays"), dict) \
+            or not isinstance(snapshot.get("meta"), dict):
+        raise EvozeroError(f"{where}: not an island snapshot (expected arrays and meta)")
+    meta, arrays = snapshot["meta"], snapshot["arrays"]
+    if meta.get("status") not in STATUSES or not isinstance(meta.get("round"), int) \
+            or meta["round"] < 0 or not isinstance(meta.get("migrants"), int):
+        raise EvozeroError(f"{where}: meta {meta!r} is not an island's (status one of "
+                           f"{', '.join(STATUSES)}, round and migrants whole numbers)"[:300])
+    population = config.population_size
+    rules = slot_rules(config)
+    capacity = config.fec.cache_size if config.fec.enabled else 1
+    expected = {"fitness": (np.float64, (population,)),
+                "best_code": (np.int64, (rules.rows, 4)),
+                "best_constants": (np.float64, (rules.rows, 3)),
+                "best_lengths": (np.int64, (3,)),
+                "counters": (np.int64, (NUM_COUNTERS,)), "values": (np.float64, (2,)),
+                "streams": (np.uint64, (2,)),
+                "recent": (np.float64, (max(config.hurdles.window, 1),))}
+    expected.update({f"cache_{name}": (value.dtype, value.shape)
+                     for name, value in new_cache(capacity).items()})
+    missing = sorted(set(STATE_ARRAYS) - set(arrays))
+    if missing:
+        raise EvozeroError(f"{where}: arrays {', '.join(missing)} are missing")
+    for name, (dtype, shape) in expected.items():
+        array = arrays.get(name)
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+            got = (f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray)
+                   else "missing" if array is None else type(array).__name__)
+            raise EvozeroError(f"{where}: {name} must be {np.dtype(dtype)} {shape} for this "
+                               f"config, got {got}")
+    check_slots(arrays["code"], arrays["constants"], arrays["lengths"], rules,
+                f"{where}: population")
+    check_slots(arrays["best_code"][None], arrays["best_constants"][None],
+                arrays["best_lengths"][None], rules, f"{where}: best program")
+    counters = arrays["counters"]
+    if (counters < 0).any() or counters[FILLED] > population \
+            or counters[OLDEST] >= max(population, 1):
+        raise EvozeroError(f"{where}: counters {counters.tolist()} are out of range (none "
+                           f"negative, filled <= {population}, oldest < {population})")
+    # The cache kernels follow these indices without bounds checks.
+    meta_links = arrays["cache_meta"]
+    links = [arrays[f"cache_{name}"] for name in ("table", "newer", "older")] \
+        + [meta_links[[NEWEST, CACHE_OLDEST, FREE]]]
+    table_count = int((links[0] >= 0).sum())
+    if any(((link < -1) | (link >= capacity)).any() for link in links) \
+            or meta_links[COUNT] != table_count or table_count > capacity:
+        raise EvozeroError(f"{where}: the cache arrays are inconsistent (an entry index "
+                           f"outside -1..{capacity - 1}, or {table_count} table entries but a "
+                           f"count of {meta_links[COUNT]} and a capacity of {capacity})")
+
+
+def check_checkpoint_islands(saved: Any, config: Config, islands: int, where: str) -> None:
+    """Raise EvozeroError unless the islands part of a checkpoint (None, or the completed
+    round and one entry per island with its last snapshot) fits ``config`` with
+    ``islands`` islands. Run in the main process before any worker is given a snapshot."""
+    if saved is None:
+        return
+    entries = saved.get("islands") if isinstance(saved, dict) else None
+    if not isinstance(entries, list) or len(entries) != islands \
+            or not isinstance(saved.get("completed_round"), int) \
+            or not all(isinstance(entry, dict) and "snapshot" in entry for entry in entries):
+        raise EvozeroError(f"{where}: the checkpoint's islands are not {islands} island "
+                           f"entries with a completed round")
+    for number, entry in enumerate(entries):
+        if entry["snapshot"] is not None:
+            check_snapshot(entry["snapshot"], island_config(config, number),
+                           f"{where}: island {number + 1}")
 
 
 def warm_up(config: Config) -> None:

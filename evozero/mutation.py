@@ -74,15 +74,19 @@ each length); they are not meant to repair an invalid one.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from evozero.errors import EvozeroError
+from evozero.instruction import first_problem
 from evozero.program import COMPONENTS, Program
 from evozero.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
 from ops.jit import jit
+from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND
 from ops.rng import next_normal, next_uniform
+from ops.table import OPS
 
 ALTER_PARAM = 0
 RANDOMIZE_INSTRUCTION = 1
@@ -446,6 +450,71 @@ def to_slots(program: Program, max_sizes: Sequence[int]
         code[dst] = program.code[src]
         constants[dst] = program.constants[src]
     return code, constants, offsets, np.array(sizes, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    """What programs in slots must keep to on one island: block sizes, memory sizes and
+    the ops each component may hold (its allowed ops, NoOp padding and the ops of the
+    initial programs)."""
+
+    max_sizes: tuple[int, int, int]
+    memory: tuple[int, int, int]
+    allowed: np.ndarray        # bool (3, NUM_OPS)
+
+    @property
+    def rows(self) -> int:
+        """Rows of one slot."""
+        return sum(self.max_sizes)
+
+
+def check_slots(code: Any, constants: Any, lengths: Any, rules: SlotRules, where: str) -> None:
+    """Raise EvozeroError unless ``code`` (k, rows, 4) int64, ``constants`` (k, rows, 3)
+    float64 and ``lengths`` (k, 3) int64 hold k programs the kernels may run under
+    ``rules`` (see the module docstring for the layout). Vectorised over all k."""
+    count = len(lengths) if isinstance(lengths, np.ndarray) and lengths.ndim else -1
+    for name, array, dtype, shape in (("code", code, np.int64, (count, rules.rows, 4)),
+                                      ("constants", constants, np.float64, (count, rules.rows, 3)),
+                                      ("lengths", lengths, np.int64, (count, 3))):
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+            got = (f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray)
+                   else type(array).__name__)
+            raise EvozeroError(f"{where}: {name} must be a {np.dtype(dtype)} array of shape "
+                               f"{shape} for this config (population, sizes), got {got}")
+    max_sizes = np.array(rules.max_sizes, dtype=np.int64)
+    if ((lengths < 0) | (lengths > max_sizes)).any():
+        k = int(np.argwhere((lengths < 0) | (lengths > max_sizes))[0, 0])
+        raise EvozeroError(f"{where}: program {k} has lengths {lengths[k].tolist()}; each must "
+                           f"be in 0..{list(rules.max_sizes)} (sizes.*.max)")
+    flat_code, flat_constants = code.reshape(-1, 4), constants.reshape(-1, 3)
+    problem = first_problem(flat_code, flat_constants)
+    if problem is not None:
+        row, message = problem
+        raise EvozeroError(f"{where}: program {row // rules.rows}, row {row % rules.rows}: "
+                           f"{message}")
+    offsets = slot_offsets(rules.max_sizes)
+    row = np.arange(rules.rows)
+    component = np.searchsorted(offsets[1:], row, side="right")
+    active = row[None, :] < (offsets[component] + lengths[:, component])       # (k, rows)
+    if (code[~active] != 0).any() or (constants[~active].view(np.int64) != 0).any():
+        k = int(np.argwhere(~active & ((code != 0).any(2)
+                                       | (constants.view(np.int64) != 0).any(2)))[0, 0])
+        raise EvozeroError(f"{where}: program {k} has instructions past its lengths "
+                           f"(rows past a component's length must be zero)")
+    ops = code[:, :, 0]
+    barred = active & ~rules.allowed[component[None, :], ops]
+    if barred.any():
+        k, r = (int(x) for x in np.argwhere(barred)[0])
+        raise EvozeroError(f"{where}: program {k}, row {r}: op {OPS[ops[k, r]].name} is not "
+                           f"in ops.{COMPONENTS[component[r]]} of this config")
+    limits = np.array([np.iinfo(np.int64).max, *rules.memory], dtype=np.int64)  # by kind
+    kinds = np.stack([IN1_KIND[ops], IN2_KIND[ops], OUT_KIND[ops]], axis=-1)
+    outside = code[:, :, 1:] >= limits[kinds]
+    if outside.any():
+        k, r, slot = (int(x) for x in np.argwhere(outside)[0])
+        raise EvozeroError(f"{where}: program {k}, row {r}: {OPS[ops[k, r]].name} address "
+                           f"{code[k, r, slot + 1]} is outside the config's memory "
+                           f"{rules.memory} (scalars, vectors, matrices)")
 
 
 def from_slots(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,

@@ -149,7 +149,7 @@ class SearchState:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """All arrays, for a checkpoint."""
-        arrays = {name: getattr(self, name) for name in _STATE_ARRAYS}
+        arrays = {name: getattr(self, name) for name in STATE_ARRAYS}
         arrays.update({f"cache_{name}": value for name, value in self.cache.items()})
         return arrays
 
@@ -158,7 +158,7 @@ class SearchState:
         """The state saved by :meth:`to_arrays`."""
         cache = {name[len("cache_"):]: np.array(value) for name, value in arrays.items()
                  if name.startswith("cache_")}
-        return cls(**{name: np.array(arrays[name]) for name in _STATE_ARRAYS}, cache=cache)
+        return cls(**{name: np.array(arrays[name]) for name in STATE_ARRAYS}, cache=cache)
 
     def counter(self, index: int) -> int:
         """One of the counters (see COUNTER_NAMES)."""
@@ -174,7 +174,7 @@ class SearchState:
         return slots_program(self.best_code, self.best_constants, offsets, self.best_lengths)
 
 
-_STATE_ARRAYS = ("code", "constants", "lengths", "fitness", "best_code", "best_constants",
+STATE_ARRAYS = ("code", "constants", "lengths", "fitness", "best_code", "best_constants",
                  "best_lengths", "counters", "values", "streams", "recent")
 
 
