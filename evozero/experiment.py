@@ -25,7 +25,8 @@ from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_a
                                  round_arrivals)
 from evozero.errors import EvozeroError, InternalError
 from evozero.experiment_setup import FINAL, evaluate_on
-from evozero.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowest, warm_up
+from evozero.island import (FINISHED, RUNNING, WAITING, IslandSpec, check_checkpoint_islands,
+                            nan_lowest, warm_up)
 from evozero.nas import outcome as nas_outcome
 from evozero.nas.island import warm_up as warm_up_nas
 from evozero.preflight import check_before_start
@@ -592,6 +593,8 @@ class Run:
             raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an {CHECKPOINT_FORMAT} "
                                f"checkpoint (written by another version of evozero)")
         self.driver = Driver(**saved["driver"])
+        check_checkpoint_islands(saved["islands"], self.config, self.driver.islands,
+                                 str(self.rundir.checkpoint_dir))
         self._saved_islands = saved["islands"]
 
 
