@@ -4,22 +4,31 @@ numba keys a cached function by its own file only, so a cached caller silently k
 an old callee defined in another file. Every jitted function of evozero and ops is
 therefore cached under a directory named by a hash of every source file that holds
 jitted code: editing any of them starts a fresh cache. ``EVOZERO_NUMBA_CACHE=0`` turns caching off.
+The directory name also covers numba's bounds-check setting (``NUMBA_BOUNDSCHECK``), which
+changes the compiled code but not numba's own cache key.
+
+A cache file that cannot be read (truncated by a full disk or a killed process, or
+overwritten) is not an error: the function's index is deleted, a note goes to stderr and
+the function is compiled afresh and cached again.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import numba
 from numba.core import config as numba_config
+from numba.core.caching import FunctionCache
 
 _PACKAGE_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "evozero")
 
 
 def _sources_hash() -> str:
     digest = hashlib.sha256(numba.__version__.encode())
+    digest.update(f"boundscheck={numba_config.BOUNDSCHECK}".encode())
     for folder in _PACKAGE_DIRS:
         for path in sorted(folder.rglob("*.py")):
             source = path.read_bytes()
@@ -48,6 +57,23 @@ _SOURCES_HASH = _sources_hash()
 _OPTIONS = {"nogil": True, "error_model": "numpy"}
 
 
+class _RebuildingCache(FunctionCache):
+    """numba's on-disk cache of one function, which recompiles instead of failing when a
+    cached file cannot be read."""
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as error:  # noqa: BLE001 - any unreadable file means: recompile
+            index = Path(self._cache_file._index_path)
+            index.unlink(missing_ok=True)
+            # Without its index the data files are never read; the next save rewrites them.
+            print(f"evozero: the compiled-kernel cache file for {self._py_func.__qualname__} was unreadable "
+                  f"({type(error).__name__}); removed {index} and compiling it again",
+                  file=sys.stderr, flush=True)
+            return None
+
+
 def jit(func: Callable[..., Any]) -> Callable[..., Any]:
     """Compile ``func`` in nopython mode, cached under :func:`cache_dir` when enabled."""
     if not cache_enabled():
@@ -55,8 +81,10 @@ def jit(func: Callable[..., Any]) -> Callable[..., Any]:
     previous = numba_config.CACHE_DIR
     numba_config.CACHE_DIR = str(cache_dir())
     try:
-        # The cache locator reads CACHE_DIR when the dispatcher is created, not later.
-        return numba.njit(cache=True, **_OPTIONS)(func)
+        # The cache locator reads CACHE_DIR when the cache is created, not later.
+        dispatcher = numba.njit(cache=True, **_OPTIONS)(func)
+        dispatcher._cache = _RebuildingCache(func)
+        return dispatcher
     finally:
         numba_config.CACHE_DIR = previous
 
