@@ -17,7 +17,9 @@ from evozero.errors import EvozeroError
 from evozero.program import Program
 from evozero.rundir import RunDir
 from evozero.tasks import Task, make_tasks, npz_shapes
-from evozero.vm import combine_fitness, evaluate
+from evozero.preflight import vm_memory_bytes
+from evozero.resources import available_memory, format_bytes
+from evozero.vm import combine_fitness, evaluate, resolve_memory
 
 
 def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
@@ -69,6 +71,14 @@ def evaluation_report(program: Program, tasks: list[Task],
                       memory: Optional[tuple[int, int, int]] = None,
                       combine: str = "mean", seed: int = 0) -> dict[str, Any]:
     """Per-task and combined fitness of ``program`` on ``tasks``."""
+    sizes = resolve_memory(program, memory)
+    need = sum(vm_memory_bytes(sizes, task.n_features, 1) for task in tasks)
+    have = available_memory()
+    if need > have:
+        raise EvozeroError(f"evaluating the program needs {format_bytes(need)} of VM memory "
+                           f"({sizes[0]} scalars, {sizes[1]} vectors and {sizes[2]} matrices "
+                           f"per task, for {len(tasks)} tasks), more than the "
+                           f"{format_bytes(have)} available; use fewer tasks or features")
     per_task = np.asarray(evaluate(program, tasks, combine=None, memory=memory, seed=seed))
     return {"combine": combine, "fitness": combine_fitness(per_task, combine),
             "tasks": [{"name": task.name, "fitness": float(value)}

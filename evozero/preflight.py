@@ -19,8 +19,9 @@ order, not an upper bound: what it leaves out (small per-call temporaries) is sm
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from evozero.config import Config, TaskSpec, island_config, island_count
 from evozero.errors import EvozeroError
@@ -40,9 +41,11 @@ def check_before_start(config: Config, workers: Optional[int] = None) -> None:
     """Refuse, with an :class:`EvozeroError` naming the setting, a run whose files or
     memory needs make it fail later; ``workers`` as for the run (None: as configured)."""
     if config.nas is None:
-        samples = {name: sample_tasks(config, name)
-                   for name in ("search_tasks", "select_tasks", "final_tasks")}
-        _check_initial_population(config, samples["search_tasks"])
+        for name in _TASK_SECTIONS:
+            spec = getattr(config, name)
+            if spec.kind == "npz":
+                with _section(name):
+                    npz_shapes(spec.path)   # the headers: what the estimate needs
     else:
         from evozero.nas.evaluate import evaluator_for
         evaluator_for(config)   # reads the data set and the device profiles
@@ -54,6 +57,21 @@ def check_before_start(config: Config, workers: Optional[int] = None) -> None:
             f"the run needs about {format_bytes(need)} of memory but this machine has "
             f"{format_bytes(have)} available; the largest part is {largest} "
             f"({format_bytes(parts[largest])}); lower {_SETTINGS[largest]}")
+    if config.nas is None:
+        samples = {name: sample_tasks(config, name) for name in _TASK_SECTIONS}
+        _check_initial_population(config, samples["search_tasks"])
+
+
+_TASK_SECTIONS = ("search_tasks", "select_tasks", "final_tasks")
+
+
+@contextlib.contextmanager
+def _section(name: str) -> Iterator[None]:
+    """Prefix the message of an error raised inside with the config section ``name``."""
+    try:
+        yield
+    except EvozeroError as error:
+        raise EvozeroError(f"{name}: {error}") from None
 
 
 def sample_tasks(config: Config, name: str) -> list:
@@ -66,10 +84,8 @@ def sample_tasks(config: Config, name: str) -> list:
         spec, num_tasks=count,
         data_seeds=None if spec.data_seeds is None else spec.data_seeds[:count],
         param_seeds=None if spec.param_seeds is None else spec.param_seeds[:count])
-    try:
+    with _section(name):
         return sample.make()
-    except EvozeroError as error:
-        raise EvozeroError(f"{name}: {error}") from None
 
 
 def _check_initial_population(config: Config, tasks: list) -> None:
@@ -141,21 +157,28 @@ def _features(spec: TaskSpec) -> int:
     return npz_shapes(spec.path)["x"][1]
 
 
-def _vm_bytes(config: Config, tasks: int, features: int) -> int:
-    """VM memories of ``tasks`` tasks evaluated at once: scalars, vectors and F x F
-    matrices per task."""
-    scalars, vectors, matrices = config.memory.sizes
+def vm_memory_bytes(sizes: Sequence[int], features: int, tasks: int) -> int:
+    """VM memories of ``tasks`` tasks of ``features`` features evaluated at once, for
+    memory ``sizes`` (scalars, vectors, matrices): F values per vector, F x F per matrix."""
+    scalars, vectors, matrices = sizes
     per_task = scalars + vectors * features + max(matrices, 1) * features * features
     return _VALUE * tasks * per_task
 
 
-def _evaluated_tasks(config: Config, spec: TaskSpec) -> int:
-    """A task set made and evaluated once: its arrays, their batched copy (with every
-    epoch's order) and the VM memories."""
+def _task_arrays(spec: TaskSpec) -> tuple[int, int, int]:
+    """Bytes of a task set's arrays, bytes of their batched form (every epoch's examples
+    in its order, as the VM reads them) and the number of features."""
     features = _features(spec)
     made = task_bytes(spec.num_tasks, features, spec.train, spec.valid, spec.epochs)
     batched = _VALUE * spec.num_tasks * (spec.epochs * spec.train + spec.valid) * (features + 1)
-    return made + batched + _vm_bytes(config, spec.num_tasks, features)
+    return made, batched, features
+
+
+def _evaluated_tasks(config: Config, spec: TaskSpec) -> int:
+    """A task set made and evaluated once: its arrays, their batched form and the VM
+    memories."""
+    made, batched, features = _task_arrays(spec)
+    return made + batched + vm_memory_bytes(config.memory.sizes, features, spec.num_tasks)
 
 
 def _program_snapshot(config: Config) -> dict[str, int]:
@@ -172,17 +195,15 @@ def _program_snapshot(config: Config) -> dict[str, int]:
 def _program_island(config: Config) -> dict[str, int]:
     """Everything else a program island allocates in its worker."""
     search = config.search_tasks
-    features = _features(search)
-    made = task_bytes(search.num_tasks, features, search.train, search.valid, search.epochs)
-    batched = (_VALUE * search.num_tasks
-               * (search.epochs * search.train + search.valid) * (features + 1))
+    made, batched, features = _task_arrays(search)
     return {
         "the hurdle windows": _VALUE * max(config.hurdles.window, 1),
         # The tasks, their batched form and its split into the first task and the rest.
         "the search tasks": made + 2 * batched,
         "the select tasks": _evaluated_tasks(config, config.select_tasks),
         # Four sets of memories: all tasks, the first, the rest, the fingerprint tasks.
-        "the VM memories": _vm_bytes(config, 3 * search.num_tasks + 1, features),
+        "the VM memories": vm_memory_bytes(config.memory.sizes, features,
+                                           3 * search.num_tasks + 1),
     }
 
 
