@@ -11,16 +11,22 @@ happen, brokers migration (:mod:`evozero.coordinator`), restarts a worker that d
 its islands' last snapshots, and writes a checkpoint of every island (every
 ``checkpoint_every`` seconds, on Ctrl-C and on SIGTERM) from which :func:`resume_run`
 continues, on any number of workers.
+
+A run is one configuration: each checkpoint holds the resolved config and its hash, and a
+resume whose config.yaml differs in a key outside :data:`RESUME_CHANGEABLE` is refused.
+One process writes a run at a time (:meth:`RunDir.acquire`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
-from evozero.config import Config, dump_config, island_count, load_config
+from evozero.config import Config, config_to_dict, dump_config, island_count, load_config
 from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_arrivals,
                                  round_arrivals)
 from evozero.errors import EvozeroError, InternalError
@@ -31,7 +37,7 @@ from evozero.nas import outcome as nas_outcome
 from evozero.nas.island import warm_up as warm_up_nas
 from evozero.preflight import check_before_start
 from evozero.program import Program
-from evozero.rundir import RunDir
+from evozero.rundir import RunDir, WriteError
 from evozero.search import evolve
 from evozero.workers import LocalBackend, cores
 from ops.jit import is_cached
@@ -42,6 +48,11 @@ CHECKPOINT_FORMAT = "evozero.run/2"
 _SLICE_SECONDS = 0.25
 # Deaths of one island's worker since its last snapshot before the run gives up.
 _MAX_FAILURES = 3
+#: Config keys a resume may change (README, "Resuming"): where and how often the run works
+#: and reports, its label, and how long it goes on. None of them changes what an evaluated
+#: individual or a population means, so the checkpoint stays valid; every other key does.
+RESUME_CHANGEABLE = ("name", "workers", "backend", "address", "checkpoint_every",
+                     "progress_every", "budget", "max_experiments")
 # Seconds a stopping run waits for its islands' snapshots (so it ends within 10 s); then
 # workers still busy are ended and their islands keep their last snapshots.
 _STOP_SECONDS = 6.0
@@ -109,6 +120,12 @@ class Run:
         self._checkpoint_round = 0
         self._checkpoint_due = False
         self.kernel_seconds = 0.0   # time inside the search kernels, over all islands
+        # Each island's summary when its snapshot was taken: a checkpoint keeps that, not a
+        # later one, so progress after a resume never reports less than before it.
+        self._snapshot_summaries: dict[int, dict[str, Any]] = {}
+        # progress.jsonl's length when the pending checkpoint was asked for (see
+        # _request_checkpoint); None: take it when the checkpoint is written.
+        self._progress_size: Optional[int] = None
 
     # -- timing -------------------------------------------------------------------------
 
@@ -128,10 +145,15 @@ class Run:
                 self._run_experiment()
             self._stop_workers()
             return self._finish()
+        except WriteError as error:
+            raise WriteError(f"{error}; the run stops here. Its last checkpoint is intact: "
+                             f"once that is fixed, continue with `evozero resume "
+                             f"{self.rundir.path}`") from None
         finally:
             self._stop_workers()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self.rundir.release()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
@@ -191,7 +213,7 @@ class Run:
             self._completed_round = saved["completed_round"]
             for view, kept in zip(self.views, saved["islands"]):
                 view.snapshot, view.result = kept["snapshot"], kept["result"]
-                view.summary = kept["summary"]
+                view.summary = self._snapshot_summaries[view.index] = kept["summary"]
                 if view.snapshot is not None and view.snapshot["arrivals"] is not None:
                     view.logged[view.snapshot["meta"]["round"]] = view.snapshot["arrivals"]
                 view.snapshot_events = list(kept["events"])
@@ -295,6 +317,7 @@ class Run:
             view.snapshot_events = list(view.buffer)
             view.snapshot_wanted = False
             view.failures = 0
+            self._snapshot_summaries[view.index] = view.summary
             done_round = view.snapshot["meta"]["round"]
             view.logged = {r: a for r, a in view.logged.items() if r >= done_round}
             self._pending_snapshots.discard(view.index)
@@ -557,6 +580,9 @@ class Run:
         same moment of this process's messages, which is what a deterministic resume needs."""
         self._checkpoint_round = self._completed_round
         self._checkpoint_due = True
+        # Progress written from now on may count individuals past an island's snapshot;
+        # a resume cuts the file back to here, so it never goes back in time.
+        self._progress_size = self.rundir.record_sizes()[RunDir.PROGRESS]
         for view in self.views:
             if not view.done:
                 view.snapshot_wanted = True
@@ -572,38 +598,115 @@ class Run:
         if self.views:
             islands = {"completed_round": self._checkpoint_round,
                        "islands": [view.to_checkpoint() for view in self.views]}
-        self.rundir.save_checkpoint({"format": CHECKPOINT_FORMAT,
-                                     "driver": dict(self.driver.__dict__), "islands": islands})
+            for view, kept in zip(self.views, islands["islands"]):
+                if not view.done and view.index in self._snapshot_summaries:
+                    kept["summary"] = self._snapshot_summaries[view.index]
+        records = self.rundir.record_sizes()
+        if self._progress_size is not None and islands is not None:
+            records[RunDir.PROGRESS] = self._progress_size
+        self._progress_size = None   # between experiments every record is final
+        self.rundir.save_checkpoint({
+            "format": CHECKPOINT_FORMAT, "driver": dict(self.driver.__dict__),
+            "islands": islands, "config": config_to_dict(self.config),
+            "config_sha256": config_hash(self.config), "records": records})
 
     def restore(self) -> None:
-        """Continue from the newest valid checkpoint (or from the start if there is none)."""
+        """Continue from the newest valid checkpoint; EvozeroError if there is none, or if
+        config.yaml was changed since in a key a resume may not change."""
         problems: list[str] = []
         saved = self.rundir.load_checkpoint(problems)
         for problem in problems:
             self._say(f"warning: {problem}")
+        if saved is None:
+            raise EvozeroError(
+                f"{self.rundir.path}: no checkpoint to resume from ({RunDir.CHECKPOINTS}/ "
+                f"is missing or empty), so the run cannot continue where it stopped; start "
+                f"it again with `evozero run {self.rundir.config_path}`")
+        if saved.get("format") != CHECKPOINT_FORMAT:
+            raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an {CHECKPOINT_FORMAT} "
+                               f"checkpoint (written by another version of evozero)")
+        self._check_config(saved)
+        self.rundir.cut_records(saved.get("records"))
         for record in self.rundir.read_discoveries():
             self._known_discoveries.add((record["experiment"] - 1, record.get("island", 1) - 1,
                                          record.get("island_individual", record["individual"])))
         for record in self.rundir.read_evaluations():
             self._known_evaluations.add((record["experiment"], record["island"],
                                          record["island_individual"], record["hash"]))
-        if saved is None:
-            return
-        if saved.get("format") != CHECKPOINT_FORMAT:
-            raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an {CHECKPOINT_FORMAT} "
-                               f"checkpoint (written by another version of evozero)")
         self.driver = Driver(**saved["driver"])
         check_checkpoint_islands(saved["islands"], self.config, self.driver.islands,
                                  str(self.rundir.checkpoint_dir))
         self._saved_islands = saved["islands"]
+        if self.driver.kept is not None:
+            # best.txt may hold a program found after the checkpoint, by the process that
+            # died; the resumed run finds it again (or not) from here.
+            self.rundir.write_best(self.driver.kept["program"])
+
+    def _check_config(self, saved: dict[str, Any]) -> None:
+        """Refuse to continue the checkpoint ``saved`` under other settings."""
+        if "config_sha256" not in saved:
+            self._say(f"warning: {self.rundir.checkpoint_dir}: this checkpoint predates "
+                      f"config binding, so changes to {RunDir.CONFIG} since the run started "
+                      f"cannot be detected; resuming with {RunDir.CONFIG} as it is now")
+            return
+        old = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+        new = config_to_dict(self.config)
+        if saved["config_sha256"] != config_hash(self.config):
+            changes = changed_keys(_bound(old), _bound(new)) or [
+                "(the checkpoint does not say which: its stored config is missing)"]
+            raise EvozeroError(
+                f"{self.rundir.config_path}: changed since the run started, in keys a "
+                f"resume may not change (the population and its fitness depend on them):\n  "
+                + "\n  ".join(changes) + f"\nput the old values back, or start a new run "
+                f"with this config (`evozero run {self.rundir.config_path}`); a resume may "
+                f"change only {', '.join(RESUME_CHANGEABLE)}")
+        for change in changed_keys({k: old.get(k) for k in RESUME_CHANGEABLE if k in old},
+                                   {k: new.get(k) for k in RESUME_CHANGEABLE if k in old}):
+            self._say(f"note: changed since the last checkpoint: {change}")
+
+
+def _bound(data: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config ``data`` without the keys a resume may change, as plain JSON."""
+    kept = {key: value for key, value in data.items() if key not in RESUME_CHANGEABLE}
+    return json.loads(json.dumps(kept, default=str))
+
+
+def config_hash(config: Config) -> str:
+    """sha256 of the canonical resolved config, without the keys a resume may change."""
+    text = json.dumps(_bound(config_to_dict(config)), sort_keys=True, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def changed_keys(old: Any, new: Any, key: str = "") -> list[str]:
+    """``dotted.key: old -> new`` for each value that differs between two config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = []
+        for name in [*old, *(k for k in new if k not in old)]:
+            changes += changed_keys(old.get(name), new.get(name), f"{key}.{name}" if key
+                                    else name)
+        return changes
+    if old == new:
+        return []
+    return [f"{key}: {json.dumps(old, default=str)[:200]} -> "
+            f"{json.dumps(new, default=str)[:200]}"]
 
 
 def start_run(config: Config, out_root: str = "runs", out: Optional[TextIO] = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written) and return the run."""
     check_before_start(config)
-    rundir = RunDir.create(out_root, config.name or "run")
-    rundir.write_config(dump_config(config))
-    run = Run(config, rundir, out)
+    made: list[Run] = []
+
+    def setup(rundir: RunDir) -> None:
+        # Complete before it gets its name: its config and a first checkpoint, so every
+        # run can be resumed from its start.
+        rundir.write_config(dump_config(config))
+        made.append(Run(config, rundir, out))
+        if rundir.lock_note is not None:
+            made[0]._say(f"warning: {rundir.lock_note}")
+        made[0]._write_checkpoint()
+
+    rundir = RunDir.create(out_root, config.name or "run", setup)
+    run = made[0]
     print(f"run directory: {rundir.path}   (seed {config.seed})", file=run.out, flush=True)
     return run
 
@@ -612,13 +715,20 @@ def resume_run(path: str, out: Optional[TextIO] = None, workers: Optional[int] =
     """Reopen a run directory to continue it from its newest valid checkpoint, on
     ``workers`` workers (None: as its config says; the islands stay as they were)."""
     rundir = RunDir.open(path)
-    if rundir.read_final() is not None:
-        raise EvozeroError(f"{rundir.path}: this run has finished (final.json exists); "
-                           f"see `evozero show {rundir.path}`")
-    config = load_config(rundir.config_path)
-    check_before_start(config, workers)
-    run = Run(config, rundir, out, workers)
-    run.restore()
+    rundir.acquire()
+    try:
+        if rundir.read_final() is not None:
+            raise EvozeroError(f"{rundir.path}: this run has finished (final.json exists); "
+                               f"see `evozero show {rundir.path}`")
+        config = load_config(rundir.config_path)
+        check_before_start(config, workers)
+        run = Run(config, rundir, out, workers)
+        if rundir.lock_note is not None:
+            run._say(f"note: {rundir.lock_note}")
+        run.restore()
+    except BaseException:
+        rundir.release()
+        raise
     print(f"resuming {rundir.path} at experiment {run.driver.experiment + 1}", file=run.out,
           flush=True)
     return run

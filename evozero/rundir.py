@@ -8,6 +8,7 @@
     best.txt           best program so far        (atomic replace)
     final.json         selection / final results  (atomic replace)
     checkpoint/        NNNNNN.json + NNNNNN.npz, the newest two kept
+    writer.lock        held (flock) by the one process writing the run, with its pid
 
 Only JSON, YAML and ``.npz`` are written, and ``.npz`` files are read with
 ``allow_pickle=False``: opening someone else's run can never execute code.
@@ -19,6 +20,12 @@ line without its newline, which readers skip (as optuna's journal reader does) a
 next append cuts off. A checkpoint's JSON file is written after its ``.npz`` and holds the
 npz's sha256, so the JSON is the commit mark: a checkpoint without one does not exist.
 
+A run directory is built complete under a hidden temporary name and renamed into place,
+so a reader never sees a half-made one. One process writes a run at a time: it holds an
+exclusive ``flock`` on ``writer.lock``, which the kernel releases when the process ends,
+however it ends. A write that fails (disk full, read-only file system, a folder gone)
+raises :class:`WriteError` naming the file; the files already there are untouched.
+
 Corrupt data raises :class:`EvozeroError` naming the file (and line). A corrupt newest
 checkpoint is *not* an error while an older one is valid: :meth:`RunDir.load_checkpoint`
 falls back to it and reports the problem as a :class:`CheckpointWarning` (or appends it
@@ -26,24 +33,30 @@ to a list the caller passes in).
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
+import socket
 import tempfile
+import time
 import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from evozero.config import Config, load_config
 from evozero.errors import EvozeroError
 
-__all__ = ["CheckpointWarning", "RunDir", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["CheckpointWarning", "RunDir", "WriteError", "atomic_write_bytes",
+           "atomic_write_text", "check_run_name"]
 
 #: Format tag in every checkpoint JSON file; a different tag is treated as corrupt.
 CHECKPOINT_FORMAT = "evozero.checkpoint/1"
@@ -58,10 +71,65 @@ _CHECKPOINT_NAME = re.compile(r"^(\d+)\.json$")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+# Longest run name in bytes: with a "-NNNNN" suffix or the hidden temporary name it must
+# still fit the 255 bytes most file systems allow for one name.
+_NAME_BYTES = 200
+# What a failed write means for the user, by errno.
+_WRITE_CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                 errno.EROFS: "the file system is read-only",
+                 errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                 errno.ENOENT: "its folder does not exist",
+                 errno.ENOTDIR: "a part of its folder path is a file",
+                 errno.EISDIR: "it is a folder; give a file name"}
+# Lock files this process holds; a forked worker closes its copies at once, so only the
+# main process holds the lock and a killed main process frees it even if a worker lingers.
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _HELD_LOCKS:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class CheckpointWarning(UserWarning):
     """A checkpoint could not be loaded and an older one was used instead."""
+
+
+class WriteError(EvozeroError):
+    """A file could not be written (disk full, read-only, missing folder, ...)."""
+
+
+def write_error(path: str | os.PathLike, error: OSError) -> WriteError:
+    """The clear error for ``error`` raised while writing ``path``."""
+    detail = error.strerror or str(error)
+    cause = _WRITE_CAUSES.get(error.errno or 0)
+    if cause is not None and cause != detail.lower():
+        detail = f"{cause}: {detail}"
+    return WriteError(f"{os.fspath(path)}: cannot write ({detail})")
+
+
+def check_run_name(name: str) -> None:
+    """EvozeroError unless ``name`` is usable as the name of one run directory."""
+    problem = None
+    if not isinstance(name, str) or not name or name in (".", ".."):
+        problem = "it must be a non-empty name, not '.' or '..'"
+    elif any(c in name for c in "/\\"):
+        problem = "it contains '/' or '\\'"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "it contains a control character (newline, tab, NUL, ...)"
+    elif len(name.encode("utf-8", "surrogatepass")) > _NAME_BYTES:
+        problem = f"it is longer than {_NAME_BYTES} bytes"
+    if problem is not None:
+        raise EvozeroError(f"invalid run name {name!r} (config key name): {problem}; it "
+                           f"must be usable as a directory name (printable characters, no "
+                           f"'/' or '\\', not '.' or '..', at most {_NAME_BYTES} bytes)")
 
 
 # --- atomic whole-file writes --------------------------------------------------------
@@ -71,8 +139,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Replace ``path`` by ``data`` atomically: readers see the old or the new file."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                                     suffix=".tmp")
+    if os.path.isdir(path):
+        raise write_error(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                         suffix=".tmp")
+    except OSError as error:
+        raise write_error(path, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), _FILE_MODE)
@@ -80,11 +153,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(temporary)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(error, OSError):
+            raise write_error(path, error) from None
         raise
     _fsync_directory(directory)
 
@@ -92,6 +167,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Replace ``path`` by ``text`` (UTF-8) atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _lock_holder(fd: int) -> str | None:
+    """Who holds (or last held) the lock file open as ``fd``, from what it wrote there."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return f"pid {int(holder['pid'])} on {holder['host']}, since {holder['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _fsync_directory(directory: str) -> None:
@@ -136,16 +220,31 @@ def _json_line(record: dict) -> bytes:
 
 
 def _append_line(path: Path, line: bytes) -> None:
-    """Append one line with a single write call, first cutting off a torn last line."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append one line with a single write call, first cutting off a torn last line.
+
+    If the write fails part-way (disk full), the part written is cut off again, so the
+    file keeps only whole lines."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise write_error(path, error) from None
+    size: Optional[int] = None
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             # A crash left half a line; appending after it would corrupt a middle line.
-            os.ftruncate(fd, _last_newline_end(fd, size))
+            size = _last_newline_end(fd, size)
+            os.ftruncate(fd, size)
         view = memoryview(line)
         while view:
             view = view[os.write(fd, view):]
+    except OSError as error:
+        if size is not None:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+        raise write_error(path, error) from None
     finally:
         os.close(fd)
 
@@ -166,6 +265,11 @@ def _last_newline_end(fd: int, size: int) -> int:
 
 def _read_json_lines(path: Path) -> list[dict]:
     """All complete records; a last line without a newline is a torn write and skipped."""
+    return [record for _, record in _numbered_json_lines(path)]
+
+
+def _numbered_json_lines(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) of every complete record (see _read_json_lines)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -185,7 +289,7 @@ def _read_json_lines(path: Path) -> list[dict]:
         if not isinstance(record, dict):
             raise EvozeroError(f"{path}:{number}: expected a JSON object, got "
                                f"{type(record).__name__}")
-        records.append(record)
+        records.append((number, record))
     return records
 
 
@@ -247,12 +351,19 @@ class RunDir:
     BEST = "best.txt"
     FINAL = "final.json"
     CHECKPOINTS = "checkpoint"
+    LOCK = "writer.lock"
+    #: The JSON-lines files, which a checkpoint records the length of.
+    RECORDS = (PROGRESS, DISCOVERIES, EVALUATIONS)
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         # The checkpoint this object last saved or loaded: known to be good, so pruning
         # keeps it even when a newer-numbered file on disk is corrupt.
         self._last_good: int | None = None
+        self._lock_fd: int | None = None
+        #: What a writer should tell the user about taking the lock: whose stale lock it
+        #: took over, or that the file system cannot lock (None: nothing to say).
+        self.lock_note: str | None = None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -260,29 +371,57 @@ class RunDir:
     # --- creating and opening -----------------------------------------------------
 
     @classmethod
-    def create(cls, root: str | os.PathLike, name: str) -> RunDir:
-        """Make a new, empty run directory ``root/name`` (or ``name-2``, ``name-3``, ...).
+    def create(cls, root: str | os.PathLike, name: str,
+               setup: Optional[Callable[[RunDir], None]] = None) -> RunDir:
+        """Make a new run directory ``root/name`` (or ``name-2``, ``name-3``, ...), with
+        this process as its writer (see :meth:`acquire`).
 
-        An existing run is never reused or overwritten; ``mkdir`` claims the name, so two
-        processes starting at once get different directories.
+        ``setup`` fills it (config, first checkpoint) while it still has a hidden
+        temporary name; only then is it renamed into place, so no reader ever sees it
+        half-made. An existing run is never reused or overwritten: the rename fails on a
+        taken name (the lock file makes even a bare new run non-empty, and rename may
+        replace only an empty directory), so processes starting at once get different
+        directories.
         """
-        if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-            raise EvozeroError(f"invalid run name {name!r}: it must be usable as a directory "
-                               f"name (no '/' or '\\', not '.' or '..')")
+        check_run_name(name)
         root = Path(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
+            building = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".partial"))
         except OSError as error:
-            raise EvozeroError(f"{root}: cannot create the runs directory ({error})") from None
+            raise EvozeroError(f"{root}: cannot create the runs directory or a run in it "
+                               f"({error.strerror or error})") from None
+        os.chmod(building, 0o777 & ~_UMASK)   # mkdtemp's 0700 would hide a shared run
+        run = cls(building)
+        try:
+            run.acquire()
+            if setup is not None:
+                setup(run)
+            run.path = cls._rename_into_place(building, root, name)
+        except BaseException:
+            run.release()
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return run
+
+    @staticmethod
+    def _rename_into_place(building: Path, root: Path, name: str) -> Path:
         for number in range(1, 100_000):
             path = root / (name if number == 1 else f"{name}-{number}")
-            try:
-                path.mkdir()
-            except FileExistsError:
+            if os.path.lexists(path):
                 continue
+            try:
+                # Fails on an existing non-empty directory or a file, so a run that
+                # another process renamed here first is never replaced.
+                os.rename(building, path)
             except OSError as error:
-                raise EvozeroError(f"{path}: cannot create the run directory ({error})") from None
-            return cls(path)
+                if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR,
+                                   errno.EISDIR):
+                    continue
+                raise EvozeroError(f"{path}: cannot create the run directory "
+                                   f"({error.strerror or error})") from None
+            _fsync_directory(str(root))
+            return path
         raise EvozeroError(f"{root}: too many runs named {name!r}; choose another name")
 
     @classmethod
@@ -297,6 +436,63 @@ class RunDir:
             raise EvozeroError(f"{run.path}: not a run directory (no {cls.CONFIG}); a run "
                                f"directory is made by `evozero run`")
         return run
+
+    # --- the one writer ---------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Become the one writer of this run: an exclusive ``flock`` on writer.lock, which
+        then holds this process's pid, host and start time.
+
+        EvozeroError naming the holder if another live process writes the run. A lock left
+        by a process that died is free (the kernel released it); :attr:`lock_note` then
+        says whose it was. Also a note, not an error, if the file system cannot lock.
+        """
+        path = self.path / self.LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise write_error(path, error) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                who = holder or "its pid is not written yet"
+                raise EvozeroError(
+                    f"{self.path}: another process is writing this run ({who}); one "
+                    f"`evozero run` or `evozero resume` at a time may write a run "
+                    f"directory: wait for it to end or stop it, then resume") from None
+            self.lock_note = (f"{path}: cannot lock the run directory on this file system "
+                              f"({error.strerror or error}); make sure no other process "
+                              f"writes it")
+            return
+        previous = _lock_holder(fd)
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me) + "\n").encode("utf-8"), 0)
+        except OSError as error:
+            os.close(fd)
+            raise write_error(path, error) from None
+        self._lock_fd = fd
+        _HELD_LOCKS.add(fd)
+        if previous is not None:   # release() empties the file: its holder died
+            self.lock_note = f"took over the lock of {previous}, which ended without " \
+                             f"releasing it"
+
+    def release(self) -> None:
+        """Stop being the run's writer (a no-op if this object does not hold the lock)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is None:
+            return
+        _HELD_LOCKS.discard(fd)
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass   # the lock is freed by close all the same
+        os.close(fd)
 
     # --- whole files ------------------------------------------------------------------
 
@@ -384,6 +580,42 @@ class RunDir:
         """Every complete discovery record, oldest first ([] if there is none yet)."""
         return _read_json_lines(self.path / self.DISCOVERIES)
 
+    def discovery_lines(self) -> list[tuple[int, dict]]:
+        """Every complete discovery record with its line number, for messages."""
+        return _numbered_json_lines(self.path / self.DISCOVERIES)
+
+    def record_sizes(self) -> dict[str, int]:
+        """Byte length of each JSON-lines file now (0 if missing): a checkpoint keeps them."""
+        sizes = {}
+        for name in self.RECORDS:
+            try:
+                sizes[name] = (self.path / name).stat().st_size
+            except FileNotFoundError:
+                sizes[name] = 0
+        return sizes
+
+    def cut_records(self, sizes: Any) -> None:
+        """Cut each JSON-lines file back to its length in ``sizes`` (from a checkpoint).
+
+        What lies beyond was written after that checkpoint by a process that then died;
+        the resumed run writes it again, so keeping it would make progress.jsonl go back
+        in time and repeat discoveries. Only the run's writer may call this.
+        """
+        if not isinstance(sizes, dict):
+            return
+        for name in self.RECORDS:
+            size = sizes.get(name)
+            path = self.path / name
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                continue
+            try:
+                if path.stat().st_size > size:
+                    os.truncate(path, size)   # one system call: readers see before or after
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise write_error(path, error) from None
+
     # --- checkpoints ----------------------------------------------------------------------
 
     def checkpoint_sequences(self) -> list[int]:
@@ -412,7 +644,10 @@ class RunDir:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         npz = buffer.getvalue()
-        self.checkpoint_dir.mkdir(exist_ok=True)
+        try:
+            self.checkpoint_dir.mkdir(exist_ok=True)
+        except OSError as error:
+            raise write_error(self.checkpoint_dir, error) from None
         existing = self.checkpoint_sequences()
         number = existing[-1] + 1 if existing else 1
         stem = f"{number:06d}"

@@ -64,10 +64,11 @@ def checkpoint_files(run: RunDir) -> list[str]:
 # --- creating and opening -------------------------------------------------------------
 
 
-def test_create_makes_an_empty_directory(tmp_path):
+def test_create_makes_a_directory_holding_only_its_writer_lock(tmp_path):
     run = RunDir.create(tmp_path / "runs", "demo")
     assert run.path == tmp_path / "runs" / "demo"
-    assert run.path.is_dir() and not any(run.path.iterdir())
+    assert [entry.name for entry in run.path.iterdir()] == [RunDir.LOCK]
+    assert os.listdir(tmp_path / "runs") == ["demo"]
 
 
 def test_create_never_reuses_an_existing_run(tmp_path):
@@ -150,7 +151,7 @@ def test_a_failed_atomic_write_keeps_the_old_content(tmp_path, monkeypatch, fail
         monkeypatch.setattr(os, "fdopen", lambda fd, mode: _ExplodingFile(fd))
     else:
         monkeypatch.setattr(os, failing, crash)
-    with pytest.raises(OSError):
+    with pytest.raises(EvozeroError, match=f"{path}: cannot write"):
         atomic_write_text(path, "new")
     monkeypatch.undo()
     assert path.read_text() == "old"
