@@ -178,17 +178,37 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from evozero.elsewhere import load_program
     from evozero.export import export_python
+    from evozero.report import best_program
     from evozero.rundir import RunDir, atomic_write_text
 
+    _check_output("--python", args.python)
     if os.path.isdir(args.run):
         rundir = RunDir.open(args.run)
         config = rundir.read_config()
         if config.nas is not None:
             return _export_network(rundir, config, args.python)
-    program, _ = load_program(args.run)
+        # The same check as `evozero show`: a best.txt show rejects exports nothing.
+        program = best_program(rundir, config.memory.sizes)
+        if program is None:
+            raise EvozeroError(f"{rundir.path}: the run has no best program yet (no "
+                               f"{RunDir.BEST})")
+    else:
+        program, _ = load_program(args.run)
     atomic_write_text(args.python, export_python(program, name=args.name))
     print(f"wrote {args.python}")
     return 0
+
+
+def _check_output(option: str, path: str) -> None:
+    """A file ``path`` can be written: not a folder, in a folder that exists (checked
+    before anything is written, as an export writes more than one file)."""
+    if os.path.isdir(path):
+        raise EvozeroError(f"{option} {path}: is a folder; give the file to write, for "
+                           f"example {os.path.join(path, 'evolved.py')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise EvozeroError(f"{option} {path}: the folder {folder} does not exist; create it "
+                           f"or choose another path")
 
 
 def _export_network(rundir: "RunDir", config: "Config", path: str) -> int:

@@ -3,16 +3,35 @@ key settings, and the timeline of discoveries."""
 from __future__ import annotations
 
 from itertools import zip_longest
-from typing import Any
+from typing import Any, Optional
 
+from evozero.errors import EvozeroError
 from evozero.program import Program
 from evozero.rundir import RunDir
 from evozero.simplify import program_diff, simplify
+from evozero.vm import resolve_memory
 
 # Settings a reader needs to make sense of a result; the full config is in config.yaml.
 _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "mutate_prob",
                  "initial_population", "fitness_combine", "sufficient_fitness",
                  "max_experiments", "migration", "migrate_every", "deterministic")
+
+
+def run_program(text: str, where: str, memory: tuple[int, int, int]) -> Program:
+    """A program stored in a run (best.txt, a discovery), checked against the run's
+    memory; EvozeroError naming ``where`` (file or file:line) otherwise."""
+    try:
+        program = Program.parse(text)
+        resolve_memory(program, memory)
+    except EvozeroError as error:
+        raise EvozeroError(f"{where}: not a valid program of this run: {error}") from None
+    return program
+
+
+def best_program(rundir: RunDir, memory: tuple[int, int, int]) -> Optional[Program]:
+    """The program in best.txt (None before there is one), checked as :func:`run_program`."""
+    text = rundir.read_best()
+    return None if text is None else run_program(text, str(rundir.path / RunDir.BEST), memory)
 
 
 def run_summary(rundir: RunDir) -> dict[str, Any]:
@@ -21,10 +40,12 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     memory = config.memory.sizes
     final = rundir.read_final()
     progress = rundir.read_progress()
-    discoveries = rundir.read_discoveries()
-    text = rundir.read_best()
-    if text is None and discoveries:
-        text = discoveries[-1]["program"]
+    discoveries = rundir.discovery_lines()
+    program = best_program(rundir, memory)
+    if program is None and discoveries:
+        line, record = discoveries[-1]
+        program = _discovery(rundir, line, record, memory)["program"]
+    discoveries = [record for _, record in discoveries]
     summary: dict[str, Any] = {
         "run": str(rundir.path), "name": config.name, "finished": final is not None,
         "solved": bool(final and final["solved"]),
@@ -44,8 +65,7 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
         "program": None, "simplified": None}
     if final is None and discoveries:
         summary["fitness"]["search"] = discoveries[-1]["fitness"]
-    if text is not None:
-        program = Program.parse(text)
+    if program is not None:
         summary["program"] = str(program)
         summary["simplified"] = str(simplify(program, memory))
     return summary
@@ -57,8 +77,9 @@ def history(rundir: RunDir) -> list[dict[str, Any]]:
     memory = config.memory.sizes
     events = []
     previous = None
-    for record in rundir.read_discoveries():
-        current = simplify(Program.parse(record["program"]), memory)
+    for line, record in rundir.discovery_lines():
+        record = _discovery(rundir, line, record, memory)
+        current = simplify(record["program"], memory)
         events.append({"experiment": record["experiment"], "island": record.get("island", 1),
                        "individual": record["individual"],
                        "seconds": record["seconds"], "fitness": record["fitness"],
@@ -66,6 +87,24 @@ def history(rundir: RunDir) -> list[dict[str, Any]]:
                        else program_diff(previous, current)})
         previous = current
     return events
+
+
+# The fields of a discovery record that show reads, and their types.
+_DISCOVERY_FIELDS = {"experiment": int, "individual": (int, float), "seconds": (int, float),
+                     "fitness": (int, float), "program": str}
+
+
+def _discovery(rundir: RunDir, line: int, record: dict[str, Any],
+               memory: tuple[int, int, int]) -> dict[str, Any]:
+    """``record`` (line ``line`` of discoveries.jsonl) with its program parsed; a clear
+    error naming the file and line if a field is missing or wrong."""
+    where = f"{rundir.path / RunDir.DISCOVERIES}:{line}"
+    for key, kind in _DISCOVERY_FIELDS.items():
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise EvozeroError(f"{where}: a discovery needs {key!r} as a "
+                               f"{'text' if kind is str else 'number'}, got {value!r:.80}")
+    return dict(record, program=run_program(record["program"], where, memory))
 
 
 def format_summary(summary: dict[str, Any]) -> str:
