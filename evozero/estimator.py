@@ -62,6 +62,16 @@ except ImportError:
 _BATCH_DOUBLES = 1 << 22
 
 
+#: Most epochs one fit may run (as for task specs) and most values its training stream holds.
+MAX_EPOCHS = 1_000_000
+_MAX_STREAM_DOUBLES = 1 << 28
+
+
+class InvalidParameterError(EvozeroError, ValueError):
+    """A constructor argument outside its range: an EvozeroError, and a ValueError as
+    scikit-learn expects of estimators."""
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised (without scikit-learn) when predicting before fit, like sklearn's."""
 
@@ -160,8 +170,8 @@ def _stream_root(random_state: Any) -> int:
         return int(random_state.randint(0, 2**63))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63))
-    raise ValueError(f"random_state must be None, an integer in [0, 2**64) or a numpy "
-                     f"RandomState/Generator, got {random_state!r}")
+    raise InvalidParameterError(f"random_state must be None, an integer in [0, 2**64) or a "
+                                f"numpy RandomState/Generator, got {random_state!r}"[:200])
 
 
 class EvolvedEstimator(_Base):
@@ -252,9 +262,20 @@ class EvolvedEstimator(_Base):
     def fit(self, X: Any, y: Any) -> "EvolvedEstimator":
         """Run Setup, then Predict and Learn on every row (``epochs`` times); returns self."""
         if not isinstance(self.epochs, (int, np.integer)) or isinstance(self.epochs, bool) \
-                or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+                or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise InvalidParameterError(f"epochs must be an integer in 1..{MAX_EPOCHS:,}, got "
+                                        f"{self.epochs!r}"[:200])
+        if not isinstance(self.max_abs_error, (int, float, np.integer, np.floating)) \
+                or isinstance(self.max_abs_error, bool) or not 0 < self.max_abs_error <= np.inf:
+            raise InvalidParameterError(f"max_abs_error must be a number > 0 (inf: no limit), "
+                                        f"got {self.max_abs_error!r}"[:200])
         x, target = self._check_X_y(X, y)
+        # fit streams every epoch's rows as one array: refuse one that cannot be allocated.
+        if self.epochs * x.size > _MAX_STREAM_DOUBLES:
+            raise InvalidParameterError(
+                f"epochs={self.epochs:,} over {x.shape[0]:,} rows of {x.shape[1]:,} features "
+                f"is {self.epochs * x.size:,} values to stream; at most "
+                f"{_MAX_STREAM_DOUBLES:,} (2 GiB): lower epochs")
         targets = self._targets(target)
         program = self._program()
         live = strip_dead_code(program)

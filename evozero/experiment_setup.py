@@ -90,9 +90,12 @@ def initial_programs(config: Config) -> Optional[list[Program]]:
 def read_programs(path: str) -> list[Program]:
     """Every program in a text file (each starts at its ``def Setup():`` line)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise EvozeroError(f"{path}: cannot read the initial programs ({error})") from None
+    except UnicodeDecodeError as error:
+        raise EvozeroError(f"{path}: the initial programs are not UTF-8 text (byte "
+                           f"{error.start}: {error.reason}); save the file as UTF-8") from None
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.strip() == "def Setup():"]
     if not starts:

@@ -118,7 +118,15 @@ class Nb101Cell:
     @classmethod
     def make(cls, matrix: Sequence[Sequence[int]], ops: Sequence[str], **limits) -> "Nb101Cell":
         """A cell from any nested sequence (lists, numpy) of 0/1 and a list of op names."""
-        return cls(tuple(tuple(int(x) for x in row) for row in matrix), tuple(ops), **limits)
+        rows = []
+        for i, row in enumerate(matrix):
+            for j, x in enumerate(row):
+                # 1.5 or True would be silently made 1: only exact 0 and 1 are entries.
+                if isinstance(x, (bool, np.bool_)) or x not in (0, 1):
+                    raise EvozeroError(f"cell matrix[{i}][{j}] is {x!r}; entries must be 0 "
+                                       f"or 1")
+            rows.append(tuple(int(x) for x in row))
+        return cls(tuple(rows), tuple(ops), **limits)
 
     @staticmethod
     def _prune(matrix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
