@@ -385,12 +385,16 @@ def check_checkpoint_islands(saved: Any, config: Config, islands: int, where: st
 def warm_up(config: Config) -> None:
     """Compile (or load from the cache) every kernel an island runs, on tiny tasks, so
     that forked workers inherit them and spawned ones find them in the on-disk cache."""
+    # No larger than configured: a small .npz file that fits the config must fit here too.
+    search, select = config.search_tasks, config.select_tasks
     tiny = dataclasses.replace(
         config, islands=None, population_size=2, tournament_size=1, sufficient_fitness=None,
-        search_tasks=dataclasses.replace(config.search_tasks, num_tasks=2, train=4, valid=4,
-                                         data_seeds=None, param_seeds=None),
-        select_tasks=dataclasses.replace(config.select_tasks, num_tasks=1, train=4, valid=4,
-                                         data_seeds=None, param_seeds=None))
+        search_tasks=dataclasses.replace(search, num_tasks=2, train=min(4, search.train),
+                                         valid=min(4, search.valid), data_seeds=None,
+                                         param_seeds=None),
+        select_tasks=dataclasses.replace(select, num_tasks=1, train=min(4, select.train),
+                                         valid=min(4, select.valid), data_seeds=None,
+                                         param_seeds=None))
     island = Island(IslandSpec(0, 0, tiny, individuals=4, train_steps=-1))
     island.advance(0.0)
     emigrants = island._emigrants(1)
