@@ -444,3 +444,15 @@ def test_a_task_spec_file_is_checked_like_a_config(tmp_path):
     with pytest.raises(EvozeroError, match=r"spec.yaml:2: num_tasks: must be an integer in "
                                            r"\[1, 1000000\], got 0"):
         load_task_spec(spec)
+
+
+def test_a_small_file_that_fits_the_config_also_fits_the_kernel_warm_up(tmp_path):
+    from evozero.island import warm_up
+
+    path = write(tmp_path, "six.npz", npz_bytes(x=np.ones((6, 4)), y=np.zeros(6)))
+    text = BASE.replace("search_tasks: {num_tasks: 2, train: 40, valid: 10}",
+                        f"search_tasks: {{kind: npz, num_tasks: 2, train: 3, valid: 2, "
+                        f"path: {path}}}")
+    config = load_config(write(tmp_path, "exp.yaml", text))
+    check_before_start(config)
+    warm_up(config)   # used to ask the file for 4 + 4 examples
