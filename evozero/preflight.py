@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from evozero.config import Config, TaskSpec, island_config, island_count
 from evozero.errors import EvozeroError
+from evozero.experiment_setup import build_settings
 from evozero.resources import available_memory, format_bytes
 from evozero.tasks import ALL_PAIRS, npz_shapes, task_bytes
+from evozero.workers import cores
 
 if TYPE_CHECKING:
     from evozero.nas.cells import Nb101Cell, Nb201Cell
@@ -47,6 +49,8 @@ def check_before_start(config: Config, workers: Optional[int] = None) -> None:
                 with _section(name):
                     npz_shapes(spec.path)   # the headers: what the estimate needs
     else:
+        # Imported here, as below: the NAS modules load their own kernels, which program
+        # runs and `evozero eval` never need.
         from evozero.nas.evaluate import evaluator_for
         evaluator_for(config)   # reads the data set and the device profiles
     need, parts = estimate_memory(config, _workers(config, workers))
@@ -89,8 +93,6 @@ def sample_tasks(config: Config, name: str) -> list:
 
 
 def _check_initial_population(config: Config, tasks: list) -> None:
-    from evozero.experiment_setup import build_settings
-
     # Reads the initial population file and fits every program to the config.
     build_settings(config, tasks, 0)
 
@@ -102,7 +104,6 @@ def _workers(config: Config, workers: Optional[int]) -> int:
         return int(config.workers)
     if config.backend == "ray":
         return 1  # the islands live on the cluster; this machine holds the main process
-    from evozero.workers import cores
     return cores()
 
 
