@@ -125,6 +125,7 @@ def load_run(path: str | Path, x: str = "individuals") -> RunData:
     final = rundir.read_final()
     where_p = str(rundir.path / RunDir.PROGRESS)
     where_d = str(rundir.path / RunDir.DISCOVERIES)
+    progress = _one_history(progress, x, where_p)
     p_exp = np.array([_number(r, "experiment", where_p) for r in progress], dtype=np.int64)
     d_exp = np.array([_number(r, "experiment", where_d) for r in discoveries], dtype=np.int64)
     p_raw = np.array([_number(r, x, where_p) for r in progress])
@@ -162,6 +163,21 @@ def load_run(path: str | Path, x: str = "individuals") -> RunData:
         disc_programs=[str(r.get("program", "")) for r in discoveries],
         experiment_starts=starts, finished=final is not None, final=final,
         label=rundir.path.name)
+
+
+def _one_history(records: list[dict], x: str, where: str) -> list[dict]:
+    """Progress records as one history. A record going back in ``x`` within its experiment
+    is where a resumed run took over: it supersedes the records past it, which the process
+    that died wrote after its last checkpoint (a resume now cuts those off itself; runs
+    from before that still hold them)."""
+    kept: list[dict] = []
+    for record in records:
+        experiment, value = _number(record, "experiment", where), _number(record, x, where)
+        while (kept and _number(kept[-1], "experiment", where) == experiment
+               and _number(kept[-1], x, where) > value):
+            kept.pop()
+        kept.append(record)
+    return kept
 
 
 def _check_x(x: str) -> None:

@@ -168,7 +168,10 @@ def test_killed_nas_run_resumes_to_the_uninterrupted_result(tmp_path):
     rundir = tmp_path / "cut" / "nas"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        done = len(RunDir.open(rundir).read_evaluations()) if rundir.exists() else 0
+        # A run directory appears complete (renamed into place), but wait for its config
+        # all the same: opening it any earlier is a race this test must not depend on.
+        complete = (rundir / RunDir.CONFIG).exists()
+        done = len(RunDir.open(rundir).read_evaluations()) if complete else 0
         if done >= 6 and list((rundir / "checkpoint").glob("*.json")):
             break
         assert process.poll() is None, process.communicate()
