@@ -16,7 +16,7 @@ from evozero.config import SEED_MAX, load_task_spec
 from evozero.errors import EvozeroError
 from evozero.program import Program
 from evozero.rundir import RunDir
-from evozero.tasks import Task, make_tasks, npz_shapes
+from evozero.tasks import Task, make_tasks, read_npz_header
 from evozero.preflight import vm_memory_bytes
 from evozero.resources import available_memory, format_bytes
 from evozero.vm import combine_fitness, evaluate, resolve_memory
@@ -59,7 +59,7 @@ def load_tasks(path: str, seed: Optional[int] = None) -> list[Task]:
 def _npz_split(path: str) -> tuple[int, int]:
     """Train and validation sizes using all of a .npz file: its own split if it has one,
     else 80% / 20% (at least one example each)."""
-    shapes = npz_shapes(path)
+    shapes = read_npz_header(path).shapes
     rows = shapes["x"][0] if shapes["x"] else 0
     if "x_valid" in shapes:
         return max(rows, 1), max(shapes["x_valid"][0] if shapes["x_valid"] else 0, 1)

@@ -13,8 +13,9 @@ hurdle window, search and select task arrays with their epoch orders and batched
 and the VM memories of ``F x F`` matrices for every task), or for a NAS island the
 largest network of its space (weights, gradients, momentum, every activation kept for
 the backward pass) and the weights kept for inheritance; plus each process's fixed
-footprint (Python, numpy and compiled kernels), the main process's copy of every
-island's snapshot and the final tasks it evaluates on. It is an estimate of the right
+footprint (Python, numpy and compiled kernels), the whole .npz task file every process
+loads, the main process's copy of every island's snapshot and the final tasks it
+evaluates on. It is an estimate of the right
 order, not an upper bound: what it leaves out (small per-call temporaries) is small.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from evozero.config import Config, TaskSpec, island_config, island_count
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import build_settings
 from evozero.resources import available_memory, format_bytes
-from evozero.tasks import ALL_PAIRS, npz_shapes, task_bytes
+from evozero.tasks import ALL_PAIRS, read_npz_header, task_bytes
 from evozero.workers import cores
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def check_before_start(config: Config, workers: Optional[int] = None) -> None:
             spec = getattr(config, name)
             if spec.kind == "npz":
                 with _section(name):
-                    npz_shapes(spec.path)   # the headers: what the estimate needs
+                    read_npz_header(spec.path)   # what the estimate needs
     else:
         # Imported here, as below: the NAS modules load their own kernels, which program
         # runs and `evozero eval` never need.
@@ -117,6 +118,7 @@ _SETTINGS = {
     "the search tasks": "search_tasks.num_tasks, train, valid, features or epochs",
     "the select tasks": "select_tasks.num_tasks, train, valid, features or epochs",
     "the final tasks": "final_tasks.num_tasks, train, valid, features or epochs",
+    "the task files": "the size of the .npz task files (or workers)",
     "the VM memories": "memory.scalars, vectors, matrices or the tasks' features",
     "the networks": "nas.stem_channels, stacks, cells_per_stack or training.batch_size",
     "the processes": "workers",
@@ -128,7 +130,8 @@ def estimate_memory(config: Config, workers: int) -> tuple[int, dict[str, int]]:
     parts it is made of (see the module docstring)."""
     islands = island_count(config, workers)
     local = config.backend == "local"
-    parts = {"the processes": (1 + min(workers, islands) if local else 1) * PROCESS_BYTES}
+    processes = 1 + min(workers, islands) if local else 1
+    parts = {"the processes": processes * PROCESS_BYTES}
 
     def add(more: dict[str, int]) -> None:
         for part, size in more.items():
@@ -149,13 +152,19 @@ def estimate_memory(config: Config, workers: int) -> tuple[int, dict[str, int]]:
             add(_program_island(own))
     if config.nas is None:
         parts["the final tasks"] = _evaluated_tasks(config, config.final_tasks)
+        # Every process that makes tasks from a file loads the whole file, one at a time.
+        loads = [read_npz_header(spec.path).load_bytes
+                 for spec in (config.search_tasks, config.select_tasks, config.final_tasks)
+                 if spec.kind == "npz"]
+        if loads:
+            parts["the task files"] = processes * max(loads)
     return sum(parts.values()), parts
 
 
 def _features(spec: TaskSpec) -> int:
     if spec.features is not None:
         return spec.features
-    return npz_shapes(spec.path)["x"][1]
+    return read_npz_header(spec.path).shapes["x"][1]
 
 
 def vm_memory_bytes(sizes: Sequence[int], features: int, tasks: int) -> int:

@@ -14,7 +14,7 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -397,12 +397,20 @@ def _npz_tasks(options: dict[str, Any], features: int | None, train: int, valid:
 NPZ_ARRAYS = ("x", "y", "x_valid", "y_valid")
 
 
-def npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
-    """Shapes of the task arrays in the .npz file ``path``, read from the archive's
-    directory and the arrays' headers only, so a truncated, forged or highly compressed
-    file is refused before anything is decompressed. Checks that the file is a zip of
-    .npy arrays, that each array is real-valued numbers (not objects, text or complex)
-    and is as large as its header says, and that loading them fits in memory."""
+class NpzHeader(NamedTuple):
+    """What a task file holds, from its headers: each array's shape, and the bytes that
+    loading the arrays takes (as stored plus their float64 copies)."""
+
+    shapes: dict[str, tuple[int, ...]]
+    load_bytes: int
+
+
+def read_npz_header(path: str) -> NpzHeader:
+    """The :class:`NpzHeader` of the .npz file ``path``, read from the archive's directory
+    and the arrays' headers only, so a truncated, forged or highly compressed file is
+    refused before anything is decompressed. Checks that the file is a zip of .npy
+    arrays, that each array is real-valued numbers (not objects, text or complex) and is
+    as large as its header says, and that loading them fits in memory."""
     if not os.path.isfile(path):
         raise EvozeroError(f"{path}: no such .npz file")
     what = "a zip archive of .npy arrays, as numpy.savez writes"
@@ -449,7 +457,7 @@ def npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
     if need > have:
         raise EvozeroError(f"{path}: its arrays decompress to {format_bytes(need)} as float64 "
                            f"data, more than the {format_bytes(have)} of memory available")
-    return shapes
+    return NpzHeader(shapes, need)
 
 
 def _npy_header(member: Any) -> tuple[tuple[int, ...], np.dtype]:
@@ -470,7 +478,7 @@ def _check_npz_dtype(path: str, key: str, dtype: np.dtype) -> None:
 
 
 def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    shapes = npz_shapes(path)
+    shapes = read_npz_header(path).shapes
     try:
         # allow_pickle=False: a data file must never be able to run code.
         with np.load(path, allow_pickle=False) as archive:

@@ -178,6 +178,17 @@ def test_npz_decompressing_beyond_memory_is_refused_from_its_headers(tmp_path, m
     assert "decompress to 153 MiB" in message and "50.0 MiB of memory available" in message
 
 
+def test_npz_loaded_by_every_process_counts_in_the_estimate(tmp_path, machine, capsys):
+    rows = 2_000_000
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", _npy(np.zeros((rows, 4))))
+        archive.writestr("y.npy", _npy(np.zeros(rows)))
+    machine(400 * 2**20)  # one load fits, the main process's and a worker's do not
+    message = run_cli(tmp_path, npz_config(path), capsys=capsys)
+    assert "the largest part is the task files (305 MiB)" in message
+
+
 def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
