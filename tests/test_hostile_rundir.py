@@ -214,6 +214,8 @@ run = RunDir(sys.argv[1])
 run.acquire()
 child = os.fork()
 if child == 0:            # a worker that outlives its main process
+    for fd in (1, 2):     # not holding the test's pipes open
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
     time.sleep(60)
     os._exit(0)
 print(child, flush=True)
@@ -278,15 +280,21 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_disk_full_on_an_atomic_write_stops_with_the_path_and_keeps_the_checkpoint(
-        tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("code, cause", [(errno.ENOSPC, "the disk is full"),
+                                         (errno.EROFS, "the file system is read-only")])
+def test_a_failed_atomic_write_stops_with_the_path_and_keeps_the_checkpoint(
+        tmp_path, capsys, monkeypatch, code, cause):
     path = _new_run(tmp_path)
     before = _snapshot(path / RunDir.CHECKPOINTS)
-    monkeypatch.setattr(os, "fsync", _disk_full)
+
+    def failing(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", failing)
     assert main(["resume", str(path)]) == 2
     monkeypatch.undo()
     err = capsys.readouterr().err
-    assert f"{path}/" in err and "cannot write (the disk is full" in err
+    assert f"{path}/" in err and f"cannot write ({cause}" in err
     assert f"evozero resume {path}" in err and "Traceback" not in err
     assert _snapshot(path / RunDir.CHECKPOINTS) == before
     assert not [p for p in path.rglob(".*.tmp")]
