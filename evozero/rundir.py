@@ -106,7 +106,7 @@ class WriteError(EvozeroError):
     """A file could not be written (disk full, read-only, missing folder, ...)."""
 
 
-def write_error(path: str | os.PathLike, error: OSError) -> WriteError:
+def _write_error(path: str | os.PathLike, error: OSError) -> WriteError:
     """The clear error for ``error`` raised while writing ``path``."""
     detail = error.strerror or str(error)
     cause = _WRITE_CAUSES.get(error.errno or 0)
@@ -140,12 +140,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise write_error(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+        raise _write_error(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                          suffix=".tmp")
     except OSError as error:
-        raise write_error(path, error) from None
+        raise _write_error(path, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), _FILE_MODE)
@@ -159,7 +159,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         if isinstance(error, OSError):
-            raise write_error(path, error) from None
+            raise _write_error(path, error) from None
         raise
     _fsync_directory(directory)
 
@@ -227,7 +227,7 @@ def _append_line(path: Path, line: bytes) -> None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as error:
-        raise write_error(path, error) from None
+        raise _write_error(path, error) from None
     size: Optional[int] = None
     try:
         size = os.fstat(fd).st_size
@@ -244,7 +244,7 @@ def _append_line(path: Path, line: bytes) -> None:
                 os.ftruncate(fd, size)
             except OSError:
                 pass
-        raise write_error(path, error) from None
+        raise _write_error(path, error) from None
     finally:
         os.close(fd)
 
@@ -340,8 +340,8 @@ def _join_arrays(value: Any, arrays: dict[str, np.ndarray]) -> Any:
 class RunDir:
     """One run directory. Create a new one with :meth:`create`, open one with :meth:`open`.
 
-    The main process is the only writer; any number of readers (``evozero show``/``plot``
-    on a live run) may read at the same time.
+    One process writes a run at a time (:meth:`acquire`); any number of readers
+    (``evozero show``/``plot`` on a live run) may read at the same time, without the lock.
     """
 
     CONFIG = "config.yaml"
@@ -451,7 +451,7 @@ class RunDir:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise write_error(path, error) from None
+            raise _write_error(path, error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -475,7 +475,7 @@ class RunDir:
             os.pwrite(fd, (json.dumps(me) + "\n").encode("utf-8"), 0)
         except OSError as error:
             os.close(fd)
-            raise write_error(path, error) from None
+            raise _write_error(path, error) from None
         self._lock_fd = fd
         _HELD_LOCKS.add(fd)
         if previous is not None:   # release() empties the file: its holder died
@@ -614,7 +614,7 @@ class RunDir:
             except FileNotFoundError:
                 continue
             except OSError as error:
-                raise write_error(path, error) from None
+                raise _write_error(path, error) from None
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -647,7 +647,7 @@ class RunDir:
         try:
             self.checkpoint_dir.mkdir(exist_ok=True)
         except OSError as error:
-            raise write_error(self.checkpoint_dir, error) from None
+            raise _write_error(self.checkpoint_dir, error) from None
         existing = self.checkpoint_sequences()
         number = existing[-1] + 1 if existing else 1
         stem = f"{number:06d}"
