@@ -267,7 +267,7 @@ class EvolvedEstimator(_Base):
                                         f"{self.epochs!r}"[:200])
         if not isinstance(self.max_abs_error, (int, float, np.integer, np.floating)) \
                 or isinstance(self.max_abs_error, bool) or not 0 < self.max_abs_error <= np.inf:
-            raise InvalidParameterError(f"max_abs_error must be a number > 0 (inf: no limit), "
+            raise InvalidParameterError(f"max_abs_error must be > 0 (a number; inf: no limit), "
                                         f"got {self.max_abs_error!r}"[:200])
         x, target = self._check_X_y(X, y)
         # fit streams every epoch's rows as one array: refuse one that cannot be allocated.

@@ -131,6 +131,9 @@ def _row_message(code: np.ndarray, constants: np.ndarray, broken: list[bool],
 
 def _short(value: object) -> str:
     """``repr(value)``, cut to a readable length (a 4,000-digit number stays one line)."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        # repr refuses ints past 4,300 digits; their size is what matters here.
+        return f"an integer of about {int(value.bit_length() * math.log10(2)):,} digits"
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 

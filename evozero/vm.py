@@ -186,8 +186,8 @@ def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[i
     values = tuple(memory) if isinstance(memory, (tuple, list, np.ndarray)) else ()
     if len(values) != 3 or any(not isinstance(m, (int, np.integer)) or isinstance(m, bool)
                                or not 0 <= m <= ADDRESS_LIMIT for m in values):
-        raise EvozeroError(f"memory must be three whole numbers in 0..{ADDRESS_LIMIT:,} "
-                           f"(scalars, vectors, matrices), got {memory!r}"[:300])
+        raise EvozeroError(f"memory must be three non-negative integers (scalars, vectors, "
+                           f"matrices), each at most {ADDRESS_LIMIT:,}, got {memory!r}"[:300])
     sizes = tuple(int(m) for m in values)
     for name, have, want in zip(("scalars", "vectors", "matrices"), sizes, need):
         if have < want:
@@ -241,7 +241,7 @@ def check_arguments(program: Program, tasks: Sequence["object"], seed: int,
         raise EvozeroError(f"seed must be a whole number in 0..2**64-1, got {seed!r}"[:200])
     if not isinstance(max_abs_error, (int, float, np.integer, np.floating)) \
             or isinstance(max_abs_error, bool) or not 0 < max_abs_error <= math.inf:
-        raise EvozeroError(f"max_abs_error must be a number > 0 (inf: no limit), got "
+        raise EvozeroError(f"max_abs_error must be > 0 (a number; inf: no limit), got "
                            f"{max_abs_error!r}"[:200])
 
 

@@ -209,8 +209,10 @@ def test_from_json_refuses_bad_json_and_never_truncates(data, expected):
 def test_instruction_fields_must_be_whole_numbers():
     assert "in1 must be an integer" in _message(
         ez.Program.from_instructions, [Instruction(CONST_SET, 1.5, 0, 2, (0.5, 0, 0))])
-    assert "op must be an integer" in _message(
+    assert "op must be an integer (64-bit), got 1000" in _message(
         ez.Program.from_instructions, [Instruction(10**4000, 0, 0, 2)])
+    assert "got an integer of about 5,000 digits" in _message(
+        ez.Program.from_instructions, [Instruction(10**5000, 0, 0, 2)])
     assert "setup[0]: expected an Instruction" in _message(
         ez.Program.from_instructions, ["s2 = 0.5"])
 
@@ -221,11 +223,11 @@ def test_instruction_fields_must_be_whole_numbers():
     ({"seed": -1}, "seed must be a whole number in 0..2**64-1, got -1"),
     ({"seed": 2**64}, "seed must be"),
     ({"seed": 1.5}, "seed must be"),
-    ({"memory": "abc"}, "memory must be three whole numbers"),
+    ({"memory": "abc"}, "memory must be three non-negative integers"),
     ({"memory": (4, 3)}, "memory must be three"),
     ({"memory": (4, 3, 1.5)}, "memory must be three"),
-    ({"memory": (10**9, 3, 1)}, "0..10,000"),
-    ({"max_abs_error": math.nan}, "max_abs_error must be a number > 0"),
+    ({"memory": (10**9, 3, 1)}, "each at most 10,000"),
+    ({"max_abs_error": math.nan}, "max_abs_error must be > 0 (a number"),
     ({"max_abs_error": "x"}, "max_abs_error must be"),
     ({"max_abs_error": 0}, "max_abs_error must be"),
     ({"combine": ["mean"]}, "combine must be one of"),
@@ -250,7 +252,7 @@ def test_evaluate_needs_a_program(tasks):
     ({"epochs": 10**12}, "epochs must be an integer in 1..1,000,000"),
     ({"epochs": 0}, "epochs must be"),
     ({"epochs": 2.5}, "epochs must be"),
-    ({"max_abs_error": math.nan}, "max_abs_error must be a number > 0"),
+    ({"max_abs_error": math.nan}, "max_abs_error must be > 0 (a number"),
     ({"max_abs_error": -1.0}, "max_abs_error must be"),
     ({"random_state": -1}, "random_state must be"),
     ({"program": 5}, "program must be a Program"),
