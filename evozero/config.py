@@ -44,7 +44,7 @@ __all__ = [
     "Config", "Fec", "Hurdles", "Memory", "Nas", "NasConstraints", "NasHurdle", "NasObjective",
     "NasTraining", "OpLists", "SEED_MAX", "SizeBounds", "Sizes", "TaskSpec",
     "config_from_dict", "config_to_dict", "default_config", "dump_config", "island_config",
-    "island_count", "load_config", "load_task_spec", "yaml_marks",
+    "island_count", "load_config", "load_task_spec",
 ]
 
 #: The three component functions of a program, in execution order.
@@ -1074,7 +1074,7 @@ def load_task_spec(path: str | os.PathLike) -> TaskSpec:
     ``final_tasks``). Relative paths resolve against the file's directory."""
     path = os.fspath(path)
     data, node = read_yaml(path, "task spec or config")
-    ctx = _Context(path, yaml_marks(node, path) if node is not None else {},
+    ctx = _Context(path, _yaml_marks(node, path) if node is not None else {},
                    os.path.dirname(os.path.abspath(path)))
     if data is not None and not isinstance(data, dict):
         raise ctx.error("", f"must be a task spec (a mapping with kind, num_tasks, ...) or an "
@@ -1136,10 +1136,10 @@ def _read_yaml(path: str) -> tuple[dict, dict[str, str]]:
         line = node.start_mark.line + 1 if node is not None else 1
         raise EvozeroError(f"{path}:{line}: the config must be a mapping of keys (such as "
                            f"population_size) to values, got {_show(data)}")
-    return data, yaml_marks(node, path)
+    return data, _yaml_marks(node, path)
 
 
-def yaml_marks(node: yaml.Node, path: str) -> dict[str, str]:
+def _yaml_marks(node: yaml.Node, path: str) -> dict[str, str]:
     """``path:line`` of every dotted key and list item under the root ``node``."""
     marks: dict[str, str] = {}
     _mark_nodes(node, "", path, marks)

@@ -19,8 +19,9 @@ from evozero.errors import EvozeroError
 #: Largest YAML file read (the biggest legitimate ones, calibrated device profiles with
 #: their lookup tables, are a few hundred kilobytes).
 MAX_FILE_BYTES = 16 * 2**20
-#: Most nodes a document may have once every alias is expanded.
-MAX_NODES = 1_000_000
+#: Most nodes a document may have once every alias is expanded (configs have hundreds,
+#: calibrated profiles a few thousand; every node becomes a line mark and a checked value).
+MAX_NODES = 100_000
 #: Deepest nesting of mappings and lists.
 MAX_DEPTH = 64
 

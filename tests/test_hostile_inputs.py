@@ -220,7 +220,7 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 
 @pytest.mark.parametrize("text, expected", [
-    (LAUGHS, "aliases expand to more than 1,000,000 values"),
+    (LAUGHS, "aliases expand to more than 100,000 values"),
     ("population_size: &a [*a]\n", "refers to its own anchor"),
     ("population_size: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels"),
     ("a: " + "{b: " * 5000 + "1" + "}" * 5000 + "\n", "nested more than 64 levels"),
@@ -262,7 +262,7 @@ def test_nested_aliases_are_loaded_or_refused_by_size(tmp_path_factory, depth, w
     with pytest.raises(EvozeroError) as caught:
         load_config(path)
     message = str(caught.value)
-    if total > 10**6:
+    if total > 10**5:
         assert "aliases expand" in message or "nested more than 64" in message
     elif depth + 1 > 64:
         assert "nested more than 64 levels" in message
