@@ -161,7 +161,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
 
 
 def test_two_resumes_at_once_one_writes_the_other_is_refused(tmp_path):
-    path = _new_run(tmp_path, budget={"individuals": 30_000, "train_steps": None},
+    path = _new_run(tmp_path, budget={"individuals": 60_000, "train_steps": None},
                     progress_every=0.1)
     first, second = _cli("resume", str(path)), _cli("resume", str(path))
     results = [(p.pid, p.wait(timeout=300), p.communicate()) for p in (first, second)]
@@ -172,7 +172,7 @@ def test_two_resumes_at_once_one_writes_the_other_is_refused(tmp_path):
     assert f"another process is writing this run (pid {winner} " in err
     assert "Traceback" not in err
     run = RunDir.open(path)
-    assert run.read_final()["individuals"] == 30_000
+    assert run.read_final()["individuals"] == 60_000
     assert _increasing(run.read_progress(), "individuals")
     keys = _discovery_keys(path)
     assert len(keys) == len(set(keys))
