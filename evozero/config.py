@@ -611,16 +611,16 @@ class _WordOrCount(_Spec):
 
 class _Islands(_Spec):
     allowed = (f"null (one island per worker), an integer in [1, {_MAX_ISLANDS}] (that many "
-               f"islands), or a list "
-               f"with one mapping per island of settings it changes (allowed keys: "
-               f"{', '.join(ISLAND_KEYS)}; an empty mapping keeps every setting)")
+               f"islands), or a list (at most {_MAX_ISLANDS} long) with one mapping per island "
+               f"of settings it changes (allowed keys: {', '.join(ISLAND_KEYS)}; an empty "
+               f"mapping keeps every setting)")
 
     def parse(self, value: Any, key: str, ctx: _Context) -> int | tuple[dict, ...] | None:
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             return _Int(1, _MAX_ISLANDS).parse(value, key, ctx)
-        if not isinstance(value, (list, tuple)) or not value:
+        if not isinstance(value, (list, tuple)) or not value or len(value) > _MAX_ISLANDS:
             raise self.fail(value, key, ctx)
         entries = []
         for i, entry in enumerate(value):

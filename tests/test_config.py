@@ -213,7 +213,7 @@ def numeric_settings(draw) -> dict:
                          "train": draw(st.integers(1, 10**9)),
                          "valid": draw(st.integers(1, 10**9)),
                          "epochs": draw(st.integers(1, 100)),
-                         "seed": draw(st.integers(0, 2**64))},
+                         "seed": draw(st.integers(0, 2**64 - 1))},
         "population_size": population,
         "tournament_size": draw(st.integers(1, population)),
         "mutate_prob": draw(st.floats(0.0, 1.0)),
