@@ -43,7 +43,8 @@ from evozero.island import Island, IslandSpec
 from evozero.nas.island import NasIsland
 
 HEARTBEAT_VARIABLE = "EVOZERO_HEARTBEAT_SECONDS"
-# Seconds a worker may take to read a command; a healthy one waits for it, idle.
+# Seconds a forked worker may take to read a command (it waits for it, idle; a spawned
+# one may still be importing, and gets the whole heartbeat interval).
 _SEND_SECONDS = 5.0
 # Seconds a worker told to stop by SIGTERM still answers snapshot requests (the main
 # process, if it got the signal too, takes its checkpoint in that time).
@@ -242,6 +243,8 @@ class LocalBackend:
         self.context = multiprocess.get_context(start_method())
         self.workers = workers
         self.heartbeat = heartbeat_seconds()
+        self._send_seconds = self.heartbeat if start_method() == "spawn" \
+            else min(self.heartbeat, _SEND_SECONDS)
         self._processes: list[Any] = [None] * workers
         self._connections: list[Any] = [None] * workers
         self._waiting: list[deque] = [deque() for _ in range(workers)]
@@ -272,8 +275,8 @@ class LocalBackend:
             return
         # A stopped worker does not read: past the time a healthy one needs, end it, so
         # the send fails instead of blocking this process.
-        timer = threading.Timer(min(self.heartbeat, _SEND_SECONDS), self._silenced,
-                                args=(worker, self._processes[worker]))
+        timer = threading.Timer(self._send_seconds, self._silenced,
+                                args=(worker, self._processes[worker], self._send_seconds))
         timer.start()
         try:
             self._connections[worker].send(self._waiting[worker].popleft())
@@ -283,10 +286,10 @@ class LocalBackend:
         finally:
             timer.cancel()
 
-    def _silenced(self, worker: int, process: Any) -> None:
+    def _silenced(self, worker: int, process: Any, seconds: float) -> None:
         if process.is_alive():
-            self._deaths[worker] = (f"did not answer for {self.heartbeat:g} s (stopped or "
-                                    f"hung) and was ended")
+            self._deaths[worker] = (f"did not answer for {seconds:g} s (stopped or hung) "
+                                    f"and was ended")
             process.kill()
 
     def receive(self, timeout: float) -> list[tuple[int, Optional[dict[str, Any]]]]:
@@ -331,7 +334,7 @@ class LocalBackend:
         self._received = now = time.monotonic()
         for worker, heard in enumerate(self._heard):
             if worker not in dead and now - heard > self.heartbeat:
-                self._silenced(worker, self._processes[worker])
+                self._silenced(worker, self._processes[worker], self.heartbeat)
                 dead.add(worker)
         replies.extend((worker, None) for worker in sorted(dead))
         return replies
