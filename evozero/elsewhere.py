@@ -59,10 +59,10 @@ def load_tasks(path: str, seed: Optional[int] = None) -> list[Task]:
 def _npz_split(path: str) -> tuple[int, int]:
     """Train and validation sizes using all of a .npz file: its own split if it has one,
     else 80% / 20% (at least one example each)."""
-    shapes = read_npz_header(path).shapes
-    rows = shapes["x"][0] if shapes["x"] else 0
+    shapes = read_npz_header(path).shapes   # checked: x is (n, F) with n >= 1
+    rows = shapes["x"][0]
     if "x_valid" in shapes:
-        return max(rows, 1), max(shapes["x_valid"][0] if shapes["x_valid"] else 0, 1)
+        return rows, shapes["x_valid"][0]
     train = max(1, min(rows - 1, round(0.8 * rows)))
     return train, max(1, rows - train)
 

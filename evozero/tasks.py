@@ -189,15 +189,18 @@ def task_bytes(num_tasks: int, features: int, train: int, valid: int, epochs: in
     return 8 * num_tasks * ((train + valid) * (features + 1) + epochs * train)
 
 
-def check_task_memory(num_tasks: int, features: int, train: int, valid: int,
-                      epochs: int) -> None:
-    """Refuse tasks whose arrays would not fit in this machine's available memory."""
-    need, have = task_bytes(num_tasks, features, train, valid, epochs), available_memory()
+def check_task_memory(num_tasks: int, features: int, train: int, valid: int, epochs: int,
+                      loading: int = 0) -> None:
+    """Refuse tasks whose arrays (plus ``loading`` bytes to read their file) would not fit
+    in this machine's available memory."""
+    need = task_bytes(num_tasks, features, train, valid, epochs) + loading
+    have = available_memory()
     if need > have:
         raise EvozeroError(f"{num_tasks} tasks of {train} + {valid} examples with {features} "
-                           f"features ({epochs} epoch(s)) need {format_bytes(need)}, more "
-                           f"than the {format_bytes(have)} of memory available; lower "
-                           f"num_tasks, train, valid, features or epochs")
+                           f"features ({epochs} epoch(s)) need {format_bytes(need)}"
+                           f"{' with their file loaded' if loading else ''}, more than the "
+                           f"{format_bytes(have)} of memory available; lower num_tasks, "
+                           f"train, valid, features or epochs")
 
 
 def _task_seeds(name: str, given: Sequence[int] | None, seed: int, num_tasks: int,
@@ -357,7 +360,10 @@ def _npz_tasks(options: dict[str, Any], features: int | None, train: int, valid:
     if classification not in (True, False, None):
         raise EvozeroError(f"classification must be true, false or null (auto), "
                            f"got {classification!r}")
-    x, y, x_valid, y_valid = _read_npz(path)
+    header = read_npz_header(path)
+    check_task_memory(len(seeds), header.shapes["x"][1], train, valid, epochs,
+                      loading=header.load_bytes)
+    x, y, x_valid, y_valid = _read_npz(path, header)
     label = os.path.basename(path)
     n_features = x.shape[1]
     if features is not None and features != n_features:
@@ -448,6 +454,7 @@ def read_npz_header(path: str) -> NpzHeader:
                 shapes[key] = shape
                 # The array as stored plus its float64 copy.
                 need += values * (dtype.itemsize + 8)
+        _check_npz_shapes(path, shapes)
     except EvozeroError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
@@ -477,8 +484,9 @@ def _check_npz_dtype(path: str, key: str, dtype: np.dtype) -> None:
         raise EvozeroError(f"{path}: {key} must be numeric, got dtype {dtype}")
 
 
-def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    shapes = read_npz_header(path).shapes
+def _read_npz(path: str, header: NpzHeader
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    shapes = header.shapes
     try:
         # allow_pickle=False: a data file must never be able to run code.
         with np.load(path, allow_pickle=False) as archive:
@@ -489,22 +497,30 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
     if "x_valid" not in arrays:
         return x, y, None, None
     x_valid, y_valid = _checked_split(path, arrays, "x_valid", "y_valid")
-    if x_valid.shape[1] != x.shape[1]:
-        raise EvozeroError(f"{path}: x has {x.shape[1]} features but x_valid has "
-                           f"{x_valid.shape[1]}")
     return x, y, x_valid, y_valid
+
+
+def _check_npz_shapes(path: str, shapes: dict[str, tuple[int, ...]]) -> None:
+    """x (n, F) with n, F >= 1 and y (n,), the same for x_valid and y_valid, which must
+    have the features of x."""
+    for x_key, y_key in (("x", "y"), ("x_valid", "y_valid")):
+        if x_key not in shapes:
+            continue
+        x, y = shapes[x_key], shapes[y_key]
+        if len(x) != 2 or x[0] < 1 or x[1] < 1:
+            raise EvozeroError(f"{path}: {x_key} must be a non-empty 2-D array (n, F), "
+                               f"got shape {x}")
+        if y != (x[0],):
+            raise EvozeroError(f"{path}: {y_key} must have shape ({x[0]},) to match "
+                               f"{x_key}, got {y}")
+    if "x_valid" in shapes and shapes["x_valid"][1] != shapes["x"][1]:
+        raise EvozeroError(f"{path}: x has {shapes['x'][1]} features but x_valid has "
+                           f"{shapes['x_valid'][1]}")
 
 
 def _checked_split(path: str, arrays: dict[str, np.ndarray], x_key: str,
                    y_key: str) -> tuple[np.ndarray, np.ndarray]:
-    x, y = arrays[x_key], arrays[y_key]
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise EvozeroError(f"{path}: {x_key} must be a non-empty 2-D array (n, F), "
-                           f"got shape {x.shape}")
-    if y.shape != (x.shape[0],):
-        raise EvozeroError(f"{path}: {y_key} must have shape ({x.shape[0]},) to match "
-                           f"{x_key}, got {y.shape}")
-    x, y = x.astype(np.float64), y.astype(np.float64)
+    x, y = arrays[x_key].astype(np.float64), arrays[y_key].astype(np.float64)
     for key, array in ((x_key, x), (y_key, y)):
         if not np.all(np.isfinite(array)):
             raise EvozeroError(f"{path}: {key} contains NaN or infinite values")
