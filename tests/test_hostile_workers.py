@@ -51,12 +51,13 @@ def _long_nas_config(path: Path) -> Path:
     return path
 
 
-def _cli(*args: str, code: str = "") -> subprocess.Popen:
-    """``evozero ARGS`` in a process of its own, after ``code`` (e.g. a fault planted)."""
+def _cli(*args: str, code: str = "", group: bool = False) -> subprocess.Popen:
+    """``evozero ARGS`` in a process of its own, after ``code`` (e.g. a fault planted);
+    ``group``: in a process group of its own, as a shell starts a command."""
     env = dict(os.environ, PYTHONPATH=str(REPO), **{HEARTBEAT_VARIABLE: HEARTBEAT})
     script = f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))"
     return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=group)
 
 
 def _children(pid: int) -> list[int]:
@@ -155,6 +156,23 @@ def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_
         out, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err
         assert RunDir.open(rundir).read_final()["individuals"] == 120_000
+
+
+def test_sigterm_to_the_whole_process_group_still_saves_every_island(tmp_path):
+    # `timeout` and service managers signal every process of the group: the workers
+    # finish their command and still answer the snapshot requests of the main process.
+    config = _program_config(tmp_path / "c.yaml")
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"), group=True)
+    rundir = tmp_path / "runs" / "hostile"
+    _wait_for(rundir / "progress.jsonl", process)
+    workers = _children(process.pid)
+    os.killpg(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "gave no snapshot" not in out and "Traceback" not in out + err
+    islands = RunDir.open(rundir).load_checkpoint()["islands"]["islands"]
+    assert all(island["snapshot"] is not None for island in islands)
+    assert _gone_within(workers, 5)
 
 
 def test_ctrl_c_stops_one_long_network_training_within_seconds(tmp_path):
