@@ -467,3 +467,15 @@ def test_a_small_file_that_fits_the_config_also_fits_the_kernel_warm_up(tmp_path
     config = load_config(write(tmp_path, "exp.yaml", text))
     check_before_start(config)
     warm_up(config)   # used to ask the file for 4 + 4 examples
+
+
+# --- evozero calibrate ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_calibrate_refuses_an_unwritable_output_before_measuring(tmp_path, capsys, where):
+    blocker = write(tmp_path, "file.txt", "not a folder")
+    output = tmp_path if where == "folder" else blocker / "host.yaml"
+    code = main(["calibrate", "--output", str(output), "--seconds", "1"])
+    err = capsys.readouterr()
+    assert code == 2 and err.err.startswith("error: ") and "Traceback" not in err.err
+    assert "calibrating" not in err.out   # refused before anything was measured

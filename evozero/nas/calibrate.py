@@ -38,6 +38,7 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
+from evozero.errors import EvozeroError
 from evozero.nas.compile import Skeleton, compile_cell
 from evozero.nas.cost import (FIT_TERMS, STEP_KINDS, DeviceProfile, Step, estimate_ms,
                               execution_steps, fit_features, lut_key)
@@ -245,11 +246,32 @@ def machine_description() -> dict[str, object]:
             "numba": numba.__version__, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def check_output(path: str | os.PathLike) -> None:
+    """Refuse a profile path that could not be written (a folder, a folder that cannot be
+    made or written to), so that a calibration never measures for nothing."""
+    target = Path(path)
+    if target.is_dir():
+        raise EvozeroError(f"{target}: is a folder; give the path of the profile YAML file "
+                           f"to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EvozeroError(f"{target.parent}: cannot make the folder for the profile "
+                           f"({error.strerror})") from None
+    if not os.access(target.parent, os.W_OK):
+        raise EvozeroError(f"{target.parent}: cannot write the profile there (permission "
+                           f"denied); give another path")
+
+
 def write_profile(profile: DeviceProfile, path: str | os.PathLike) -> None:
     """Write ``profile`` as YAML to ``path`` atomically (a temporary file, then renamed)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".host-", suffix=".yaml", dir=target.parent)
+    check_output(target)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".host-", suffix=".yaml",
+                                             dir=target.parent)
+    except OSError as error:
+        raise EvozeroError(f"{target}: cannot write the profile ({error.strerror})") from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -257,6 +279,9 @@ def write_profile(profile: DeviceProfile, path: str | os.PathLike) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             yaml.safe_dump(profile.to_dict(), stream, sort_keys=False, width=100)
         os.replace(temporary, target)
+    except OSError as error:   # a full or read-only disk
+        os.unlink(temporary)
+        raise EvozeroError(f"{target}: cannot write the profile ({error.strerror})") from None
     except BaseException:
         os.unlink(temporary)
         raise
@@ -293,6 +318,7 @@ def calibrate(path: str | os.PathLike, seconds_budget: float = 45.0,
     """Measure this machine (module docstring) for about ``seconds_budget`` seconds,
     write the ``host`` profile to ``path`` and return it."""
     out = out or sys.stdout   # the stream of the moment, not of import time
+    check_output(path)
     start = time.perf_counter()
     neural.retain_freed_memory()
     with threadpool_limits(limits=1):
