@@ -27,7 +27,7 @@ from evozero import stopflag
 from evozero.config import Config
 from evozero.errors import EvozeroError
 from evozero.experiment_setup import island_seed
-from evozero.island import (FINISHED, RUNNING, SOLVED, SPENT, WAITING, IslandSpec,
+from evozero.island import (FINISHED, RUNNING, SOLVED, SPENT, STATUSES, WAITING, IslandSpec,
                             MigratingIsland, emigrant_count, nan_lowest)
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
@@ -50,6 +50,65 @@ def dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> 
     both, better in one)."""
     return any(a >= point[0] and c <= point[1] and (a > point[0] or c < point[1])
                for a, c in others)
+
+
+_MEMBER_KEYS = ("genome", "hash", "fitness", "valid_accuracy", "cost_value",
+                "first_epoch_accuracy")
+
+
+def check_nas_snapshot(snapshot: Any, config: Config, where: str) -> None:
+    """Raise EvozeroError unless ``snapshot`` (see :meth:`NasIsland.snapshot`) is one a NAS
+    island of ``config`` may continue from: its meta, random state, counters, population
+    (every genome a cell of this space) and weights well-formed."""
+    keys = ("meta", "rng", "counters", "population", "cache", "weights", "best_weights")
+    if not isinstance(snapshot, dict) or any(key not in snapshot for key in keys):
+        raise EvozeroError(f"{where}: not a NAS island snapshot (expected {', '.join(keys)})")
+    meta = snapshot["meta"]
+    if not isinstance(meta, dict) or meta.get("status") not in STATUSES \
+            or not _whole(meta.get("round")) or not _whole(meta.get("migrants")) \
+            or not _whole(meta.get("seed")) \
+            or not (meta.get("best") is None or isinstance(meta["best"], dict)):
+        raise EvozeroError(f"{where}: meta is not a NAS island's (status one of "
+                           f"{', '.join(STATUSES)}; round, migrants, seed whole numbers >= 0; "
+                           f"best null or a record)")
+    try:
+        np.random.default_rng().bit_generator.state = snapshot["rng"]
+    except (TypeError, ValueError, KeyError) as error:
+        raise EvozeroError(f"{where}: rng is not a random generator state ({error})") from None
+    counters = snapshot["counters"]
+    if not isinstance(counters, dict) or set(counters) != set(_COUNTERS) \
+            or not all(_whole(value) for value in counters.values()):
+        raise EvozeroError(f"{where}: counters must be {', '.join(_COUNTERS)}, each a whole "
+                           f"number >= 0")
+    population = snapshot["population"]
+    if not isinstance(population, list) or len(population) > config.population_size:
+        raise EvozeroError(f"{where}: population must be a list of at most "
+                           f"{config.population_size} members (population_size)")
+    space = CellSpace(config.nas)
+    for k, member in enumerate(population):
+        if not isinstance(member, dict) or any(key not in member for key in _MEMBER_KEYS):
+            raise EvozeroError(f"{where}: population member {k} must have "
+                               f"{', '.join(_MEMBER_KEYS)}")
+        try:
+            space.parse(member["genome"])
+        except (EvozeroError, TypeError, AttributeError) as error:
+            raise EvozeroError(f"{where}: population member {k}: {error}") from None
+    if not isinstance(snapshot["cache"], dict) \
+            or not all(isinstance(r, dict) for r in snapshot["cache"].values()):
+        raise EvozeroError(f"{where}: cache must map cell hashes to evaluation records")
+    layer_sets = [*snapshot["weights"].values(), snapshot["best_weights"]] \
+        if isinstance(snapshot["weights"], dict) else [None]
+    for layers in layer_sets:
+        if not isinstance(layers, dict) or not all(
+                isinstance(arrays, list) and all(isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                                                 for a in arrays)
+                for arrays in layers.values()):
+            raise EvozeroError(f"{where}: weights must map layer names to lists of float "
+                               f"arrays")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class NasIsland(MigratingIsland):
@@ -78,6 +137,7 @@ class NasIsland(MigratingIsland):
             self.weights: dict[str, dict[str, list[np.ndarray]]] = {}
             self.best_weights: dict[str, list[np.ndarray]] = {}
         else:
+            check_nas_snapshot(snapshot, config, f"island {spec.island + 1} snapshot")
             self.meta = dict(snapshot["meta"])
             self.rng = np.random.default_rng()
             self.rng.bit_generator.state = snapshot["rng"]
