@@ -20,12 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evozero as ez
+from evozero.config import load_config
 from evozero.errors import EvozeroError
 from evozero.estimator import EvolvedRegressor
 from evozero.experiment_setup import read_programs
 from evozero.instruction import ADDRESS_LIMIT, Instruction
 from evozero.island import Island, IslandSpec, check_checkpoint_islands, check_snapshot
 from evozero.nas.cells import Nb101Cell
+from evozero.nas.island import check_nas_snapshot
 from evozero.search import OLDEST
 from helpers import small_config
 from ops.table import OPS, OPS_BY_NAME
@@ -406,6 +408,37 @@ def test_migrants_are_checked_before_they_enter_the_population(island):
     message = _message(island._take_in, arrivals)
     assert message.startswith("island 1: migrants: program 0, row 0: unknown op code 200")
     assert np.array_equal(island.state.code, before)
+
+
+def _nas_snapshot(**changes):
+    snapshot = {"meta": {"round": 0, "status": "running", "migrants": 0, "best": None,
+                         "seed": 1},
+                "rng": np.random.default_rng(1).bit_generator.state,
+                "counters": dict.fromkeys(("individuals", "train_steps", "structure_hits",
+                                           "full_evaluations", "hurdle_stops",
+                                           "budget_rejects", "saved_train_steps"), 0),
+                "population": [], "cache": {}, "weights": {}, "best_weights": {}}
+    snapshot.update(changes)
+    return snapshot
+
+
+_MEMBER = {"genome": "garbage", "hash": "h", "fitness": 0.1, "valid_accuracy": 0.1,
+           "cost_value": 1.0, "first_epoch_accuracy": 0.1}
+
+
+@pytest.mark.parametrize("snapshot, expected", [
+    ({}, "not a NAS island snapshot"),
+    (_nas_snapshot(rng={"x": 1}), "rng is not a random generator state"),
+    (_nas_snapshot(meta={"round": -1, "status": "running"}), "meta is not a NAS island's"),
+    (_nas_snapshot(counters={"individuals": 1}), "counters must be"),
+    (_nas_snapshot(population=[_MEMBER]), "population member 0: 'garbage'"),
+    (_nas_snapshot(population=[{"genome": 5}]), "population member 0 must have"),
+    (_nas_snapshot(weights={"h": {"conv": ["x"]}}), "weights must map layer names"),
+])
+def test_corrupt_nas_snapshots_are_refused(snapshot, expected):
+    config = load_config(str(REPO / "experiments" / "nas_digits_nb201.yaml"))
+    check_nas_snapshot(_nas_snapshot(), config, "nas")
+    assert expected in _message(check_nas_snapshot, snapshot, config, "nas")
 
 
 # --- the numba cache -----------------------------------------------------------------------
