@@ -180,6 +180,9 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
 
 def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[int, int, int]:
     """Memory sizes (S, V, M): the program's needs, or ``memory`` checked against them."""
+    if not isinstance(program, Program):
+        raise EvozeroError(f"program must be a Program (see Program.parse), got "
+                           f"{type(program).__name__}")
     need = program.memory_needs()
     if memory is None:
         return need
@@ -217,7 +220,7 @@ def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[s
     if combine is not None and (not isinstance(combine, str) or combine not in COMBINE_RULES):
         raise EvozeroError(f"combine must be one of {', '.join(COMBINE_RULES)} or None, "
                            f"got {combine!r}")
-    check_arguments(program, tasks, seed, max_abs_error)
+    _check_arguments(tasks, seed, max_abs_error)
     sizes = resolve_memory(program, memory)
     live = strip_dead_code(program, sizes)
     per_task = np.zeros(len(tasks))
@@ -226,12 +229,8 @@ def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[s
     return combine_fitness(per_task, combine)
 
 
-def check_arguments(program: Program, tasks: Sequence["object"], seed: int,
-                    max_abs_error: float) -> None:
+def _check_arguments(tasks: Sequence["object"], seed: int, max_abs_error: float) -> None:
     """Raise EvozeroError unless the arguments every evaluation shares are usable."""
-    if not isinstance(program, Program):
-        raise EvozeroError(f"program must be a Program (see Program.parse), got "
-                           f"{type(program).__name__}")
     if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence) \
             or not all(isinstance(task, Task) for task in tasks):
         raise EvozeroError(f"tasks must be a list of Task objects (see make_tasks), got "

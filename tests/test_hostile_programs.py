@@ -246,6 +246,7 @@ def test_evaluate_needs_task_objects(bad):
 
 def test_evaluate_needs_a_program(tasks):
     assert "program must be a Program" in _message(ez.evaluate, EMPTY, tasks)
+    assert "program must be a Program" in _message(ez.strip_dead_code, EMPTY)
 
 
 # --- estimator, NAS cells, initial populations ---------------------------------------------
