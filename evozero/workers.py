@@ -214,6 +214,8 @@ def serve(connection: Any, main_end: Any = None, parent: Optional[int] = None) -
             return
         if reply["kind"] == "error":
             return
+        if reply["kind"] == "stopped" and _Terminate.by is not None:
+            _end_by_sigterm()   # it dropped an island: end now, the island restarts
 
 
 def _end_by_sigterm() -> None:

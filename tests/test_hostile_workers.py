@@ -15,9 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evozero import stopflag
+from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
+from evozero.island import IslandSpec
+from evozero.nas.island import NasIsland
 from evozero.rundir import RunDir
-from evozero.workers import HEARTBEAT_VARIABLE, LocalBackend
+from evozero.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
@@ -193,6 +197,40 @@ def test_ctrl_c_stops_one_long_network_training_within_seconds(tmp_path):
     assert "gave no snapshot" not in out
     saved = RunDir.open(rundir).load_checkpoint()
     assert saved["islands"]["islands"][0]["snapshot"] is not None
+
+
+def test_a_stop_request_rolls_a_nas_island_back_to_its_last_whole_child(monkeypatch):
+    data = {"seed": 1, "population_size": 4, "tournament_size": 2, "workers": 1,
+            "nas": {"space": "nb201", "dataset": "digits", "stem_channels": 4, "stacks": 1,
+                    "profile": "mobile-cpu", "training": {"epochs": 1}}}
+    spec = IslandSpec(0, 0, config_from_dict(data), individuals=-1, train_steps=-1)
+    island, twin = NasIsland(spec), NasIsland(spec)
+    before = island.snapshot()
+    monkeypatch.setattr(stopflag, "_requested", True)
+    reply = island.advance(60.0)   # gives up in its first training step
+    assert reply["summary"]["individuals"] == 0 and reply["status"] == "running"
+    assert island.snapshot()["rng"] == before["rng"]
+    assert island.snapshot()["counters"] == before["counters"]
+    monkeypatch.setattr(stopflag, "_requested", False)
+    # Nothing of the abandoned child remains: the island goes on exactly as its twin.
+    def measured(reply):
+        return [(r["genome"], r["valid_accuracy"], r["losses"], r["train_steps"])
+                for r in reply["evaluations"]]
+    assert measured(island.advance(0.0)) == measured(twin.advance(0.0))
+    assert island.snapshot()["rng"] == twin.snapshot()["rng"]
+
+
+def test_a_worker_drops_an_island_whose_command_gave_up(monkeypatch):
+    host = WorkerHost()
+
+    class GivesUp:
+        def advance(self, seconds, arrivals=None):
+            raise stopflag.Stopped()
+
+    host.islands[3] = GivesUp()
+    assert host.handle_safely({"kind": "advance", "island": 3, "seconds": 1.0}) == \
+        {"kind": "stopped", "island": 3}
+    assert 3 not in host.islands   # its state is no longer whole: never snapshotted
 
 
 def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
