@@ -141,7 +141,7 @@ def test_a_bad_heartbeat_setting_is_a_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_path, stop):
-    config = _program_config(tmp_path / "c.yaml", individuals=60_000)
+    config = _program_config(tmp_path / "c.yaml", individuals=300_000)
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
@@ -159,7 +159,35 @@ def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_
         resumed = _cli("resume", str(rundir))
         out, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err
-        assert RunDir.open(rundir).read_final()["individuals"] == 120_000
+        assert RunDir.open(rundir).read_final()["individuals"] == 600_000
+
+
+def test_a_deterministic_run_keeps_its_checkpoint_when_a_late_snapshot_would_break_it(
+        tmp_path):
+    # The stopped island's last snapshot (the one of the start) predates migration rounds
+    # the checkpoint would record: resuming from both would hand it no migrants there.
+    config = _program_config(tmp_path / "c.yaml")
+    data = yaml.safe_load(config.read_text())
+    data.update(deterministic=True, migrate_every=1000, checkpoint_every=3600.0)
+    config.write_text(yaml.safe_dump(data))
+    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    rundir = tmp_path / "runs" / "hostile"
+    deadline = time.monotonic() + 300
+    while not (rundir / "progress.jsonl").exists() or max(
+            (r["individuals"] for r in RunDir.open(rundir).read_progress()),
+            default=0) < 10_000:
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    checkpoints = sorted((rundir / "checkpoint").iterdir())
+    workers = _children(process.pid)
+    os.kill(workers[0], signal.SIGSTOP)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "island 1 gave no snapshot in time" in out
+    assert "the checkpoint is not updated" in out
+    assert sorted((rundir / "checkpoint").iterdir()) == checkpoints
+    assert _gone_within(workers, 5)
 
 
 def test_sigterm_to_the_whole_process_group_still_saves_every_island(tmp_path):
@@ -252,7 +280,8 @@ def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
                                          (signal.SIGSTOP, f"did not answer for {HEARTBEAT} s")])
 def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path, fault,
                                                                        told):
-    config = _program_config(tmp_path / "c.yaml", individuals=100_000)
+    # Enough budget that the fault lands well before the end, even on an idle machine.
+    config = _program_config(tmp_path / "c.yaml", individuals=300_000)
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "hostile"
     deadline = time.monotonic() + 300
@@ -267,4 +296,4 @@ def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path,
     assert f"worker 1 {told}" in out and "restarts from its snapshot" in out
     assert not _running(workers[0])
     # The island redid the work since its snapshot: the budget is still exact.
-    assert RunDir.open(rundir).read_final()["individuals"] == 200_000
+    assert RunDir.open(rundir).read_final()["individuals"] == 600_000
