@@ -135,7 +135,9 @@ class WorkerHost:
 
 def die_with_parent(parent: int) -> None:
     """Have the kernel kill this process when its parent dies, even mid-command (Linux;
-    elsewhere the worker's parent watch ends it when it next waits for a command)."""
+    elsewhere the worker's parent watch ends it when it next waits for a command). The
+    kernel watches the thread that started the worker, so backends start workers from
+    the thread that runs the run, never from a short-lived one."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
