@@ -15,6 +15,7 @@ import numpy as np
 from evozero.config import SEED_MAX, load_task_spec
 from evozero.errors import EvozeroError
 from evozero.program import Program
+from evozero.report import best_program
 from evozero.rundir import RunDir
 from evozero.tasks import Task, make_tasks, read_npz_header
 from evozero.preflight import vm_memory_bytes
@@ -27,10 +28,11 @@ def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
     source = Path(path)
     if source.is_dir():
         run = RunDir.open(source)
-        text = run.read_best()
-        if text is None:
+        memory = run.read_config().memory.sizes
+        program = best_program(run, memory)
+        if program is None:
             raise EvozeroError(f"{source}: the run has no best program yet (no best.txt)")
-        return Program.parse(text), run.read_config().memory.sizes
+        return program, memory
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -410,12 +410,14 @@ def test_show_history_names_the_file_and_line_of_a_bad_record(finished, tmp_path
 
 @pytest.mark.parametrize("text", ["garbage\n", "def Setup():\n  s9 = s1 + s2\n"
                                                "def Predict():\ndef Learn():\n"])
-def test_show_and_export_refuse_a_bad_best_txt_naming_it(finished, tmp_path, capsys, text):
+def test_show_export_and_eval_refuse_a_bad_best_txt_naming_it(finished, tmp_path, capsys,
+                                                              text):
     path = tmp_path / "run"
     shutil.copytree(finished, path)
     (path / RunDir.BEST).write_text(text)
     module = tmp_path / "m.py"
-    for command in (["show", str(path)], ["export", str(path), "--python", str(module)]):
+    for command in (["show", str(path)], ["export", str(path), "--python", str(module)],
+                    ["eval", str(path), "--tasks", str(path / RunDir.CONFIG)]):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {path / RunDir.BEST}: not a valid program of this run")
