@@ -245,32 +245,31 @@ def _instruction_from_json(item: Any, component: str, index: int) -> Instruction
 def _integer_rows(array: Any, width: int, name: str) -> np.ndarray:
     """``array`` as a C-contiguous int64 (n, width) array; refuses floats (1.7 would be
     truncated), values past int64 and any other shape."""
-    try:
-        values = np.asarray(array)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise EvozeroError(f"program {name} must be an integer array (n, {width}): {error}") from None
-    if values.size == 0:
-        return np.zeros((0, width), dtype=np.int64)
-    if values.dtype.kind not in "iu" or values.ndim != 2 or values.shape[1] != width:
-        raise EvozeroError(f"program {name} must be an integer array of shape (n, {width}), "
-                           f"got {values.dtype} {values.shape}")
-    if values.dtype.kind == "u" and values.max() > np.iinfo(np.int64).max:
+    values = _rows(array, width, name, "iu", "an integer")
+    if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
         raise EvozeroError(f"program {name} holds {values.max()}, past the 64-bit integer range")
     return np.ascontiguousarray(values, dtype=np.int64)
 
 
 def _float_rows(array: Any, width: int, name: str) -> np.ndarray:
     """``array`` as a C-contiguous float64 (n, width) array of real numbers."""
+    return np.ascontiguousarray(_rows(array, width, name, "iuf", "a real-valued"),
+                                dtype=np.float64)
+
+
+def _rows(array: Any, width: int, name: str, kinds: str, what: str) -> np.ndarray:
+    """``array`` as a 2-D numpy array of ``width`` columns and a dtype kind in ``kinds``
+    (an empty input gives no rows, whatever its shape)."""
     try:
         values = np.asarray(array)
     except (TypeError, ValueError, OverflowError) as error:
-        raise EvozeroError(f"program {name} must be a float array (n, {width}): {error}") from None
+        raise EvozeroError(f"program {name} must be {what} array (n, {width}): {error}") from None
     if values.size == 0:
-        return np.zeros((0, width), dtype=np.float64)
-    if values.dtype.kind not in "iuf" or values.ndim != 2 or values.shape[1] != width:
-        raise EvozeroError(f"program {name} must be a real-valued array of shape (n, {width}), "
+        return np.zeros((0, width), dtype=np.int64)
+    if values.dtype.kind not in kinds or values.ndim != 2 or values.shape[1] != width:
+        raise EvozeroError(f"program {name} must be {what} array of shape (n, {width}), "
                            f"got {values.dtype} {values.shape}")
-    return np.ascontiguousarray(values, dtype=np.float64)
+    return values
 
 
 def _sizes(sizes: Any) -> tuple[int, int, int]:

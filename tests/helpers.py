@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,3 +46,20 @@ def run_quietly(config: Config, root: Any) -> tuple[Run, dict]:
     """Start ``config`` under ``root`` and run it to its end without printing."""
     run = start_run(config, str(root), out=open(os.devnull, "w"))
     return run, run.execute()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (from /proc; any of its threads may have forked them)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(p) for p in (task / "children").read_text().split()]
+    return children
+
+
+def is_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

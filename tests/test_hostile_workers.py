@@ -22,6 +22,7 @@ from evozero.island import IslandSpec
 from evozero.nas.island import NasIsland
 from evozero.rundir import RunDir
 from evozero.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
+from helpers import child_pids, is_running
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
@@ -64,21 +65,6 @@ def _cli(*args: str, code: str = "", group: bool = False) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=group)
 
 
-def _children(pid: int) -> list[int]:
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(p) for p in (task / "children").read_text().split()]
-    return children
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     while not path.exists():
@@ -88,9 +74,9 @@ def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 300) -> No
 
 def _gone_within(pids: list[int], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(is_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not any(_running(pid) for pid in pids)
+    return not any(is_running(pid) for pid in pids)
 
 
 # --- errors in workers -------------------------------------------------------------------
@@ -145,7 +131,7 @@ def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGSTOP)
     started = time.monotonic()
@@ -179,7 +165,7 @@ def test_a_deterministic_run_keeps_its_checkpoint_when_a_late_snapshot_would_bre
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
     checkpoints = sorted((rundir / "checkpoint").iterdir())
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     os.kill(workers[0], signal.SIGSTOP)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -197,7 +183,7 @@ def test_sigterm_to_the_whole_process_group_still_saves_every_island(tmp_path):
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"), group=True)
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
@@ -213,7 +199,7 @@ def test_ctrl_c_stops_one_long_network_training_within_seconds(tmp_path):
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
     time.sleep(1.0)   # well inside the first network's 3,000 epochs
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -266,7 +252,7 @@ def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
     process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
     _wait_for(tmp_path / "runs" / "hostile" / "progress.jsonl", process)
     time.sleep(1.0)
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     assert workers
     process.kill()
     process.communicate()
@@ -289,11 +275,11 @@ def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path,
               if (rundir / "checkpoint").is_dir() else []) < 2:
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     os.kill(workers[0], fault)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert f"worker 1 {told}" in out and "restarts from its snapshot" in out
-    assert not _running(workers[0])
+    assert not is_running(workers[0])
     # The island redid the work since its snapshot: the budget is still exact.
     assert RunDir.open(rundir).read_final()["individuals"] == 600_000

@@ -22,7 +22,7 @@ from evozero.rundir import RunDir
 from evozero.search import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState, program_slots
 from evozero.vm import evaluate, group_tasks
 from evozero.workers import LocalBackend
-from helpers import run_quietly, small_config
+from helpers import child_pids, is_running, run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
@@ -115,11 +115,6 @@ def _cli(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     import yaml
@@ -137,7 +132,7 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     while len(list(checkpoints.glob("*.json")) if checkpoints.is_dir() else []) < 2:
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
     out, err = process.communicate(timeout=300)
@@ -146,14 +141,6 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     final = RunDir.open(tmp_path / "runs" / "faults").read_final()
     # The restarted island redid the work since its snapshot: the budget is still exact.
     assert final["individuals"] == 1_500_000
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
@@ -169,14 +156,14 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     while not progress.exists():
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
-    workers = _children(process.pid)
+    workers = child_pids(process.pid)
     assert len(workers) == 2
     process.kill()
     process.communicate()
     deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(is_running(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_running(pid) for pid in workers), "orphaned workers kept running"
+    assert not any(is_running(pid) for pid in workers), "orphaned workers kept running"
 
 
 def test_a_failing_worker_reports_the_error_and_is_replaced():
