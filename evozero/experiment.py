@@ -144,6 +144,7 @@ class Run:
             while not self._flow_done():
                 self._run_experiment()
             self._stop_workers()
+            self._stop_if_asked()
             return self._finish()
         except WriteError as error:
             raise WriteError(f"{error}; the run stops here. Its last checkpoint is intact: "
@@ -157,6 +158,12 @@ class Run:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
+
+    def _stop_if_asked(self) -> None:
+        """Between phases (after compiling, before the final evaluation) a stop request
+        ends the run at once: its checkpoint already holds everything done so far."""
+        if self._stop_signal is not None:
+            raise Interrupted(signal.Signals(self._stop_signal).name)
 
     def _flow_done(self) -> bool:
         limit = self.config.max_experiments
@@ -173,6 +180,7 @@ class Run:
             self._say(f"compiled in {time.monotonic() - started:.0f} s")
         else:
             warm_up(config)
+        self._stop_if_asked()
         workers = self.workers if self.workers is not None else available_workers(config)
         if self.driver.islands == 0:
             self.driver.islands = island_count(config, workers)

@@ -283,3 +283,28 @@ def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path,
     assert not is_running(workers[0])
     # The island redid the work since its snapshot: the budget is still exact.
     assert RunDir.open(rundir).read_final()["individuals"] == 600_000
+
+
+@pytest.mark.parametrize("phase", ["compiling", "before the final evaluation"])
+def test_a_stop_between_phases_ends_the_run_before_the_next_one(tmp_path, monkeypatch, phase):
+    import evozero.experiment as experiment
+    from helpers import small_config
+
+    run = experiment.start_run(small_config(), str(tmp_path), out=open(os.devnull, "w"))
+    asked = lambda *args: setattr(run, "_stop_signal", signal.SIGINT)  # noqa: E731
+    if phase == "compiling":   # the signal lands while the kernels compile
+        monkeypatch.setattr(experiment, "warm_up", asked)
+    else:                      # ... or while the last experiment ends
+        end = run._end_experiment
+        monkeypatch.setattr(run, "_end_experiment", lambda: (end(), asked()))
+    started = []
+    make_backend = experiment.make_backend
+    monkeypatch.setattr(experiment, "make_backend",
+                        lambda *args: started.append(1) or make_backend(*args))
+    with pytest.raises(experiment.Interrupted, match="SIGINT"):
+        run.execute()
+    assert run.rundir.read_final() is None
+    assert not started if phase == "compiling" else started, "workers started after the stop"
+    monkeypatch.undo()
+    resumed = experiment.resume_run(str(run.rundir.path), out=open(os.devnull, "w"))
+    assert resumed.execute()["individuals"] == 3000
