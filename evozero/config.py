@@ -36,6 +36,7 @@ from evozero.nas.cells import NB101_OPS
 from evozero.nas.data import DATASETS as NAS_DATASETS
 from evozero.tasks import KINDS, Task, make_tasks
 from evozero.yamlfile import parse_yaml, read_yaml
+from ops.rng import SEED_MAX
 from ops.table import MATRIX, OPS, OPS_BY_NAME, VECTOR
 
 __all__ = [
@@ -68,11 +69,10 @@ _OP_NAMES_BY_CODE = {op.code: op.name for op in OPS}
 _PAIR_NAMES = ("all", "search", "held_out")
 # PyYAML follows YAML 1.1, where 1e8 (no dot) is a string; users mean a number.
 _EXPONENT_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-# Upper bounds of integer settings. Seeds are 64-bit unsigned in every random stream;
-# counters and budgets live in int64 kernel arrays. The other bounds are far beyond any
+# Upper bounds of integer settings (seeds: ops.rng.SEED_MAX); counters and budgets live
+# in int64 kernel arrays. The other bounds are far beyond any
 # sensible experiment but keep a typo (an extra 000) from reaching an allocation; whether
 # a run fits this machine's memory is checked as a whole by evozero.preflight.
-SEED_MAX = 2**64 - 1
 _COUNT_MAX = 2**62
 _SIZE_MAX = 10**9
 _MAX_ISLANDS = 10_000

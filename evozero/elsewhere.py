@@ -12,15 +12,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from evozero.config import SEED_MAX, load_task_spec
+from evozero.config import load_task_spec
 from evozero.errors import EvozeroError
+from evozero.preflight import vm_memory_bytes
 from evozero.program import Program
 from evozero.report import best_program
+from evozero.resources import available_memory, format_bytes
 from evozero.rundir import RunDir
 from evozero.tasks import Task, make_tasks, read_npz_header
-from evozero.preflight import vm_memory_bytes
-from evozero.resources import available_memory, format_bytes
 from evozero.vm import combine_fitness, evaluate, resolve_memory
+from ops.rng import SEED_MAX
 
 
 def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:

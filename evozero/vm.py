@@ -27,11 +27,9 @@ from ops.interpreter import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED,
                              VALID_BEGIN, VALID_END, run_tape)
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
-from ops.rng import stream_seed
+from ops.rng import SEED_MAX, stream_seed
 
 COMBINE_RULES = ("mean", "median")
-#: Seeds are unsigned 64-bit in every random stream (ops.rng).
-SEED_MAX = 2**64 - 1
 DEFAULT_MAX_ABS_ERROR = 100.0
 
 

@@ -96,6 +96,8 @@ def error_reply(command: dict[str, Any], error: BaseException) -> dict[str, Any]
                           f"{frame.lineno}, in {frame.name})")
         reply["traceback"] = "".join(traceback.format_exception(error))
     return reply
+
+
 class WorkerHost:
     """The islands of one worker and the command handler (see the module docstring)."""
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from ops.jit import jit
 
+#: Largest seed: a stream's state is one uint64.
+SEED_MAX = 2**64 - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
