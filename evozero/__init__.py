@@ -8,10 +8,10 @@ The public API::
     fitness = ez.evaluate(prog, tasks)
 """
 from evozero.errors import EvozeroError
-from evozero.instruction import Instruction
-from evozero.program import COMPONENTS, Program
-from evozero.tasks import KINDS as TASK_KINDS, Task, make_tasks
-from evozero.vm import evaluate, strip_dead_code
+from evozero.programs.instruction import Instruction
+from evozero.programs.program import COMPONENTS, Program
+from evozero.evaluation.tasks import KINDS as TASK_KINDS, Task, make_tasks
+from evozero.evaluation.vm import evaluate, strip_dead_code
 
 __version__ = "0.1.0"
 __all__ = ["COMPONENTS", "EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor",
@@ -24,6 +24,6 @@ _ESTIMATORS = ("EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor")
 def __getattr__(name: str):
     """The estimator classes, loaded on first access."""
     if name in _ESTIMATORS:
-        from evozero import estimator
+        from evozero.analysis import estimator
         return getattr(estimator, name)
     raise AttributeError(f"module 'evozero' has no attribute {name!r}")

@@ -15,8 +15,8 @@ from evozero.errors import EvozeroError, InternalError
 
 if TYPE_CHECKING:
     from evozero.config import Config
-    from evozero.experiment import Run
-    from evozero.rundir import RunDir
+    from evozero.runs.flow import Run
+    from evozero.runs.rundir import RunDir
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -128,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from evozero.config import load_config
-    from evozero.experiment import start_run
+    from evozero.runs.flow import start_run
 
     # Validated completely before anything is created on disk.
     config = load_config(args.config, args.overrides, seed=args.seed)
@@ -136,13 +136,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from evozero.experiment import resume_run
+    from evozero.runs.flow import resume_run
 
     return _execute(resume_run(args.run, workers=args.workers))
 
 
 def _execute(run: "Run") -> int:
-    from evozero.experiment import Interrupted
+    from evozero.runs.flow import Interrupted
 
     try:
         run.execute()
@@ -155,13 +155,13 @@ def _execute(run: "Run") -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from evozero.report import format_history, format_summary, history, run_summary
-    from evozero.rundir import RunDir
+    from evozero.analysis.show import format_history, format_summary, history, run_summary
+    from evozero.runs.rundir import RunDir
 
     rundir = RunDir.open(args.run)
     config = rundir.read_config()
     if config.nas is not None:
-        from evozero.nas.report import format_nas_summary, nas_summary
+        from evozero.nas.show import format_nas_summary, nas_summary
         summary = nas_summary(rundir, config)
         print(json.dumps(summary, indent=2) if args.format == "json"
               else format_nas_summary(summary, config))
@@ -176,10 +176,10 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from evozero.elsewhere import load_program
-    from evozero.export import export_python
-    from evozero.report import best_program
-    from evozero.rundir import RunDir, atomic_write_text
+    from evozero.analysis.transfer import load_program
+    from evozero.analysis.export import export_python
+    from evozero.analysis.show import best_program
+    from evozero.runs.rundir import RunDir, atomic_write_text
 
     _check_output("--python", args.python)
     if os.path.isdir(args.run):
@@ -213,7 +213,7 @@ def _check_output(option: str, path: str) -> None:
 
 def _export_network(rundir: "RunDir", config: "Config", path: str) -> int:
     from evozero.nas.export import export_network
-    from evozero.nas.report import trained_model
+    from evozero.nas.show import trained_model
     from evozero.nas.train import accuracy
 
     model, evaluator, cell = trained_model(rundir, config)
@@ -236,7 +236,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from evozero.nas.plots import is_nas_run, plot_nas_runs
-    from evozero.plots import plot_runs
+    from evozero.analysis.plots import plot_runs
 
     if is_nas_run(args.runs[0]):
         path = plot_nas_runs(args.runs, args.output)
@@ -247,7 +247,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from evozero.elsewhere import evaluation_report, load_program, load_tasks
+    from evozero.analysis.transfer import evaluation_report, load_program, load_tasks
 
     program, memory = load_program(args.program)
     report = evaluation_report(program, load_tasks(args.tasks, args.seed), memory, args.combine)

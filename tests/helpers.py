@@ -8,9 +8,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from evozero.config import Config, config_from_dict
-from evozero.experiment import Run, start_run
-from evozero.program import Program
-from evozero.randomize import randomize_rows
+from evozero.runs.flow import Run, start_run
+from evozero.programs.program import Program
+from evozero.programs.randomize import randomize_rows
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND
 from ops.table import OPS
 

@@ -9,10 +9,10 @@ import pytest
 
 from evozero.cli import main
 from evozero.config import config_from_dict
-from evozero.experiment import start_run
-from evozero.programs import linear_program
-from evozero.tasks import make_tasks
-from evozero.vm import evaluate
+from evozero.runs.flow import start_run
+from evozero.programs.reference import linear_program
+from evozero.evaluation.tasks import make_tasks
+from evozero.evaluation.vm import evaluate
 
 
 @pytest.fixture()

@@ -6,17 +6,17 @@ import warnings
 import numpy as np
 import pytest
 
-from evozero.estimator import EvolvedClassifier, EvolvedEstimator, EvolvedRegressor
-from evozero.program import Program
-from evozero.programs import linear_program, neural_net_program
-from evozero.tasks import make_tasks
-from evozero.vm import group_tasks, resolve_memory, strip_dead_code
+from evozero.analysis.estimator import EvolvedClassifier, EvolvedEstimator, EvolvedRegressor
+from evozero.programs.program import Program
+from evozero.programs.reference import linear_program, neural_net_program
+from evozero.evaluation.tasks import make_tasks
+from evozero.evaluation.vm import group_tasks, resolve_memory, strip_dead_code
 
 
 @pytest.mark.parametrize("program, kind", [(linear_program(0.05), "linear"),
                                            (neural_net_program(0.05), "nonlinear")])
 def test_predictions_equal_the_vms(program, kind):
-    import evozero.vm as vm
+    import evozero.evaluation.vm as vm
     task = make_tasks(kind, 1, 4, 200, 50, seed=3)[0]
     group = group_tasks([task])[0]
     live = strip_dead_code(program)
@@ -155,7 +155,7 @@ def test_works_without_scikit_learn():
     from pathlib import Path
     code = ("import sys; sys.modules['sklearn'] = None\n"
             "import numpy as np\n"
-            "from evozero.estimator import EvolvedRegressor, EvolvedClassifier\n"
+            "from evozero.analysis.estimator import EvolvedRegressor, EvolvedClassifier\n"
             "x = np.random.default_rng(0).normal(size=(300, 3)); y = x @ [1.0, -2.0, 0.5]\n"
             "m = EvolvedRegressor(epochs=3).fit(x, y)\n"
             "assert m.score(x, y) > 0.99, m.score(x, y)\n"
@@ -194,7 +194,7 @@ def test_works_without_scikit_learn():
 
 
 def test_random_state_seeds_the_random_ops():
-    from evozero.estimator import EvolvedRegressor as Regressor
+    from evozero.analysis.estimator import EvolvedRegressor as Regressor
     task = make_tasks("nonlinear", 1, 4, 200, 50, seed=4)[0]
     program = neural_net_program(0.05)   # Gaussian weight initialisation in Setup
 

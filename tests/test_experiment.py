@@ -13,10 +13,10 @@ import pytest
 
 from evozero.cli import main
 from evozero.config import load_config
-from evozero.program import Program
-from evozero.rundir import RunDir
-from evozero.tasks import make_tasks
-from evozero.vm import evaluate
+from evozero.programs.program import Program
+from evozero.runs.rundir import RunDir
+from evozero.evaluation.tasks import make_tasks
+from evozero.evaluation.vm import evaluate
 from helpers import run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -299,7 +299,7 @@ def _without_noops(program: Program) -> list:
 
 @pytest.mark.parametrize("choice", ["file", "linear", "noop"])
 def test_initial_population_choices(tmp_path, choice):
-    from evozero.programs import linear_program
+    from evozero.programs.reference import linear_program
     source = tmp_path / "start.txt"
     source.write_text(str(linear_program(0.05)) + str(linear_program(0.02)))
     value = str(source) if choice == "file" else choice

@@ -1,4 +1,4 @@
-"""The functional-equivalence cache (evozero.fec) against a pure-Python LRU model.
+"""The functional-equivalence cache (evozero.evaluation.fec_cache) against a pure-Python LRU model.
 
 The model follows the fec.py docstring: a hit moves the entry to the front and counts
 it; the hit that reaches ``forget_every`` (> 0) drops the entry but still returns its
@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from evozero.fec import COUNT, FREE, MISS, NEWEST, OLDEST, cache_arrays, insert, lookup, new_cache
+from evozero.evaluation.fec_cache import COUNT, FREE, MISS, NEWEST, OLDEST, cache_arrays, insert, lookup, new_cache
 
 # Keys chosen so that many share their low bits (the table index is key & (size - 1),
 # size <= 16 here): homes 0, 1, size-2 and size-1 (the last two probe across the wrap).

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import evozero.elsewhere
-import evozero.preflight
-import evozero.tasks
+import evozero.analysis.transfer
+import evozero.runs.preflight
+import evozero.evaluation.tasks
 from evozero.cli import main
 from evozero.config import load_config, load_task_spec
 from evozero.errors import EvozeroError
-from evozero.preflight import check_before_start, estimate_memory
-from evozero.tasks import make_tasks
+from evozero.runs.preflight import check_before_start, estimate_memory
+from evozero.evaluation.tasks import make_tasks
 
 FAST = settings(max_examples=30, deadline=None)
 GIB = 2**30
@@ -64,7 +64,7 @@ def no_run_starts(monkeypatch):
     """A case that slips through must fail at once, not run a search."""
     def refuse(self):
         raise AssertionError("the run started")
-    monkeypatch.setattr("evozero.experiment.Run.execute", refuse)
+    monkeypatch.setattr("evozero.runs.flow.Run.execute", refuse)
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def machine(monkeypatch):
     """Pin the available memory every check compares with (so results do not depend on
     the machine running the tests); returns the setter."""
     def pin(available: int) -> None:
-        for module in (evozero.preflight, evozero.tasks, evozero.elsewhere):
+        for module in (evozero.runs.preflight, evozero.evaluation.tasks, evozero.analysis.transfer):
             monkeypatch.setattr(module, "available_memory", lambda: available)
     pin(16 * GIB)
     return pin
@@ -458,7 +458,7 @@ def test_a_task_spec_file_is_checked_like_a_config(tmp_path):
 
 
 def test_a_small_file_that_fits_the_config_also_fits_the_kernel_warm_up(tmp_path):
-    from evozero.island import warm_up
+    from evozero.runs.island import warm_up
 
     path = write(tmp_path, "six.npz", npz_bytes(x=np.ones((6, 4)), y=np.zeros(6)))
     text = BASE.replace("search_tasks: {num_tasks: 2, train: 40, valid: 10}",

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 import evozero as ez
 from evozero.config import load_config
 from evozero.errors import EvozeroError
-from evozero.estimator import EvolvedRegressor
-from evozero.experiment_setup import read_programs
-from evozero.instruction import ADDRESS_LIMIT, Instruction
-from evozero.island import Island, IslandSpec, check_checkpoint_islands, check_snapshot
+from evozero.analysis.estimator import EvolvedRegressor
+from evozero.search.setup import read_programs
+from evozero.programs.instruction import ADDRESS_LIMIT, Instruction
+from evozero.runs.island import Island, IslandSpec, check_checkpoint_islands, check_snapshot
 from evozero.nas.cells import Nb101Cell
 from evozero.nas.island import check_nas_snapshot
-from evozero.search import OLDEST
+from evozero.search.evolution import OLDEST
 from helpers import small_config
 from ops.table import OPS, OPS_BY_NAME
 

@@ -22,9 +22,9 @@ import yaml
 
 from evozero.cli import main
 from evozero.errors import EvozeroError
-from evozero.experiment import RESUME_CHANGEABLE, start_run
-from evozero.plots import load_run
-from evozero.rundir import RunDir
+from evozero.runs.flow import RESUME_CHANGEABLE, start_run
+from evozero.analysis.plots import load_run
+from evozero.runs.rundir import RunDir
 from helpers import small_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,7 +209,7 @@ def test_the_lock_of_a_killed_writer_is_taken_over_and_its_records_cut(tmp_path,
 
 _FORK_AND_DIE = """
 import os, signal, sys, time
-from evozero.rundir import RunDir
+from evozero.runs.rundir import RunDir
 run = RunDir(sys.argv[1])
 run.acquire()
 child = os.fork()

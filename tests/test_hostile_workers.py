@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evozero import stopflag
+from evozero.runs import stopflag
 from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
-from evozero.island import IslandSpec
+from evozero.runs.island import IslandSpec
 from evozero.nas.island import NasIsland
-from evozero.rundir import RunDir
-from evozero.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
+from evozero.runs.rundir import RunDir
+from evozero.runs.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
 from helpers import child_pids, is_running
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,20 +84,20 @@ def _gone_within(pids: list[int], seconds: float) -> bool:
 # Islands fail to open in workers (forked: they inherit it), not in the main's warm-up.
 _PLANT = """
 import os
-import evozero.island
-MAIN, OPEN = os.getpid(), evozero.island.Island.__init__
+import evozero.runs.island
+MAIN, OPEN = os.getpid(), evozero.runs.island.Island.__init__
 def _open(self, spec, snapshot=None):
     if os.getpid() != MAIN:
         raise {error}
     OPEN(self, spec, snapshot)
-evozero.island.Island.__init__ = _open
+evozero.runs.island.Island.__init__ = _open
 """
 
 
 @pytest.mark.parametrize("error, code, expected", [
     ('MemoryError("Unable to allocate 60.0 GiB for an array")', 2,
      "island 1 failed while opening: out of memory (Unable to allocate 60.0 GiB"),
-    ('evozero.island.EvozeroError("search_tasks: too large")', 2,
+    ('evozero.runs.island.EvozeroError("search_tasks: too large")', 2,
      "island 1 failed while opening: search_tasks: too large"),
     ('ValueError("planted")', 1, "island 1 failed while opening: ValueError: planted (at "),
 ])
@@ -287,7 +287,7 @@ def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path,
 
 @pytest.mark.parametrize("phase", ["compiling", "before the final evaluation"])
 def test_a_stop_between_phases_ends_the_run_before_the_next_one(tmp_path, monkeypatch, phase):
-    import evozero.experiment as experiment
+    import evozero.runs.flow as experiment
     from helpers import small_config
 
     run = experiment.start_run(small_config(), str(tmp_path), out=open(os.devnull, "w"))

@@ -10,11 +10,11 @@ import pytest
 
 from evozero.cli import main
 from evozero.config import config_from_dict
-from evozero.experiment import start_run
-from evozero.program import Program
-from evozero.simplify import simplify
-from evozero.tasks import make_tasks
-from evozero.vm import evaluate
+from evozero.runs.flow import start_run
+from evozero.programs.program import Program
+from evozero.programs.simplify import simplify
+from evozero.evaluation.tasks import make_tasks
+from evozero.evaluation.vm import evaluate
 
 
 @pytest.fixture(scope="module")

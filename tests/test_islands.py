@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from evozero.config import load_config
-from evozero.coordinator import IslandView, draw_arrivals, round_arrivals
-from evozero.experiment_setup import build_settings
-from evozero.island import IslandSpec
-from evozero.program import Program
-from evozero.rundir import RunDir
-from evozero.search import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState, program_slots
-from evozero.vm import evaluate, group_tasks
-from evozero.workers import LocalBackend
+from evozero.runs.migration import IslandView, draw_arrivals, round_arrivals
+from evozero.search.setup import build_settings
+from evozero.runs.island import IslandSpec
+from evozero.programs.program import Program
+from evozero.runs.rundir import RunDir
+from evozero.search.evolution import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState, program_slots
+from evozero.evaluation.vm import evaluate, group_tasks
+from evozero.runs.workers import LocalBackend
 from helpers import child_pids, is_running, run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent

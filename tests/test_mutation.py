@@ -1,4 +1,4 @@
-"""Mutation operators on programs in slots (evozero.mutation)."""
+"""Mutation operators on programs in slots (evozero.programs.mutation)."""
 from __future__ import annotations
 
 import math
@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero.errors import EvozeroError
-from evozero.instruction import Instruction, check_instruction
-from evozero.mutation import (ALTER_PARAM, CONSTANT_RULES, IDENTITY, INSERT_INSTRUCTION,
+from evozero.programs.instruction import Instruction, check_instruction
+from evozero.programs.mutation import (ALTER_PARAM, CONSTANT_RULES, IDENTITY, INSERT_INSTRUCTION,
                               LOGNORMAL, MUTATION_NAMES, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT,
                               RANDOMIZE_INSTRUCTION, REMOVE_INSTRUCTION, TRADE_INSTRUCTION,
                               UNIFORM_SCALE, alter_value, from_slots, mutate, mutation_arrays,
                               random_program_slots, slot_offsets, to_slots)
-from evozero.program import Program
+from evozero.programs.program import Program
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, NUM_CONSTANTS, NUM_OPS, OUT_KIND, SORTED_BOUNDS
 from ops.rng import stream_seed
 

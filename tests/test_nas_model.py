@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
-from evozero.nas.compile import Skeleton, compile_cell, vertex_channels
+from evozero.nas.skeleton import Skeleton, compile_cell, vertex_channels
 from evozero.nas.data import load_dataset
 from evozero.nas.export import export_network
 from evozero.nas.model import Model

@@ -21,7 +21,7 @@ from evozero.nas.cells import Nb201Cell
 from evozero.nas.evaluate import Evaluator
 from evozero.nas.island import dominated
 from evozero.nas.space import CellSpace
-from evozero.rundir import RunDir
+from evozero.runs.rundir import RunDir
 from tests.helpers import run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Tests of evozero.plots: real (small) runs plotted to PNG files."""
+"""Tests of evozero.analysis.plots: real (small) runs plotted to PNG files."""
 from __future__ import annotations
 
 import io
@@ -11,9 +11,9 @@ from matplotlib.image import imread
 
 from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
-from evozero.experiment import start_run
-from evozero.plots import DPI, FIGSIZE, X_AXES, load_run, plot_runs, program_label
-from evozero.rundir import RunDir
+from evozero.runs.flow import start_run
+from evozero.analysis.plots import DPI, FIGSIZE, X_AXES, load_run, plot_runs, program_label
+from evozero.runs.rundir import RunDir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

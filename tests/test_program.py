@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero import EvozeroError, Instruction, Program
-from evozero.instruction import ADDRESS_LIMIT, check_instruction, format_instruction, parse_instruction
+from evozero.programs.instruction import ADDRESS_LIMIT, check_instruction, format_instruction, parse_instruction
 from ops.table import OPS, OPS_BY_NAME
 
 EXTREME_VALUES = (0.0, -0.0, 1e-310, -1e-310, 5e-324, -5e-324, 2.2250738585072014e-308,
@@ -95,7 +95,7 @@ def test_round_trip_covers_all_65_ops():
 
 
 def test_text_form_layout():
-    from evozero.programs import LINEAR_TEXT, linear_program
+    from evozero.programs.reference import LINEAR_TEXT, linear_program
 
     program = linear_program(0.01)
     text = str(program)

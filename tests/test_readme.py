@@ -62,7 +62,7 @@ def test_ci_script_is_strict_and_runs_from_the_repo_root():
 
 
 def test_readme_linear_example_is_the_shipped_program():
-    from evozero.programs import linear_program
+    from evozero.programs.reference import linear_program
 
     text = str(linear_program(0.01))
     assert "```\n" + text + "```" in README

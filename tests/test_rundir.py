@@ -1,4 +1,4 @@
-"""Behaviour of evozero.rundir: run creation, atomic writes, JSON lines, checkpoints."""
+"""Behaviour of evozero.runs.rundir: run creation, atomic writes, JSON lines, checkpoints."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evozero import rundir as rundir_module
+from evozero.runs import rundir as rundir_module
 from evozero.config import default_config, dump_config
 from evozero.errors import EvozeroError
-from evozero.rundir import CheckpointWarning, RunDir, atomic_write_bytes, atomic_write_text
+from evozero.runs.rundir import CheckpointWarning, RunDir, atomic_write_bytes, atomic_write_text
 
 FAST = settings(max_examples=30, deadline=None)
 

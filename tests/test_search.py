@@ -1,4 +1,4 @@
-"""The search kernel (evozero.search.evolve through SearchRunner) on small experiments.
+"""The search kernel (evozero.search.evolution.evolve through SearchRunner) on small experiments.
 
 Every experiment here is a few hundred to a few thousand individuals of a 20-30 program
 population on three small linear tasks, so each test takes well under a second once
@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from evozero.config import config_from_dict
-from evozero.experiment_setup import build_settings
-from evozero.fec import COUNT
-from evozero.mutation import MUTATION_NAMES
-from evozero.programs import neural_net_program
-from evozero.search import (BATCH_DONE, BEST_INDIVIDUAL, BUDGET_REJECTS, BUDGET_SPENT,
+from evozero.search.setup import build_settings
+from evozero.evaluation.fec_cache import COUNT
+from evozero.programs.mutation import MUTATION_NAMES
+from evozero.programs.reference import neural_net_program
+from evozero.search.evolution import (BATCH_DONE, BEST_INDIVIDUAL, BUDGET_REJECTS, BUDGET_SPENT,
                             COST_LIMIT, EVICTIONS, FILLED, FINGERPRINT_HITS, FULL_EVALS, HURDLE,
                             HURDLE_STOPS, IMPROVED, INDIVIDUALS, MUTATION_COUNTS, OLDEST,
                             SAVED_TRAIN_STEPS, SELECTION_STREAM, STRUCTURE_HITS, TRAIN_STEPS,
                             SearchRunner, SearchState, program_cost, slots_program)
-from evozero.vm import evaluate, group_tasks
+from evozero.evaluation.vm import evaluate, group_tasks
 from ops.rng import next_uniform
 
 EVAL_SEED = 12345

@@ -1,4 +1,4 @@
-"""Behaviour of the task generators in evozero.tasks."""
+"""Behaviour of the task generators in evozero.evaluation.tasks."""
 from __future__ import annotations
 
 import sys
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evozero import tasks as tasks_module
+from evozero.evaluation import tasks as tasks_module
 from evozero.errors import EvozeroError
-from evozero.tasks import (ALL_PAIRS, HELD_OUT_PAIRS, SEARCH_PAIRS, Task, make_tasks)
+from evozero.evaluation.tasks import (ALL_PAIRS, HELD_OUT_PAIRS, SEARCH_PAIRS, Task, make_tasks)
 
 FAST = settings(max_examples=25, deadline=None)
 sizes = st.integers(min_value=1, max_value=12)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import evozero as ez
-from evozero.programs import linear_program, neural_net_program
-from evozero.randomize import randomize_rows
-from evozero.vm import evaluate_group, group_tasks, run_batch
+from evozero.programs.reference import linear_program, neural_net_program
+from evozero.programs.randomize import randomize_rows
+from evozero.evaluation.vm import evaluate_group, group_tasks, run_batch
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, IS_RANDOM, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS
 

@@ -29,16 +29,16 @@ from evozero.bench.nas_torch import import_torch, torch_twin
 from evozero.bench.timing import interleaved_medians
 from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.errors import EvozeroError
-from evozero.experiment import start_run
-from evozero.island import FINISHED, IslandSpec
+from evozero.runs.flow import start_run
+from evozero.runs.island import FINISHED, IslandSpec
 from evozero.nas.calibrate import calibrate
 from evozero.nas.cells import Nb101Cell, Nb201Cell
-from evozero.nas.compile import Skeleton, compile_cell
+from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.data import load_dataset
-from evozero.nas.enumerate import count_unique_nb101
+from evozero.nas.nb101_count import count_unique_nb101
 from evozero.nas.island import NasIsland
 from evozero.nas.model import Model
-from evozero.workers import cores
+from evozero.runs.workers import cores
 from ops import neural
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent.parent / "experiments"

@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from evozero.config import Nas
 from evozero.nas.calibrate import (REFERENCE_KEY, forward_call, interleaved_median_seconds,
                                    reference_networks, sample_repeats)
-from evozero.nas.compile import Skeleton, compile_cell
+from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.cost import (DeviceProfile, cost_record, estimate_ms, execution_steps,
                               load_profiles)
 from evozero.nas.space import CellSpace

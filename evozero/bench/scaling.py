@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from evozero.config import config_from_dict
-from evozero.experiment import start_run
-from evozero.workers import cores
+from evozero.runs.flow import start_run
+from evozero.runs.workers import cores
 
 
 def _demo(seed: int, **overrides: Any):

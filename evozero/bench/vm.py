@@ -12,11 +12,11 @@ import math
 import numpy as np
 
 from evozero.bench.timing import interleaved_medians
-from evozero.liveness import live_rows_kernel
-from evozero.programs import linear_program
-from evozero.randomize import randomize_rows
-from evozero.tasks import make_tasks
-from evozero.vm import group_tasks, run_batch
+from evozero.programs.liveness import live_rows_kernel
+from evozero.programs.reference import linear_program
+from evozero.programs.randomize import randomize_rows
+from evozero.evaluation.tasks import make_tasks
+from evozero.evaluation.vm import group_tasks, run_batch
 from ops.jit import jit
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS_BY_NAME

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.compile import Skeleton, compile_cell
+from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.cost import (FIT_TERMS, STEP_KINDS, DeviceProfile, Step, estimate_ms,
                               execution_steps, fit_features, lut_key)
 from evozero.nas.model import Model

@@ -55,7 +55,7 @@ from typing import Any, Mapping, Sequence
 
 from evozero.errors import EvozeroError
 from evozero.nas.network import Architecture, Shape
-from evozero.yamlfile import read_yaml
+from evozero.config.yaml_file import read_yaml
 
 BYTES_PER_VALUE = 4
 #: Step kinds the estimator knows: the layer kinds the executor runs plus the fused pair.

@@ -30,7 +30,7 @@ DATASETS = ("digits", "mnist1d")
 
 # Fixes the generated MNIST-1D examples and every test split (the published generator's seed).
 _DATA_SEED = 42
-# Salts of np.random.default_rng([seed, salt]), one per purpose, as in evozero.tasks.
+# Salts of np.random.default_rng([seed, salt]), one per purpose, as in evozero.evaluation.tasks.
 _TEST_SALT = 0x7E57
 _VALID_SALT = 0x7A11
 

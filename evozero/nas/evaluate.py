@@ -13,7 +13,7 @@ import numpy as np
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb101Cell, Nb201Cell
-from evozero.nas.compile import Skeleton, compile_cell
+from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.cost import cost_record, load_profiles
 from evozero.nas.data import Dataset, load_dataset
 from evozero.nas.model import Model

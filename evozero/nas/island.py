@@ -1,6 +1,6 @@
 """One island of a neural architecture search: regularized evolution (or random search)
 over cells, driven by the main process exactly like a program island
-(:class:`evozero.island.Island`: the same commands, replies, migration and snapshots).
+(:class:`evozero.runs.island.Island`: the same commands, replies, migration and snapshots).
 
 Each child is drawn (random while the population fills, then the winner of a tournament
 mutated, or always random for ``strategy: random``), compiled and costed; a child over a
@@ -23,11 +23,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from evozero import stopflag
+from evozero.runs import stopflag
 from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.experiment_setup import island_seed
-from evozero.island import (FINISHED, RUNNING, SOLVED, SPENT, STATUSES, WAITING, IslandSpec,
+from evozero.search.setup import island_seed
+from evozero.runs.island import (FINISHED, RUNNING, SOLVED, SPENT, STATUSES, WAITING, IslandSpec,
                             MigratingIsland, emigrant_count, nan_lowest)
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model

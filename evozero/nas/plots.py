@@ -18,9 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from evozero.errors import EvozeroError
-from evozero.nas.outcome import cost_of, pareto_front
-from evozero.plots import DPI, save_figure
-from evozero.rundir import RunDir
+from evozero.nas.results import cost_of, pareto_front
+from evozero.analysis.plots import DPI, save_figure
+from evozero.runs.rundir import RunDir
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 _COST_LABELS = {"latency_ms": "estimated latency (ms, {profile})", "macs": "MACs",

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from evozero import stopflag
+from evozero.runs import stopflag
 from evozero.nas.data import Dataset
 from evozero.nas.model import Model
 from ops import neural
@@ -58,7 +58,7 @@ def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
 
     ``hurdle``, if given, sees the validation accuracy after the first epoch and returns
     True to stop a weak candidate there (its accuracy so far is then its result). Raises
-    :class:`evozero.stopflag.Stopped` between steps once the process is asked to stop.
+    :class:`evozero.runs.stopflag.Stopped` between steps once the process is asked to stop.
     """
     started = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -34,8 +34,8 @@ import yaml
 from evozero.errors import EvozeroError
 from evozero.nas.cells import NB101_OPS
 from evozero.nas.data import DATASETS as NAS_DATASETS
-from evozero.tasks import KINDS, Task, make_tasks
-from evozero.yamlfile import parse_yaml, read_yaml
+from evozero.evaluation.tasks import KINDS, Task, make_tasks
+from evozero.config.yaml_file import parse_yaml, read_yaml
 from ops.rng import SEED_MAX
 from ops.table import MATRIX, OPS, OPS_BY_NAME, VECTOR
 
@@ -72,7 +72,7 @@ _EXPONENT_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 # Upper bounds of integer settings (seeds: ops.rng.SEED_MAX); counters and budgets live
 # in int64 kernel arrays. The other bounds are far beyond any
 # sensible experiment but keep a typo (an extra 000) from reaching an allocation; whether
-# a run fits this machine's memory is checked as a whole by evozero.preflight.
+# a run fits this machine's memory is checked as a whole by evozero.runs.preflight.
 _COUNT_MAX = 2**62
 _SIZE_MAX = 10**9
 _MAX_ISLANDS = 10_000
@@ -679,7 +679,7 @@ class Memory:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """How to generate one set of tasks (the arguments of :func:`evozero.tasks.make_tasks`).
+    """How to generate one set of tasks (the arguments of :func:`evozero.evaluation.tasks.make_tasks`).
 
     ``pairs`` is an option of "digits" tasks, ``path`` and ``classification`` of "npz"
     tasks; ``features`` is null for npz tasks unless given (it is then read from the file).

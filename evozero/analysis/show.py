@@ -6,10 +6,10 @@ from itertools import zip_longest
 from typing import Any, Optional
 
 from evozero.errors import EvozeroError
-from evozero.program import Program
-from evozero.rundir import RunDir
-from evozero.simplify import program_diff, simplify
-from evozero.vm import resolve_memory
+from evozero.programs.program import Program
+from evozero.runs.rundir import RunDir
+from evozero.programs.simplify import program_diff, simplify
+from evozero.evaluation.vm import resolve_memory
 
 # Settings a reader needs to make sense of a result; the full config is in config.yaml.
 _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "mutate_prob",

@@ -1,7 +1,7 @@
 """The functional-equivalence cache: an LRU map from a 64-bit key to a fitness, in numba.
 
 Keys are either a structural hash of a dead-code-free program or a fingerprint of its
-rounded predictions on a few examples (:mod:`evozero.search` makes both). The map lives
+rounded predictions on a few examples (:mod:`evozero.search.evolution` makes both). The map lives
 in plain arrays so it can be checkpointed as ``.npz`` and restored exactly:
 
 * ``table[h]``: entry index or -1, open addressing with linear probing; the table has a

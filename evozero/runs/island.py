@@ -2,8 +2,8 @@
 
 The main process drives islands with small commands and gets plain data back
 (discoveries, emigrants, a summary, snapshots), so the same code serves worker processes
-and Ray actors (:mod:`evozero.workers`). An island evolves with the one-process search
-loop as it is (:class:`evozero.search.SearchRunner`); around it, it:
+and Ray actors (:mod:`evozero.runs.workers`). An island evolves with the one-process search
+loop as it is (:class:`evozero.search.evolution.SearchRunner`); around it, it:
 
 - stops at every ``migrate_every`` of its individuals to send a random part of its
   population (reproducibly chosen from its seed and the migration round) and, in
@@ -24,18 +24,18 @@ import numpy as np
 
 from evozero.config import Config, island_config
 from evozero.errors import EvozeroError
-from evozero.experiment_setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
+from evozero.search.setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
                                       evaluate_on, initial_programs, island_seed, search_tasks,
                                       select_tasks)
-from evozero.fec import COUNT, FREE, NEWEST, OLDEST as CACHE_OLDEST, new_cache
-from evozero.mutation import SlotRules, check_slots
-from evozero.program import COMPONENTS
-from evozero.search import (BEST_INDIVIDUAL, BUDGET_SPENT, FILLED, FINGERPRINT_HITS,
+from evozero.evaluation.fec_cache import COUNT, FREE, NEWEST, OLDEST as CACHE_OLDEST, new_cache
+from evozero.programs.mutation import SlotRules, check_slots
+from evozero.programs.program import COMPONENTS
+from evozero.search.evolution import (BEST_INDIVIDUAL, BUDGET_SPENT, FILLED, FINGERPRINT_HITS,
                             FULL_EVALS, IMPROVED, INDIVIDUALS, MAX_INDIVIDUALS, MAX_TRAIN_STEPS,
                             NUM_COUNTERS, OLDEST, STATE_ARRAYS, STRUCTURE_HITS, HURDLE_STOPS,
                             BUDGET_REJECTS, SAVED_TRAIN_STEPS, TRAIN_STEPS, SearchRunner,
                             SearchState)
-from evozero.vm import group_tasks
+from evozero.evaluation.vm import group_tasks
 from ops.kinds import NO_OP, NUM_OPS
 
 # Island statuses.

@@ -4,7 +4,7 @@ They serve as initial populations, as test oracles and as benchmark workloads.
 """
 from __future__ import annotations
 
-from evozero.program import Program
+from evozero.programs.program import Program
 
 LINEAR_TEXT = """\
 def Setup():

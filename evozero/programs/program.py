@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.instruction import (Instruction, check_instruction, first_problem,
+from evozero.programs.instruction import (Instruction, check_instruction, first_problem,
                                  format_instruction, parse_instruction)
 from ops.kinds import IN1_KIND, IN2_KIND, MATRIX_KIND, OUT_KIND, SCALAR_KIND, VECTOR_KIND
 from ops.table import OPS, OPS_BY_NAME

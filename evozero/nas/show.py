@@ -10,9 +10,9 @@ from evozero.errors import EvozeroError
 from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
-from evozero.nas.outcome import load_network
+from evozero.nas.results import load_network
 from evozero.nas.space import CellSpace
-from evozero.rundir import RunDir
+from evozero.runs.rundir import RunDir
 
 _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "migration",
                  "migrate_every", "deterministic")

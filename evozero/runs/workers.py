@@ -3,7 +3,7 @@
 A worker is a :class:`WorkerHost`: it keeps the islands the main process opened on it and
 answers one command at a time with plain data. The local backend runs each host in a
 process of its own (package ``multiprocess``, explicit start method) behind a pipe; the
-Ray backend (:mod:`evozero.ray_backend`) runs the same host as a Ray actor. Both offer the
+Ray backend (:mod:`evozero.runs.ray_backend`) runs the same host as a Ray actor. Both offer the
 same calls: ``send``, ``receive``, ``death``, ``restart``, ``interrupt``, ``close``.
 
 Commands are dicts with a ``kind``:
@@ -22,7 +22,7 @@ quarter of ``EVOZERO_HEARTBEAT_SECONDS`` (default 30) from a thread of its own, 
 but healthy command keeps it alive while a stopped or hung one is ended and its islands
 restart from their snapshots; it dies with the main process (``PR_SET_PDEATHSIG`` on Linux,
 and a watch of its parent); SIGUSR1 from the main process asks long work to give up
-(:mod:`evozero.stopflag`); SIGTERM does the same and then ends the worker.
+(:mod:`evozero.runs.stopflag`); SIGTERM does the same and then ends the worker.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ import traceback
 from collections import deque
 from typing import Any, Optional
 
-from evozero import stopflag
+from evozero.runs import stopflag
 from evozero.errors import EvozeroError
-from evozero.island import Island, IslandSpec
+from evozero.runs.island import Island, IslandSpec
 from evozero.nas.island import NasIsland
 
 HEARTBEAT_VARIABLE = "EVOZERO_HEARTBEAT_SECONDS"

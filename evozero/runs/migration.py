@@ -15,8 +15,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from evozero.island import FINISHED, RUNNING, IslandSpec
-from evozero.search import INDIVIDUALS
+from evozero.runs.island import FINISHED, RUNNING, IslandSpec
+from evozero.search.evolution import INDIVIDUALS
 
 
 @dataclass

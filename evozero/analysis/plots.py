@@ -31,7 +31,7 @@ from matplotlib.text import Text
 
 from evozero.config import Config, config_to_dict
 from evozero.errors import EvozeroError
-from evozero.rundir import RunDir
+from evozero.runs.rundir import RunDir
 
 __all__ = ["X_AXES", "RunData", "load_run", "plot_runs", "program_label", "save_figure"]
 
@@ -196,8 +196,8 @@ def program_label(text: str, memory: tuple[int, int, int] | None = None) -> str:
     (not a constant assignment), if any. Without ``memory`` every instruction counts
     as live (``instr`` instead of ``live``); an unparsable program gives ``"?"``.
     """
-    from evozero.instruction import format_instruction
-    from evozero.program import Program
+    from evozero.programs.instruction import format_instruction
+    from evozero.programs.program import Program
 
     try:
         program = Program.parse(text)
@@ -207,7 +207,7 @@ def program_label(text: str, memory: tuple[int, int, int] | None = None) -> str:
     word = "instr"
     if memory is not None:
         try:
-            from evozero.liveness import live_rows
+            from evozero.programs.liveness import live_rows
             keep = np.asarray(live_rows(program.code, program.bounds, memory), dtype=bool)
             word = "live"
         except Exception:  # noqa: BLE001 - a label must never break a plot

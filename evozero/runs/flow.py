@@ -1,13 +1,13 @@
 """The experiment flow of a run: search on islands, select, repeat until solved, final.
 
 Each search experiment evolves on ``search_tasks`` on one or more islands
-(:mod:`evozero.island`), hosted by workers on this machine or on a Ray cluster
-(:mod:`evozero.workers`); each island has the experiment's whole budget. An
+(:mod:`evozero.runs.island`), hosted by workers on this machine or on a Ray cluster
+(:mod:`evozero.runs.workers`); each island has the experiment's whole budget. An
 island checks any program reaching ``sufficient_fitness`` on ``select_tasks`` at once (so a
 solved run stops early) and, at the end, its best program; the program with the best
 select fitness over islands and experiments is kept and finally evaluated on the unseen
 ``final_tasks``. The main process only gathers: it writes the run directory as things
-happen, brokers migration (:mod:`evozero.coordinator`), restarts a worker that dies from
+happen, brokers migration (:mod:`evozero.runs.migration`), restarts a worker that dies from
 its islands' last snapshots, and writes a checkpoint of every island (every
 ``checkpoint_every`` seconds, on Ctrl-C and on SIGTERM) from which :func:`resume_run`
 continues, on any number of workers.
@@ -27,19 +27,19 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
 from evozero.config import Config, config_to_dict, dump_config, island_count, load_config
-from evozero.coordinator import (IslandView, aggregate, empty_arrivals, latest_arrivals,
+from evozero.runs.migration import (IslandView, aggregate, empty_arrivals, latest_arrivals,
                                  round_arrivals)
 from evozero.errors import EvozeroError, InternalError
-from evozero.experiment_setup import FINAL, evaluate_on
-from evozero.island import (FINISHED, RUNNING, WAITING, IslandSpec, check_checkpoint_islands,
+from evozero.search.setup import FINAL, evaluate_on
+from evozero.runs.island import (FINISHED, RUNNING, WAITING, IslandSpec, check_checkpoint_islands,
                             nan_lowest, warm_up)
-from evozero.nas import outcome as nas_outcome
+from evozero.nas import results as nas_outcome
 from evozero.nas.island import warm_up as warm_up_nas
-from evozero.preflight import check_before_start
-from evozero.program import Program
-from evozero.rundir import RunDir, WriteError
-from evozero.search import evolve
-from evozero.workers import LocalBackend, cores
+from evozero.runs.preflight import check_before_start
+from evozero.programs.program import Program
+from evozero.runs.rundir import RunDir, WriteError
+from evozero.search.evolution import evolve
+from evozero.runs.workers import LocalBackend, cores
 from ops.jit import is_cached
 
 CHECKPOINT_FORMAT = "evozero.run/2"
@@ -82,7 +82,7 @@ class Interrupted(Exception):
 def make_backend(config: Config, workers: int) -> Any:
     """The backend ``config`` asks for, with ``workers`` workers."""
     if config.backend == "ray":
-        from evozero.ray_backend import RayBackend
+        from evozero.runs.ray_backend import RayBackend
         return RayBackend(workers, config.address)
     return LocalBackend(workers)
 
@@ -92,7 +92,7 @@ def available_workers(config: Config) -> int:
     if config.workers != "auto":
         return int(config.workers)
     if config.backend == "ray":
-        from evozero.ray_backend import cluster_cpus
+        from evozero.runs.ray_backend import cluster_cpus
         return cluster_cpus(config.address)
     return cores()
 

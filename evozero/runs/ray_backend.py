@@ -3,7 +3,7 @@
 ``backend: ray`` with no ``address`` starts a local Ray; ``address: auto`` (or
 ``host:port``, or ``ray://host:10001``) joins a running cluster, whose nodes get the
 ``evozero`` and ``ops`` packages shipped with the job. Each worker is an actor holding a
-:class:`evozero.workers.WorkerHost`; commands are actor calls, which Ray runs in the
+:class:`evozero.runs.workers.WorkerHost`; commands are actor calls, which Ray runs in the
 order they were sent, and a dead actor is replaced like a dead process. Ray cannot
 interrupt an actor's command: a stopping run ends busy actors at its deadline instead, and
 their islands keep their last snapshots.
@@ -15,7 +15,7 @@ import time
 from typing import Any, Optional
 
 from evozero.errors import EvozeroError
-from evozero.workers import WorkerHost
+from evozero.runs.workers import WorkerHost
 
 _INSTALL = 'pip install "evozero[ray]"'
 

@@ -80,9 +80,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.instruction import first_problem
-from evozero.program import COMPONENTS, Program
-from evozero.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
+from evozero.programs.instruction import first_problem
+from evozero.programs.program import COMPONENTS, Program
+from evozero.programs.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND
 from ops.rng import next_normal, next_uniform

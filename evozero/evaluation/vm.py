@@ -19,10 +19,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.instruction import ADDRESS_LIMIT
-from evozero.liveness import compact_kernel, live_rows_kernel
-from evozero.program import Program
-from evozero.tasks import Task
+from evozero.programs.instruction import ADDRESS_LIMIT
+from evozero.programs.liveness import compact_kernel, live_rows_kernel
+from evozero.programs.program import Program
+from evozero.evaluation.tasks import Task
 from ops.interpreter import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED,
                              VALID_BEGIN, VALID_END, run_tape)
 from ops.jit import jit

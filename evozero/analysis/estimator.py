@@ -32,9 +32,9 @@ from typing import Any, Union
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.program import Program
-from evozero.programs import linear_program
-from evozero.vm import build_tape, strip_dead_code, tape_rows
+from evozero.programs.program import Program
+from evozero.programs.reference import linear_program
+from evozero.evaluation.vm import build_tape, strip_dead_code, tape_rows
 from ops.interpreter import HALT, TRAIN_END, VALID_END, run_tape
 from ops.rng import stream_seed
 

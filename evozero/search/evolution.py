@@ -5,14 +5,14 @@ of children is one numba call and a checkpoint is a plain ``.npz``. Per child:
 
 1. a parent by tournament (``tournament_size`` draws with replacement, strictly greater
    fitness wins, so ties go to the earliest draw), copied and, with probability
-   ``mutate_prob``, mutated once (:mod:`evozero.mutation`); under ``strategy: random``
+   ``mutate_prob``, mutated once (:mod:`evozero.programs.mutation`); under ``strategy: random``
    the child is a fresh random program instead;
 2. its cost (setup + N x (predict + learn) by op weights) against the compute budget,
    if enabled: over budget gives fitness 0 without running;
 3. an exact copy of its parent (not mutated) takes the parent's fitness when the cache
    is on and hurdles and the compute budget are off (counted as a structure hit);
    otherwise dead code is dropped
-   (:mod:`evozero.liveness`);
+   (:mod:`evozero.programs.liveness`);
 4. the functional-equivalence cache, if enabled: first a structural hash of the live
    program, then a fingerprint of its rounded predictions on the first ``fec.train``
    training and ``fec.valid`` validation examples of every task (one lockstep mini-run);
@@ -38,11 +38,11 @@ from typing import Sequence
 
 import numpy as np
 
-from evozero.fec import cache_arrays, insert, lookup, new_cache
-from evozero.liveness import compact_into, live_rows_kernel
-from evozero.mutation import IDENTITY, mutate, random_program_slots
-from evozero.program import Program
-from evozero.vm import TaskGroup, run_group, tape_rows
+from evozero.evaluation.fec_cache import cache_arrays, insert, lookup, new_cache
+from evozero.programs.liveness import compact_into, live_rows_kernel
+from evozero.programs.mutation import IDENTITY, mutate, random_program_slots
+from evozero.programs.program import Program
+from evozero.evaluation.vm import TaskGroup, run_group, tape_rows
 from ops.jit import jit
 from ops.kinds import (COST, CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE,
                        SORTED_BOUNDS)

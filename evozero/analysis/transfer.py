@@ -2,7 +2,7 @@
 
 A program comes from a run directory (its best program and the run's memory sizes) or a
 text file with one program. Tasks come from a ``.npz`` file (arrays ``x``, ``y``; see
-:func:`evozero.tasks.make_tasks`), or a YAML file: either a whole experiment config (its
+:func:`evozero.evaluation.tasks.make_tasks`), or a YAML file: either a whole experiment config (its
 ``final_tasks`` are used) or one task spec (``kind``, ``num_tasks``, ``features``, ...).
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ import numpy as np
 
 from evozero.config import load_task_spec
 from evozero.errors import EvozeroError
-from evozero.preflight import vm_memory_bytes
-from evozero.program import Program
-from evozero.report import best_program
+from evozero.runs.preflight import vm_memory_bytes
+from evozero.programs.program import Program
+from evozero.analysis.show import best_program
 from evozero.resources import available_memory, format_bytes
-from evozero.rundir import RunDir
-from evozero.tasks import Task, make_tasks, read_npz_header
-from evozero.vm import combine_fitness, evaluate, resolve_memory
+from evozero.runs.rundir import RunDir
+from evozero.evaluation.tasks import Task, make_tasks, read_npz_header
+from evozero.evaluation.vm import combine_fitness, evaluate, resolve_memory
 from ops.rng import SEED_MAX
 
 

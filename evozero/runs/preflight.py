@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from evozero.config import Config, TaskSpec, island_config, island_count
 from evozero.errors import EvozeroError
-from evozero.experiment_setup import build_settings
+from evozero.search.setup import build_settings
 from evozero.resources import available_memory, format_bytes
-from evozero.tasks import ALL_PAIRS, read_npz_header, task_bytes
-from evozero.workers import cores
+from evozero.evaluation.tasks import ALL_PAIRS, read_npz_header, task_bytes
+from evozero.runs.workers import cores
 
 if TYPE_CHECKING:
     from evozero.nas.cells import Nb101Cell, Nb201Cell

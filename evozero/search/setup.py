@@ -13,17 +13,17 @@ import numpy as np
 
 from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.mutation import CONSTANT_RULES, mutation_arrays, slot_offsets
-from evozero.program import Program
-from evozero.programs import linear_program, neural_net_program
-from evozero.search import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT,
+from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays, slot_offsets
+from evozero.programs.program import Program
+from evozero.programs.reference import linear_program, neural_net_program
+from evozero.search.evolution import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT,
                             EVOLUTION, FEC_ON, FORGET_EVERY, HURDLE_PERCENTILE,
                             HURDLE_WINDOW, HURDLES_ON, MAX_ABS_ERROR, MAX_INDIVIDUALS,
                             MAX_TRAIN_STEPS, MEAN, MEDIAN, MUTATE_PROB, NUM_M, NUM_S, NUM_V,
                             POPULATION, RANDOM_SEARCH, ROUNDING_SCALE, STRATEGY, TOURNAMENT,
                             Settings, program_cost, program_slots)
-from evozero.tasks import Task
-from evozero.vm import evaluate
+from evozero.evaluation.tasks import Task
+from evozero.evaluation.vm import evaluate
 from ops.rng import stream_seed
 
 # Purposes of derived seeds.
