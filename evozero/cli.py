@@ -262,9 +262,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _ops(args: argparse.Namespace) -> int:
-    from evozero.optable import op_table_markdown
+    from ops.table import markdown
 
-    print(op_table_markdown())
+    print(markdown())
     return 0
 
 

@@ -135,7 +135,7 @@ def test_module_text_is_readable():
     for line in ("s[4] = s[0] - s[1]", "v[6] = s[4] * v[2]", "s[1] = dot(v[4], v[2])",
                  "m[1] = np.outer(v[6], v[0])", "v[3] = matvec(m[0], v[0])",
                  "def setup(memory, rng):", "def predict(memory, rng):",
-                 "def learn(memory, rng):", "class TinyNet:", "class SplitMix64:"):
+                 "def learn(memory, rng):", "class TinyNet(OnlineLearner):", "class SplitMix64:"):
         assert line in source
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert imports == ["from __future__ import annotations", "import math", "import numpy as np"]
@@ -277,3 +277,24 @@ def test_signed_zeros_in_min_max(first, second):
     program = ez.Program.parse(text)
     tasks = random_tasks(np.random.default_rng(5), 2, False)
     compare(program, tasks, memory=(5, 4, 2))
+
+
+def test_runtime_module_stream_matches_ops_rng():
+    """The runtime module itself (not only its copy) draws the VM's streams."""
+    from evozero.analysis.export_runtime import SplitMix64
+    from ops.rng import Stream
+    for seed, index in ((0, 0), (7, 2), (2**64 - 1, 3)):
+        ours, theirs = SplitMix64(seed, index), Stream(seed, index)
+        for _ in range(20):
+            assert ours.uniform() == theirs.uniform()
+            assert ours.normal() == theirs.normal()
+
+
+def test_every_op_line_comes_from_the_table():
+    """Each op's exported line is its numpy_form; every helper it calls is in the runtime."""
+    import re
+    from evozero.analysis import export_runtime
+    for spec in OPS:
+        line = export_python.__globals__["instruction_line"](spec.code, 0, 1, 2, (0.5, 0.25, 1.0))
+        for helper in re.findall(r"(?<![\w.])([a-z_]+)\(", line):
+            assert helper == "abs" or hasattr(export_runtime, helper), (spec.name, helper)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from evozero.optable import BEGIN_MARK, END_MARK, op_table_markdown, readme_with_table
+from ops.table import BEGIN_MARK, END_MARK, markdown, readme_with_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -32,15 +32,15 @@ def test_op_table_is_the_generated_one():
     assert README.count(BEGIN_MARK) == 1 and README.count(END_MARK) == 1
     start = README.index(BEGIN_MARK) + len(BEGIN_MARK)
     table = README[start:README.index(END_MARK)]
-    assert table.strip() == op_table_markdown().strip(), (
-        "README op table is stale; regenerate it with evozero.optable.readme_with_table")
+    assert table.strip() == markdown().strip(), (
+        "README op table is stale; regenerate it with ops.table.readme_with_table")
     assert readme_with_table(README) == README
 
 
 def test_op_table_lists_every_op():
     from ops.table import OPS
 
-    rows = [line for line in op_table_markdown().splitlines() if re.match(r"\| \d+ \|", line)]
+    rows = [line for line in markdown().splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == len(OPS) == 65
 
 
