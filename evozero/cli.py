@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="measuring budget in seconds (default 45)")
 
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
-    bench.add_argument("what", choices=("vm", "search", "scaling", "nas"),
+    bench.add_argument("what", choices=("vm", "search", "scaling", "nas", "layers"),
                        help="what to measure")
     bench.add_argument("--quick", action="store_true", help="smaller workload, rougher figures")
     return parser
@@ -278,6 +278,9 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "scaling":
         from evozero.bench.scaling import run
         run(quick=args.quick)
+    elif args.what == "layers":
+        from evozero.bench.layers import main as layers
+        layers(["--steps", "400"] if args.quick else [])
     else:
         from evozero.bench.nas import run
         run(quick=args.quick)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import evozero as ez
-from evozero.analysis.export import export_python
+from evozero.analysis.export import export_python, instruction_line
 from evozero.programs.reference import linear_program, neural_net_program
 from evozero.evaluation.vm import evaluate_group, group_tasks, resolve_memory, strip_dead_code
 from helpers import ALL_OPS, random_program as shared_random_program
@@ -295,6 +295,6 @@ def test_every_op_line_comes_from_the_table():
     import re
     from evozero.analysis import export_runtime
     for spec in OPS:
-        line = export_python.__globals__["instruction_line"](spec.code, 0, 1, 2, (0.5, 0.25, 1.0))
+        line = instruction_line(spec.code, 0, 1, 2, (0.5, 0.25, 1.0))
         for helper in re.findall(r"(?<![\w.])([a-z_]+)\(", line):
             assert helper == "abs" or hasattr(export_runtime, helper), (spec.name, helper)

@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-LAYER_KINDS = ("input", "conv", "dwconv", "bn", "relu", "maxpool", "avgpool", "add",
-               "concat", "slice", "zero", "gap", "dense")
 Shape = tuple[int, int, int]
 
 

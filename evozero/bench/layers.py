@@ -6,10 +6,12 @@ the last two stages, global average pooling, dense to 10 classes, softmax cross-
 SGD with Nesterov momentum. Prints images/s (median step time) and where a step's time
 goes. With ``--torch`` the same step in PyTorch (one thread, NCHW and channels-last) runs
 in interleaved rounds and the ratio of the speeds is printed; torch is only needed then.
-BLAS and OpenMP get one thread, and ``retain_freed_memory`` is on (see its docstring).
+BLAS and OpenMP get one thread (when this module is imported before numpy starts its
+thread pools, as with ``python -m``), and ``retain_freed_memory`` is on (see its docstring).
 
-    python benchmarks/neural_layers.py [--batch 64] [--channels 16] [--steps 2000] [--torch]
-                                       [--default-malloc]
+    evozero bench layers [--quick]
+    python -m evozero.bench.layers [--batch 64] [--channels 16] [--steps 2000] [--torch]
+                                   [--default-malloc]
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -165,7 +168,8 @@ def time_steps(step, count: int) -> tuple[list[float], list[float]]:
     return cpu, wall
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Measure and print, with the options in ``argv`` (the command line by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--channels", type=int, default=16)
@@ -174,7 +178,7 @@ def main() -> None:
     parser.add_argument("--torch", action="store_true", help="compare with PyTorch on one thread")
     parser.add_argument("--default-malloc", action="store_true",
                         help="skip retain_freed_memory, to see what it buys")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.default_malloc:
         # Process-wide, so the PyTorch steps of the same process profit from it as well.
         retain_freed_memory()
