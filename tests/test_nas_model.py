@@ -164,3 +164,19 @@ def test_exported_module_reproduces_the_predictions(tmp_path, digits):
     np.testing.assert_allclose(module.logits(raw), model.predict(digits.test_x), rtol=1e-3,
                                atol=1e-3)
     assert np.array_equal(module.predict(raw), model.predict(digits.test_x).argmax(axis=1))
+
+
+def test_export_runtime_network_matches_the_model(digits):
+    """The runtime module itself (not only its copy in a generated file) runs the network."""
+    from evozero.nas.export_runtime import Network
+    arch = compile_cell(CHAIN, TINY, digits.input_shape, digits.classes)
+    model = Model(arch, seed=0)
+    train(model, digits, TrainSettings(epochs=1), seed=0)
+    layers = [(layer.kind, layer.inputs, layer.shape[2], layer.kernel, layer.stride, layer.pad)
+              for layer in arch.layers]
+    weights = {index: [np.asarray(a, dtype=np.float64)
+                       for a in model.weights[index] + model.stats.get(index, [])]
+               for index in model.weights}
+    network = Network(arch.input_shape, 1.0, 0.0, 1.0, layers, weights)
+    np.testing.assert_allclose(network.logits(digits.test_x), model.predict(digits.test_x),
+                               rtol=1e-3, atol=1e-3)

@@ -17,6 +17,7 @@ import keyword
 import math
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Optional
 
 from evozero.analysis import export_runtime
@@ -24,16 +25,13 @@ from evozero.errors import EvozeroError
 from evozero.programs.program import COMPONENTS, Program
 from ops.table import FRACTION, OPS
 
-_RUNTIME_PATH = Path(export_runtime.__file__)
+def runtime_parts(module: ModuleType) -> tuple[list[str], dict[str, str]]:
+    """The source of a runtime module split as exporters copy it into generated modules:
+    the parts always copied, and the public functions by name (copied when called).
 
-
-def _runtime_parts() -> tuple[list[str], dict[str, str]]:
-    """The runtime's source split as the exporter copies it: always-copied parts, op helpers.
-
-    See :mod:`evozero.analysis.export_runtime` for the rules (docstring and imports
-    skipped; public functions are op helpers, copied when called).
+    The module docstring and the imports are left out (a generated module has its own).
     """
-    source = _RUNTIME_PATH.read_text(encoding="utf-8")
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
     lines = source.splitlines()
     always, helpers = [], {}
     for node in ast.parse(source).body:
@@ -112,7 +110,7 @@ def export_python(program: Program, *, n_features: int | None = None,
                                   n_features) for inst in exported.instructions(component)]
         bodies[component] = lines
     all_lines = "\n".join(line for lines in bodies.values() for line in lines)
-    always, runtime_helpers = _runtime_parts()
+    always, runtime_helpers = runtime_parts(export_runtime)
     helpers = [source for helper, source in runtime_helpers.items() if _calls(all_lines, helper)]
 
     removed = sum(program.sizes) - sum(exported.sizes)

@@ -1,9 +1,13 @@
-"""Shared timing helpers for the benchmarks: medians of repeated runs."""
+"""Shared timing helpers for the benchmarks: medians of repeated runs (the interleaved
+sampling loop is :func:`evozero.nas.calibrate.interleaved_median_seconds`, which the
+latency calibration uses as well)."""
 from __future__ import annotations
 
 import statistics
 import time
 from typing import Callable
+
+from evozero.nas.calibrate import interleaved_median_seconds
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -21,10 +25,6 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> 
     """Median wall time of each named run, the runs interleaved so load noise hits all alike."""
     for run in runs.values():
         run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    seconds = interleaved_median_seconds(list(runs.values()), [1] * len(runs), repeats,
+                                         clock=time.perf_counter)
+    return dict(zip(runs, seconds))

@@ -158,25 +158,27 @@ def sample_repeats(call: Callable[[], object], sample_seconds: float = SAMPLE_SE
 
 
 def interleaved_median_seconds(calls: Sequence[Callable[[], object]], repeats: Sequence[int],
-                               rounds: int, deadline: float = math.inf) -> list[float]:
+                               rounds: int, deadline: float = math.inf,
+                               clock: Callable[[], float] = time.thread_time) -> list[float]:
     """Median seconds per call of each of ``calls``, sampled in ``rounds`` rounds that each
     take one sample of every call (``repeats`` calls in a row); fewer rounds, but at least
     one, when ``time.perf_counter()`` passes ``deadline``.
 
-    Time is this thread's CPU time (page faults included): on an idle core it equals the
-    wall time of a single-threaded call, but it leaves out the moments other processes
-    hold the core; interleaving spreads what remains (a shared core running slower for a
-    while) over every call alike instead of over a few.
+    Time is ``clock``; by default this thread's CPU time (page faults included): on an
+    idle core it equals the wall time of a single-threaded call, but it leaves out the
+    moments other processes hold the core; interleaving spreads what remains (a shared
+    core running slower for a while) over every call alike instead of over a few. The
+    benchmarks (:mod:`evozero.bench.timing`) pass ``time.perf_counter`` for wall time.
     """
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
         if samples[0] and time.perf_counter() > deadline:
             break
         for call, count, times in zip(calls, repeats, samples):
-            start = time.thread_time()
+            start = clock()
             for _ in range(count):
                 call()
-            times.append((time.thread_time() - start) / count)
+            times.append((clock() - start) / count)
     return [statistics.median(times) for times in samples]
 
 
