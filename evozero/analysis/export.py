@@ -29,14 +29,16 @@ def runtime_parts(module: ModuleType) -> tuple[list[str], dict[str, str]]:
     """The source of a runtime module split as exporters copy it into generated modules:
     the parts always copied, and the public functions by name (copied when called).
 
-    The module docstring and the imports are left out (a generated module has its own).
+    The module docstring, the imports and an ``if TYPE_CHECKING:`` block are left out (a
+    generated module has its own imports and evaluates no annotation).
     """
     source = Path(str(module.__file__)).read_text(encoding="utf-8")
     lines = source.splitlines()
     always, helpers = [], {}
     for node in ast.parse(source).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)) or (
-                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) or (
+                isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"):
             continue
         text = "\n".join(lines[node.lineno - 1:node.end_lineno])
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):

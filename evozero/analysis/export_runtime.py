@@ -7,8 +7,9 @@ to right in the kernel's order; scalar functions through the C library with IEEE
 instead of exceptions; NaN-propagating minimum / maximum; random draws from a
 pure-Python splitmix64 stream identical to :mod:`ops.rng`.
 
-Copying rules (the exporter relies on them): the module docstring and imports are not
-copied (a generated module has its own, ``math`` and ``numpy as np``); a public function
+Copying rules (the exporter relies on them): the module docstring, the imports and the
+``if TYPE_CHECKING:`` block are not copied (a generated module has its own imports,
+``math`` and ``numpy as np``, and evaluates no annotation); a public function
 is an op helper, copied only when the program calls it; everything else is copied always.
 The program itself (``setup``, ``predict``, ``learn``, memory sizes) is what the exporter
 writes; :class:`OnlineLearner` runs it.
@@ -16,9 +17,17 @@ writes; :class:`OnlineLearner` runs it.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: generated modules import neither typing nor these
+    from typing import Callable, Optional, Union
+
+    from numpy.typing import ArrayLike
+
+    Value = Union[float, np.ndarray]
+    Shape = Optional[Union[int, tuple[int, int]]]
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -26,7 +35,7 @@ _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
 
 
-def _mix64(z):
+def _mix64(z: int) -> int:
     """splitmix64's output function on a 64-bit integer."""
     z = ((z ^ (z >> 30)) * _MIX1) & _MASK64
     z = ((z ^ (z >> 27)) * _MIX2) & _MASK64
@@ -36,16 +45,16 @@ def _mix64(z):
 class SplitMix64:
     """The random stream of the evozero VM: splitmix64 sub-stream ``task_index`` of ``seed``."""
 
-    def __init__(self, seed=0, task_index=0):
+    def __init__(self, seed: int = 0, task_index: int = 0) -> None:
         inner = _mix64((int(task_index) + _GOLDEN) & _MASK64)
         self.state = _mix64(((int(seed) & _MASK64) * _GOLDEN + inner) & _MASK64)
 
-    def uniform(self):
+    def uniform(self) -> float:
         """Next double uniform in [0, 1)."""
         self.state = (self.state + _GOLDEN) & _MASK64
         return float(_mix64(self.state) >> 11) * (1.0 / 9007199254740992.0)
 
-    def normal(self):
+    def normal(self) -> float:
         """Next standard normal (Box-Muller, cosine half)."""
         u1 = 1.0 - self.uniform()
         u2 = self.uniform()
@@ -55,14 +64,15 @@ class SplitMix64:
 class Memory:
     """The program's memory: scalars s, vectors v (length n_features), matrices m."""
 
-    def __init__(self, n_features, num_scalars, num_vectors, num_matrices):
+    def __init__(self, n_features: int, num_scalars: int, num_vectors: int,
+                 num_matrices: int) -> None:
         self.n_features = n_features
         self.s = np.zeros(num_scalars)
         self.v = np.zeros((num_vectors, n_features))
         self.m = np.zeros((num_matrices, n_features, n_features))
 
 
-def _sigmoid(x):
+def _sigmoid(x: float) -> float:
     """The VM's squash of classification predictions: 1 / (1 + exp(-x))."""
     try:
         e = math.exp(-x)
@@ -86,15 +96,15 @@ class OnlineLearner:
     memory_sizes: tuple[int, int, int]
     fixed_features: int | None = None
 
-    def __init__(self, seed=0, task_index=0, classification=False):
+    def __init__(self, seed: int = 0, task_index: int = 0, classification: bool = False) -> None:
         self.seed = seed
         self.task_index = task_index
         self.classification = classification
-        self.memory = None
-        self.rng = None
+        self.memory: Optional[Memory] = None
+        self.rng: Optional[SplitMix64] = None
         self.training_predictions_ = np.zeros(0)
 
-    def _start(self, n_features):
+    def _start(self, n_features: int) -> None:
         if self.fixed_features is not None and n_features != self.fixed_features:
             raise ValueError(f"this algorithm was exported for {self.fixed_features} features, "
                              f"got {n_features}")
@@ -103,7 +113,7 @@ class OnlineLearner:
         with np.errstate(all="ignore"):
             self.components[0](self.memory, self.rng)
 
-    def fit(self, X, y, epochs=1):
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 1) -> OnlineLearner:
         """Fresh memory, Setup once, then Predict and Learn on every row in order, per epoch.
 
         ``training_predictions_`` receives the prediction made before learning each row
@@ -131,7 +141,7 @@ class OnlineLearner:
         self.training_predictions_ = np.array(predictions)
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """s1 after Predict on each row in order (raw, unsquashed, as the VM validates).
 
         Memory carries over between rows, as in the VM; without ``fit``, Setup runs first.
@@ -153,32 +163,32 @@ class OnlineLearner:
 
 # --- op helpers: copied only when a program calls them ---------------------------------
 
-def sin(x):
+def sin(x: float) -> float:
     """sin(x); NaN for +-Inf (no exception)."""
     return math.sin(x) if math.isfinite(x) else math.nan
 
 
-def cos(x):
+def cos(x: float) -> float:
     """cos(x); NaN for +-Inf (no exception)."""
     return math.cos(x) if math.isfinite(x) else math.nan
 
 
-def tan(x):
+def tan(x: float) -> float:
     """tan(x); NaN for +-Inf (no exception)."""
     return math.tan(x) if math.isfinite(x) else math.nan
 
 
-def arcsin(x):
+def arcsin(x: float) -> float:
     """arcsin(x); NaN outside [-1, 1]."""
     return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
 
 
-def arccos(x):
+def arccos(x: float) -> float:
     """arccos(x); NaN outside [-1, 1]."""
     return math.acos(x) if -1.0 <= x <= 1.0 else math.nan
 
 
-def exp(x):
+def exp(x: float) -> float:
     """exp(x); +Inf on overflow (no exception)."""
     try:
         return math.exp(x)
@@ -186,31 +196,31 @@ def exp(x):
         return math.inf
 
 
-def log(x):
+def log(x: float) -> float:
     """Natural log; -Inf at 0, NaN for negative or NaN input (no exception)."""
     if x > 0.0:
         return math.log(x)
     return -math.inf if x == 0.0 else math.nan
 
 
-def heaviside(x):
+def heaviside(x: Value) -> np.ndarray:
     """1.0 where x > 0, else 0.0 (NaN gives 0.0); scalars and arrays alike."""
     return np.where(np.asarray(x) > 0.0, 1.0, 0.0)
 
 
-def minimum(a, b):
+def minimum(a: Value, b: Value) -> np.ndarray:
     """Element-wise minimum; NaN in either operand gives NaN."""
     a, b = np.asarray(a), np.asarray(b)
     return np.where((a != a) | (b != b), np.nan, np.where(a < b, a, b))
 
 
-def maximum(a, b):
+def maximum(a: Value, b: Value) -> np.ndarray:
     """Element-wise maximum; NaN in either operand gives NaN."""
     a, b = np.asarray(a), np.asarray(b)
     return np.where((a != a) | (b != b), np.nan, np.where(a > b, a, b))
 
 
-def dot(a, b):
+def dot(a: np.ndarray, b: np.ndarray) -> float:
     """Inner product, summed left to right."""
     total = 0.0
     for x, y in zip(a.tolist(), b.tolist()):
@@ -218,7 +228,7 @@ def dot(a, b):
     return total
 
 
-def norm(a):
+def norm(a: np.ndarray) -> float:
     """Euclidean (Frobenius) norm, squares summed in row-major order."""
     total = 0.0
     for x in a.ravel().tolist():
@@ -226,7 +236,7 @@ def norm(a):
     return math.sqrt(total)
 
 
-def column_norm(a):
+def column_norm(a: np.ndarray) -> np.ndarray:
     """Norm of each column, squares summed from the top row down."""
     total = np.zeros(a.shape[1])
     for row in a:
@@ -234,7 +244,7 @@ def column_norm(a):
     return np.sqrt(total)
 
 
-def row_norm(a):
+def row_norm(a: np.ndarray) -> np.ndarray:
     """Norm of each row, squares summed left to right."""
     total = np.zeros(a.shape[0])
     for j in range(a.shape[1]):
@@ -242,7 +252,7 @@ def row_norm(a):
     return np.sqrt(total)
 
 
-def matvec(a, x):
+def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Matrix-vector product a @ x, each row summed left to right."""
     total = np.zeros(a.shape[0])
     for j in range(a.shape[1]):
@@ -250,7 +260,7 @@ def matvec(a, x):
     return total
 
 
-def matmul(a, b):
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Matrix product a @ b, each entry summed over k in increasing order."""
     total = np.zeros((a.shape[0], b.shape[1]))
     for k in range(a.shape[1]):
@@ -258,7 +268,7 @@ def matmul(a, b):
     return total
 
 
-def mean(a):
+def mean(a: np.ndarray) -> float:
     """Mean of all elements, summed in row-major order."""
     total = 0.0
     values = a.ravel().tolist()
@@ -267,7 +277,7 @@ def mean(a):
     return total / len(values)
 
 
-def row_mean(a):
+def row_mean(a: np.ndarray) -> np.ndarray:
     """Mean of each row, summed left to right."""
     total = np.zeros(a.shape[0])
     for j in range(a.shape[1]):
@@ -275,7 +285,7 @@ def row_mean(a):
     return total / a.shape[1]
 
 
-def std(a):
+def std(a: np.ndarray) -> float:
     """Population standard deviation, two passes about the first element (constant -> 0)."""
     values = a.ravel().tolist()
     first = values[0]
@@ -290,7 +300,7 @@ def std(a):
     return math.sqrt(total / len(values))
 
 
-def row_std(a):
+def row_std(a: np.ndarray) -> np.ndarray:
     """Standard deviation of each row, two passes about the row's first element."""
     n = a.shape[1]
     first = a[:, 0]
@@ -305,13 +315,13 @@ def row_std(a):
     return np.sqrt(total / n)
 
 
-def index(fraction, n):
+def index(fraction: float, n: int) -> int:
     """Index of an index fraction: floor(n * fraction) clipped to 0..n-1."""
     position = math.floor(n * fraction)
     return min(max(position, 0), n - 1)
 
 
-def uniform(rng, low, high, shape=None):
+def uniform(rng: SplitMix64, low: float, high: float, shape: Shape = None) -> Value:
     """Uniform draws from [min(low, high), max(low, high)), in row-major order."""
     lo, hi = min(low, high), max(low, high)
     if shape is None:
@@ -323,7 +333,7 @@ def uniform(rng, low, high, shape=None):
     return values
 
 
-def gaussian(rng, mean, std, shape=None):
+def gaussian(rng: SplitMix64, mean: float, std: float, shape: Shape = None) -> Value:
     """Normal draws with the given mean and abs(std), in row-major order."""
     if shape is None:
         return mean + abs(std) * rng.normal()

@@ -61,7 +61,7 @@ class Network:
         self.layers = list(layers)
         self.weights = weights
 
-    def logits(self, x):
+    def logits(self, x: np.ndarray) -> np.ndarray:
         """Class scores of raw inputs ``x``."""
         x = np.asarray(x, dtype=np.float64).reshape((-1,) + self.input_shape)
         values = [(x * self.scale - self.mean) / self.std]
@@ -95,6 +95,6 @@ class Network:
             values.append(y)
         return values[-1]
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         """The class of each raw input."""
         return self.logits(x).argmax(axis=1)
