@@ -25,6 +25,7 @@ from evozero.errors import EvozeroError
 from evozero.programs.program import COMPONENTS, Program
 from ops.table import FRACTION, OPS
 
+
 def runtime_parts(module: ModuleType) -> tuple[list[str], dict[str, str]]:
     """The source of a runtime module split as exporters copy it into generated modules:
     the parts always copied, and the public functions by name (copied when called).
@@ -34,7 +35,8 @@ def runtime_parts(module: ModuleType) -> tuple[list[str], dict[str, str]]:
     """
     source = Path(str(module.__file__)).read_text(encoding="utf-8")
     lines = source.splitlines()
-    always, helpers = [], {}
+    always: list[str] = []
+    helpers: dict[str, str] = {}
     for node in ast.parse(source).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)) or (
                 isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) or (
@@ -162,7 +164,7 @@ def export_python(program: Program, *, n_features: int | None = None,
                        + ", ".join(f"memory.{n}" for n in names))
         out.extend("    " + line for line in bodies[component])
     out += ["", "", f"class {name}(OnlineLearner):",
-            f'    """The program above as an online learner (see OnlineLearner)."""',
+            '    """The program above as an online learner (see OnlineLearner)."""',
             "", "    components = (setup, predict, learn)",
             "    memory_sizes = (NUM_SCALARS, NUM_VECTORS, NUM_MATRICES)",
             "    fixed_features = N_FEATURES"]

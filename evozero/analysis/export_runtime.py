@@ -104,14 +104,15 @@ class OnlineLearner:
         self.rng: Optional[SplitMix64] = None
         self.training_predictions_ = np.zeros(0)
 
-    def _start(self, n_features: int) -> None:
+    def _start(self, n_features: int) -> tuple[Memory, SplitMix64]:
         if self.fixed_features is not None and n_features != self.fixed_features:
             raise ValueError(f"this algorithm was exported for {self.fixed_features} features, "
                              f"got {n_features}")
-        self.memory = Memory(n_features, *self.memory_sizes)
-        self.rng = SplitMix64(self.seed, self.task_index)
+        self.memory = memory = Memory(n_features, *self.memory_sizes)
+        self.rng = rng = SplitMix64(self.seed, self.task_index)
         with np.errstate(all="ignore"):
-            self.components[0](self.memory, self.rng)
+            self.components[0](memory, rng)
+        return memory, rng
 
     def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 1) -> OnlineLearner:
         """Fresh memory, Setup once, then Predict and Learn on every row in order, per epoch.
@@ -123,8 +124,7 @@ class OnlineLearner:
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
-        self._start(X.shape[1])
-        memory, rng = self.memory, self.rng
+        memory, rng = self._start(X.shape[1])
         _, predict, learn = self.components
         predictions = []
         with np.errstate(all="ignore"):
@@ -147,9 +147,10 @@ class OnlineLearner:
         Memory carries over between rows, as in the VM; without ``fit``, Setup runs first.
         """
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-        if self.memory is None:
-            self._start(X.shape[1])
-        memory, rng = self.memory, self.rng
+        if self.memory is None or self.rng is None:
+            memory, rng = self._start(X.shape[1])
+        else:
+            memory, rng = self.memory, self.rng
         predict = self.components[1]
         predictions = np.empty(len(X))
         with np.errstate(all="ignore"):
