@@ -1,8 +1,18 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and the hypothesis profiles."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the first example of a test may compile a kernel, and on a
+# shared 2-core machine wall-clock time says nothing about a test's correctness.
+settings.register_profile("default", deadline=None)
+# Many more examples where a test does not fix its own count, for a long hunt for bugs.
+settings.register_profile("thorough", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +16,7 @@ from evozero.programs.randomize import randomize_rows
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND
 from ops.table import OPS
 
+REPO = Path(__file__).resolve().parent.parent
 ALL_OPS = np.arange(len(OPS), dtype=np.int64)
 
 
@@ -63,3 +66,14 @@ def is_running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def cli(*args: str, code: str = "", env: dict[str, str] | None = None,
+        **popen: Any) -> subprocess.Popen:
+    """``evozero ARGS`` in a process of its own, run from this checkout, its output piped as
+    text; ``code`` runs first in that process (e.g. a planted fault), ``env`` adds variables
+    and ``popen`` goes to :class:`subprocess.Popen` (e.g. ``start_new_session``)."""
+    environment = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    script = f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))"
+    return subprocess.Popen([sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)

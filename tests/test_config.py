@@ -19,7 +19,7 @@ from evozero.errors import EvozeroError
 from ops.table import OPS_BY_NAME
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-FAST = settings(max_examples=40, deadline=None)
+FAST = settings(max_examples=40)
 
 
 def write(directory: Path, text: str, name: str = "exp.yaml") -> Path:

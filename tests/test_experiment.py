@@ -17,7 +17,7 @@ from evozero.programs.program import Program
 from evozero.runs.rundir import RunDir
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate
-from helpers import run_quietly, small_config
+from helpers import cli, run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
@@ -100,12 +100,6 @@ def test_hurdles_and_budget_savings_are_logged(tmp_path):
 
 # --- checkpoints and resume --------------------------------------------------------------
 
-def _cli(*args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "evozero", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
-
 def _write_config(path: Path, **changes) -> Path:
     data = {"name": "resumable", "seed": 5, "population_size": 100,
             "search_tasks": {"num_tasks": 3, "train": 30, "valid": 30},
@@ -156,7 +150,7 @@ def mode(request):
 def uninterrupted(tmp_path_factory, mode):
     root = tmp_path_factory.mktemp("uninterrupted")
     config = _write_config(root / "c.yaml", **mode)
-    process = _cli("run", str(config), "--out", str(root / "runs"))
+    process = cli("run", str(config), "--out", str(root / "runs"))
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     run = RunDir.open(root / "runs" / "resumable")
@@ -170,7 +164,7 @@ def _discovery_keys(records):
 def _killed_run(tmp_path: Path, mode: dict) -> Path:
     """A run directory whose process was SIGKILLed after its third checkpoint."""
     config = _write_config(tmp_path / "c.yaml", **mode)
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "resumable"
     _wait_for_checkpoints(rundir, 3, process)
     process.send_signal(signal.SIGKILL)
@@ -180,12 +174,13 @@ def _killed_run(tmp_path: Path, mode: dict) -> Path:
 
 def _resume(rundir: Path, *options: str) -> str:
     """Resume a run to its end; returns what it printed."""
-    resumed = _cli("resume", str(rundir), *options)
+    resumed = cli("resume", str(rundir), *options)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     return out
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(tmp_path, mode, uninterrupted):
     rundir = _killed_run(tmp_path, mode)
     assert not (rundir / "final.json").exists()
@@ -198,6 +193,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, mode, uninterrupted):
     assert _discovery_keys(RunDir.open(rundir).read_discoveries()) == _discovery_keys(discoveries)
 
 
+@pytest.mark.slow
 def test_resume_on_another_worker_count_equals_uninterrupted(tmp_path, mode, uninterrupted):
     rundir = _killed_run(tmp_path, mode)
     workers = 1 if mode.get("workers", 1) > 1 else 2
@@ -211,9 +207,10 @@ def test_resume_on_another_worker_count_equals_uninterrupted(tmp_path, mode, uni
     assert f"{islands} island{'s' if islands > 1 else ''} on {min(workers, islands)} worker" in out
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, mode, uninterrupted):
     config = _write_config(tmp_path / "c.yaml", checkpoint_every=3600.0, **mode)
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"))
     rundir = tmp_path / "runs" / "resumable"
     deadline = time.monotonic() + 120
     while not (rundir / "progress.jsonl").exists() and time.monotonic() < deadline:
@@ -227,6 +224,7 @@ def test_ctrl_c_leaves_a_valid_resumable_run(tmp_path, mode, uninterrupted):
     assert RunDir.open(rundir).read_final()["program"] == uninterrupted[0]["program"]
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, mode, uninterrupted):
     rundir = _killed_run(tmp_path, mode)
     newest = max((rundir / "checkpoint").glob("*.npz"))

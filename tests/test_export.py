@@ -250,7 +250,7 @@ def test_each_op_matches_vm(op):
         compare(program, tasks, seed=seed, memory=MEMORY, n_features=features)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), setup=st.integers(0, 6), predict=st.integers(1, 6),
        learn=st.integers(0, 6), features=st.integers(1, 4), classification=st.booleans(),
        fixed=st.booleans())

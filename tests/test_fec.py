@@ -149,8 +149,7 @@ class CacheMachine(RuleBasedStateMachine):
         check_agrees(self.cache, self.model)
 
 
-CacheMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60,
-                                          deadline=None)
+CacheMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60)
 TestCacheAgainstModel = CacheMachine.TestCase
 
 

@@ -25,7 +25,7 @@ from evozero.errors import EvozeroError
 from evozero.runs.preflight import check_before_start, estimate_memory
 from evozero.evaluation.tasks import make_tasks
 
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=30)
 GIB = 2**30
 BASE = """\
 seed: 0

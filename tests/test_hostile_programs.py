@@ -155,7 +155,7 @@ def garbage_arrays(draw):
     return code, constants, sizes
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(garbage_arrays())
 def test_garbage_arrays_give_a_clear_error_or_a_finite_fitness(tasks, arrays):
     code, constants, sizes = arrays

@@ -25,7 +25,7 @@ from evozero.errors import EvozeroError
 from evozero.runs.flow import RESUME_CHANGEABLE, start_run
 from evozero.analysis.plots import load_run
 from evozero.runs.rundir import RunDir
-from helpers import small_config
+from helpers import cli, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,11 +53,6 @@ def _snapshot(path: Path) -> dict[str, bytes]:
     """Every file of a run directory (but its lock) with its content."""
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
             if p.is_file() and p.name != RunDir.LOCK}
-
-
-def _cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "evozero", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _increasing(records: list[dict], key: str) -> bool:
@@ -160,10 +155,11 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
         run.rundir.release()
 
 
+@pytest.mark.slow
 def test_two_resumes_at_once_one_writes_the_other_is_refused(tmp_path):
     path = _new_run(tmp_path, budget={"individuals": 60_000, "train_steps": None},
                     progress_every=0.1)
-    first, second = _cli("resume", str(path)), _cli("resume", str(path))
+    first, second = cli("resume", str(path)), cli("resume", str(path))
     results = [(p.pid, p.wait(timeout=300), p.communicate()) for p in (first, second)]
     codes = sorted(code for _, code, _ in results)
     assert codes == [0, 2], results
@@ -178,10 +174,11 @@ def test_two_resumes_at_once_one_writes_the_other_is_refused(tmp_path):
     assert len(keys) == len(set(keys))
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_killed_writer_is_taken_over_and_its_records_cut(tmp_path, capsys):
     path = _new_run(tmp_path, budget={"individuals": 2_000_000, "train_steps": None},
                     progress_every=0.05, checkpoint_every=0.5)
-    process = _cli("resume", str(path))
+    process = cli("resume", str(path))
     lock = path / RunDir.LOCK
     deadline = time.monotonic() + 120
     # Killed after a checkpoint with progress written past it.
@@ -350,14 +347,14 @@ def test_a_full_and_a_read_only_file_system(tmp_path):
         data.update(name="full", budget={"individuals": 2_000_000, "train_steps": None},
                     checkpoint_every=0.2)
         config.write_text(yaml.safe_dump(data))
-        process = _cli("run", str(config), "--out", str(mount))
+        process = cli("run", str(config), "--out", str(mount))
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2, err
         assert "cannot write (the disk is full" in err and "Traceback" not in err
         run = RunDir.open(mount / "full")
         assert run.load_checkpoint() is not None
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
-        process = _cli("resume", str(run.path))
+        process = cli("resume", str(run.path))
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2
         assert f"{run.path}/{RunDir.LOCK}: cannot write (the file system is read-only" in err

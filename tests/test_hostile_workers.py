@@ -22,13 +22,14 @@ from evozero.runs.island import IslandSpec
 from evozero.nas.island import NasIsland
 from evozero.runs.rundir import RunDir
 from evozero.runs.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
-from helpers import child_pids, is_running
+from helpers import child_pids, cli, is_running
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
                                 reason="needs Linux /proc and signals")
 # A healthy worker beats every half second: one silent for 2 s is stopped or hung.
 HEARTBEAT = "2"
+WORKER_ENV = {HEARTBEAT_VARIABLE: HEARTBEAT}
 # A stop ends a run within 10 s; the rest is margin for a loaded machine.
 STOP_LIMIT = 30.0
 
@@ -54,15 +55,6 @@ def _long_nas_config(path: Path) -> Path:
         "nas": {"space": "nb201", "dataset": "digits", "stem_channels": 4, "stacks": 1,
                 "profile": "mobile-cpu", "training": {"epochs": 3000}}}))
     return path
-
-
-def _cli(*args: str, code: str = "", group: bool = False) -> subprocess.Popen:
-    """``evozero ARGS`` in a process of its own, after ``code`` (e.g. a fault planted);
-    ``group``: in a process group of its own, as a shell starts a command."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), **{HEARTBEAT_VARIABLE: HEARTBEAT})
-    script = f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))"
-    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=group)
 
 
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 300) -> None:
@@ -101,12 +93,13 @@ evozero.runs.island.Island.__init__ = _open
      "island 1 failed while opening: search_tasks: too large"),
     ('ValueError("planted")', 1, "island 1 failed while opening: ValueError: planted (at "),
 ])
+@pytest.mark.slow
 def test_an_error_opening_an_island_stops_the_run_at_once_with_its_cause(tmp_path, error,
                                                                           code, expected):
     config = _program_config(tmp_path / "c.yaml")
     started = time.monotonic()
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"),
-                   code=_PLANT.format(error=error))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"),
+                   code=_PLANT.format(error=error), env=WORKER_ENV)
     out, err = process.communicate(timeout=300)
     assert process.returncode == code, err
     assert expected in err and "Traceback" not in err
@@ -125,10 +118,11 @@ def test_a_bad_heartbeat_setting_is_a_clear_error(monkeypatch):
 # --- stopping ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_path, stop):
     config = _program_config(tmp_path / "c.yaml", individuals=300_000)
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"), env=WORKER_ENV)
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
     workers = child_pids(process.pid)
@@ -142,12 +136,13 @@ def test_a_stop_signal_ends_the_run_within_seconds_despite_a_stopped_worker(tmp_
     assert f"stopped by {stop.name}" in err and "Traceback" not in err
     assert _gone_within(workers, 5), "a worker outlived the run"
     if stop == signal.SIGINT:   # resumable: it continues to the whole budget
-        resumed = _cli("resume", str(rundir))
+        resumed = cli("resume", str(rundir), env=WORKER_ENV)
         out, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err
         assert RunDir.open(rundir).read_final()["individuals"] == 600_000
 
 
+@pytest.mark.slow
 def test_a_deterministic_run_keeps_its_checkpoint_when_a_late_snapshot_would_break_it(
         tmp_path):
     # The stopped island's last snapshot (the one of the start) predates migration rounds
@@ -156,7 +151,7 @@ def test_a_deterministic_run_keeps_its_checkpoint_when_a_late_snapshot_would_bre
     data = yaml.safe_load(config.read_text())
     data.update(deterministic=True, migrate_every=1000, checkpoint_every=3600.0)
     config.write_text(yaml.safe_dump(data))
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"), env=WORKER_ENV)
     rundir = tmp_path / "runs" / "hostile"
     deadline = time.monotonic() + 300
     while not (rundir / "progress.jsonl").exists() or max(
@@ -176,11 +171,12 @@ def test_a_deterministic_run_keeps_its_checkpoint_when_a_late_snapshot_would_bre
     assert _gone_within(workers, 5)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_still_saves_every_island(tmp_path):
     # `timeout` and service managers signal every process of the group: the workers
     # finish their command and still answer the snapshot requests of the main process.
     config = _program_config(tmp_path / "c.yaml")
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"), group=True)
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"), start_new_session=True, env=WORKER_ENV)
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
     workers = child_pids(process.pid)
@@ -193,9 +189,10 @@ def test_sigterm_to_the_whole_process_group_still_saves_every_island(tmp_path):
     assert _gone_within(workers, 5)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_one_long_network_training_within_seconds(tmp_path):
     config = _long_nas_config(tmp_path / "nas.yaml")
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"), env=WORKER_ENV)
     rundir = tmp_path / "runs" / "hostile"
     _wait_for(rundir / "progress.jsonl", process)
     time.sleep(1.0)   # well inside the first network's 3,000 epochs
@@ -247,9 +244,10 @@ def test_a_worker_drops_an_island_whose_command_gave_up(monkeypatch):
     assert 3 not in host.islands   # its state is no longer whole: never snapshotted
 
 
+@pytest.mark.slow
 def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
     config = _long_nas_config(tmp_path / "nas.yaml")
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"), env=WORKER_ENV)
     _wait_for(tmp_path / "runs" / "hostile" / "progress.jsonl", process)
     time.sleep(1.0)
     workers = child_pids(process.pid)
@@ -262,13 +260,14 @@ def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
 # --- deaths from outside are retried -----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, told", [(signal.SIGTERM, "killed by SIGTERM"),
                                          (signal.SIGSTOP, f"did not answer for {HEARTBEAT} s")])
 def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path, fault,
                                                                        told):
     # Enough budget that the fault lands well before the end, even on an idle machine.
     config = _program_config(tmp_path / "c.yaml", individuals=300_000)
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"), env=WORKER_ENV)
     rundir = tmp_path / "runs" / "hostile"
     deadline = time.monotonic() + 300
     while len(list((rundir / "checkpoint").glob("*.json"))

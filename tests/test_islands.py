@@ -22,7 +22,7 @@ from evozero.runs.rundir import RunDir
 from evozero.search.evolution import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState, program_slots
 from evozero.evaluation.vm import evaluate, group_tasks
 from evozero.runs.workers import LocalBackend
-from helpers import child_pids, is_running, run_quietly, small_config
+from helpers import child_pids, cli, is_running, run_quietly, small_config
 
 REPO = Path(__file__).resolve().parent.parent
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
@@ -104,17 +104,13 @@ def test_islands_search_their_own_task_mix(tmp_path):
     assert result["islands"] == 2 and math.isfinite(result["final_fitness"])
 
 
+@pytest.mark.slow
 def test_workers_auto_means_one_island_per_core(tmp_path):
     run, result = run_quietly(island_config(workers="auto", migration="none"), tmp_path)
     assert result["islands"] == len(os.sched_getaffinity(0))
 
 
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "evozero", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     import yaml
@@ -126,7 +122,7 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
         "final_tasks": {"num_tasks": 5, "train": 50, "valid": 20},
         "budget": {"individuals": 750_000, "train_steps": None}, "max_experiments": 1,
         "sufficient_fitness": 2.0, "checkpoint_every": 0.3, "progress_every": 0.2}))
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"))
     checkpoints = tmp_path / "runs" / "faults" / "checkpoint"
     deadline = time.monotonic() + 300
     while len(list(checkpoints.glob("*.json")) if checkpoints.is_dir() else []) < 2:
@@ -143,6 +139,7 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     assert final["individuals"] == 1_500_000
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     import yaml
@@ -150,7 +147,7 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     config.write_text(yaml.safe_dump({"name": "orphans", "workers": 2,
                                       "budget": {"individuals": 10**9, "train_steps": None},
                                       "max_experiments": 1, "progress_every": 0.1}))
-    process = _cli("run", str(config), "--out", str(tmp_path / "runs"))
+    process = cli("run", str(config), "--out", str(tmp_path / "runs"))
     progress = tmp_path / "runs" / "orphans" / "progress.jsonl"
     deadline = time.monotonic() + 120
     while not progress.exists():
@@ -190,6 +187,8 @@ def test_a_failing_worker_reports_the_error_and_is_replaced():
 # --- Ray ---------------------------------------------------------------------------------
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_ray_backend_gives_a_valid_run_directory_with_the_same_schema(tmp_path):
     local, local_result = run_quietly(island_config(deterministic=True), tmp_path / "local")
     ray_run, ray_result = run_quietly(island_config(deterministic=True, backend="ray"),

@@ -260,7 +260,7 @@ def check_slots_round_trip(slots: Slots):
 
 
 @pytest.mark.parametrize("kind", sorted(MUTATION_NAMES.values()))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(slots=slot_programs(), steps=st.integers(1, 6), rule=st.sampled_from([0, 1]))
 def test_each_mutation_keeps_programs_valid(kind, slots, steps, rule):
     for _ in range(steps):
@@ -271,7 +271,7 @@ def test_each_mutation_keeps_programs_valid(kind, slots, steps, rule):
         check_slots_round_trip(slots)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(slots=slot_programs(), rule=st.sampled_from([0, 1]))
 def test_mixed_mutations_keep_programs_valid(slots, rule):
     kinds, weights = mutation_arrays({name: 1 + (i % 3) for i, name in enumerate(MUTATION_NAMES)})
@@ -284,7 +284,7 @@ def test_mixed_mutations_keep_programs_valid(slots, rule):
     check_slots_round_trip(slots)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(slots=slot_programs(),
        weights=st.lists(st.integers(0, 3), min_size=8, max_size=8).filter(any),
        rule=st.sampled_from([0, 1]))
@@ -601,7 +601,7 @@ def test_random_program_slots():
         Slots([1, 3, 3], [0, 0, 0], [2, 2, 2], [ALL_OPS] * 3, [False] * 3, (4, 4, 2), 3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(slots=slot_programs(), extra=st.lists(st.integers(0, 3), min_size=3, max_size=3))
 def test_slots_round_trip(slots, extra):
     program = slots.program()

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from evozero.errors import EvozeroError
 from evozero.nas.cells import NB101_OPS, NB201_OPS, Nb101Cell, Nb201Cell
 
+pytestmark = pytest.mark.nas
+
 # The NAS-Bench-101 example cell: 7 vertices, 9 edges.
 EXAMPLE_MATRIX = [[0, 1, 1, 1, 0, 1, 0],
                   [0, 0, 0, 0, 0, 0, 1],
@@ -62,7 +64,7 @@ def random_topological_relabelling(cell, rng):
     return Nb101Cell.make(permuted, [cell.ops[v] for v in order], max_edges=21)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(cell=nb101_cells(), seed=st.integers(0, 2**32 - 1))
 def test_nb101_hash_is_invariant_under_vertex_renumbering(cell, seed):
     if cell is None:

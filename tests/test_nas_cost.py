@@ -16,6 +16,8 @@ from evozero.nas.cost import (DeviceProfile, cost_record, estimate_ms, execution
                               load_profile, load_profiles, lut_key, step_ms)
 from evozero.nas.network import Architecture, Builder
 
+pytestmark = pytest.mark.nas
+
 
 def plain_network() -> Architecture:
     """conv3x3-bn-relu to 16 channels on 8x8x1, 2x2 max-pool, gap, dense to 10."""

@@ -13,6 +13,8 @@ import pytest
 from evozero.errors import EvozeroError
 from evozero.nas.data import DATASETS, Mnist1dRecipe, generate_mnist1d, load_dataset
 
+pytestmark = pytest.mark.nas
+
 SPLITS = ("train", "valid", "test")
 
 

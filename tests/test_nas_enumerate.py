@@ -11,6 +11,8 @@ from evozero.errors import EvozeroError
 from evozero.nas.cells import NB101_OPS, Nb101Cell, _on_a_path, graph_hash
 from evozero.nas.nb101_count import count_unique_nb101, graph_key, on_a_path_mask
 
+pytestmark = pytest.mark.nas
+
 
 def upper_triangular_matrices(size):
     """Every strictly upper-triangular 0/1 matrix of ``size`` vertices."""

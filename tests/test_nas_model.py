@@ -15,6 +15,8 @@ from evozero.nas.model import Model
 from evozero.nas.train import TrainSettings, accuracy, train
 from ops import neural
 
+pytestmark = pytest.mark.nas
+
 CHAIN = Nb101Cell.make([[0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]],
                        ["input", "conv3x3-bn-relu", "maxpool3x3", "output"])
 TINY = Skeleton(stem_channels=4, stacks=2, cells_per_stack=1)
@@ -60,7 +62,7 @@ def test_skeletons_reduce_and_double_channels_in_2d_and_1d():
     assert all(layer.kernel[0] == 1 for layer in nb101.layers)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6))
 def test_every_nb201_cell_runs_forward_and_backward(ops):
     arch = compile_cell(Nb201Cell(tuple(ops)), TINY, (8, 8, 1), 10)

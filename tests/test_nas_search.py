@@ -22,7 +22,9 @@ from evozero.nas.evaluate import Evaluator
 from evozero.nas.island import dominated
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
-from tests.helpers import run_quietly, small_config
+from tests.helpers import cli, run_quietly, small_config
+
+pytestmark = pytest.mark.nas
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,21 +152,16 @@ def test_seeded_runs_are_reproducible_with_two_deterministic_islands(tmp_path):
     assert first.rundir.read_progress()[-1]["islands"][0]["migrants"] > 0
 
 
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "evozero", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
+@pytest.mark.slow
 def test_killed_nas_run_resumes_to_the_uninterrupted_result(tmp_path):
     data = nas_data(checkpoint_every=0.2, budget={"individuals": 16, "train_steps": None})
     config = tmp_path / "nas.yaml"
     config.write_text(yaml.safe_dump(data))
-    whole = _cli("run", str(config), "--out", str(tmp_path / "whole"))
+    whole = cli("run", str(config), "--out", str(tmp_path / "whole"))
     assert whole.wait(timeout=600) == 0, whole.communicate()
     expected = RunDir.open(tmp_path / "whole" / "nas")
 
-    process = _cli("run", str(config), "--out", str(tmp_path / "cut"))
+    process = cli("run", str(config), "--out", str(tmp_path / "cut"))
     rundir = tmp_path / "cut" / "nas"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -179,7 +176,7 @@ def test_killed_nas_run_resumes_to_the_uninterrupted_result(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (rundir / "final.json").exists()
-    resumed = _cli("resume", str(rundir))
+    resumed = cli("resume", str(rundir))
     assert resumed.wait(timeout=600) == 0, resumed.communicate()
     got = RunDir.open(rundir)
     assert _keys(got.read_evaluations()) == _keys(expected.read_evaluations())

@@ -24,7 +24,9 @@ from ops.neural import (add_backward, add_forward, batchnorm_backward, batchnorm
                         relu_forward, sgd_step, slice_backward, slice_forward,
                         softmax_cross_entropy)
 
-FAST = settings(max_examples=25, deadline=None)
+pytestmark = pytest.mark.nas
+
+FAST = settings(max_examples=25)
 STEP = 1e-6
 GRADIENT_TOLERANCE = 1e-4
 

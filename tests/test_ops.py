@@ -199,7 +199,7 @@ def test_table_is_complete_and_ordered():
 # --- every op, random memory --------------------------------------------------------------
 
 @pytest.mark.parametrize("op", OPS, ids=op_id)
-@settings(deadline=None, max_examples=25)
+@settings(max_examples=25)
 @given(data=st.data())
 def test_kernel_matches_reference(op, data):
     check_instruction(op, data.draw(instructions(op)))
@@ -223,7 +223,7 @@ def _alias_cases():
 
 
 @pytest.mark.parametrize("op, mode", _alias_cases())
-@settings(deadline=None, max_examples=6)
+@settings(max_examples=6)
 @given(data=st.data())
 def test_aliased_operands(op, mode, data):
     case = data.draw(instructions(op))
@@ -263,7 +263,7 @@ def _constant_huge_group(op, case):
 
 
 @pytest.mark.parametrize("op", OPS, ids=op_id)
-@settings(deadline=None, max_examples=20)
+@settings(max_examples=20)
 @given(data=st.data())
 def test_kernel_matches_reference_on_special_values(op, data):
     specials = SPECIALS + (() if op.code in REDUCTIONS else (FLOAT_MAX, -FLOAT_MAX))
@@ -355,7 +355,7 @@ def test_min_max_propagate_nan(kind, func):
     np.testing.assert_array_equal(result, np.full(shape, -1.5 if func == "MIN" else 1.0))
 
 
-@settings(deadline=None, max_examples=30)
+@settings(max_examples=30)
 @given(low=NORMAL, high=NORMAL, seed=st.integers(0, 2**64 - 1))
 def test_uniform_with_swapped_bounds_draws_in_sorted_range(low, high, seed):
     n = 16
@@ -395,7 +395,7 @@ def test_gaussian_with_zero_std_returns_the_mean(op_name, bank, mean):
         assert np.all(result == mean)
 
 
-@settings(deadline=None, max_examples=20)
+@settings(max_examples=20)
 @given(mean=NORMAL, std=st.floats(0.0, 2.0, exclude_max=True), seed=st.integers(0, 2**64 - 1))
 def test_gaussian_uses_abs_std(mean, std, seed):
     positive = _single("VECTOR_GAUSSIAN_SET", 16, consts=(mean, std, 0), seed=seed)[1][2, 0]
@@ -449,7 +449,7 @@ def _many_draws(op_name, consts, seed, n_tasks=16, n_features=16):
     return matrices.ravel()
 
 
-@settings(deadline=None, max_examples=5)
+@settings(max_examples=5)
 @given(seed=st.integers(0, 2**64 - 1))
 def test_gaussian_statistics(seed):
     draws = _many_draws("MATRIX_GAUSSIAN_SET", (0.5, 2.0, 0.0), seed)
@@ -463,7 +463,7 @@ def test_gaussian_statistics(seed):
     assert len(np.unique(draws)) > 0.99 * n
 
 
-@settings(deadline=None, max_examples=5)
+@settings(max_examples=5)
 @given(seed=st.integers(0, 2**64 - 1), swap=st.booleans())
 def test_uniform_statistics(seed, swap):
     draws = _many_draws("MATRIX_UNIFORM_SET", (3.0, -1.0, 0.0) if swap else (-1.0, 3.0, 0.0), seed)
@@ -481,7 +481,7 @@ RANDOM_OPS = [op for op in OPS if op.random]
 
 
 @pytest.mark.parametrize("op", RANDOM_OPS, ids=op_id)
-@settings(deadline=None, max_examples=10)
+@settings(max_examples=10)
 @given(seed=st.integers(0, 2**64 - 1), other_seed=st.integers(0, 2**64 - 1))
 def test_streams_decide_the_draws(op, seed, other_seed):
     assume(seed != other_seed)

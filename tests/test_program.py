@@ -58,7 +58,7 @@ def _float_bits(value: float) -> int:
 # --- round trips ---------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(programs())
 def test_text_round_trip(program):
     text = str(program)
@@ -66,7 +66,7 @@ def test_text_round_trip(program):
     assert str(Program.parse(text)) == text
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(programs())
 def test_json_round_trip(program):
     assert Program.from_json(program.to_json()) == program
@@ -75,7 +75,7 @@ def test_json_round_trip(program):
 
 
 @pytest.mark.parametrize("spec", OPS, ids=[op.name for op in OPS])
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(data=st.data())
 def test_every_op_round_trips_exactly(spec, data):
     inst = data.draw(instructions(st.just(spec)))

@@ -24,7 +24,7 @@ from evozero.config import default_config, dump_config
 from evozero.errors import EvozeroError
 from evozero.runs.rundir import CheckpointWarning, RunDir, atomic_write_bytes, atomic_write_text
 
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=30)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def check(raw: ez.Program, groups) -> ez.Program:
 # --- equivalence on random programs ----------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(seed=st.integers(0, 2**63 - 1), sizes=st.tuples(*[st.integers(0, 6)] * 3),
        op_set=st.sampled_from(sorted(OP_SETS)))
 def test_random_programs_keep_their_predictions(groups, seed, sizes, op_set):

@@ -12,7 +12,7 @@ from evozero.evaluation import tasks as tasks_module
 from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import (ALL_PAIRS, HELD_OUT_PAIRS, SEARCH_PAIRS, Task, make_tasks)
 
-FAST = settings(max_examples=25, deadline=None)
+FAST = settings(max_examples=25)
 sizes = st.integers(min_value=1, max_value=12)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
