@@ -179,7 +179,8 @@ def _export(args: argparse.Namespace) -> int:
     from evozero.analysis.transfer import load_program
     from evozero.analysis.export import export_python
     from evozero.analysis.show import best_program
-    from evozero.runs.rundir import RunDir, atomic_write_text
+    from evozero.runs.files import atomic_write_text
+    from evozero.runs.rundir import RunDir
 
     _check_output("--python", args.python)
     if os.path.isdir(args.run):

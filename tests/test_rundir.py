@@ -19,10 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evozero.runs import rundir as rundir_module
+from evozero.runs import checkpoint_files as checkpoint_module
 from evozero.config import default_config, dump_config
 from evozero.errors import EvozeroError
-from evozero.runs.rundir import CheckpointWarning, RunDir, atomic_write_bytes, atomic_write_text
+from evozero.runs.checkpoint_files import CheckpointWarning
+from evozero.runs.files import atomic_write_bytes, atomic_write_text
+from evozero.runs.rundir import RunDir
 
 FAST = settings(max_examples=30)
 
@@ -546,7 +548,7 @@ def test_loading_never_unpickles(run, monkeypatch):
         calls.append(kwargs.get("allow_pickle"))
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(rundir_module.np, "load", checked_load)
+    monkeypatch.setattr(checkpoint_module.np, "load", checked_load)
     with pytest.warns(CheckpointWarning, match="000002.npz"):
         state = RunDir(run.path).load_checkpoint()
     assert state["step"] == 1

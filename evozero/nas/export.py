@@ -17,7 +17,7 @@ import numpy as np
 from evozero.analysis.export import runtime_parts
 from evozero.nas import export_runtime
 from evozero.nas.model import Model
-from evozero.runs.rundir import atomic_write_bytes, atomic_write_text
+from evozero.runs.files import atomic_write_bytes, atomic_write_text
 
 # Digits pixels are scaled to [0, 1] before standardisation (see evozero.nas.data).
 _SCALE = {"digits": 1.0 / 16.0, "mnist1d": 1.0}

@@ -9,7 +9,8 @@ import numpy as np
 
 from evozero.config import Config
 from evozero.nas.island import dominated
-from evozero.runs.rundir import RunDir, atomic_write_bytes
+from evozero.runs.files import atomic_write_bytes
+from evozero.runs.rundir import RunDir
 
 # Fields of an island's evaluation record that go to evaluations.jsonl, in this order.
 _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fitness",

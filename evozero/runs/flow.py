@@ -37,7 +37,8 @@ from evozero.nas import results as nas_outcome
 from evozero.nas.island import warm_up as warm_up_nas
 from evozero.runs.preflight import check_before_start
 from evozero.programs.program import Program
-from evozero.runs.rundir import RunDir, WriteError
+from evozero.runs.files import WriteError
+from evozero.runs.rundir import RunDir
 from evozero.search.evolution import evolve
 from evozero.runs.workers import LocalBackend, cores
 from ops.jit import is_cached
