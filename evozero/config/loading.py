@@ -36,7 +36,6 @@ def load_task_spec(path: str | os.PathLike) -> TaskSpec:
     return _CONFIG.parse(dict(data or {}), "", ctx).final_tasks
 
 
-
 def dump_config(config: Config) -> str:
     """YAML text of the resolved config (every default written out)."""
     header = "# evozero resolved config: every default filled in, paths absolute.\n"

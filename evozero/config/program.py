@@ -46,6 +46,9 @@ _OP_NAMES_BY_CODE = {op.code: op.name for op in OPS}
 _PAIR_NAMES = ("all", "search", "held_out")
 
 
+# --- checkers of program-search values -----------------------------------------------
+
+
 class _SeedList(_Spec):
     allowed = "a list of integers >= 0 (one per task) or null"
 
@@ -84,7 +87,6 @@ class _Pairs(_Spec):
 
     def dump(self, value: Any) -> Any:
         return value if value is None or isinstance(value, str) else [list(p) for p in value]
-
 
 
 class _InitialPopulation(_Spec):
@@ -188,7 +190,6 @@ class _Mutations(_Spec):
         raise self.fail(raw, key, ctx)
 
 
-
 class _SizeSection(_Section):
     """A component's size bounds: a mapping init/min/max, or one integer n = n/n/n.
 
@@ -233,6 +234,8 @@ class _SizeSection(_Section):
             return dict(raw)
         raise self.fail(raw, key, ctx)
 
+
+# --- the sections ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

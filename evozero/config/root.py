@@ -24,6 +24,7 @@ from ops.table import MATRIX, OPS_BY_NAME, VECTOR
 #: ops stay shared: migrants must run and mutate on every island.
 ISLAND_KEYS = ("search_tasks", "population_size", "tournament_size", "mutate_prob",
                "mutations", "constant_mutation", "strategy", "fec", "hurdles")
+# Far beyond any sensible run, like the bounds in schema: a typo must not reach an allocation.
 _MAX_ISLANDS = 10_000
 _MAX_WORKERS = 4096
 

@@ -237,7 +237,6 @@ class _Optional(_Spec):
         return None if value is None else self.inner.dump(value)
 
 
-
 def _resolve(path: str, ctx: _Context) -> str:
     return os.path.abspath(os.path.join(ctx.base_dir, os.path.expanduser(path)))
 
@@ -259,7 +258,6 @@ class _FilePath(_Spec):
             raise ctx.error(key, f"no such file {_show(value)} (looked for {resolved}); "
                                  f"must be {self.allowed}")
         return resolved
-
 
 
 class _Section(_Spec):
@@ -326,7 +324,6 @@ class _Section(_Spec):
         raise self.fail(raw, key, ctx)
 
 
-
 class _OptionalSection(_Section):
     """A section that is absent (null) unless the file gives it; ``{}`` means defaults."""
 
@@ -376,7 +373,6 @@ class _WordOrCount(_Spec):
             return _Int(1, self.maximum).parse(value, key, ctx)
         except EvozeroError:
             raise self.fail(value, key, ctx) from None
-
 
 
 def _setting(spec: _Spec, default: Any = dataclasses.MISSING, *, factory: Any = None) -> Any:
