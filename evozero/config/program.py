@@ -1,10 +1,10 @@
 """The settings of program search: memory, tasks, op lists, sizes, caches, budgets.
 
 Each section is a frozen dataclass checked by the framework in ``schema``; the checkers
-here know the program-search vocabularies, taken from their owners (components from
-``evozero.programs.program``, mutation names from ``evozero.programs.mutation``, the
-memory the hand-written initial algorithms address from ``evozero.programs.reference``,
-op names and codes from ``ops.table``, task kinds from ``evozero.evaluation.tasks``).
+here know the program-search vocabularies, taken from their owners (mutation names from
+``evozero.programs.mutation``, the memory the hand-written initial algorithms address from
+``evozero.programs.reference``, op names and codes from ``ops.table``, task kinds from
+``evozero.evaluation.tasks``).
 """
 from __future__ import annotations
 
