@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -583,3 +585,25 @@ def test_island_config_merges_sections_key_by_key():
     assert island_count(config, 5) == 2
     assert island_count(config_from_dict({"islands": 3}), 5) == 3
     assert island_count(config_from_dict({}), 5) == 5
+
+
+def test_config_stays_below_the_layers_that_use_it():
+    # Config is read by search, runs, analysis and nas; importing it must not pull them in
+    # (a cycle would appear as soon as one of them imports config at module level).
+    code = ("import sys, evozero.config; print(sorted({m.split('.')[1] for m in sys.modules "
+            "if m.startswith('evozero.') and m.count('.') >= 1}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout
+    for above in ("search", "runs", "analysis", "nas", "bench"):
+        assert f"'{above}'" not in loaded, loaded
+
+
+def test_initial_population_memory_comes_from_the_programs():
+    # The memory a hand-written population needs is the reference program's own count.
+    from evozero.programs.reference import neural_net_program
+    need = neural_net_program().memory_needs()
+    short = {"scalars": need[0], "vectors": need[1] - 1, "matrices": need[2]}
+    with pytest.raises(EvozeroError, match="needs memory scalars >= 5, vectors >= 9"):
+        config_from_dict({"initial_population": "neural_net", "memory": short})
+    config_from_dict({"initial_population": "neural_net",
+                      "memory": dict(zip(("scalars", "vectors", "matrices"), need))})

@@ -22,10 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
+from evozero.config.cell_search import NB101_OPS
 from evozero.errors import EvozeroError
 
 INPUT, OUTPUT = "input", "output"
-NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_NODES = 4
 

@@ -23,10 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evozero.config.cell_search import DATASETS
 from evozero.errors import EvozeroError
-
-#: The data set names load_dataset knows.
-DATASETS = ("digits", "mnist1d")
 
 # Fixes the generated MNIST-1D examples and every test split (the published generator's seed).
 _DATA_SEED = 42

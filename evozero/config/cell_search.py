@@ -1,0 +1,104 @@
+"""The settings of cell search (the ``nas`` section) and the vocabularies it names.
+
+This module owns the NAS-Bench-101 op names and the data-set names: ``evozero.nas.cells``
+and ``evozero.nas.data`` import them from here, so config stays below the NAS layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from evozero.config.schema import (_COUNT_MAX, _Bool, _Choice, _ChoiceList, _FilePath, _Float,
+                                   _Int, _Optional, _section, _setting, _Str)
+from ops.rng import SEED_MAX
+
+#: The ops a NAS-Bench-101 cell's inner vertices may carry.
+NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+#: The data set names evozero.nas.data.load_dataset knows.
+DATASETS = ("digits", "mnist1d")
+
+
+@dataclass(frozen=True)
+class NasTraining:
+    """How each candidate network is trained (brief training, the search's fidelity)."""
+
+    epochs: int = _setting(_Int(1, 100_000), 4)
+    batch_size: int = _setting(_Int(1, 65_536), 64)
+    learning_rate: float = _setting(_Float(0.0, min_open=True), 0.05)
+    momentum: float = _setting(_Float(0.0, 1.0, max_open=True), 0.9)
+    weight_decay: float = _setting(_Float(0.0), 5e-4)
+    schedule: str = _setting(_Choice("cosine", "constant"), "cosine")
+    nesterov: bool = _setting(_Bool(), False)
+
+
+@dataclass(frozen=True)
+class NasConstraints:
+    """Caps checked on the compiled network before any training (null: no cap); a
+    child over a cap is rejected and another drawn."""
+
+    max_params: int | None = _setting(_Optional(_Int(1, _COUNT_MAX, whole_floats=True)), None)
+    max_macs: int | None = _setting(_Optional(_Int(1, _COUNT_MAX, whole_floats=True)), None)
+    max_latency_ms: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+    max_peak_activation_bytes: int | None = _setting(_Optional(_Int(1, _COUNT_MAX,
+                                                                   whole_floats=True)),
+                                                     None)
+
+
+@dataclass(frozen=True)
+class NasHurdle:
+    """Stop a child after its first epoch when its validation accuracy is below
+    ``accuracy`` or below the ``percentile`` of its population's first-epoch accuracies."""
+
+    accuracy: float | None = _setting(_Optional(_Float(0.0, 1.0)), None)
+    percentile: float | None = _setting(
+        _Optional(_Float(0.0, 100.0, min_open=True, max_open=True)), None)
+
+
+@dataclass(frozen=True)
+class NasObjective:
+    """What the search maximises: validation accuracy, MnasNet's reward
+    acc * (cost / target) ** w (soft: w = exponent always; hard: w = 0 at or under the
+    target, -1 above), or the Pareto front of accuracy against ``cost``."""
+
+    kind: str = _setting(_Choice("accuracy", "mnasnet_soft", "mnasnet_hard", "pareto"),
+                         "accuracy")
+    cost: str = _setting(_Choice("latency_ms", "macs", "params", "peak_activation_bytes"),
+                         "latency_ms")
+    target: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+    exponent: float = _setting(_Float(maximum=0.0), -0.07)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.kind.startswith("mnasnet") and self.target is None:
+            yield ("target", "kind"), (f"the {self.kind} objective needs target: the cost "
+                                       f"({self.cost}) a network should not exceed")
+
+
+@dataclass(frozen=True)
+class Nas:
+    """A neural architecture search: cells of ``space`` trained on ``dataset``."""
+
+    space: str = _setting(_Choice("nb101", "nb201"), "nb201")
+    dataset: str = _setting(_Choice(*DATASETS), "digits")
+    data_seed: int = _setting(_Int(0, SEED_MAX), 0)
+    max_vertices: int = _setting(_Int(2, 12), 7)
+    max_edges: int = _setting(_Int(1, 66), 9)
+    nb101_ops: tuple[str, ...] = _setting(_ChoiceList(*NB101_OPS), NB101_OPS)
+    mutation: str = _setting(_Choice("bitwise", "single"), "bitwise")
+    mutation_rate: float = _setting(_Float(0.0, min_open=True), 1.0)
+    stem_channels: int = _setting(_Int(1, 4096), 16)
+    stacks: int = _setting(_Int(1, 8), 2)
+    cells_per_stack: int = _setting(_Int(1, 64), 1)
+    training: NasTraining = _section(NasTraining)
+    hurdle: NasHurdle = _section(NasHurdle)
+    constraints: NasConstraints = _section(NasConstraints)
+    objective: NasObjective = _section(NasObjective)
+    profile: str = _setting(_Str(), "host")
+    profiles_file: str | None = _setting(_FilePath("device profile YAML file"), None)
+    weight_inheritance: bool = _setting(_Bool(), False)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.space == "nb201" and (self.max_vertices, self.max_edges, self.nb101_ops) != (
+                7, 9, NB101_OPS):
+            yield ("space", "max_vertices", "max_edges", "nb101_ops"), (
+                "max_vertices, max_edges and nb101_ops are settings of the nb101 space; "
+                "nb201 cells have 4 nodes and 6 edges")

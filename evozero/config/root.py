@@ -1,0 +1,220 @@
+"""The whole experiment config (:class:`Config`), its islands, and plain-data conversion.
+
+:class:`Config` composes the sections of ``program`` and ``cell_search`` and checks what involves
+several of them; ``loading`` reads it from YAML.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from evozero.config.cell_search import Nas
+from evozero.config.program import (Budget, ComputeBudget, Fec, Hurdles, Memory, OpLists, Sizes,
+                                    TaskSpec, _InitialPopulation, _Mutations, initial_memory)
+from evozero.config.schema import (_SIZE_MAX, _COUNT_MAX, _Bool, _Choice, _Context, _Float, _Int,
+                                   _join, _Name, _Optional, _OptionalSection, _Section, _section,
+                                   _setting, _show, _Spec, _Str, _unknown, _WordOrCount)
+from evozero.errors import EvozeroError
+from evozero.programs.program import COMPONENTS
+from ops.rng import SEED_MAX
+from ops.table import MATRIX, OPS_BY_NAME, VECTOR
+
+#: Settings an entry of the ``islands`` list may change for its island. Memory, sizes and
+#: ops stay shared: migrants must run and mutate on every island.
+ISLAND_KEYS = ("search_tasks", "population_size", "tournament_size", "mutate_prob",
+               "mutations", "constant_mutation", "strategy", "fec", "hurdles")
+# Far beyond any sensible run, like the bounds in schema: a typo must not reach an allocation.
+_MAX_ISLANDS = 10_000
+_MAX_WORKERS = 4096
+
+
+class _Islands(_Spec):
+    allowed = (f"null (one island per worker), an integer in [1, {_MAX_ISLANDS}] (that many "
+               f"islands), or a list (at most {_MAX_ISLANDS} long) with one mapping per island "
+               f"of settings it changes (allowed keys: {', '.join(ISLAND_KEYS)}; an empty "
+               f"mapping keeps every setting)")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> int | tuple[dict, ...] | None:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _Int(1, _MAX_ISLANDS).parse(value, key, ctx)
+        if not isinstance(value, (list, tuple)) or not value or len(value) > _MAX_ISLANDS:
+            raise self.fail(value, key, ctx)
+        entries = []
+        for i, entry in enumerate(value):
+            where = f"{key}[{i}]"
+            if entry is None:
+                entry = {}
+            if not isinstance(entry, dict):
+                raise ctx.error(where, f"must be a mapping of settings for island {i + 1}, "
+                                       f"got {_show(entry)}")
+            for name, setting in entry.items():
+                if name not in ISLAND_KEYS:
+                    shared = name in _CONFIG.fields
+                    raise ctx.error(_join(where, str(name)), (
+                        f"cannot differ between islands (programs migrate, so they must "
+                        f"run and mutate on every island); allowed per island: "
+                        f"{', '.join(ISLAND_KEYS)}") if shared else _unknown(
+                        "key", name, ISLAND_KEYS, " per island"))
+                # Checked on its own here; merged with the shared settings by island_config.
+                _CONFIG.spec(name).parse(setting, _join(where, str(name)), ctx)
+            entries.append(dict(entry))
+        return tuple(entries)
+
+    def dump(self, value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, validated experiment (see the evozero.config docstring)."""
+
+    name: str | None = _setting(_Optional(_Name()), None)
+    seed: int = _setting(_Int(0, SEED_MAX), 0)
+    memory: Memory = _section(Memory)
+    search_tasks: TaskSpec = _section(TaskSpec)
+    select_tasks: TaskSpec = _section(TaskSpec, num_tasks=100, train=1000, seed=1_000_000)
+    final_tasks: TaskSpec = _section(TaskSpec, num_tasks=100, train=1000, seed=2_000_000)
+    ops: OpLists = _section(OpLists)
+    sizes: Sizes = _section(Sizes)
+    initial_population: str = _setting(_InitialPopulation(), "random")
+    strategy: str = _setting(_Choice("evolution", "random"), "evolution")
+    population_size: int = _setting(_Int(2, _SIZE_MAX), 1000)
+    tournament_size: int = _setting(_Int(1, _SIZE_MAX), 10)
+    mutate_prob: float = _setting(_Float(0.0, 1.0), 0.9)
+    mutations: dict[str, float] = _setting(
+        _Mutations({"alter_param": 1.0, "randomize_instruction": 1.0,
+                    "randomize_component": 1.0}),
+        factory=lambda: {"alter_param": 1.0, "randomize_instruction": 1.0,
+                         "randomize_component": 1.0})
+    constant_mutation: str = _setting(_Choice("lognormal", "uniform_scale"), "lognormal")
+    fitness_combine: str = _setting(_Choice("mean", "median"), "mean")
+    max_abs_error: float = _setting(_Float(0.0, min_open=True), 100.0)
+    fec: Fec = _section(Fec)
+    hurdles: Hurdles = _section(Hurdles)
+    compute_budget: ComputeBudget = _section(ComputeBudget)
+    budget: Budget = _section(Budget)
+    sufficient_fitness: float | None = _setting(_Optional(_Float()), 0.9999)
+    max_experiments: int = _setting(_Int(0, _SIZE_MAX), 0)
+    randomize_task_seeds: bool = _setting(_Bool(), True)
+    progress_every: float = _setting(_Float(0.0, min_open=True), 1.0)
+    checkpoint_every: float = _setting(_Float(0.0, min_open=True), 60.0)
+    workers: str | int = _setting(
+        _WordOrCount(f"auto (every core of this machine) or an integer in [1, {_MAX_WORKERS}]",
+                     _MAX_WORKERS, "auto"), "auto")
+    islands: int | tuple[dict, ...] | None = _setting(_Islands(), None)
+    migrate_every: int = _setting(_Int(1, _COUNT_MAX, whole_floats=True), 1_000_000)
+    migration: str | int = _setting(
+        _WordOrCount(f"half (a random half of the population), none, or the integer number of "
+                     f"programs (in [1, {_SIZE_MAX}]) each island sends and receives", _SIZE_MAX,
+                     "half", "none"), "half")
+    deterministic: bool = _setting(_Bool(), False)
+    backend: str = _setting(_Choice("local", "ray"), "local")
+    address: str | None = _setting(_Optional(_Str()), None)
+    nas: Nas | None = _setting(_OptionalSection(Nas), None)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.tournament_size > self.population_size:
+            yield ("tournament_size", "population_size"), (
+                f"must be <= population_size ({self.population_size}), "
+                f"got {self.tournament_size}")
+        if self.max_experiments == 0 and self.sufficient_fitness is None:
+            yield ("max_experiments", "sufficient_fitness"), (
+                "max_experiments 0 (unlimited) needs sufficient_fitness to stop; set "
+                "max_experiments to an integer >= 1 or sufficient_fitness to a number")
+        if not any(getattr(self.ops, c) for c in COMPONENTS):
+            yield "ops", ("all three op lists are empty, so nothing can evolve; give at "
+                          "least one of ops.setup, ops.predict, ops.learn an op")
+        yield from self._memory_problems()
+        if self.address is not None and self.backend != "ray":
+            yield ("address", "backend"), ("is the address of a Ray cluster, used with "
+                                           "backend: ray only; set backend: ray or remove it")
+        if isinstance(self.islands, tuple):
+            for i in range(len(self.islands)):
+                try:
+                    island_config(self, i)
+                except EvozeroError as error:
+                    yield "islands", str(error)
+        need = initial_memory(self.initial_population)
+        have = self.memory.sizes
+        if need and any(h < n for h, n in zip(have, need)):
+            yield ("initial_population", "memory"), (
+                f"the {self.initial_population!r} initial population needs memory "
+                f"scalars >= {need[0]}, vectors >= {need[1]}, matrices >= {need[2]}; "
+                f"the config has {have[0]}, {have[1]}, {have[2]}")
+
+    def _memory_problems(self) -> Iterator[tuple[Any, str]]:
+        # The randomizer draws output addresses from v1.. and any address from m0..; with
+        # no such address it would produce an out-of-range index inside numba, which
+        # corrupts memory silently instead of failing.
+        for component in COMPONENTS:
+            for name in getattr(self.ops, component):
+                op = OPS_BY_NAME[name]
+                if MATRIX in (op.in1, op.in2, op.out) and self.memory.matrices < 1:
+                    yield ("memory.matrices", f"ops.{component}"), (
+                        f"op {name} in ops.{component} uses a matrix but memory.matrices "
+                        f"is 0; set memory.matrices >= 1 or remove the op")
+                    return
+                if op.out == VECTOR and self.memory.vectors < 2:
+                    yield ("memory.vectors", f"ops.{component}"), (
+                        f"op {name} in ops.{component} writes a vector but memory.vectors "
+                        f"is {self.memory.vectors} (v0 holds the features); set "
+                        f"memory.vectors >= 2 or remove the op")
+                    return
+
+
+_CONFIG = _Section(Config)
+
+
+# --- public API ----------------------------------------------------------------------
+
+
+def island_count(config: Config, workers: int) -> int:
+    """How many islands a run of ``config`` has when it starts on ``workers`` workers."""
+    if config.islands is None:
+        return workers
+    return config.islands if isinstance(config.islands, int) else len(config.islands)
+
+
+def island_config(config: Config, island: int) -> Config:
+    """The config island number ``island`` (from 0) searches with: its ``islands`` entry
+    (if any) merged into the shared settings, sections key by key."""
+    if not isinstance(config.islands, tuple):
+        return config
+    entry = config.islands[island % len(config.islands)]
+    if not entry:
+        return config
+    data = config_to_dict(config)
+    for name, value in entry.items():
+        if isinstance(data[name], dict) and isinstance(value, dict) and name != "mutations":
+            data[name] = {**data[name], **value}
+        else:
+            data[name] = value
+    data["islands"] = None
+    return config_from_dict(data, f"island {island + 1}")
+
+
+def default_config() -> Config:
+    """The config of an empty file: AutoML-Zero's demo (rediscover linear regression)."""
+    return Config()
+
+
+def config_from_dict(data: Mapping[str, Any] | None, source: str = "<config>", *,
+                     base_dir: str | os.PathLike | None = None) -> Config:
+    """Validate plain data (as loaded from YAML) into a :class:`Config`.
+
+    ``source`` names the data in error messages; relative paths resolve against
+    ``base_dir`` (default: the current directory).
+    """
+    ctx = _Context(source, {}, os.fspath(base_dir) if base_dir is not None else os.getcwd())
+    if data is not None and not isinstance(data, Mapping):
+        raise ctx.error("", f"the config must be a mapping of keys to values, got {_show(data)}")
+    return _CONFIG.parse(dict(data or {}), "", ctx)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain YAML-ready data with every field present; config_from_dict reverses it."""
+    return _CONFIG.dump(config)
+
