@@ -19,7 +19,7 @@ from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb201Cell
 from evozero.nas.evaluate import Evaluator
-from evozero.nas.island import dominated
+from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
 from tests.helpers import run_quietly, small_config

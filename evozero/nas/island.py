@@ -31,6 +31,7 @@ from evozero.runs.island import (FINISHED, RUNNING, SOLVED, SPENT, STATUSES, WAI
                             MigratingIsland, emigrant_count, nan_lowest)
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
+from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
 from ops import neural
 
@@ -43,13 +44,6 @@ _COUNTERS = ("individuals", "train_steps", "structure_hits", "full_evaluations",
 def nas_key(config: Config) -> str:
     """Islands with equal keys give a cell the same result, so migrants keep theirs."""
     return repr(config.nas) + repr(config.seed)
-
-
-def dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> bool:
-    """Whether (accuracy, cost) ``point`` is beaten by one of ``others`` (no worse in
-    both, better in one)."""
-    return any(a >= point[0] and c <= point[1] and (a > point[0] or c < point[1])
-               for a, c in others)
 
 
 _MEMBER_KEYS = ("genome", "hash", "fitness", "valid_accuracy", "cost_value",

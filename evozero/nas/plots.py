@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from evozero.errors import EvozeroError
-from evozero.nas.results import cost_of, pareto_front
+from evozero.nas.pareto import cost_of, pareto_front
 from evozero.analysis.plots import DPI, save_figure
 from evozero.runs.rundir import RunDir
 

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import io
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from evozero.config import Config
-from evozero.nas.island import dominated
+from evozero.nas.pareto import pareto_front
 from evozero.runs.rundir import RunDir, atomic_write_bytes
 
 # Fields of an island's evaluation record that go to evaluations.jsonl, in this order.
@@ -33,28 +32,6 @@ def evaluation_line(record: dict[str, Any], experiment: int, island: int,
             "run_seconds": round(seconds, 3)}
     line.update({name: record.get(name) for name in _FIELDS})
     return line
-
-
-def pareto_front(records: Sequence[dict[str, Any]], cost: str, profile: str
-                 ) -> list[dict[str, Any]]:
-    """The non-dominated networks (higher validation accuracy, lower ``cost``) among
-    ``records``, one per cell hash, cheapest first."""
-    unique: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record["valid_accuracy"] is not None and not math.isnan(record["valid_accuracy"]):
-            unique.setdefault(record["hash"], record)
-    points = {h: (r["valid_accuracy"], cost_of(r["cost"], cost, profile))
-              for h, r in unique.items()}
-    everything = list(points.values())
-    front = [{"genome": unique[h]["genome"], "hash": h, "valid_accuracy": p[0],
-              "test_accuracy": unique[h]["test_accuracy"], cost: p[1]}
-             for h, p in points.items() if not dominated(p, everything)]
-    return sorted(front, key=lambda f: (f[cost], -f["valid_accuracy"]))
-
-
-def cost_of(record: dict[str, Any], name: str, profile: str) -> float:
-    """One cost from a cost record (``latency_ms`` on ``profile``)."""
-    return float(record["latency_ms"][profile] if name == "latency_ms" else record[name])
 
 
 def final_result(config: Config, rundir: RunDir, driver: Any, seconds: float

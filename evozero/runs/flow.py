@@ -42,7 +42,7 @@ from evozero.search.evolution import evolve
 from evozero.runs.workers import LocalBackend, cores
 from ops.jit import is_cached
 
-CHECKPOINT_FORMAT = "evozero.run/2"
+RUN_STATE_FORMAT = "evozero.run/2"
 # Seconds of evolution an island runs per command: short enough for a live progress line,
 # prompt migration and a quick reaction to Ctrl-C; long enough that messages cost little.
 _SLICE_SECONDS = 0.25
@@ -614,7 +614,7 @@ class Run:
             records[RunDir.PROGRESS] = self._progress_size
         self._progress_size = None   # between experiments every record is final
         self.rundir.save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "driver": dict(self.driver.__dict__),
+            "format": RUN_STATE_FORMAT, "driver": dict(self.driver.__dict__),
             "islands": islands, "config": config_to_dict(self.config),
             "config_sha256": config_hash(self.config), "records": records})
 
@@ -630,8 +630,8 @@ class Run:
                 f"{self.rundir.path}: no checkpoint to resume from ({RunDir.CHECKPOINTS}/ "
                 f"is missing or empty), so the run cannot continue where it stopped; start "
                 f"it again with `evozero run {self.rundir.config_path}`")
-        if saved.get("format") != CHECKPOINT_FORMAT:
-            raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an {CHECKPOINT_FORMAT} "
+        if saved.get("format") != RUN_STATE_FORMAT:
+            raise EvozeroError(f"{self.rundir.checkpoint_dir}: not an {RUN_STATE_FORMAT} "
                                f"checkpoint (written by another version of evozero)")
         self._check_config(saved)
         self.rundir.cut_records(saved.get("records"))

@@ -59,7 +59,7 @@ __all__ = ["CheckpointWarning", "RunDir", "WriteError", "atomic_write_bytes",
            "atomic_write_text", "check_run_name"]
 
 #: Format tag in every checkpoint JSON file; a different tag is treated as corrupt.
-CHECKPOINT_FORMAT = "evozero.checkpoint/1"
+CHECKPOINT_FILE_FORMAT = "evozero.checkpoint/1"
 #: How many checkpoints save_checkpoint keeps (the newest and one to fall back to).
 KEEP_CHECKPOINTS = 2
 # Placeholder for an array inside the JSON part of a checkpoint.
@@ -652,7 +652,7 @@ class RunDir:
         number = existing[-1] + 1 if existing else 1
         stem = f"{number:06d}"
         atomic_write_bytes(self.checkpoint_dir / f"{stem}.npz", npz)
-        meta = {"format": CHECKPOINT_FORMAT, "sequence": number, "npz": f"{stem}.npz",
+        meta = {"format": CHECKPOINT_FILE_FORMAT, "sequence": number, "npz": f"{stem}.npz",
                 "sha256": hashlib.sha256(npz).hexdigest(), "arrays": sorted(arrays),
                 "state": body}
         # Written last: the JSON (with the npz's hash) is what makes the checkpoint exist.
@@ -708,12 +708,12 @@ class RunDir:
             meta = json.loads(json_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise _CorruptCheckpoint(f"{json_path}: unreadable ({error})") from None
-        if (not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT
+        if (not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FILE_FORMAT
                 or not isinstance(meta.get("state"), dict)
                 or not isinstance(meta.get("arrays"), list)
                 or not all(isinstance(name, str) for name in meta["arrays"])
                 or not isinstance(meta.get("sha256"), str)):
-            raise _CorruptCheckpoint(f"{json_path}: not an {CHECKPOINT_FORMAT} checkpoint")
+            raise _CorruptCheckpoint(f"{json_path}: not an {CHECKPOINT_FILE_FORMAT} checkpoint")
         npz_path = self.checkpoint_dir / f"{stem}.npz"
         try:
             npz = npz_path.read_bytes()
