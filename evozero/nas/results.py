@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from evozero.config import Config
+from evozero.config import Config, Nas
 from evozero.nas.pareto import pareto_front
 from evozero.runs.rundir import RunDir, atomic_write_bytes
 
@@ -16,9 +16,8 @@ _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fi
            "train_steps", "losses", "inherited_layers", "parent")
 
 
-def describe(config: Config) -> str:
-    """One line saying what the search does."""
-    nas = config.nas
+def describe(config: Config, nas: Nas) -> str:
+    """One line saying what the search does (``nas`` the config's nas section)."""
     how = "random search" if config.strategy == "random" else "regularized evolution"
     return (f"{how} over {nas.space} cells on {nas.dataset}, {nas.training.epochs} epoch(s) "
             f"per network, objective {nas.objective.kind}")
@@ -34,29 +33,28 @@ def evaluation_line(record: dict[str, Any], experiment: int, island: int,
     return line
 
 
-def final_result(config: Config, rundir: RunDir, driver: Any, seconds: float
-                 ) -> dict[str, Any]:
-    """final.json of a finished NAS run: the kept cell with its test accuracy and cost,
-    totals, and the Pareto front of everything evaluated."""
-    kept = driver.kept
+def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[str, Any]:
+    """final.json of a finished NAS run of the nas section ``nas`` (``state`` the run's
+    :class:`~evozero.runs.state.RunState`): the kept cell with its test accuracy and
+    cost, totals, and the Pareto front of everything evaluated."""
+    kept = state.kept
     details = dict(kept.get("details", {}))
     save_network(rundir, details.pop("weights", {}))
     evaluations = rundir.read_evaluations()
-    nas = config.nas
     return {
         "space": nas.space, "dataset": nas.dataset, "cell": kept["program"],
         "hash": details.get("hash"), "valid_accuracy": details.get("valid_accuracy"),
         "test_accuracy": details.get("test_accuracy"), "cost": details.get("cost"),
         "search_fitness": kept["search_fitness"], "select_fitness": kept["select_fitness"],
-        "final_fitness": details.get("test_accuracy"), "solved": driver.solved,
-        "experiment": kept["experiment"], "experiments": len(driver.experiments),
-        "individuals": sum(r["individuals"] for r in driver.experiments),
-        "train_steps": sum(r["train_steps"] for r in driver.experiments),
+        "final_fitness": details.get("test_accuracy"), "solved": state.solved,
+        "experiment": kept["experiment"], "experiments": len(state.experiments),
+        "individuals": sum(r["individuals"] for r in state.experiments),
+        "train_steps": sum(r["train_steps"] for r in state.experiments),
         "evaluations": len(evaluations),
         "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
         "trained": sum(1 for r in evaluations if not r["cache_hit"]),
-        "seconds": seconds, "program": kept["program"], "islands": driver.islands,
-        "per_experiment": driver.experiments,
+        "seconds": seconds, "program": kept["program"], "islands": state.islands,
+        "per_experiment": state.experiments,
         "pareto_cost": nas.objective.cost,
         "pareto_front": pareto_front(evaluations, nas.objective.cost, nas.profile)}
 
