@@ -8,8 +8,7 @@ for errors and stops. Local workers also send heartbeats between replies.
 
 A candidate is what a search evolves: a program's text, or a cell's genome.
 """
-from __future__ import annotations
-
+# No postponed annotations here: TypedDict reads NotRequired from evaluated ones.
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, Optional, TypedDict, Union
 
 if TYPE_CHECKING:
