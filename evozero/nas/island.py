@@ -54,8 +54,8 @@ _MEMBER_KEYS = ("genome", "hash", "fitness", "valid_accuracy", "cost_value",
 
 def check_nas_snapshot(snapshot: Any, config: Config, nas: Nas, where: str) -> None:
     """Raise EvozeroError unless ``snapshot`` (see :meth:`NasIsland.snapshot`) is one a NAS
-    island of ``config`` and its section ``nas`` may continue from: its meta, random state, counters, population
-    (every genome a cell of this space) and weights well-formed."""
+    island of ``config`` and its section ``nas`` may continue from: its meta, random state,
+    counters, population (every genome a cell of this space) and weights well-formed."""
     keys = ("meta", "rng", "counters", "population", "cache", "weights", "best_weights")
     if not isinstance(snapshot, dict) or any(key not in snapshot for key in keys):
         raise EvozeroError(f"{where}: not a NAS island snapshot (expected {', '.join(keys)})")

@@ -370,10 +370,10 @@ def slot_rules(config: Config) -> SlotRules:
 
 
 def check_program_snapshot(snapshot: Any, config: Config, where: str) -> None:
-    """Raise EvozeroError unless ``snapshot`` (see :meth:`ProgramIsland.snapshot`) is one an island
-    of ``config`` (its own config) may continue from: every array of the expected dtype
-    and shape, every program within the config's sizes, memory and ops, every index the
-    kernels follow (counters, cache links) in range."""
+    """Raise EvozeroError unless ``snapshot`` (see :meth:`ProgramIsland.snapshot`) is one a
+    program island of ``config`` (its own config) may continue from: every array of the
+    expected dtype and shape, every program within the config's sizes, memory and ops,
+    every index the kernels follow (counters, cache links) in range."""
     if not isinstance(snapshot, dict) or not isinstance(snapshot.get("arrays"), dict) \
             or not isinstance(snapshot.get("meta"), dict):
         raise EvozeroError(f"{where}: not an island snapshot (expected arrays and meta)")
