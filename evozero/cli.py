@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from evozero.errors import EvozeroError, InternalError
 
 if TYPE_CHECKING:
-    from evozero.config import Config
     from evozero.runs.flow import Run
-    from evozero.runs.rundir import RunDir
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -128,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from evozero.config import load_config
-    from evozero.runs.flow import start_run
+    from evozero.domains import start_run
 
     # Validated completely before anything is created on disk.
     config = load_config(args.config, args.overrides, seed=args.seed)
@@ -136,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from evozero.runs.flow import resume_run
+    from evozero.domains import resume_run
 
     return _execute(resume_run(args.run, workers=args.workers))
 
@@ -155,46 +153,28 @@ def _execute(run: "Run") -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from evozero.analysis.show import format_history, format_summary, history, run_summary
+    from evozero.domains import domain_for
     from evozero.runs.rundir import RunDir
 
     rundir = RunDir.open(args.run)
-    config = rundir.read_config()
-    if config.nas is not None:
-        from evozero.nas.show import format_nas_summary, nas_summary
-        summary = nas_summary(rundir, config)
-        print(json.dumps(summary, indent=2) if args.format == "json"
-              else format_nas_summary(summary, config))
-        return 0
-    if args.history:
-        events = history(rundir)
-        print(json.dumps(events, indent=2) if args.format == "json" else format_history(events))
-    else:
-        summary = run_summary(rundir)
-        print(json.dumps(summary, indent=2) if args.format == "json" else format_summary(summary))
+    domain = domain_for(rundir.read_config())
+    print(domain.show(rundir, args.history, args.format == "json"))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from evozero.analysis.transfer import load_program
     from evozero.analysis.export import export_python
-    from evozero.analysis.show import best_program
+    from evozero.analysis.transfer import load_program
+    from evozero.domains import domain_for
     from evozero.runs.files import atomic_write_text
     from evozero.runs.rundir import RunDir
 
     _check_output("--python", args.python)
     if os.path.isdir(args.run):
         rundir = RunDir.open(args.run)
-        config = rundir.read_config()
-        if config.nas is not None:
-            return _export_network(rundir, config, args.python)
-        # The same check as `evozero show`: a best.txt show rejects exports nothing.
-        program = best_program(rundir, config.memory.sizes)
-        if program is None:
-            raise EvozeroError(f"{rundir.path}: the run has no best program yet (no "
-                               f"{RunDir.BEST})")
-    else:
-        program, _ = load_program(args.run)
+        print(domain_for(rundir.read_config()).export(rundir, args.python, args.name))
+        return 0
+    program, _ = load_program(args.run)
     atomic_write_text(args.python, export_python(program, name=args.name))
     print(f"wrote {args.python}")
     return 0
@@ -212,21 +192,6 @@ def _check_output(option: str, path: str) -> None:
                            f"or choose another path")
 
 
-def _export_network(rundir: "RunDir", config: "Config", path: str) -> int:
-    from evozero.nas.export import export_network
-    from evozero.nas.show import trained_model
-    from evozero.nas.train import accuracy
-
-    model, evaluator, cell = trained_model(rundir, config)
-    data = evaluator.data
-    title = (f"Network of the cell {cell} ({config.nas.space}, {config.nas.dataset}); "
-             f"test accuracy {accuracy(model, data.test_x, data.test_y):.4f}.")
-    module, weights = export_network(model, config.nas.dataset, data.mean, data.std, path,
-                                     title)
-    print(f"wrote {module} and {weights}")
-    return 0
-
-
 def _calibrate(args: argparse.Namespace) -> int:
     from evozero.nas.calibrate import calibrate
     from evozero.nas.cost import default_host_profile_path
@@ -236,13 +201,11 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from evozero.nas.plots import is_nas_run, plot_nas_runs
-    from evozero.analysis.plots import plot_runs
+    from evozero.domains import domain_for
+    from evozero.runs.rundir import RunDir
 
-    if is_nas_run(args.runs[0]):
-        path = plot_nas_runs(args.runs, args.output)
-    else:
-        path = plot_runs(args.runs, args.output, x=args.x, compare=args.compare)
+    runs = [(path, domain_for(RunDir.open(path).read_config())) for path in args.runs]
+    path = runs[0][1].plot(runs, args.output, x=args.x, compare=args.compare)
     print(f"wrote {path}")
     return 0
 

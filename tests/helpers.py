@@ -10,7 +10,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from evozero.config import Config, config_from_dict
-from evozero.runs.flow import Run, start_run
+from evozero.domains import start_run
+from evozero.runs.flow import Run
 from evozero.programs.program import Program
 from evozero.programs.randomize import randomize_rows
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND

@@ -9,7 +9,7 @@ import pytest
 
 from evozero.cli import main
 from evozero.config import config_from_dict
-from evozero.runs.flow import start_run
+from evozero.domains import start_run
 from evozero.programs.reference import linear_program
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate

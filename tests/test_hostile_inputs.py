@@ -22,6 +22,7 @@ import evozero.evaluation.tasks
 from evozero.cli import main
 from evozero.config import load_config, load_task_spec
 from evozero.errors import EvozeroError
+from evozero.domains import domain_for
 from evozero.runs.preflight import check_before_start, estimate_memory
 from evozero.evaluation.tasks import make_tasks
 
@@ -348,8 +349,8 @@ def test_a_huge_nas_network_is_refused_with_the_estimate(tmp_path, capsys, machi
 def test_the_estimate_grows_with_islands_and_matches_its_parts(tmp_path):
     path = write(tmp_path, "exp.yaml", BASE)
     config = load_config(path, ("population_size=1000000",))
-    one, parts = estimate_memory(config, 1)
-    two, _ = estimate_memory(config, 2)
+    one, parts = estimate_memory(domain_for(config), 1)
+    two, _ = estimate_memory(domain_for(config), 2)
     assert one == sum(parts.values())
     # 1e6 programs of 20 rows: code, constants, lengths and fitness, twice (island and
     # the main process's snapshot).
@@ -366,7 +367,7 @@ def test_synthetic_tasks_beyond_memory_are_refused_in_the_api(machine):
 def test_resume_checks_the_same_way(tmp_path, machine):
     config = load_config(write(tmp_path, "exp.yaml", BASE), ("population_size=100000000",))
     with pytest.raises(EvozeroError, match="lower population_size"):
-        check_before_start(config, workers=1)
+        check_before_start(domain_for(config), workers=1)
 
 
 # --- device profiles and initial populations ---------------------------------------------
@@ -465,7 +466,7 @@ def test_a_small_file_that_fits_the_config_also_fits_the_kernel_warm_up(tmp_path
                         f"search_tasks: {{kind: npz, num_tasks: 2, train: 3, valid: 2, "
                         f"path: {path}}}")
     config = load_config(write(tmp_path, "exp.yaml", text))
-    check_before_start(config)
+    check_before_start(domain_for(config))
     warm_up(config)   # used to ask the file for 4 + 4 examples
 
 

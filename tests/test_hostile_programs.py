@@ -25,9 +25,10 @@ from evozero.errors import EvozeroError
 from evozero.analysis.estimator import EvolvedRegressor
 from evozero.search.setup import read_programs
 from evozero.programs.instruction import ADDRESS_LIMIT, Instruction
-from evozero.runs.island import Island, IslandSpec, check_checkpoint_islands, check_snapshot
+from evozero.domains import domain_for
+from evozero.runs.checkpointing import check_checkpoint_islands
+from evozero.runs.island import IslandSpec, ProgramIsland, check_program_snapshot
 from evozero.nas.cells import Nb101Cell
-from evozero.nas.island import check_nas_snapshot
 from evozero.search.evolution import OLDEST
 from helpers import small_config
 from ops.table import OPS, OPS_BY_NAME
@@ -294,7 +295,8 @@ def test_initial_population_with_a_bad_program_names_file_and_program(tmp_path):
 def island():
     config = small_config(population_size=8, tournament_size=2,
                           budget={"individuals": 40, "train_steps": None})
-    made = Island(IslandSpec(0, 0, config, individuals=40, train_steps=-1))
+    made = ProgramIsland(IslandSpec(0, 0, config, individuals=40, train_steps=-1,
+                                    island_class=ProgramIsland))
     made.advance(5.0)
     return made
 
@@ -366,36 +368,37 @@ def _array_change(name, change):
 ])
 def test_corrupt_snapshot_arrays_are_refused(island, change, expected):
     snapshot = change(island.snapshot(), island.config)
-    message = _message(check_snapshot, snapshot, island.config, "island 1 snapshot")
+    message = _message(check_program_snapshot, snapshot, island.config, "island 1 snapshot")
     assert message.startswith("island 1 snapshot: ") and expected in message
 
 
 def test_a_good_snapshot_passes_and_reopens_to_the_same_state(island):
     snapshot = island.snapshot()
-    check_snapshot(snapshot, island.config, "island 1 snapshot")
-    again = Island(island.spec, snapshot)
+    check_program_snapshot(snapshot, island.config, "island 1 snapshot")
+    again = ProgramIsland(island.spec, snapshot)
     assert np.array_equal(again.state.code, island.state.code)
 
 
 def test_island_refuses_a_corrupt_snapshot_when_it_opens(island):
     snapshot = _corrupt(island, "code", _set((0, 0, 0), 200))
-    assert "unknown op code 200" in _message(Island, island.spec, snapshot)
+    assert "unknown op code 200" in _message(ProgramIsland, island.spec, snapshot)
 
 
 def test_the_checkpoint_is_checked_against_the_config_in_the_main_process(island):
     good = {"completed_round": 0, "islands": [{"snapshot": island.snapshot()}]}
-    check_checkpoint_islands(good, island.spec.config, 1, "ckpt")
-    check_checkpoint_islands(None, island.spec.config, 1, "ckpt")
-    assert "not 2 island entries" in _message(check_checkpoint_islands, good,
-                                              island.spec.config, 2, "ckpt")
+    domain = domain_for(island.spec.config)
+    check_checkpoint_islands(good, domain, 1, "ckpt")
+    check_checkpoint_islands(None, domain, 1, "ckpt")
+    assert "not 2 island entries" in _message(check_checkpoint_islands, good, domain, 2,
+                                              "ckpt")
     bad = {"completed_round": 0,
            "islands": [{"snapshot": _corrupt(island, "code", _set((0, 0, 0), 200))}]}
-    assert _message(check_checkpoint_islands, bad, island.spec.config, 1, "ckpt").startswith(
+    assert _message(check_checkpoint_islands, bad, domain, 1, "ckpt").startswith(
         "ckpt: island 1: population: program 0, row 0: unknown op code 200")
     # Another population size (an edited config) no longer matches the arrays.
     other = small_config(population_size=9, tournament_size=2)
     assert "fitness must be float64 (9,) for this config, got float64 (8,)" in _message(
-        check_checkpoint_islands, good, other, 1, "ckpt")
+        check_checkpoint_islands, good, domain_for(other), 1, "ckpt")
 
 
 def test_migrants_are_checked_before_they_enter_the_population(island):
@@ -406,7 +409,7 @@ def test_migrants_are_checked_before_they_enter_the_population(island):
                 "lengths": emigrants["lengths"][:1], "fitness": [math.nan],
                 "keys": [island.key]}
     before = island.state.code.copy()
-    message = _message(island._take_in, arrivals)
+    message = _message(island._take_in, arrivals, [])
     assert message.startswith("island 1: migrants: program 0, row 0: unknown op code 200")
     assert np.array_equal(island.state.code, before)
 
@@ -438,8 +441,9 @@ _MEMBER = {"genome": "garbage", "hash": "h", "fitness": 0.1, "valid_accuracy": 0
 ])
 def test_corrupt_nas_snapshots_are_refused(snapshot, expected):
     config = load_config(str(REPO / "experiments" / "nas_digits_nb201.yaml"))
-    check_nas_snapshot(_nas_snapshot(), config, "nas")
-    assert expected in _message(check_nas_snapshot, snapshot, config, "nas")
+    domain = domain_for(config)
+    domain.check_snapshot(_nas_snapshot(), config, "nas")
+    assert expected in _message(domain.check_snapshot, snapshot, config, "nas")
 
 
 # --- the numba cache -----------------------------------------------------------------------

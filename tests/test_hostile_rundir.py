@@ -22,7 +22,8 @@ import yaml
 
 from evozero.cli import main
 from evozero.errors import EvozeroError
-from evozero.runs.flow import RESUME_CHANGEABLE, start_run
+from evozero.domains import start_run
+from evozero.runs.checkpointing import RESUME_CHANGEABLE
 from evozero.analysis.plots import load_run
 from evozero.runs.rundir import RunDir
 from helpers import cli, small_config

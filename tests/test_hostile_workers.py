@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import yaml
 from evozero.runs import stopflag
 from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
-from evozero.runs.island import IslandSpec
+from evozero.domains import domain_for
 from evozero.nas.island import NasIsland
 from evozero.runs.rundir import RunDir
 from evozero.runs.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
@@ -77,12 +76,12 @@ def _gone_within(pids: list[int], seconds: float) -> bool:
 _PLANT = """
 import os
 import evozero.runs.island
-MAIN, OPEN = os.getpid(), evozero.runs.island.Island.__init__
+MAIN, OPEN = os.getpid(), evozero.runs.island.ProgramIsland.__init__
 def _open(self, spec, snapshot=None):
     if os.getpid() != MAIN:
         raise {error}
     OPEN(self, spec, snapshot)
-evozero.runs.island.Island.__init__ = _open
+evozero.runs.island.ProgramIsland.__init__ = _open
 """
 
 
@@ -214,7 +213,7 @@ def test_a_stop_request_rolls_a_nas_island_back_to_its_last_whole_child(monkeypa
     data = {"seed": 1, "population_size": 4, "tournament_size": 2, "workers": 1,
             "nas": {"space": "nb201", "dataset": "digits", "stem_channels": 4, "stacks": 1,
                     "profile": "mobile-cpu", "training": {"epochs": 1}}}
-    spec = IslandSpec(0, 0, config_from_dict(data), individuals=-1, train_steps=-1)
+    spec = domain_for(config_from_dict(data)).island_spec(0, 0, individuals=-1, train_steps=-1)
     island, twin = NasIsland(spec), NasIsland(spec)
     before = island.snapshot()
     monkeypatch.setattr(stopflag, "_requested", True)
@@ -286,24 +285,25 @@ def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path,
 
 @pytest.mark.parametrize("phase", ["compiling", "before the final evaluation"])
 def test_a_stop_between_phases_ends_the_run_before_the_next_one(tmp_path, monkeypatch, phase):
-    import evozero.runs.flow as experiment
+    import evozero.runs.flow as flow
+    from evozero.domains import resume_run, start_run
     from helpers import small_config
 
-    run = experiment.start_run(small_config(), str(tmp_path), out=open(os.devnull, "w"))
+    run = start_run(small_config(), str(tmp_path), out=open(os.devnull, "w"))
     asked = lambda *args: setattr(run, "_stop_signal", signal.SIGINT)  # noqa: E731
     if phase == "compiling":   # the signal lands while the kernels compile
-        monkeypatch.setattr(experiment, "warm_up", asked)
+        monkeypatch.setattr(run.domain, "warm_up", asked)
     else:                      # ... or while the last experiment ends
         end = run._end_experiment
         monkeypatch.setattr(run, "_end_experiment", lambda: (end(), asked()))
     started = []
-    make_backend = experiment.make_backend
-    monkeypatch.setattr(experiment, "make_backend",
+    make_backend = flow.make_backend
+    monkeypatch.setattr(flow, "make_backend",
                         lambda *args: started.append(1) or make_backend(*args))
-    with pytest.raises(experiment.Interrupted, match="SIGINT"):
+    with pytest.raises(flow.Interrupted, match="SIGINT"):
         run.execute()
     assert run.rundir.read_final() is None
     assert not started if phase == "compiling" else started, "workers started after the stop"
     monkeypatch.undo()
-    resumed = experiment.resume_run(str(run.rundir.path), out=open(os.devnull, "w"))
+    resumed = resume_run(str(run.rundir.path), out=open(os.devnull, "w"))
     assert resumed.execute()["individuals"] == 3000

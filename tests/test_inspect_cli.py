@@ -10,7 +10,7 @@ import pytest
 
 from evozero.cli import main
 from evozero.config import config_from_dict
-from evozero.runs.flow import start_run
+from evozero.domains import start_run
 from evozero.programs.program import Program
 from evozero.programs.simplify import simplify
 from evozero.evaluation.tasks import make_tasks

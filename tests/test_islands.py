@@ -5,7 +5,6 @@ import dataclasses
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from evozero.config import load_config
 from evozero.runs.migration import IslandView, draw_arrivals, round_arrivals
 from evozero.search.setup import build_settings
-from evozero.runs.island import IslandSpec
+from evozero.domains import domain_for
 from evozero.programs.program import Program
 from evozero.runs.rundir import RunDir
 from evozero.search.evolution import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState, program_slots
@@ -174,7 +173,7 @@ def test_a_failing_worker_reports_the_error_and_is_replaced():
         assert replies[0][1]["kind"] == "error" and "KeyError" in replies[0][1]["error"]
         assert replies[1] == (0, None)
         backend.restart(0)
-        spec = IslandSpec(0, 0, island_config(), individuals=10, train_steps=-1)
+        spec = domain_for(island_config()).island_spec(0, 0, individuals=10, train_steps=-1)
         backend.send(0, {"kind": "open", "spec": spec, "snapshot": None})
         replies = []
         while not replies and time.monotonic() < deadline:
@@ -222,7 +221,7 @@ def test_arrivals_come_from_the_other_islands_without_replacement():
     config = island_config()
     views = []
     for island, count in enumerate((4, 6, 5)):
-        view = IslandView(IslandSpec(island, 0, config, -1, -1), worker=0)
+        view = IslandView(domain_for(config).island_spec(island, 0, -1, -1), worker=0)
         view.status, view.emigrants = "waiting", _emigrants(island, count)
         views.append(view)
     arrivals = round_arrivals(views, seed=1, experiment=0, round_=1)

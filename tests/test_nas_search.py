@@ -3,10 +3,7 @@ objectives, reproducibility and resume, and the CLI around them."""
 from __future__ import annotations
 
 import math
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb201Cell
 from evozero.nas.evaluate import Evaluator
-from evozero.nas.island import dominated
+from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
 from tests.helpers import cli, run_quietly, small_config
@@ -79,9 +76,9 @@ def test_bad_cell_text_is_a_precise_error():
 
 def test_mnasnet_rewards_follow_the_formula():
     soft = Evaluator(nas_config(nas={"objective": {"kind": "mnasnet_soft", "target": 2.0,
-                                                   "cost": "macs"}}))
+                                                   "cost": "macs"}}).nas, 0)
     hard = Evaluator(nas_config(nas={"objective": {"kind": "mnasnet_hard", "target": 2.0,
-                                                   "cost": "macs"}}))
+                                                   "cost": "macs"}}).nas, 0)
     assert soft.fitness(0.9, {"macs": 4.0}) == pytest.approx(0.9 * 2.0 ** -0.07)
     assert soft.fitness(0.9, {"macs": 1.0}) == pytest.approx(0.9 * 0.5 ** -0.07)
     assert hard.fitness(0.9, {"macs": 1.0}) == pytest.approx(0.9)
@@ -107,7 +104,8 @@ def test_a_run_writes_one_record_per_network_and_never_trains_a_cell_twice(tmp_p
 
 
 def test_constraints_reject_networks_before_training(tmp_path):
-    evaluator = Evaluator(nas_config())
+    config = nas_config()
+    evaluator = Evaluator(config.nas, config.seed)
     smallest, largest = (evaluator.cost(evaluator.architecture(Nb201Cell((op,) * 6)))["params"]
                          for op in ("none", "nor_conv_3x3"))
     cap = smallest + (largest - smallest) // 4

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
-from evozero.runs.flow import start_run
+from evozero.domains import start_run
 from evozero.analysis.plots import DPI, FIGSIZE, X_AXES, load_run, plot_runs, program_label
 from evozero.runs.rundir import RunDir
 

@@ -29,8 +29,8 @@ from evozero.bench.nas_torch import import_torch, torch_twin
 from evozero.bench.timing import interleaved_medians
 from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.errors import EvozeroError
-from evozero.runs.flow import start_run
-from evozero.runs.island import FINISHED, IslandSpec
+from evozero.domains import domain_for, start_run
+from evozero.runs.island import FINISHED
 from evozero.nas.calibrate import calibrate
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.skeleton import Skeleton, compile_cell
@@ -124,7 +124,8 @@ def _search(task: tuple[dict, str, int, int]) -> float:
     data, strategy, seed, budget = task
     config = config_from_dict(dict(data, strategy=strategy, seed=seed))
     with threadpool_limits(1):
-        island = NasIsland(IslandSpec(0, 0, config, individuals=budget, train_steps=-1))
+        island = NasIsland(domain_for(config).island_spec(0, 0, individuals=budget,
+                                                          train_steps=-1))
         island.cache = _SHARED_CACHE
         while island.meta["status"] not in FINISHED:
             island.advance(3600.0)

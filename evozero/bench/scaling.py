@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from evozero.config import config_from_dict
-from evozero.runs.flow import start_run
+from evozero.domains import start_run
 from evozero.runs.workers import cores
 
 

@@ -14,7 +14,7 @@ import time
 
 from evozero.bench import vm as vm_bench
 from evozero.config import config_from_dict
-from evozero.runs.flow import start_run
+from evozero.domains import start_run
 
 # The original C++ engine with the demo's exact settings on this 2-core machine class
 # (see the performance notes): one core.

@@ -1,7 +1,7 @@
 """One candidate's evaluation: compile, cost record, constraints, brief training, objective.
 
 Everything that does not change during a search (data, device profiles, skeleton, training
-settings) is built once per process and config (:func:`evaluator_for`).
+settings) is built once per process, nas section and seed (:func:`evaluator_for`).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from evozero.config import Config, Nas
+from evozero.config import Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.skeleton import Skeleton, compile_cell
@@ -22,14 +22,11 @@ from evozero.nas.train import TrainResult, TrainSettings, train
 
 
 class Evaluator:
-    """Evaluates cells for one NAS config (see the module docstring)."""
+    """Evaluates cells for one nas section and run seed (see the module docstring)."""
 
-    def __init__(self, config: Config) -> None:
-        nas = config.nas
-        if nas is None:
-            raise EvozeroError("this config has no nas section")
-        self.nas: Nas = nas
-        self.seed = config.seed
+    def __init__(self, nas: Nas, seed: int) -> None:
+        self.nas = nas
+        self.seed = seed
         self.data: Dataset = load_dataset(nas.dataset, nas.data_seed)
         self.skeleton = Skeleton(nas.stem_channels, nas.stacks, nas.cells_per_stack)
         self.profiles = load_profiles(nas.profiles_file)
@@ -95,9 +92,10 @@ class Evaluator:
 _EVALUATORS: dict[str, Evaluator] = {}
 
 
-def evaluator_for(config: Config) -> Evaluator:
-    """The evaluator of ``config``, built once per process."""
-    key = repr((config.nas, config.seed))
+def evaluator_for(nas: Nas, seed: int) -> Evaluator:
+    """The evaluator of the nas section ``nas`` in a run of ``seed``, built once per
+    process."""
+    key = repr((nas, seed))
     if key not in _EVALUATORS:
-        _EVALUATORS[key] = Evaluator(config)
+        _EVALUATORS[key] = Evaluator(nas, seed)
     return _EVALUATORS[key]

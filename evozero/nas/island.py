@@ -1,6 +1,7 @@
 """One island of a neural architecture search: regularized evolution (or random search)
-over cells, driven by the main process exactly like a program island
-(:class:`evozero.runs.island.Island`: the same commands, replies, migration and snapshots).
+over cells, driven by the main process exactly like a program island (the advance loop,
+replies and migration of :class:`evozero.runs.island.IslandBase`); it reads its settings
+from the nas section its spec carries.
 
 Each child is drawn (random while the population fills, then the winner of a tournament
 mutated, or always random for ``strategy: random``), compiled and costed; a child over a
@@ -18,19 +19,21 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from evozero.runs import stopflag
-from evozero.config import Config
+from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.search.setup import island_seed
-from evozero.runs.island import (FINISHED, RUNNING, SOLVED, SPENT, STATUSES, WAITING, IslandSpec,
-                            MigratingIsland, emigrant_count, nan_lowest)
+from evozero.runs.island import (RUNNING, SOLVED, SPENT, STATUSES, IslandBase, IslandSpec,
+                                 emigrant_count, nan_lowest)
+from evozero.runs.messages import Discovery, IslandResult, IslandSummary
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
+from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
 from ops import neural
 
@@ -40,26 +43,19 @@ _COUNTERS = ("individuals", "train_steps", "structure_hits", "full_evaluations",
              "hurdle_stops", "budget_rejects", "saved_train_steps")
 
 
-def nas_key(config: Config) -> str:
+def nas_key(nas: Nas, seed: int) -> str:
     """Islands with equal keys give a cell the same result, so migrants keep theirs."""
-    return repr(config.nas) + repr(config.seed)
-
-
-def dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> bool:
-    """Whether (accuracy, cost) ``point`` is beaten by one of ``others`` (no worse in
-    both, better in one)."""
-    return any(a >= point[0] and c <= point[1] and (a > point[0] or c < point[1])
-               for a, c in others)
+    return repr(nas) + repr(seed)
 
 
 _MEMBER_KEYS = ("genome", "hash", "fitness", "valid_accuracy", "cost_value",
                 "first_epoch_accuracy")
 
 
-def check_nas_snapshot(snapshot: Any, config: Config, where: str) -> None:
+def check_nas_snapshot(snapshot: Any, config: Config, nas: Nas, where: str) -> None:
     """Raise EvozeroError unless ``snapshot`` (see :meth:`NasIsland.snapshot`) is one a NAS
-    island of ``config`` may continue from: its meta, random state, counters, population
-    (every genome a cell of this space) and weights well-formed."""
+    island of ``config`` and its section ``nas`` may continue from: its meta, random state,
+    counters, population (every genome a cell of this space) and weights well-formed."""
     keys = ("meta", "rng", "counters", "population", "cache", "weights", "best_weights")
     if not isinstance(snapshot, dict) or any(key not in snapshot for key in keys):
         raise EvozeroError(f"{where}: not a NAS island snapshot (expected {', '.join(keys)})")
@@ -84,7 +80,7 @@ def check_nas_snapshot(snapshot: Any, config: Config, where: str) -> None:
     if not isinstance(population, list) or len(population) > config.population_size:
         raise EvozeroError(f"{where}: population must be a list of at most "
                            f"{config.population_size} members (population_size)")
-    space = CellSpace(config.nas)
+    space = CellSpace(nas)
     for k, member in enumerate(population):
         if not isinstance(member, dict) or any(key not in member for key in _MEMBER_KEYS):
             raise EvozeroError(f"{where}: population member {k} must have "
@@ -111,7 +107,7 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-class NasIsland(MigratingIsland):
+class NasIsland(IslandBase):
     """One NAS island in a worker (see the module docstring)."""
 
     def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
@@ -121,9 +117,10 @@ class NasIsland(MigratingIsland):
         self.spec = spec
         config = spec.own_config
         self.config = config
-        self.space = CellSpace(config.nas)
-        self.evaluator: Evaluator = evaluator_for(config)
-        self.key = nas_key(config)
+        nas: Nas = spec.section
+        self.space = CellSpace(nas)
+        self.evaluator: Evaluator = evaluator_for(nas, config.seed)
+        self.key = nas_key(nas, config.seed)
         self.emigrants = emigrant_count(config) if spec.config.migrate_every else 0
         self.kernel_seconds = 0.0
         if snapshot is None:
@@ -137,7 +134,7 @@ class NasIsland(MigratingIsland):
             self.weights: dict[str, dict[str, list[np.ndarray]]] = {}
             self.best_weights: dict[str, list[np.ndarray]] = {}
         else:
-            check_nas_snapshot(snapshot, config, f"island {spec.island + 1} snapshot")
+            check_nas_snapshot(snapshot, config, nas, f"island {spec.island + 1} snapshot")
             self.meta = dict(snapshot["meta"])
             self.rng = np.random.default_rng()
             self.rng.bit_generator.state = snapshot["rng"]
@@ -148,50 +145,11 @@ class NasIsland(MigratingIsland):
                             for h, state in snapshot["weights"].items()}
             self.best_weights = {name: list(arrays)
                                  for name, arrays in snapshot["best_weights"].items()}
+        self.seed = self.meta["seed"]
         # Weights (by layer name) of the network trained last.
         self._trained: dict[str, list[np.ndarray]] = {}
 
     # -- commands -----------------------------------------------------------------------
-
-    def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
-                ) -> dict[str, Any]:
-        """Take in ``arrivals``, then evaluate children for about ``seconds`` (at least
-        one); stops early at a migration point, when the budget is spent or solved."""
-        evaluations: list[dict[str, Any]] = []
-        if arrivals is not None:
-            self._take_in(arrivals, evaluations)
-        events: list[dict[str, Any]] = []
-        emigrants = None
-        deadline = time.monotonic() + seconds
-        while self.meta["status"] == RUNNING:
-            if self._spent():
-                self.meta["status"] = SPENT
-                break
-            started = time.monotonic()
-            before = self.rng.bit_generator.state, dict(self.counters)
-            try:
-                record = self._child()
-            except stopflag.Stopped:
-                # Back to the last whole child, so the reply and a snapshot stay exact.
-                self.rng.bit_generator.state, self.counters = before
-                break
-            self.kernel_seconds += time.monotonic() - started
-            evaluations.append(record)
-            event = self._improved(record)
-            if event is not None:
-                events.append(event)
-            if self.meta["status"] != RUNNING:
-                break
-            emigrants = self._at_migration(self.counters["individuals"])
-            if emigrants is not None:
-                break
-            if time.monotonic() >= deadline:
-                break
-        reply = self._reply(events, evaluations)
-        reply["emigrants"] = emigrants
-        if self.meta["status"] in FINISHED:
-            reply["result"] = self.result()
-        return reply
 
     def snapshot(self) -> dict[str, Any]:
         """The island's whole state (enough to reopen it exactly)."""
@@ -205,16 +163,38 @@ class NasIsland(MigratingIsland):
                 "best_weights": {name: [np.array(a) for a in arrays]
                                  for name, arrays in self.best_weights.items()}}
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> IslandResult:
         """The island's best cell with its fitness (validation-based) and test accuracy."""
         best = self.meta["best"]
         if best is None:
             raise EvozeroError("the island ended without evaluating any network")
-        return {"program": best["genome"], "search_fitness": best["fitness"],
+        return {"candidate": best["genome"], "search_fitness": best["fitness"],
                 "select_fitness": best["fitness"],
                 "details": dict(best, weights=self.best_weights)}
 
     # -- one child ----------------------------------------------------------------------
+
+    def _step(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> bool:
+        if self._spent():
+            self.meta["status"] = SPENT
+            return True
+        started = time.monotonic()
+        before = self.rng.bit_generator.state, dict(self.counters)
+        try:
+            record = self._child()
+        except stopflag.Stopped:
+            # Back to the last whole child, so the reply and a snapshot stay exact.
+            self.rng.bit_generator.state, self.counters = before
+            return False
+        self.kernel_seconds += time.monotonic() - started
+        evaluations.append(record)
+        event = self._improved(record)
+        if event is not None:
+            events.append(event)
+        return True
+
+    def _individuals(self) -> int:
+        return self.counters["individuals"]
 
     def _spent(self) -> bool:
         individuals, steps = self.spec.individuals, self.spec.train_steps
@@ -316,7 +296,7 @@ class NasIsland(MigratingIsland):
             alive = {m["hash"] for m in self.population}
             self.weights = {h: w for h, w in self.weights.items() if h in alive}
 
-    def _improved(self, record: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def _improved(self, record: dict[str, Any]) -> Optional[Discovery]:
         best = self.meta["best"]
         if best is not None and not nan_lowest(record["fitness"]) > nan_lowest(best["fitness"]):
             return None
@@ -325,10 +305,11 @@ class NasIsland(MigratingIsland):
             "island_individual")}
         # A cache hit's weights were trained elsewhere (another island): not known here.
         self.best_weights = {} if record["cache_hit"] else self._trained
-        event = {"island": self.spec.island, "island_individual": record["island_individual"],
-                 "island_train_steps": self.counters["train_steps"],
-                 "fitness": record["fitness"], "program": record["genome"],
-                 "select_fitness": None}
+        event: Discovery = {"island": self.spec.island,
+                            "island_individual": record["island_individual"],
+                            "island_train_steps": self.counters["train_steps"],
+                            "fitness": record["fitness"], "candidate": record["genome"],
+                            "select_fitness": None}
         sufficient = self.spec.config.sufficient_fitness
         if sufficient is not None and record["fitness"] >= sufficient:
             event["select_fitness"] = record["fitness"]
@@ -337,21 +318,18 @@ class NasIsland(MigratingIsland):
 
     # -- migration ----------------------------------------------------------------------
 
-    def _emigrants(self, round_: int) -> dict[str, Any]:
-        rng = np.random.default_rng([self.meta["seed"], round_])
-        count = min(self.emigrants, len(self.population))
-        chosen = np.sort(rng.choice(len(self.population), size=count, replace=False))
+    def _population_size(self) -> int:
+        return len(self.population)
+
+    def _emigrant_fields(self, chosen: np.ndarray) -> dict[str, Any]:
+        # A member travels with its evaluation record, which an island of equal key keeps.
         members = [self.population[i] for i in chosen]
-        return {"round": round_, "key": self.key,
-                "fitness": np.array([m["fitness"] for m in members], dtype=np.float64),
+        return {"fitness": np.array([m["fitness"] for m in members], dtype=np.float64),
                 "members": [dict(m, record=self.cache.get(m["hash"])) for m in members]}
 
-    def _take_in(self, arrivals: dict[str, Any], evaluations: list[dict[str, Any]]) -> None:
-        if self.meta["status"] == WAITING:
-            self.meta["status"] = RUNNING
-        members = arrivals.get("members", [])
-        if not members:
-            return
+    def _immigrate(self, arrivals: dict[str, Any], evaluations: list[dict[str, Any]]
+                   ) -> None:
+        members = arrivals["members"]
         self.meta["migrants"] += len(members)
         del self.population[:len(members)]          # migrants replace the oldest
         for member, key in zip(members, arrivals["keys"]):
@@ -367,28 +345,24 @@ class NasIsland(MigratingIsland):
                 self.cache.setdefault(member["hash"], record)
             self._add(dict(record, genome=member["genome"]))
 
-    # -- replies ------------------------------------------------------------------------
-
-    def _reply(self, events: list[dict[str, Any]],
-               evaluations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    def _summary(self) -> IslandSummary:
         fitness = np.array([nan_lowest(m["fitness"]) for m in self.population]) \
             if self.population else np.zeros(1)
         best = self.meta["best"]
-        summary = dict(self.counters)
+        summary: IslandSummary = dict(self.counters)   # type: ignore[assignment]
+        # Program search's second cache has no counterpart here.
         summary.update({"fingerprint_hits": 0, "best": best["fitness"] if best else -1.0,
                         "filled": len(self.population), "migrants": self.meta["migrants"],
                         "mean": float(fitness.mean()), "stdev": float(fitness.std()),
                         "kernel_seconds": self.kernel_seconds})
-        return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
-                "round": self.meta["round"], "events": events, "evaluations": list(evaluations),
-                "summary": summary, "emigrants": None, "result": None}
+        return summary
 
 
-def warm_up(config: Config) -> None:
+def warm_up(nas: Nas, seed: int) -> None:
     """Load the data and profiles and compile (or load from the cache) the layer kernels
     with one training step of a small network, so that forked workers inherit them."""
-    evaluator = evaluator_for(config)
-    space = CellSpace(config.nas)
+    evaluator = evaluator_for(nas, seed)
+    space = CellSpace(nas)
     cell = space.random(np.random.default_rng(0))
     model = Model(evaluator.architecture(cell), seed=0)
     data = evaluator.data

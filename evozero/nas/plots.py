@@ -17,8 +17,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.results import cost_of, pareto_front
+from evozero.nas.pareto import cost_of, pareto_front
 from evozero.analysis.plots import DPI, save_figure
 from evozero.runs.rundir import RunDir
 
@@ -27,29 +28,22 @@ _COST_LABELS = {"latency_ms": "estimated latency (ms, {profile})", "macs": "MACs
                 "params": "parameters", "peak_activation_bytes": "peak activation bytes"}
 
 
-def _load(path: str | Path) -> dict[str, Any]:
+def _load(path: str | Path, nas: Nas) -> dict[str, Any]:
     rundir = RunDir.open(path)
     config = rundir.read_config()
-    if config.nas is None:
-        raise EvozeroError(f"{path}: not a NAS run (its config has no nas section); plot "
-                           f"NAS runs and program runs separately")
     records = [r for r in rundir.read_evaluations()
                if r.get("valid_accuracy") is not None]
     if not records:
         raise EvozeroError(f"{path}: no evaluated network yet (evaluations.jsonl is empty)")
     accuracy = np.array([r["valid_accuracy"] for r in records], dtype=float)
-    return {"name": config.name, "records": records, "nas": config.nas,
+    return {"name": config.name, "records": records, "nas": nas,
             "best": np.fmax.accumulate(np.nan_to_num(accuracy, nan=0.0))}
 
 
-def is_nas_run(path: str | Path) -> bool:
-    """Whether ``path`` is a NAS run directory."""
-    return RunDir.open(path).read_config().nas is not None
-
-
-def plot_nas_runs(runs: Sequence[str | Path], output: str | Path) -> Path:
-    """Draw the NAS figure (module docstring) for ``runs``; returns the path written."""
-    data = [_load(run) for run in runs]
+def plot_nas_runs(runs: Sequence[tuple[str | Path, Nas]], output: str | Path) -> Path:
+    """Draw the NAS figure (module docstring) for ``runs``, each a run directory with its
+    config's nas section; returns the path written."""
+    data = [_load(run, nas) for run, nas in runs]
     nas = data[0]["nas"]
     cost, profile = nas.objective.cost, nas.profile
     if any((d["nas"].objective.cost, d["nas"].profile) != (cost, profile) for d in data):

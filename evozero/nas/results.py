@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import io
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from evozero.config import Config
-from evozero.nas.island import dominated
+from evozero.config import Config, Nas
+from evozero.nas.pareto import pareto_front
 from evozero.runs.files import atomic_write_bytes
 from evozero.runs.rundir import RunDir
 
@@ -18,9 +17,8 @@ _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fi
            "train_steps", "losses", "inherited_layers", "parent")
 
 
-def describe(config: Config) -> str:
-    """One line saying what the search does."""
-    nas = config.nas
+def describe(config: Config, nas: Nas) -> str:
+    """One line saying what the search does (``nas`` the config's nas section)."""
     how = "random search" if config.strategy == "random" else "regularized evolution"
     return (f"{how} over {nas.space} cells on {nas.dataset}, {nas.training.epochs} epoch(s) "
             f"per network, objective {nas.objective.kind}")
@@ -36,51 +34,28 @@ def evaluation_line(record: dict[str, Any], experiment: int, island: int,
     return line
 
 
-def pareto_front(records: Sequence[dict[str, Any]], cost: str, profile: str
-                 ) -> list[dict[str, Any]]:
-    """The non-dominated networks (higher validation accuracy, lower ``cost``) among
-    ``records``, one per cell hash, cheapest first."""
-    unique: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record["valid_accuracy"] is not None and not math.isnan(record["valid_accuracy"]):
-            unique.setdefault(record["hash"], record)
-    points = {h: (r["valid_accuracy"], cost_of(r["cost"], cost, profile))
-              for h, r in unique.items()}
-    everything = list(points.values())
-    front = [{"genome": unique[h]["genome"], "hash": h, "valid_accuracy": p[0],
-              "test_accuracy": unique[h]["test_accuracy"], cost: p[1]}
-             for h, p in points.items() if not dominated(p, everything)]
-    return sorted(front, key=lambda f: (f[cost], -f["valid_accuracy"]))
-
-
-def cost_of(record: dict[str, Any], name: str, profile: str) -> float:
-    """One cost from a cost record (``latency_ms`` on ``profile``)."""
-    return float(record["latency_ms"][profile] if name == "latency_ms" else record[name])
-
-
-def final_result(config: Config, rundir: RunDir, driver: Any, seconds: float
-                 ) -> dict[str, Any]:
-    """final.json of a finished NAS run: the kept cell with its test accuracy and cost,
-    totals, and the Pareto front of everything evaluated."""
-    kept = driver.kept
+def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[str, Any]:
+    """final.json of a finished NAS run of the nas section ``nas`` (``state`` the run's
+    :class:`~evozero.runs.state.RunState`): the kept cell with its test accuracy and
+    cost, totals, and the Pareto front of everything evaluated."""
+    kept = state.kept
     details = dict(kept.get("details", {}))
     save_network(rundir, details.pop("weights", {}))
     evaluations = rundir.read_evaluations()
-    nas = config.nas
     return {
         "space": nas.space, "dataset": nas.dataset, "cell": kept["program"],
         "hash": details.get("hash"), "valid_accuracy": details.get("valid_accuracy"),
         "test_accuracy": details.get("test_accuracy"), "cost": details.get("cost"),
         "search_fitness": kept["search_fitness"], "select_fitness": kept["select_fitness"],
-        "final_fitness": details.get("test_accuracy"), "solved": driver.solved,
-        "experiment": kept["experiment"], "experiments": len(driver.experiments),
-        "individuals": sum(r["individuals"] for r in driver.experiments),
-        "train_steps": sum(r["train_steps"] for r in driver.experiments),
+        "final_fitness": details.get("test_accuracy"), "solved": state.solved,
+        "experiment": kept["experiment"], "experiments": len(state.experiments),
+        "individuals": sum(r["individuals"] for r in state.experiments),
+        "train_steps": sum(r["train_steps"] for r in state.experiments),
         "evaluations": len(evaluations),
         "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
         "trained": sum(1 for r in evaluations if not r["cache_hit"]),
-        "seconds": seconds, "program": kept["program"], "islands": driver.islands,
-        "per_experiment": driver.experiments,
+        "seconds": seconds, "program": kept["program"], "islands": state.islands,
+        "per_experiment": state.experiments,
         "pareto_cost": nas.objective.cost,
         "pareto_front": pareto_front(evaluations, nas.objective.cost, nas.profile)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evozero.config import Config
+from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.evaluate import Evaluator, evaluator_for
@@ -36,8 +36,9 @@ def cell_lines(cell: Nb101Cell | Nb201Cell) -> list[str]:
     return lines
 
 
-def nas_summary(rundir: RunDir, config: Config) -> dict[str, Any]:
-    """The run's best cell, its accuracy and cost record, totals and key settings."""
+def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
+    """The run's best cell, its accuracy and cost record, totals and key settings
+    (``nas`` the config's nas section)."""
     final = rundir.read_final()
     evaluations = rundir.read_evaluations()
     best = None
@@ -50,8 +51,8 @@ def nas_summary(rundir: RunDir, config: Config) -> dict[str, Any]:
         best = {"cell": top["genome"], "hash": top["hash"], "cost": top["cost"],
                 "valid_accuracy": top["valid_accuracy"], "test_accuracy": top["test_accuracy"]}
     return {"run": str(rundir.path), "name": config.name, "finished": final is not None,
-            "space": config.nas.space, "dataset": config.nas.dataset,
-            "objective": config.nas.objective.kind, "profile": config.nas.profile,
+            "space": nas.space, "dataset": nas.dataset,
+            "objective": nas.objective.kind, "profile": nas.profile,
             "evaluations": len(evaluations),
             "trained": sum(1 for r in evaluations if not r["cache_hit"]),
             "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
@@ -61,7 +62,7 @@ def nas_summary(rundir: RunDir, config: Config) -> dict[str, Any]:
             "best": best, "pareto_front": final["pareto_front"] if final else None}
 
 
-def format_nas_summary(summary: dict[str, Any], config: Config) -> str:
+def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
     """The human-readable form of :func:`nas_summary`."""
     state = "finished" if summary["finished"] else \
         f"unfinished (continue with: evozero resume {summary['run']})"
@@ -76,13 +77,13 @@ def format_nas_summary(summary: dict[str, Any], config: Config) -> str:
         lines.append("  no network evaluated yet")
         return "\n".join(lines)
     lines += ["", f"best cell (by validation accuracy; hash {best['hash']}):"]
-    lines += cell_lines(CellSpace(config.nas).parse(best["cell"]))
+    lines += cell_lines(CellSpace(nas).parse(best["cell"]))
     lines += ["", f"validation accuracy {best['valid_accuracy']:.4f}   held-out test accuracy "
                   f"{best['test_accuracy']:.4f}", "cost record (per example, inference):"]
     lines += cost_lines(best["cost"])
     front = summary["pareto_front"]
     if front:
-        cost = config.nas.objective.cost
+        cost = nas.objective.cost
         lines += ["", f"Pareto front, validation accuracy against {cost}:"]
         lines += [f"  {f[cost]:>12.4g}  {f['valid_accuracy']:.4f}  {f['genome']}" for f in front]
     return "\n".join(lines)
@@ -98,14 +99,15 @@ def cost_lines(cost: dict[str, Any]) -> list[str]:
     return lines
 
 
-def trained_model(rundir: RunDir, config: Config) -> tuple[Model, Evaluator, str]:
-    """The run's best network with its trained weights (trained again from its recorded
-    seed when the run kept none), its evaluator and its cell text."""
+def trained_model(rundir: RunDir, nas: Nas, seed: int) -> tuple[Model, Evaluator, str]:
+    """The best network of a run of the nas section ``nas`` and ``seed``, with its trained
+    weights (trained again from its recorded seed when the run kept none), its evaluator
+    and its cell text."""
     text = rundir.read_best()
     if text is None:
         raise EvozeroError(f"{rundir.path}: the run has no best cell yet (no best.txt)")
-    evaluator = evaluator_for(config)
-    cell = CellSpace(config.nas).parse(text)
+    evaluator = evaluator_for(nas, seed)
+    cell = CellSpace(nas).parse(text)
     arch = evaluator.architecture(cell)
     weights = load_network(rundir)
     if weights:

@@ -1,22 +1,27 @@
-"""One island: a population of one search experiment, evolving inside a worker in slices.
+"""Islands: populations of one search experiment, evolving inside a worker in slices.
 
 The main process drives islands with small commands and gets plain data back
-(discoveries, emigrants, a summary, snapshots), so the same code serves worker processes
-and Ray actors (:mod:`evozero.runs.workers`). An island evolves with the one-process search
-loop as it is (:class:`evozero.search.evolution.SearchRunner`); around it, it:
+(discoveries, emigrants, a summary, snapshots; see :mod:`evozero.runs.messages`), so the
+same code serves worker processes and Ray actors (:mod:`evozero.runs.workers`).
+:class:`IslandBase` holds what every island kind does the same way: it searches in steps
+until its slice of time ends, stops at every ``migrate_every`` of its individuals to send
+a random part of its population (reproducibly chosen from its seed and the migration
+round) and, in deterministic runs, waits there for the migrants the main process sends
+back. :class:`ProgramIsland` evolves programs with the one-process search loop as it is
+(:class:`evozero.search.evolution.SearchRunner`); around it, it:
 
-- stops at every ``migrate_every`` of its individuals to send a random part of its
-  population (reproducibly chosen from its seed and the migration round) and, in
-  deterministic runs, waits there for the migrants the main process sends back;
 - checks a new best that reaches ``sufficient_fitness`` on the selection tasks at once
   and stops when it solves them, so the main process never evaluates;
 - reports each improvement of its best as a discovery.
+
+The cell-search island is :class:`evozero.nas.island.NasIsland`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -24,6 +29,7 @@ import numpy as np
 
 from evozero.config import Config, island_config
 from evozero.errors import EvozeroError
+from evozero.runs.messages import AdvanceReply, IslandResult, IslandSummary
 from evozero.search.setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
                                       evaluate_on, initial_programs, island_seed, search_tasks,
                                       select_tasks)
@@ -66,6 +72,8 @@ class IslandSpec:
     config: Config           # the run's config; the island's own comes from island_config
     individuals: int         # the experiment's budgets, for each island (-1: none)
     train_steps: int
+    island_class: type       # what the worker builds: an IslandBase subclass
+    section: Any = None      # the search domain's config section (a cell search's nas)
 
     @property
     def own_config(self) -> Config:
@@ -87,21 +95,93 @@ def emigrant_count(config: Config) -> int:
     return min(int(config.migration), config.population_size)
 
 
-class MigratingIsland:
-    """Migration points, shared by program and cell islands. Subclasses set ``spec``,
-    ``meta`` (with ``round`` and ``status``) and ``emigrants`` (the count sent), and give
-    ``_emigrants(round)`` and ``_reply(events)``."""
+class IslandBase(ABC):
+    """What every island kind shares: the advance loop (status, migration points,
+    deadline, reply, result), the reply's frame, the choice of emigrants and the end of a
+    migration wait. A subclass sets ``spec``, ``meta`` (with ``round``, ``status`` and
+    ``migrants``), ``seed`` (of its emigrant choice), ``key`` (see :func:`task_key`),
+    ``emigrants`` (the count sent) and ``kernel_seconds``, and gives one step of its
+    search (:meth:`_step`) and the parts below that differ by kind."""
 
     spec: IslandSpec
     meta: dict[str, Any]
+    seed: int
+    key: str
     emigrants: int
+    kernel_seconds: float
 
-    def opened(self) -> dict[str, Any]:
+    # -- commands -----------------------------------------------------------------------
+
+    def opened(self) -> AdvanceReply:
         """The reply to opening: a waiting island sends its emigrants again."""
-        reply = self._reply([])
+        reply = self._reply([], [])
         if self.meta["status"] == WAITING:
             reply["emigrants"] = self._emigrants(self.meta["round"])
         return reply
+
+    def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
+                ) -> AdvanceReply:
+        """Take in ``arrivals`` (migrants), then search for about ``seconds`` (at least one
+        step). Stops early at a migration point (with emigrants in the reply), when the
+        budget is spent or when the island solved its task (with the result)."""
+        evaluations: list[dict[str, Any]] = []
+        if arrivals is not None:
+            self._take_in(arrivals, evaluations)
+        events: list[dict[str, Any]] = []
+        emigrants = None
+        deadline = time.monotonic() + seconds
+        while self.meta["status"] == RUNNING:
+            if not self._step(events, evaluations) or self.meta["status"] != RUNNING:
+                break
+            emigrants = self._at_migration(self._individuals())
+            if emigrants is not None or time.monotonic() >= deadline:
+                break
+        reply = self._reply(events, evaluations)
+        reply["emigrants"] = emigrants
+        if self.meta["status"] in FINISHED:
+            reply["result"] = self.result()
+        return reply
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """The island's whole state (enough to reopen it exactly)."""
+
+    @abstractmethod
+    def result(self) -> IslandResult:
+        """The island's best candidate with its search and selection fitness."""
+
+    # -- what each kind does ------------------------------------------------------------
+
+    @abstractmethod
+    def _step(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> bool:
+        """Search a little (one kernel batch, one child), adding discoveries to ``events``
+        and evaluation records to ``evaluations``; set the status when the budget is spent
+        or the task solved. False: stop this advance now (a stop request)."""
+
+    @abstractmethod
+    def _individuals(self) -> int:
+        """Individuals evolved so far."""
+
+    @abstractmethod
+    def _population_size(self) -> int:
+        """Members of the population now (the emigrants are chosen among them)."""
+
+    @abstractmethod
+    def _emigrant_fields(self, chosen: np.ndarray) -> dict[str, Any]:
+        """The chosen members (indices into the population) as emigrant fields, each an
+        array or a list with one entry per member, ``fitness`` among them."""
+
+    @abstractmethod
+    def _immigrate(self, arrivals: dict[str, Any], evaluations: list[dict[str, Any]]
+                   ) -> None:
+        """Put migrants (``keys`` and the fields of :meth:`_emigrant_fields`) into the
+        population; a migrant measured here is added to ``evaluations``."""
+
+    @abstractmethod
+    def _summary(self) -> IslandSummary:
+        """The island's counters and population statistics for the main process."""
+
+    # -- shared -------------------------------------------------------------------------
 
     def _next_migration(self) -> Optional[int]:
         if not self.emigrants:
@@ -122,14 +202,27 @@ class MigratingIsland:
         return self._emigrants(self.meta["round"])
 
     def _emigrants(self, round_: int) -> dict[str, Any]:
-        raise NotImplementedError
+        # Drawn from the island's seed and the round, so a replay sends the same ones.
+        size = self._population_size()
+        rng = np.random.default_rng([self.seed, round_])
+        chosen = np.sort(rng.choice(size, size=min(self.emigrants, size), replace=False))
+        return {"round": round_, "key": self.key, **self._emigrant_fields(chosen)}
 
-    def _reply(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        raise NotImplementedError
+    def _take_in(self, arrivals: dict[str, Any], evaluations: list[dict[str, Any]]) -> None:
+        if self.meta["status"] == WAITING:
+            self.meta["status"] = RUNNING
+        if len(arrivals["fitness"]):
+            self._immigrate(arrivals, evaluations)
+
+    def _reply(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]
+               ) -> AdvanceReply:
+        return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
+                "round": self.meta["round"], "events": events, "evaluations": evaluations,
+                "summary": self._summary(), "emigrants": None, "result": None}
 
 
-class Island(MigratingIsland):
-    """One island in a worker (see the module docstring)."""
+class ProgramIsland(IslandBase):
+    """An island of program search in a worker (see the module docstring)."""
 
     def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
         self.spec = spec
@@ -154,7 +247,7 @@ class Island(MigratingIsland):
             self.meta = {"round": 0, "status": RUNNING, "checked": -1.0,
                          "checked_select": math.nan, "migrants": 0}
         else:
-            check_snapshot(snapshot, config, f"island {spec.island + 1} snapshot")
+            check_program_snapshot(snapshot, config, f"island {spec.island + 1} snapshot")
             self.state = SearchState.from_arrays(snapshot["arrays"])
             self.meta = dict(snapshot["meta"])
         self._rules = slot_rules(config)
@@ -162,82 +255,56 @@ class Island(MigratingIsland):
         self._batch = 64
         self.kernel_seconds = 0.0
 
-    # -- commands -----------------------------------------------------------------------
-
-    def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
-                ) -> dict[str, Any]:
-        """Take in ``arrivals`` (migrants), then evolve for about ``seconds``.
-
-        Stops early at a migration point (with emigrants in the reply), when the budget is
-        spent or when a candidate solved the selection tasks (with the result).
-        """
-        if arrivals is not None:
-            self._take_in(arrivals)
-        events: list[dict[str, Any]] = []
-        emigrants = None
-        deadline = time.monotonic() + seconds
-        state = self.state
-        while self.meta["status"] == RUNNING:
-            limit = self._batch
-            target = self._next_migration()
-            if target is not None:
-                limit = min(limit, target - state.counter(INDIVIDUALS))
-            outcome = None
-            if limit > 0:
-                started = time.monotonic()
-                outcome = self.runner.step(state, limit)
-                elapsed = time.monotonic() - started
-                self.kernel_seconds += elapsed
-                if outcome != IMPROVED:
-                    self._batch = int(min(max(self._batch * _BATCH_SECONDS / max(elapsed, 1e-4),
-                                              16), 1 << 20))
-            if outcome == IMPROVED:
-                events.append(self._discovery())
-            elif outcome == BUDGET_SPENT:
-                self.meta["status"] = SPENT
-            if self.meta["status"] != RUNNING:
-                break
-            emigrants = self._at_migration(state.counter(INDIVIDUALS))
-            if emigrants is not None:
-                break
-            if time.monotonic() >= deadline:
-                break
-        reply = self._reply(events)
-        reply["emigrants"] = emigrants
-        if self.meta["status"] in FINISHED:
-            reply["result"] = self.result()
-        return reply
-
     def snapshot(self) -> dict[str, Any]:
         """The island's whole state (enough to reopen it exactly)."""
         return {"meta": dict(self.meta),
                 "arrays": {name: np.array(value) for name, value in self.state.to_arrays().items()}}
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> IslandResult:
         """The island's best program with its search and selection fitness."""
         state = self.state
         program = state.best_program(self.settings.offsets)
         if state.best_fitness > self.meta["checked"]:
             self._check(program, state.best_fitness)
-        return {"program": str(program), "search_fitness": state.best_fitness,
+        return {"candidate": str(program), "search_fitness": state.best_fitness,
                 "select_fitness": self.meta["checked_select"]}
 
     # -- inside -------------------------------------------------------------------------
 
-    def _emigrants(self, round_: int) -> dict[str, Any]:
+    def _step(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> bool:
         state = self.state
-        filled = min(state.counter(FILLED), state.fitness.size)
-        rng = np.random.default_rng([self.seed, round_])
-        chosen = np.sort(rng.choice(filled, size=min(self.emigrants, filled), replace=False))
-        return {"round": round_, "key": self.key, "code": state.code[chosen],
-                "constants": state.constants[chosen], "lengths": state.lengths[chosen],
-                "fitness": state.fitness[chosen]}
+        limit = self._batch
+        target = self._next_migration()
+        if target is not None:
+            limit = min(limit, target - state.counter(INDIVIDUALS))
+        if limit <= 0:
+            return True
+        started = time.monotonic()
+        outcome = self.runner.step(state, limit)
+        elapsed = time.monotonic() - started
+        self.kernel_seconds += elapsed
+        if outcome == IMPROVED:
+            events.append(self._discovery())
+        else:
+            self._batch = int(min(max(self._batch * _BATCH_SECONDS / max(elapsed, 1e-4), 16),
+                                  1 << 20))
+            if outcome == BUDGET_SPENT:
+                self.meta["status"] = SPENT
+        return True
 
-    def _take_in(self, arrivals: dict[str, Any]) -> None:
-        if self.meta["status"] == WAITING:
-            self.meta["status"] = RUNNING
-        if not len(arrivals["fitness"]):
-            return
+    def _individuals(self) -> int:
+        return self.state.counter(INDIVIDUALS)
+
+    def _population_size(self) -> int:
+        return min(self.state.counter(FILLED), self.state.fitness.size)
+
+    def _emigrant_fields(self, chosen: np.ndarray) -> dict[str, Any]:
+        state = self.state
+        return {"code": state.code[chosen], "constants": state.constants[chosen],
+                "lengths": state.lengths[chosen], "fitness": state.fitness[chosen]}
+
+    def _immigrate(self, arrivals: dict[str, Any], evaluations: list[dict[str, Any]]
+                   ) -> None:
         # Migrants are the one input an island takes while it runs: check them against
         # this island's layout and memory before a kernel copies them into the population.
         count = len(arrivals["fitness"])
@@ -266,7 +333,7 @@ class Island(MigratingIsland):
         program = state.best_program(self.settings.offsets)
         event = {"island": self.spec.island, "island_individual": state.counter(BEST_INDIVIDUAL),
                  "island_train_steps": state.counter(TRAIN_STEPS),
-                 "fitness": state.best_fitness, "program": str(program),
+                 "fitness": state.best_fitness, "candidate": str(program),
                  "select_fitness": None}
         sufficient = self.spec.config.sufficient_fitness
         if sufficient is not None and state.best_fitness >= sufficient \
@@ -276,18 +343,17 @@ class Island(MigratingIsland):
                 self.meta["status"] = SOLVED
         return event
 
-    def _reply(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+    def _summary(self) -> IslandSummary:
         state = self.state
-        filled = min(state.counter(FILLED), state.fitness.size)
+        filled = self._population_size()
         population = state.fitness[:filled] if filled else np.zeros(1)
-        summary = {name: state.counter(index) for name, index in SUMMED_COUNTERS.items()}
+        summary: IslandSummary = {name: state.counter(index)   # type: ignore[assignment]
+                                  for name, index in SUMMED_COUNTERS.items()}
         summary.update({"best": state.best_fitness, "filled": filled,
                         "migrants": self.meta["migrants"],
                         "mean": float(population.mean()), "stdev": float(population.std()),
                         "kernel_seconds": self.kernel_seconds})
-        return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
-                "round": self.meta["round"], "events": events, "summary": summary,
-                "emigrants": None, "result": None}
+        return summary
 
 
 def slot_rules(config: Config) -> SlotRules:
@@ -303,16 +369,11 @@ def slot_rules(config: Config) -> SlotRules:
                      memory=config.memory.sizes, allowed=allowed)
 
 
-def check_snapshot(snapshot: Any, config: Config, where: str) -> None:
-    """Raise EvozeroError unless ``snapshot`` (see :meth:`Island.snapshot`) is one an island
-    of ``config`` (its own config) may continue from: every array of the expected dtype
-    and shape, every program within the config's sizes, memory and ops, every index the
-    kernels follow (counters, cache links) in range. NAS snapshots go to their own check."""
-    if config.nas is not None:
-        # Imported here: evozero.nas.island builds on this module.
-        from evozero.nas.island import check_nas_snapshot
-        check_nas_snapshot(snapshot, config, where)
-        return
+def check_program_snapshot(snapshot: Any, config: Config, where: str) -> None:
+    """Raise EvozeroError unless ``snapshot`` (see :meth:`ProgramIsland.snapshot`) is one a
+    program island of ``config`` (its own config) may continue from: every array of the
+    expected dtype and shape, every program within the config's sizes, memory and ops,
+    every index the kernels follow (counters, cache links) in range."""
     if not isinstance(snapshot, dict) or not isinstance(snapshot.get("arrays"), dict) \
             or not isinstance(snapshot.get("meta"), dict):
         raise EvozeroError(f"{where}: not an island snapshot (expected arrays and meta)")
@@ -364,24 +425,6 @@ def check_snapshot(snapshot: Any, config: Config, where: str) -> None:
                            f"count of {meta_links[COUNT]} and a capacity of {capacity})")
 
 
-def check_checkpoint_islands(saved: Any, config: Config, islands: int, where: str) -> None:
-    """Raise EvozeroError unless the islands part of a checkpoint (None, or the completed
-    round and one entry per island with its last snapshot) fits ``config`` with
-    ``islands`` islands. Run in the main process before any worker is given a snapshot."""
-    if saved is None:
-        return
-    entries = saved.get("islands") if isinstance(saved, dict) else None
-    if not isinstance(entries, list) or len(entries) != islands \
-            or not isinstance(saved.get("completed_round"), int) \
-            or not all(isinstance(entry, dict) and "snapshot" in entry for entry in entries):
-        raise EvozeroError(f"{where}: the checkpoint's islands are not {islands} island "
-                           f"entries with a completed round")
-    for number, entry in enumerate(entries):
-        if entry["snapshot"] is not None:
-            check_snapshot(entry["snapshot"], island_config(config, number),
-                           f"{where}: island {number + 1}")
-
-
 def warm_up(config: Config) -> None:
     """Compile (or load from the cache) every kernel an island runs, on tiny tasks, so
     that forked workers inherit them and spawned ones find them in the on-disk cache."""
@@ -395,10 +438,11 @@ def warm_up(config: Config) -> None:
         select_tasks=dataclasses.replace(select, num_tasks=1, train=min(4, select.train),
                                          valid=min(4, select.valid), data_seeds=None,
                                          param_seeds=None))
-    island = Island(IslandSpec(0, 0, tiny, individuals=4, train_steps=-1))
+    island = ProgramIsland(IslandSpec(0, 0, tiny, individuals=4, train_steps=-1,
+                                      island_class=ProgramIsland))
     island.advance(0.0)
     emigrants = island._emigrants(1)
     island._take_in({"code": emigrants["code"][:1], "constants": emigrants["constants"][:1],
                      "lengths": emigrants["lengths"][:1], "fitness": [math.nan],
-                     "keys": [island.key]})
+                     "keys": [island.key]}, [])
     island._check(island.state.best_program(island.settings.offsets), 0.0)

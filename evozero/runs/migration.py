@@ -9,7 +9,6 @@ emigrants of the other islands, whatever their round.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -118,35 +117,3 @@ def latest_arrivals(view: IslandView, views: Sequence[IslandView], seed: int,
     pool = [v.emigrants for v in views if v is not view and v.emigrants is not None]
     rng = np.random.default_rng([seed, experiment, view.index, view.emigrants["round"]])
     return draw_arrivals(len(view.emigrants["fitness"]), pool, rng)
-
-
-def aggregate(views: Sequence[IslandView], seconds: float) -> dict[str, Any]:
-    """One progress record for the whole experiment from the islands' latest summaries."""
-    summaries = [v.summary for v in views if v.summary]
-    total = sum(s["individuals"] for s in summaries)
-    record: dict[str, Any] = {
-        "individuals": total, "train_steps": sum(s["train_steps"] for s in summaries),
-        "best": max((s["best"] for s in summaries), default=-1.0)}
-    filled = sum(s["filled"] for s in summaries)
-    if filled:
-        mean = sum(s["mean"] * s["filled"] for s in summaries) / filled
-        second = sum((s["stdev"] ** 2 + s["mean"] ** 2) * s["filled"] for s in summaries)
-        record["mean"] = mean
-        record["stdev"] = math.sqrt(max(second / filled - mean ** 2, 0.0))
-    else:
-        record["mean"] = record["stdev"] = 0.0
-    record["individuals_per_second"] = total / max(seconds, 1e-9)
-    hits = sum(s["structure_hits"] + s["fingerprint_hits"] for s in summaries)
-    record["cache_hit_rate"] = hits / total if total else 0.0
-    for name in ("structure_hits", "fingerprint_hits", "full_evaluations", "hurdle_stops",
-                 "budget_rejects", "saved_train_steps"):
-        record[name] = sum(s[name] for s in summaries)
-    record["islands"] = [
-        {"island": v.index + 1, "individuals": v.summary.get("individuals", 0),
-         "best": v.summary.get("best", -1.0),
-         "individuals_per_second": v.summary.get("individuals", 0) / max(seconds, 1e-9),
-         "share": v.summary.get("individuals", 0) / total if total else 0.0,
-         "migrants": v.summary.get("migrants", 0),
-         "status": "done" if v.done else v.status}
-        for v in views]
-    return record

@@ -2,21 +2,21 @@
 
 :func:`evozero.config.load_config` checks each value on its own. What needs more than the
 config's text is checked here, by :func:`check_before_start`, before the run directory
-exists (and again before a resume): the task files of ``search_tasks``, ``select_tasks``
-and ``final_tasks`` are read and cut to the configured sizes (the final tasks are
-otherwise only made after the whole search), the initial population is read and fitted
-to the config, NAS data and device profiles are loaded, and the run's memory is
-estimated (:func:`estimate_memory`) and compared with what this machine has available.
+exists (and again before a resume), through the run's search domain
+(:class:`evozero.runs.domain.SearchDomain`): its inputs are read, the run's memory is
+estimated (:func:`estimate_memory`) and compared with what this machine has available,
+and then what the run starts from is checked.
 
-The estimate adds, for every island, the arrays it allocates (population, FEC cache,
-hurdle window, search and select task arrays with their epoch orders and batched copies,
-and the VM memories of ``F x F`` matrices for every task), or for a NAS island the
-largest network of its space (weights, gradients, momentum, every activation kept for
-the backward pass) and the weights kept for inheritance; plus each process's fixed
-footprint (Python, numpy and compiled kernels), the whole .npz task file every process
-loads, the main process's copy of every island's snapshot and the final tasks it
-evaluates on. It is an estimate of the right
-order, not an upper bound: what it leaves out (small per-call temporaries) is small.
+For program search this module gives the domain its parts: the task files of
+``search_tasks``, ``select_tasks`` and ``final_tasks`` are read and cut to the configured
+sizes (the final tasks are otherwise only made after the whole search), the initial
+population is read and fitted to the config, and the memory estimate adds, for every
+island, the arrays it allocates (population, FEC cache, hurdle window, search and select
+task arrays with their epoch orders and batched copies, and the VM memories of ``F x F``
+matrices for every task), the whole .npz task file every process loads and the final
+tasks the main process evaluates on. Every run adds each process's fixed footprint
+(Python, numpy and compiled kernels). It is an estimate of the right order, not an upper
+bound: what it leaves out (small per-call temporaries) is small.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from evozero.evaluation.tasks import ALL_PAIRS, read_npz_header, task_bytes
 from evozero.runs.workers import cores
 
 if TYPE_CHECKING:
-    from evozero.nas.cells import Nb101Cell, Nb201Cell
+    from evozero.runs.domain import SearchDomain
 
 #: Memory of one process once numpy and the kernels are loaded (measured: the main
 #: process and one worker of a small run hold about 70 MiB each, proportional set size).
@@ -40,21 +40,12 @@ PROCESS_BYTES = 100 * 2**20
 _VALUE = 8  # bytes of a float64 or int64
 
 
-def check_before_start(config: Config, workers: Optional[int] = None) -> None:
+def check_before_start(domain: "SearchDomain", workers: Optional[int] = None) -> None:
     """Refuse, with an :class:`EvozeroError` naming the setting, a run whose files or
     memory needs make it fail later; ``workers`` as for the run (None: as configured)."""
-    if config.nas is None:
-        for name in _TASK_SECTIONS:
-            spec = getattr(config, name)
-            if spec.kind == "npz":
-                with _section(name):
-                    read_npz_header(spec.path)   # what the estimate needs
-    else:
-        # Imported here, as below: the NAS modules load their own kernels, which program
-        # runs and `evozero eval` never need.
-        from evozero.nas.evaluate import evaluator_for
-        evaluator_for(config)   # reads the data set and the device profiles
-    need, parts = estimate_memory(config, _workers(config, workers))
+    config = domain.config
+    domain.check_inputs()
+    need, parts = estimate_memory(domain, _workers(config, workers))
     have = available_memory()
     if need > have:
         largest = max(parts, key=parts.get)
@@ -62,9 +53,25 @@ def check_before_start(config: Config, workers: Optional[int] = None) -> None:
             f"the run needs about {format_bytes(need)} of memory but this machine has "
             f"{format_bytes(have)} available; the largest part is {largest} "
             f"({format_bytes(parts[largest])}); lower {_SETTINGS[largest]}")
-    if config.nas is None:
-        samples = {name: sample_tasks(config, name) for name in _TASK_SECTIONS}
-        _check_initial_population(config, samples["search_tasks"])
+    domain.check_population()
+
+
+def check_task_files(config: Config) -> None:
+    """Read the header of every .npz task file the config names (what the estimate
+    needs), reporting a bad one under its section."""
+    for name in _TASK_SECTIONS:
+        spec = getattr(config, name)
+        if spec.kind == "npz":
+            with _section(name):
+                read_npz_header(spec.path)
+
+
+def check_initial_population(config: Config) -> None:
+    """Make a few tasks of every section as configured and fit the initial population
+    (if any) to the config."""
+    samples = {name: sample_tasks(config, name) for name in _TASK_SECTIONS}
+    # Reads the initial population file and fits every program to the config.
+    build_settings(config, samples["search_tasks"], 0)
 
 
 _TASK_SECTIONS = ("search_tasks", "select_tasks", "final_tasks")
@@ -91,11 +98,6 @@ def sample_tasks(config: Config, name: str) -> list:
         param_seeds=None if spec.param_seeds is None else spec.param_seeds[:count])
     with _section(name):
         return sample.make()
-
-
-def _check_initial_population(config: Config, tasks: list) -> None:
-    # Reads the initial population file and fits every program to the config.
-    build_settings(config, tasks, 0)
 
 
 def _workers(config: Config, workers: Optional[int]) -> int:
@@ -125,9 +127,10 @@ _SETTINGS = {
 }
 
 
-def estimate_memory(config: Config, workers: int) -> tuple[int, dict[str, int]]:
-    """Estimated peak bytes of a run of ``config`` on ``workers`` local workers, and the
-    parts it is made of (see the module docstring)."""
+def estimate_memory(domain: "SearchDomain", workers: int) -> tuple[int, dict[str, int]]:
+    """Estimated peak bytes of a run of the domain's config on ``workers`` local workers,
+    and the parts it is made of (see the module docstring)."""
+    config = domain.config
     islands = island_count(config, workers)
     local = config.backend == "local"
     processes = 1 + min(workers, islands) if local else 1
@@ -138,27 +141,33 @@ def estimate_memory(config: Config, workers: int) -> tuple[int, dict[str, int]]:
             parts[part] = parts.get(part, 0) + size
 
     for island in range(islands):
-        own = island_config(config, island)
-        if own.nas is not None:
-            if local:
-                add(_nas_island(own))
-            continue
-        snapshot = _program_snapshot(own)
-        # The main process keeps every island's last snapshot; the island itself lives in
-        # a local worker or on the Ray cluster.
-        add(snapshot)
-        if local:
-            add(snapshot)
-            add(_program_island(own))
-    if config.nas is None:
-        parts["the final tasks"] = _evaluated_tasks(config, config.final_tasks)
-        # Every process that makes tasks from a file loads the whole file, one at a time.
-        loads = [read_npz_header(spec.path).load_bytes
-                 for spec in (config.search_tasks, config.select_tasks, config.final_tasks)
-                 if spec.kind == "npz"]
-        if loads:
-            parts["the task files"] = processes * max(loads)
+        add(domain.island_memory(island_config(config, island), local))
+    add(domain.run_memory(processes))
     return sum(parts.values()), parts
+
+
+def program_island_memory(config: Config, local: bool) -> dict[str, int]:
+    """Bytes of one program island of ``config`` (its own config), by part."""
+    parts = _program_snapshot(config)
+    # The main process keeps every island's last snapshot; the island itself lives in
+    # a local worker or on the Ray cluster.
+    if local:
+        parts = {part: 2 * size for part, size in parts.items()}
+        parts.update(_program_island(config))
+    return parts
+
+
+def program_run_memory(config: Config, processes: int) -> dict[str, int]:
+    """Bytes a program run needs once: its final tasks and the task files its
+    ``processes`` processes load."""
+    parts = {"the final tasks": _evaluated_tasks(config, config.final_tasks)}
+    # Every process that makes tasks from a file loads the whole file, one at a time.
+    loads = [read_npz_header(spec.path).load_bytes
+             for spec in (config.search_tasks, config.select_tasks, config.final_tasks)
+             if spec.kind == "npz"]
+    if loads:
+        parts["the task files"] = processes * max(loads)
+    return parts
 
 
 def _features(spec: TaskSpec) -> int:
@@ -215,40 +224,3 @@ def _program_island(config: Config) -> dict[str, int]:
         "the VM memories": vm_memory_bytes(config.memory.sizes, features,
                                            3 * search.num_tasks + 1),
     }
-
-
-def _nas_island(config: Config) -> dict[str, int]:
-    from evozero.nas.cost import cost_record
-    from evozero.nas.evaluate import evaluator_for
-
-    evaluator = evaluator_for(config)
-    record = cost_record(evaluator.architecture(largest_cell(config)), {}, batch=1,
-                         train_batch=config.nas.training.batch_size)
-    weights = record["weight_bytes"]
-    # Weights, gradients and momentum; activations kept for the backward pass and their
-    # gradients; the weights inheritance keeps for every program of the population.
-    network = 3 * weights + 2 * record["train_peak_activation_bytes"]
-    if config.nas.weight_inheritance:
-        network += config.population_size * weights
-    data = evaluator.data
-    data_bytes = sum(a.nbytes for a in (data.train_x, data.train_y, data.valid_x,
-                                        data.valid_y, data.test_x, data.test_y))
-    return {"the networks": network + data_bytes}
-
-
-def largest_cell(config: Config) -> "Nb101Cell | Nb201Cell":
-    """A cell of the config's space whose network is about the largest the search can
-    make: every edge the costliest allowed op (NB201), or the longest chain of vertices
-    of the costliest allowed op (NB101; in a chain every vertex has all the channels)."""
-    from evozero.nas.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
-
-    nas = config.nas
-    if nas.space == "nb201":
-        return Nb201Cell(("nor_conv_3x3",) * (NB201_NODES * (NB201_NODES - 1) // 2))
-    costliest = next(op for op in ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
-                     if op in nas.nb101_ops)
-    size = min(nas.max_vertices, nas.max_edges + 1)
-    matrix = [[1 if j == i + 1 else 0 for j in range(size)] for i in range(size)]
-    ops = [INPUT] + [costliest] * (size - 2) + [OUTPUT]
-    return Nb101Cell.make(matrix, ops, max_vertices=nas.max_vertices,
-                          max_edges=nas.max_edges, allowed_ops=nas.nb101_ops)

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from evozero.errors import EvozeroError
 from evozero.runs.workers import WorkerHost
+from evozero.runs.messages import Command, Reply
 
 _INSTALL = 'pip install "evozero[ray]"'
 
@@ -63,7 +64,7 @@ class _Actor:
     def __init__(self) -> None:
         self.host = WorkerHost()
 
-    def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, command: Command) -> Reply:
         return self.host.handle_safely(command)
 
 
@@ -80,12 +81,12 @@ class RayBackend:
         self._sequence = itertools.count()
         self._deaths: dict[int, str] = {}
 
-    def send(self, worker: int, command: dict[str, Any]) -> None:
+    def send(self, worker: int, command: Command) -> None:
         """Send a command (an actor call); its reply comes through :meth:`receive`."""
         ref = self._actors[worker].handle.remote(command)
         self._pending[ref] = (worker, next(self._sequence))
 
-    def receive(self, timeout: float) -> list[tuple[int, Optional[dict[str, Any]]]]:
+    def receive(self, timeout: float) -> list[tuple[int, Optional[Reply]]]:
         """Replies that arrived within ``timeout`` s, in the order they were asked for; a
         None reply means the worker's actor died."""
         ray = self.ray
@@ -97,7 +98,7 @@ class RayBackend:
         if not ready:
             return []
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        replies: list[tuple[int, Optional[dict[str, Any]]]] = []
+        replies: list[tuple[int, Optional[Reply]]] = []
         dead: set[int] = set()
         for ref in sorted(ready, key=lambda r: self._pending[r][1]):
             worker, _ = self._pending.pop(ref)

@@ -6,12 +6,10 @@ process of its own (package ``multiprocess``, explicit start method) behind a pi
 Ray backend (:mod:`evozero.runs.ray_backend`) runs the same host as a Ray actor. Both offer the
 same calls: ``send``, ``receive``, ``death``, ``restart``, ``interrupt``, ``close``.
 
-Commands are dicts with a ``kind``:
-
-- ``open`` (``spec``, ``snapshot``): build an island, from a snapshot if given;
-- ``advance`` (``island``, ``seconds``, ``arrivals``): take in migrants and evolve;
-- ``snapshot`` (``island``): the island's whole state;
-- ``finish`` (``island``): its result, and forget it.
+Commands and replies are the dicts :mod:`evozero.runs.messages` declares: ``open``
+builds the island class its spec names (from a snapshot if given), ``advance`` takes in
+migrants and searches, ``snapshot`` sends the island's whole state, ``finish`` its result
+(and forgets it).
 
 An exception in a command becomes an ``error`` reply saying what failed: an island replays
 its commands exactly from a snapshot, so such an error would only recur, and the run stops
@@ -39,8 +37,8 @@ from typing import Any, Optional
 
 from evozero.runs import stopflag
 from evozero.errors import EvozeroError
-from evozero.runs.island import Island, IslandSpec
-from evozero.nas.island import NasIsland
+from evozero.runs.island import IslandBase
+from evozero.runs.messages import Command, ErrorReply, Reply
 
 HEARTBEAT_VARIABLE = "EVOZERO_HEARTBEAT_SECONDS"
 # Seconds a forked worker may take to read a command (it waits for it, idle; a spawned
@@ -64,52 +62,44 @@ def heartbeat_seconds() -> float:
     return value
 
 
-def make_island(spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None
-                ) -> Island | NasIsland:
-    """The island ``spec`` describes: a cell search when its config has a nas section,
-    a program search otherwise."""
-    kind = NasIsland if spec.config.nas is not None else Island
-    return kind(spec, snapshot)
-
-
 _DOING = {"open": "opening", "advance": "evolving", "snapshot": "taking its snapshot",
           "finish": "finishing"}
 
 
-def error_reply(command: dict[str, Any], error: BaseException) -> dict[str, Any]:
+def error_reply(command: Command, error: BaseException) -> ErrorReply:
     """The ``error`` reply for ``error`` raised by ``command``: a message for the user and,
     when the fault is evozero's own rather than the input's (``user`` False), its
     traceback and where it was raised."""
     spec = command.get("spec")
     island = spec.island if spec is not None else command.get("island")
-    reply: dict[str, Any] = {"kind": "error", "island": island, "user": True,
-                             "doing": _DOING.get(command.get("kind"), "answering")}
+    doing = _DOING.get(command.get("kind"), "answering")
     if isinstance(error, EvozeroError):
-        reply["error"] = str(error)
-    elif isinstance(error, MemoryError):
-        reply["error"] = (f"out of memory ({error or 'MemoryError'}); lower population_size, "
-                          f"the task counts or sizes, or workers")
-    else:
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        reply["user"] = False
-        reply["error"] = (f"{type(error).__name__}: {error} (at {frame.filename}:"
-                          f"{frame.lineno}, in {frame.name})")
-        reply["traceback"] = "".join(traceback.format_exception(error))
-    return reply
+        return {"kind": "error", "island": island, "user": True, "doing": doing,
+                "error": str(error)}
+    if isinstance(error, MemoryError):
+        return {"kind": "error", "island": island, "user": True, "doing": doing,
+                "error": f"out of memory ({error or 'MemoryError'}); lower population_size, "
+                         f"the task counts or sizes, or workers"}
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return {"kind": "error", "island": island, "user": False, "doing": doing,
+            "error": f"{type(error).__name__}: {error} (at {frame.filename}:{frame.lineno}, "
+                     f"in {frame.name})",
+            "traceback": "".join(traceback.format_exception(error))}
 
 
 class WorkerHost:
     """The islands of one worker and the command handler (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.islands: dict[int, Island | NasIsland] = {}
+        self.islands: dict[int, IslandBase] = {}
 
-    def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, command: Command) -> Reply:
         """Carry out one command; returns its reply."""
         kind = command["kind"]
         if kind == "open":
-            island = make_island(command["spec"], command.get("snapshot"))
-            self.islands[command["spec"].island] = island
+            spec = command["spec"]
+            island = spec.island_class(spec, command.get("snapshot"))
+            self.islands[spec.island] = island
             return island.opened()
         island = self.islands[command["island"]]
         if kind == "advance":
@@ -122,7 +112,7 @@ class WorkerHost:
             return {"kind": "finish", "island": command["island"], "result": island.result()}
         raise ValueError(f"unknown command {kind!r}")
 
-    def handle_safely(self, command: dict[str, Any]) -> dict[str, Any]:
+    def handle_safely(self, command: Command) -> Reply:
         """:meth:`handle`, with an exception turned into an ``error`` reply and long work
         given up at a stop request into a ``stopped`` one (the island is then dropped:
         its state is no longer whole, and its last snapshot stands)."""
@@ -271,7 +261,7 @@ class LocalBackend:
         self._connections[worker] = parent
         self._heard[worker] = time.monotonic()
 
-    def send(self, worker: int, command: dict[str, Any]) -> None:
+    def send(self, worker: int, command: Command) -> None:
         """Send a command (now, or after the worker's reply to the one in flight)."""
         self._waiting[worker].append(command)
         self._next(worker)
@@ -298,7 +288,7 @@ class LocalBackend:
                                     f"and was ended")
             process.kill()
 
-    def receive(self, timeout: float) -> list[tuple[int, Optional[dict[str, Any]]]]:
+    def receive(self, timeout: float) -> list[tuple[int, Optional[Reply]]]:
         """Replies that arrived within ``timeout`` s; a None reply means the worker died
         (or fell silent and was ended)."""
         from multiprocess.connection import wait

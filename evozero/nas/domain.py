@@ -1,0 +1,133 @@
+"""Cell search as a :class:`evozero.runs.domain.SearchDomain`: it holds the config's nas
+section and hands it to the NAS code (islands, evaluator, results, show, export, plots),
+which never reads it from the config itself."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from evozero.config import Config, Nas
+from evozero.errors import EvozeroError
+from evozero.nas import results
+from evozero.nas.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.cost import cost_record
+from evozero.nas.evaluate import evaluator_for
+from evozero.nas.island import NasIsland, check_nas_snapshot, warm_up
+from evozero.runs.domain import SearchDomain
+from evozero.runs.rundir import RunDir
+
+
+class NasDomain(SearchDomain):
+    """Cell search: networks built from cells, trained and scored on a data set."""
+
+    island_class = NasIsland
+
+    def __init__(self, config: Config, nas: Nas) -> None:
+        super().__init__(config, nas)
+        self.nas = nas
+
+    def check_inputs(self) -> None:
+        """Load the data set and the device profiles."""
+        evaluator_for(self.nas, self.config.seed)
+
+    def island_memory(self, config: Config, local: bool) -> dict[str, int]:
+        """The largest network of the space with its data, in a local worker (a NAS
+        island's snapshot is small)."""
+        return _network_memory(config, self.nas) if local else {}
+
+    def run_memory(self, processes: int) -> dict[str, int]:
+        """Nothing besides the islands."""
+        return {}
+
+    def check_population(self) -> None:
+        """A cell search starts from random cells: nothing to check."""
+
+    def warm_up(self, say: Callable[[str], None]) -> None:
+        """Load the data and profiles and compile the layer kernels."""
+        warm_up(self.nas, self.config.seed)
+
+    def describe(self) -> str:
+        """The strategy, the space, the data set, the epochs and the objective."""
+        return results.describe(self.config, self.nas)
+
+    def evaluation_line(self, record: dict[str, Any], experiment: int, island: int,
+                        seconds: float) -> dict[str, Any]:
+        """The network's evaluation record, as :func:`evozero.nas.results.evaluation_line`."""
+        return results.evaluation_line(record, experiment, island, seconds)
+
+    def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
+        """See :func:`evozero.nas.island.check_nas_snapshot`."""
+        check_nas_snapshot(snapshot, config, self.nas, where)
+
+    def final_result(self, rundir: RunDir, state: Any, seconds: float
+                     ) -> tuple[dict[str, Any], list[str]]:
+        """The best cell by validation, its test accuracy, cost and the Pareto front."""
+        result = results.final_result(self.nas, rundir, state, seconds)
+        return result, results.final_lines(result)
+
+    def show(self, rundir: RunDir, history: bool, as_json: bool) -> str:
+        """The best cell, its accuracy and cost record, totals and key settings (a cell
+        search keeps no history beyond evaluations.jsonl)."""
+        from evozero.nas.show import format_nas_summary, nas_summary
+
+        summary = nas_summary(rundir, self.config, self.nas)
+        if as_json:
+            return json.dumps(summary, indent=2)
+        return format_nas_summary(summary, self.nas)
+
+    def export(self, rundir: RunDir, path: str, name: str) -> str:
+        """The best network, trained, as a numpy module and its weights file."""
+        from evozero.nas.export import export_network
+        from evozero.nas.show import trained_model
+        from evozero.nas.train import accuracy
+
+        model, evaluator, cell = trained_model(rundir, self.nas, self.config.seed)
+        data = evaluator.data
+        title = (f"Network of the cell {cell} ({self.nas.space}, {self.nas.dataset}); "
+                 f"test accuracy {accuracy(model, data.test_x, data.test_y):.4f}.")
+        module, weights = export_network(model, self.nas.dataset, data.mean, data.std, path,
+                                         title)
+        return f"wrote {module} and {weights}"
+
+    def plot(self, runs: Sequence[tuple[str, SearchDomain]], output: str, x: str,
+             compare: bool) -> Path:
+        """The NAS figure (:mod:`evozero.nas.plots`); every run must be a cell search."""
+        from evozero.nas.plots import plot_nas_runs
+
+        for path, domain in runs:
+            if not isinstance(domain, NasDomain):
+                raise EvozeroError(f"{path}: not a NAS run (its config has no nas section); "
+                                   f"plot NAS runs and program runs separately")
+        return plot_nas_runs([(path, domain.nas) for path, domain in runs], output)
+
+
+def _network_memory(config: Config, nas: Nas) -> dict[str, int]:
+    evaluator = evaluator_for(nas, config.seed)
+    record = cost_record(evaluator.architecture(largest_cell(nas)), {}, batch=1,
+                         train_batch=nas.training.batch_size)
+    weights = record["weight_bytes"]
+    # Weights, gradients and momentum; activations kept for the backward pass and their
+    # gradients; the weights inheritance keeps for every program of the population.
+    network = 3 * weights + 2 * record["train_peak_activation_bytes"]
+    if nas.weight_inheritance:
+        network += config.population_size * weights
+    data = evaluator.data
+    data_bytes = sum(a.nbytes for a in (data.train_x, data.train_y, data.valid_x,
+                                        data.valid_y, data.test_x, data.test_y))
+    return {"the networks": network + data_bytes}
+
+
+def largest_cell(nas: Nas) -> Nb101Cell | Nb201Cell:
+    """A cell of the section's space whose network is about the largest the search can
+    make: every edge the costliest allowed op (NB201), or the longest chain of vertices
+    of the costliest allowed op (NB101; in a chain every vertex has all the channels)."""
+    if nas.space == "nb201":
+        return Nb201Cell(("nor_conv_3x3",) * (NB201_NODES * (NB201_NODES - 1) // 2))
+    costliest = next(op for op in ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+                     if op in nas.nb101_ops)
+    size = min(nas.max_vertices, nas.max_edges + 1)
+    matrix = [[1 if j == i + 1 else 0 for j in range(size)] for i in range(size)]
+    ops = [INPUT] + [costliest] * (size - 2) + [OUTPUT]
+    return Nb101Cell.make(matrix, ops, max_vertices=nas.max_vertices,
+                          max_edges=nas.max_edges, allowed_ops=nas.nb101_ops)

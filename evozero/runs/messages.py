@@ -1,0 +1,157 @@
+"""The messages between the main process and the islands' workers, declared once.
+
+Every message is a plain dict (it crosses a pipe or Ray as pickled data); these
+TypedDicts name its keys. The main process (:mod:`evozero.runs.flow`) sends commands; a
+worker (:mod:`evozero.runs.workers`, :mod:`evozero.runs.ray_backend`) answers each with
+one reply, built by the island (:class:`evozero.runs.island.IslandBase`) or by the worker
+for errors and stops. Local workers also send heartbeats between replies.
+
+A candidate is what a search evolves: a program's text, or a cell's genome.
+"""
+# No postponed annotations here: TypedDict reads NotRequired from evaluated ones.
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, Optional, TypedDict, Union
+
+if TYPE_CHECKING:
+    from evozero.runs.island import IslandSpec
+
+
+# -- commands ---------------------------------------------------------------------------
+
+class OpenCommand(TypedDict):
+    """Build the island ``spec`` describes, from ``snapshot`` when there is one."""
+
+    kind: Literal["open"]
+    spec: "IslandSpec"
+    snapshot: Optional[dict[str, Any]]
+
+
+class AdvanceCommand(TypedDict):
+    """Take in ``arrivals`` (migrants, or None), then search for about ``seconds``."""
+
+    kind: Literal["advance"]
+    island: int
+    seconds: float
+    arrivals: NotRequired[Optional[dict[str, Any]]]
+
+
+class SnapshotCommand(TypedDict):
+    """Send the island's whole state."""
+
+    kind: Literal["snapshot"]
+    island: int
+
+
+class FinishCommand(TypedDict):
+    """Send the island's result, and forget the island."""
+
+    kind: Literal["finish"]
+    island: int
+
+
+Command = Union[OpenCommand, AdvanceCommand, SnapshotCommand, FinishCommand]
+
+
+# -- what replies carry -----------------------------------------------------------------
+
+class IslandSummary(TypedDict):
+    """An island's counters (summed over islands by the main process) and its
+    population's statistics."""
+
+    individuals: int
+    train_steps: int
+    structure_hits: int
+    fingerprint_hits: int
+    full_evaluations: int
+    hurdle_stops: int
+    budget_rejects: int
+    saved_train_steps: int
+    best: float
+    filled: int
+    migrants: int
+    mean: float
+    stdev: float
+    kernel_seconds: float
+
+
+class Discovery(TypedDict):
+    """A new best of one island (``select_fitness`` None unless it was checked)."""
+
+    island: int
+    island_individual: int
+    island_train_steps: int
+    fitness: float
+    candidate: str
+    select_fitness: Optional[float]
+
+
+class IslandResult(TypedDict):
+    """An island's best candidate at its end; a cell search adds the best network's
+    record and weights as ``details``."""
+
+    candidate: str
+    search_fitness: float
+    select_fitness: float
+    details: NotRequired[dict[str, Any]]
+
+
+# -- replies ----------------------------------------------------------------------------
+
+class AdvanceReply(TypedDict):
+    """The reply to open and advance: what the island found since its last reply.
+    ``evaluations`` holds a cell search's evaluation records (a program search reports
+    none); ``emigrants`` is set at a migration point, ``result`` once it finished."""
+
+    kind: Literal["island"]
+    island: int
+    status: str
+    round: int
+    events: list[Discovery]
+    evaluations: list[dict[str, Any]]
+    summary: IslandSummary
+    emigrants: Optional[dict[str, Any]]
+    result: Optional[IslandResult]
+
+
+class SnapshotReply(TypedDict):
+    """The reply to snapshot."""
+
+    kind: Literal["snapshot"]
+    island: int
+    snapshot: dict[str, Any]
+
+
+class FinishReply(TypedDict):
+    """The reply to finish."""
+
+    kind: Literal["finish"]
+    island: int
+    result: IslandResult
+
+
+class StoppedReply(TypedDict):
+    """A stop request ended the command; the island is dropped (its last snapshot
+    stands)."""
+
+    kind: Literal["stopped"]
+    island: Optional[int]
+
+
+class ErrorReply(TypedDict):
+    """A command raised: ``error`` for the user; ``user`` False when the fault is
+    evozero's own, with its ``traceback``."""
+
+    kind: Literal["error"]
+    island: Optional[int]
+    user: bool
+    doing: str
+    error: str
+    traceback: NotRequired[str]
+
+
+class Heartbeat(TypedDict):
+    """A local worker is alive (sent while it works and while it waits)."""
+
+    kind: Literal["heartbeat"]
+
+
+Reply = Union[AdvanceReply, SnapshotReply, FinishReply, StoppedReply, ErrorReply]
