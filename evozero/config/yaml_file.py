@@ -77,23 +77,31 @@ def parse_yaml(text: str, source: str, lines: bool = True) -> tuple[Any, Optiona
 
 
 def _check_size(root: yaml.Node, source: str, lines: bool) -> None:
-    """Refuse a node graph that is cyclic, deeper than MAX_DEPTH or, expanded as a tree,
-    larger than MAX_NODES. Shared nodes (aliases) are measured once and counted at every
-    use, so a bomb is caught without being expanded."""
+    """Refuse a node graph that is cyclic, has more than MAX_DEPTH levels of nested
+    collections or, expanded as a tree, more than MAX_NODES values. Shared nodes (aliases)
+    are measured once and counted at every use, so a bomb is caught without being
+    expanded, and a node's depth is its deepest use, whichever use the walk meets first."""
     def where(node: yaml.Node) -> str:
         return f"{source}:{node.start_mark.line + 1}" if lines else source
 
     sizes: dict[int, int] = {}
+    # Levels of collections from a node down to its deepest leaf.
+    heights: dict[int, int] = {}
     # Iterative depth-first walk: the graph may be deeper than Python's stack.
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     open_nodes: set[int] = set()
     while stack:
-        node, depth, done = stack.pop()
+        node, done = stack.pop()
         key = id(node)
         children = _children(node)
         if done:
             open_nodes.discard(key)
             sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            heights[key] = (isinstance(node, yaml.CollectionNode)
+                            + max((heights[id(child)] for child in children), default=0))
+            if heights[key] > MAX_DEPTH:
+                raise EvozeroError(f"{where(node)}: invalid YAML: nested "
+                                   f"more than {MAX_DEPTH} levels deep")
             if sizes[key] > MAX_NODES:
                 raise EvozeroError(
                     f"{where(root)}: invalid YAML: its aliases expand "
@@ -106,12 +114,9 @@ def _check_size(root: yaml.Node, source: str, lines: bool) -> None:
             raise EvozeroError(f"{where(node)}: invalid YAML: an alias "
                                f"refers to its own anchor, so the value would contain itself; "
                                f"remove the self-reference")
-        if depth > MAX_DEPTH:
-            raise EvozeroError(f"{where(node)}: invalid YAML: nested "
-                               f"more than {MAX_DEPTH} levels deep")
         open_nodes.add(key)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in children)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
