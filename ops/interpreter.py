@@ -135,6 +135,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
         pc += 1
         if op == NO_OP:
             pass
+        # --- scalar arithmetic and functions
         elif op == SCALAR_SUM:
             for t in range(num_tasks):
                 x = scalars[a, t]
@@ -195,6 +196,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = np.log(x)
+        # --- step function of each kind
         elif op == SCALAR_HEAVYSIDE:
             for t in range(num_tasks):
                 x = scalars[a, t]
@@ -207,6 +209,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
             for k in range(tnn):
                 x = matrices[a, k]
                 matrices[o, k] = _step(x)
+        # --- vector ops
         elif op == SCALAR_VECTOR_PRODUCT:
             for t in range(num_tasks):
                 s = scalars[a, t]
@@ -264,6 +267,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     base = t * nn + i * n
                     for j in range(n):
                         matrices[o, base + j] = x * vectors[b, t * n + j]
+        # --- matrix ops
         elif op == SCALAR_MATRIX_PRODUCT:
             for t in range(num_tasks):
                 s = scalars[a, t]
@@ -357,6 +361,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                         scratch[i * n + j] = s
                 for k in range(nn):
                     matrices[o, t * nn + k] = scratch[k]
+        # --- element-wise minimum and maximum
         elif op == SCALAR_MIN:
             for t in range(num_tasks):
                 x = scalars[a, t]
@@ -387,6 +392,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = _nan_max(x, y)
+        # --- means and standard deviations
         elif op == VECTOR_MEAN:
             for t in range(num_tasks):
                 s = 0.0
@@ -444,6 +450,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     d = (matrices[a, k] - x0) - mean
                     s += d * d
                 scalars[o, t] = math.sqrt(s / nn)
+        # --- constants and random draws
         elif op == SCALAR_CONST_SET:
             c = constants[row, 0]
             for t in range(num_tasks):
@@ -481,6 +488,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
             for t in range(num_tasks):
                 for k in range(t * nn, t * nn + nn):
                     matrices[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
+        # --- control codes (ops.codes): the evaluation protocol
         elif op == TRAIN_BEGIN:
             if load_features:
                 for k in range(tn):

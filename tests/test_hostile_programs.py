@@ -28,8 +28,8 @@ from evozero.programs.instruction import ADDRESS_LIMIT, Instruction
 from evozero.runs.island import Island, IslandSpec, check_checkpoint_islands, check_snapshot
 from evozero.nas.cells import Nb101Cell
 from evozero.nas.island import check_nas_snapshot
-from evozero.search.evolution import OLDEST
 from helpers import small_config
+from ops.codes import OLDEST
 from ops.table import OPS, OPS_BY_NAME
 
 REPO = Path(__file__).resolve().parent.parent

@@ -75,17 +75,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from evozero.errors import EvozeroError
 from evozero.programs.instruction import first_problem
-from evozero.programs.program import COMPONENTS, Program
+from evozero.programs.program import COMPONENTS
 from evozero.programs.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
+from evozero.programs.slots import slot_offsets
 from ops.codes import (ALTER_PARAM, FRACTION_KIND, IDENTITY, INSERT_INSTRUCTION, NO_CONSTANT,
-                       NONE_KIND, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION, REMOVE_INSTRUCTION,
-                       SPREAD_KIND, TRADE_INSTRUCTION, VALUE_KIND)
+                       NONE_KIND, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION,
+                       REMOVE_INSTRUCTION, SPREAD_KIND, TRADE_INSTRUCTION, VALUE_KIND)
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND
 from ops.rng import next_normal, next_uniform
@@ -413,37 +414,6 @@ def mutation_arrays(weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarra
     return np.array(kinds, dtype=np.int64), np.array(values, dtype=np.float64)
 
 
-def slot_offsets(max_sizes: Sequence[int]) -> np.ndarray:
-    """Row where each component's block starts: the cumulative max sizes."""
-    sizes = [int(s) for s in max_sizes]
-    return np.array([0, sizes[0], sizes[0] + sizes[1]], dtype=np.int64)
-
-
-def to_slots(program: Program, max_sizes: Sequence[int]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(code, constants, offsets, lengths)`` holding ``program`` in blocks of ``max_sizes``.
-
-    Raises EvozeroError if a component is longer than its maximum size.
-    """
-    if len(max_sizes) != 3 or any(int(s) < 0 for s in max_sizes):
-        raise EvozeroError(f"max sizes must be three numbers >= 0, got {list(max_sizes)}")
-    sizes = program.sizes
-    for c, name in enumerate(COMPONENTS):
-        if sizes[c] > int(max_sizes[c]):
-            raise EvozeroError(f"program's {name} has {sizes[c]} instructions, more than its "
-                               f"maximum size {int(max_sizes[c])}")
-    offsets = slot_offsets(max_sizes)
-    total = int(sum(int(s) for s in max_sizes))
-    code = np.zeros((total, 4), dtype=np.int64)
-    constants = np.zeros((total, 3), dtype=np.float64)
-    for c in range(3):
-        src = slice(program.bounds[c], program.bounds[c + 1])
-        dst = slice(offsets[c], offsets[c] + sizes[c])
-        code[dst] = program.code[src]
-        constants[dst] = program.constants[src]
-    return code, constants, offsets, np.array(sizes, dtype=np.int64)
-
-
 @dataclass(frozen=True)
 class SlotRules:
     """What programs in slots must keep to on one island: block sizes, memory sizes and
@@ -507,26 +477,3 @@ def check_slots(code: Any, constants: Any, lengths: Any, rules: SlotRules, where
         raise EvozeroError(f"{where}: program {k}, row {r}: {OPS[ops[k, r]].name} address "
                            f"{code[k, r, slot + 1]} is outside the config's memory "
                            f"{rules.memory} (scalars, vectors, matrices)")
-
-
-def from_slots(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
-               lengths: np.ndarray) -> Program:
-    """The :class:`Program` held in slots (copies of the rows).
-
-    Raises EvozeroError if the arrays disagree or a component overruns its block.
-    """
-    code = np.asarray(code)
-    constants = np.asarray(constants)
-    if code.ndim != 2 or code.shape[1] != 4 or constants.shape != (len(code), 3):
-        raise EvozeroError(f"slot arrays disagree: code {code.shape}, constants {constants.shape}")
-    if len(offsets) != 3 or len(lengths) != 3:
-        raise EvozeroError("slots need three offsets and three lengths")
-    ends = [int(offsets[1]), int(offsets[2]), len(code)]
-    for c, name in enumerate(COMPONENTS):
-        start, length = int(offsets[c]), int(lengths[c])
-        if start < 0 or length < 0 or start + length > ends[c]:
-            raise EvozeroError(f"{name} does not fit its slots: rows {start}..{start + length - 1}"
-                               f" but its block ends before row {ends[c]}")
-    rows = [np.arange(int(offsets[c]), int(offsets[c]) + int(lengths[c])) for c in range(3)]
-    index = np.concatenate(rows)
-    return Program(code[index].copy(), constants[index].copy(), [int(x) for x in lengths])

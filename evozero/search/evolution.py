@@ -42,6 +42,7 @@ from evozero.evaluation.fec_cache import cache_arrays, insert, lookup, new_cache
 from evozero.programs.liveness import compact_into, live_rows_kernel
 from evozero.programs.mutation import mutate, random_program_slots
 from evozero.programs.program import Program
+from evozero.programs.slots import slots_program
 from evozero.evaluation.vm import TaskGroup, reads_features, run_group, tape_rows
 from ops.codes import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_REJECTS, CLASSIFICATION, COMBINE,
                        CONSTANT_RULE, COST_LIMIT, EVICTIONS, FEC_ON, FILLED, FINGERPRINT_HITS,
@@ -166,27 +167,6 @@ class SearchState:
 
 STATE_ARRAYS = ("code", "constants", "lengths", "fitness", "best_code", "best_constants",
                  "best_lengths", "counters", "values", "streams", "recent")
-
-
-def slots_program(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
-                  lengths: np.ndarray) -> Program:
-    """The Program held in one slot."""
-    rows = np.concatenate([np.arange(offsets[c], offsets[c] + lengths[c]) for c in range(3)])
-    rows = rows.astype(np.int64)
-    return Program(code[rows], constants[rows], [int(n) for n in lengths])
-
-
-def program_slots(program: Program, offsets: np.ndarray, rows: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``program`` laid out in one slot of ``rows`` rows (component c at ``offsets[c]``)."""
-    code = np.zeros((rows, 4), dtype=np.int64)
-    constants = np.zeros((rows, 3))
-    lengths = np.array(program.sizes, dtype=np.int64)
-    for c in range(3):
-        start, stop = program.bounds[c], program.bounds[c + 1]
-        code[offsets[c]:offsets[c] + lengths[c]] = program.code[start:stop]
-        constants[offsets[c]:offsets[c] + lengths[c]] = program.constants[start:stop]
-    return code, constants, lengths
 
 
 def group_arrays(group: TaskGroup) -> tuple:

@@ -13,11 +13,11 @@ import numpy as np
 
 from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays, slot_offsets
+from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program, neural_net_program
-from evozero.search.evolution import (EVOLUTION, MEAN, MEDIAN, RANDOM_SEARCH, Settings, program_cost,
-                            program_slots)
+from evozero.programs.slots import program_slots, slot_offsets
+from evozero.search.evolution import EVOLUTION, MEAN, MEDIAN, RANDOM_SEARCH, Settings, program_cost
 from evozero.evaluation.tasks import Task
 from evozero.evaluation.vm import evaluate
 from ops.codes import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT, FEC_ON,
