@@ -15,6 +15,21 @@ import math
 
 import numpy as np
 
+from ops.codes import (
+    EPOCH_END, HALT, MATRIX_ABS, MATRIX_COLUMN_NORM, MATRIX_CONST_SET, MATRIX_DIFF,
+    MATRIX_DIVISION, MATRIX_GAUSSIAN_SET, MATRIX_HEAVYSIDE, MATRIX_MATRIX_PRODUCT, MATRIX_MAX,
+    MATRIX_MEAN, MATRIX_MIN, MATRIX_NORM, MATRIX_PRODUCT, MATRIX_RECIPROCAL, MATRIX_ROW_MEAN,
+    MATRIX_ROW_NORM, MATRIX_ROW_ST_DEV, MATRIX_ST_DEV, MATRIX_SUM, MATRIX_TRANSPOSE,
+    MATRIX_UNIFORM_SET, MATRIX_VECTOR_PRODUCT, NO_OP, SCALAR_ABS, SCALAR_ARCCOS, SCALAR_ARCSIN,
+    SCALAR_ARCTAN, SCALAR_BROADCAST, SCALAR_CONST_SET, SCALAR_COS, SCALAR_DIFF, SCALAR_DIVISION,
+    SCALAR_EXP, SCALAR_GAUSSIAN_SET, SCALAR_HEAVYSIDE, SCALAR_LOG, SCALAR_MATRIX_PRODUCT,
+    SCALAR_MAX, SCALAR_MIN, SCALAR_PRODUCT, SCALAR_RECIPROCAL, SCALAR_SIN, SCALAR_SUM,
+    SCALAR_TAN, SCALAR_UNIFORM_SET, SCALAR_VECTOR_PRODUCT, TRAIN_BEGIN, TRAIN_END,
+    TRAIN_PREDICTED, VALID_BEGIN, VALID_END, VECTOR_ABS, VECTOR_COLUMN_BROADCAST,
+    VECTOR_CONST_SET, VECTOR_DIFF, VECTOR_DIVISION, VECTOR_GAUSSIAN_SET, VECTOR_HEAVYSIDE,
+    VECTOR_INNER_PRODUCT, VECTOR_MAX, VECTOR_MEAN, VECTOR_MIN, VECTOR_NORM,
+    VECTOR_OUTER_PRODUCT, VECTOR_PRODUCT, VECTOR_RECIPROCAL, VECTOR_ROW_BROADCAST,
+    VECTOR_ST_DEV, VECTOR_SUM, VECTOR_UNIFORM_SET)
 from ops.jit import jit
 from ops.rng import next_normal, next_uniform
 
@@ -58,16 +73,6 @@ def _uniform(streams, t, lo, hi):
 @jit
 def _gaussian(streams, t, mean, std):
     return mean + abs(std) * next_normal(streams, t)
-
-
-# Control codes: tape rows past the op table that drive an evaluation (see run_tape).
-HALT = 99              # stop (ends a plain instruction sequence)
-TRAIN_BEGIN = 100      # v0 = training features (if read), s0 = 0
-TRAIN_PREDICTED = 101  # squash, record, divergence check, s0 = label
-TRAIN_END = 102        # next training example: jump to column 1, else fall through
-VALID_BEGIN = 103      # v0 = validation features (if read), s0 = 0
-VALID_END = 104        # score; next validation example: jump to column 1, else fall through
-EPOCH_END = 105        # fitness; next epoch: jump to column 1, else stop
 
 
 @jit
@@ -128,147 +133,151 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
         o = tape[pc, 3]
         row = tape[pc, 4]
         pc += 1
-        if op == 0:
+        if op == NO_OP:
             pass
-        elif op == 1:
+        # --- scalar arithmetic and functions
+        elif op == SCALAR_SUM:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 y = scalars[b, t]
                 scalars[o, t] = x + y
-        elif op == 2:
+        elif op == SCALAR_DIFF:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 y = scalars[b, t]
                 scalars[o, t] = x - y
-        elif op == 3:
+        elif op == SCALAR_PRODUCT:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 y = scalars[b, t]
                 scalars[o, t] = x * y
-        elif op == 4:
+        elif op == SCALAR_DIVISION:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 y = scalars[b, t]
                 scalars[o, t] = x / y
-        elif op == 5:
+        elif op == SCALAR_ABS:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = abs(x)
-        elif op == 6:
+        elif op == SCALAR_RECIPROCAL:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = 1.0 / x
-        elif op == 7:
+        elif op == SCALAR_SIN:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = math.sin(x)
-        elif op == 8:
+        elif op == SCALAR_COS:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = math.cos(x)
-        elif op == 9:
+        elif op == SCALAR_TAN:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = math.tan(x)
-        elif op == 10:
+        elif op == SCALAR_ARCSIN:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = np.arcsin(x)
-        elif op == 11:
+        elif op == SCALAR_ARCCOS:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = np.arccos(x)
-        elif op == 12:
+        elif op == SCALAR_ARCTAN:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = math.atan(x)
-        elif op == 13:
+        elif op == SCALAR_EXP:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = np.exp(x)
-        elif op == 14:
+        elif op == SCALAR_LOG:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = np.log(x)
-        elif op == 15:
+        # --- step function of each kind
+        elif op == SCALAR_HEAVYSIDE:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 scalars[o, t] = _step(x)
-        elif op == 16:
+        elif op == VECTOR_HEAVYSIDE:
             for k in range(tn):
                 x = vectors[a, k]
                 vectors[o, k] = _step(x)
-        elif op == 17:
+        elif op == MATRIX_HEAVYSIDE:
             for k in range(tnn):
                 x = matrices[a, k]
                 matrices[o, k] = _step(x)
-        elif op == 18:
+        # --- vector ops
+        elif op == SCALAR_VECTOR_PRODUCT:
             for t in range(num_tasks):
                 s = scalars[a, t]
                 for k in range(t * n, t * n + n):
                     vectors[o, k] = s * vectors[b, k]
-        elif op == 19:
+        elif op == SCALAR_BROADCAST:
             for t in range(num_tasks):
                 s = scalars[a, t]
                 for k in range(t * n, t * n + n):
                     vectors[o, k] = s
-        elif op == 20:
+        elif op == VECTOR_RECIPROCAL:
             for k in range(tn):
                 x = vectors[a, k]
                 vectors[o, k] = 1.0 / x
-        elif op == 21:
+        elif op == VECTOR_NORM:
             for t in range(num_tasks):
                 s = 0.0
                 for k in range(t * n, t * n + n):
                     s += vectors[a, k] * vectors[a, k]
                 scalars[o, t] = math.sqrt(s)
-        elif op == 22:
+        elif op == VECTOR_ABS:
             for k in range(tn):
                 x = vectors[a, k]
                 vectors[o, k] = abs(x)
-        elif op == 23:
+        elif op == VECTOR_SUM:
             for k in range(tn):
                 x = vectors[a, k]
                 y = vectors[b, k]
                 vectors[o, k] = x + y
-        elif op == 24:
+        elif op == VECTOR_DIFF:
             for k in range(tn):
                 x = vectors[a, k]
                 y = vectors[b, k]
                 vectors[o, k] = x - y
-        elif op == 25:
+        elif op == VECTOR_PRODUCT:
             for k in range(tn):
                 x = vectors[a, k]
                 y = vectors[b, k]
                 vectors[o, k] = x * y
-        elif op == 26:
+        elif op == VECTOR_DIVISION:
             for k in range(tn):
                 x = vectors[a, k]
                 y = vectors[b, k]
                 vectors[o, k] = x / y
-        elif op == 27:
+        elif op == VECTOR_INNER_PRODUCT:
             for t in range(num_tasks):
                 s = 0.0
                 for k in range(t * n, t * n + n):
                     s += vectors[a, k] * vectors[b, k]
                 scalars[o, t] = s
-        elif op == 28:
+        elif op == VECTOR_OUTER_PRODUCT:
             for t in range(num_tasks):
                 for i in range(n):
                     x = vectors[a, t * n + i]
                     base = t * nn + i * n
                     for j in range(n):
                         matrices[o, base + j] = x * vectors[b, t * n + j]
-        elif op == 29:
+        # --- matrix ops
+        elif op == SCALAR_MATRIX_PRODUCT:
             for t in range(num_tasks):
                 s = scalars[a, t]
                 for k in range(t * nn, t * nn + nn):
                     matrices[o, k] = s * matrices[b, k]
-        elif op == 30:
+        elif op == MATRIX_RECIPROCAL:
             for k in range(tnn):
                 x = matrices[a, k]
                 matrices[o, k] = 1.0 / x
-        elif op == 31:
+        elif op == MATRIX_VECTOR_PRODUCT:
             for t in range(num_tasks):
                 for i in range(n):
                     s = 0.0
@@ -278,24 +287,24 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     scratch[i] = s
                 for i in range(n):
                     vectors[o, t * n + i] = scratch[i]
-        elif op == 32:
+        elif op == VECTOR_COLUMN_BROADCAST:
             for t in range(num_tasks):
                 for i in range(n):
                     x = vectors[a, t * n + i]
                     for j in range(n):
                         matrices[o, t * nn + i * n + j] = x
-        elif op == 33:
+        elif op == VECTOR_ROW_BROADCAST:
             for t in range(num_tasks):
                 for i in range(n):
                     for j in range(n):
                         matrices[o, t * nn + i * n + j] = vectors[a, t * n + j]
-        elif op == 34:
+        elif op == MATRIX_NORM:
             for t in range(num_tasks):
                 s = 0.0
                 for k in range(t * nn, t * nn + nn):
                     s += matrices[a, k] * matrices[a, k]
                 scalars[o, t] = math.sqrt(s)
-        elif op == 35:
+        elif op == MATRIX_COLUMN_NORM:
             for t in range(num_tasks):
                 for j in range(n):
                     s = 0.0
@@ -303,7 +312,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                         x = matrices[a, t * nn + i * n + j]
                         s += x * x
                     vectors[o, t * n + j] = math.sqrt(s)
-        elif op == 36:
+        elif op == MATRIX_ROW_NORM:
             for t in range(num_tasks):
                 for i in range(n):
                     s = 0.0
@@ -311,38 +320,38 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                         x = matrices[a, t * nn + i * n + j]
                         s += x * x
                     vectors[o, t * n + i] = math.sqrt(s)
-        elif op == 37:
+        elif op == MATRIX_TRANSPOSE:
             for t in range(num_tasks):
                 for i in range(n):
                     for j in range(n):
                         scratch[i * n + j] = matrices[a, t * nn + j * n + i]
                 for k in range(nn):
                     matrices[o, t * nn + k] = scratch[k]
-        elif op == 38:
+        elif op == MATRIX_ABS:
             for k in range(tnn):
                 x = matrices[a, k]
                 matrices[o, k] = abs(x)
-        elif op == 39:
+        elif op == MATRIX_SUM:
             for k in range(tnn):
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = x + y
-        elif op == 40:
+        elif op == MATRIX_DIFF:
             for k in range(tnn):
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = x - y
-        elif op == 41:
+        elif op == MATRIX_PRODUCT:
             for k in range(tnn):
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = x * y
-        elif op == 42:
+        elif op == MATRIX_DIVISION:
             for k in range(tnn):
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = x / y
-        elif op == 43:
+        elif op == MATRIX_MATRIX_PRODUCT:
             for t in range(num_tasks):
                 for i in range(n):
                     for j in range(n):
@@ -352,56 +361,58 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                         scratch[i * n + j] = s
                 for k in range(nn):
                     matrices[o, t * nn + k] = scratch[k]
-        elif op == 44:
+        # --- element-wise minimum and maximum
+        elif op == SCALAR_MIN:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 y = scalars[b, t]
                 scalars[o, t] = _nan_min(x, y)
-        elif op == 45:
+        elif op == VECTOR_MIN:
             for k in range(tn):
                 x = vectors[a, k]
                 y = vectors[b, k]
                 vectors[o, k] = _nan_min(x, y)
-        elif op == 46:
+        elif op == MATRIX_MIN:
             for k in range(tnn):
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = _nan_min(x, y)
-        elif op == 47:
+        elif op == SCALAR_MAX:
             for t in range(num_tasks):
                 x = scalars[a, t]
                 y = scalars[b, t]
                 scalars[o, t] = _nan_max(x, y)
-        elif op == 48:
+        elif op == VECTOR_MAX:
             for k in range(tn):
                 x = vectors[a, k]
                 y = vectors[b, k]
                 vectors[o, k] = _nan_max(x, y)
-        elif op == 49:
+        elif op == MATRIX_MAX:
             for k in range(tnn):
                 x = matrices[a, k]
                 y = matrices[b, k]
                 matrices[o, k] = _nan_max(x, y)
-        elif op == 50:
+        # --- means and standard deviations
+        elif op == VECTOR_MEAN:
             for t in range(num_tasks):
                 s = 0.0
                 for k in range(t * n, t * n + n):
                     s += vectors[a, k]
                 scalars[o, t] = s / n
-        elif op == 51:
+        elif op == MATRIX_MEAN:
             for t in range(num_tasks):
                 s = 0.0
                 for k in range(t * nn, t * nn + nn):
                     s += matrices[a, k]
                 scalars[o, t] = s / nn
-        elif op == 52:
+        elif op == MATRIX_ROW_MEAN:
             for t in range(num_tasks):
                 for i in range(n):
                     s = 0.0
                     for j in range(n):
                         s += matrices[a, t * nn + i * n + j]
                     vectors[o, t * n + i] = s / n
-        elif op == 53:
+        elif op == MATRIX_ROW_ST_DEV:
             for t in range(num_tasks):
                 for i in range(n):
                     base = t * nn + i * n
@@ -415,7 +426,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                         d = (matrices[a, base + j] - x0) - mean
                         s += d * d
                     vectors[o, t * n + i] = math.sqrt(s / n)
-        elif op == 54:
+        elif op == VECTOR_ST_DEV:
             for t in range(num_tasks):
                 x0 = vectors[a, t * n]
                 s = 0.0
@@ -427,7 +438,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     d = (vectors[a, k] - x0) - mean
                     s += d * d
                 scalars[o, t] = math.sqrt(s / n)
-        elif op == 55:
+        elif op == MATRIX_ST_DEV:
             for t in range(num_tasks):
                 x0 = matrices[a, t * nn]
                 s = 0.0
@@ -439,43 +450,45 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     d = (matrices[a, k] - x0) - mean
                     s += d * d
                 scalars[o, t] = math.sqrt(s / nn)
-        elif op == 56:
+        # --- constants and random draws
+        elif op == SCALAR_CONST_SET:
             c = constants[row, 0]
             for t in range(num_tasks):
                 scalars[o, t] = c
-        elif op == 57:
+        elif op == VECTOR_CONST_SET:
             i = _index(constants[row, 0], n)
             c = constants[row, 1]
             for t in range(num_tasks):
                 vectors[o, t * n + i] = c
-        elif op == 58:
+        elif op == MATRIX_CONST_SET:
             i = _index(constants[row, 0], n)
             j = _index(constants[row, 1], n)
             c = constants[row, 2]
             for t in range(num_tasks):
                 matrices[o, t * nn + i * n + j] = c
-        elif op == 59:
+        elif op == SCALAR_UNIFORM_SET:
             for t in range(num_tasks):
                 scalars[o, t] = _uniform(streams, t, constants[row, 0], constants[row, 1])
-        elif op == 60:
+        elif op == VECTOR_UNIFORM_SET:
             for t in range(num_tasks):
                 for k in range(t * n, t * n + n):
                     vectors[o, k] = _uniform(streams, t, constants[row, 0], constants[row, 1])
-        elif op == 61:
+        elif op == MATRIX_UNIFORM_SET:
             for t in range(num_tasks):
                 for k in range(t * nn, t * nn + nn):
                     matrices[o, k] = _uniform(streams, t, constants[row, 0], constants[row, 1])
-        elif op == 62:
+        elif op == SCALAR_GAUSSIAN_SET:
             for t in range(num_tasks):
                 scalars[o, t] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
-        elif op == 63:
+        elif op == VECTOR_GAUSSIAN_SET:
             for t in range(num_tasks):
                 for k in range(t * n, t * n + n):
                     vectors[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
-        elif op == 64:
+        elif op == MATRIX_GAUSSIAN_SET:
             for t in range(num_tasks):
                 for k in range(t * nn, t * nn + nn):
                     matrices[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
+        # --- control codes (ops.codes): the evaluation protocol
         elif op == TRAIN_BEGIN:
             if load_features:
                 for k in range(tn):

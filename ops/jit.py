@@ -1,9 +1,11 @@
 """The one numba decorator of the project: it owns the on-disk cache policy.
 
 numba keys a cached function by its own file only, so a cached caller silently keeps
-an old callee defined in another file. Every jitted function of evozero and ops is
-therefore cached under a directory named by a hash of every source file that holds
-jitted code: editing any of them starts a fresh cache. ``EVOZERO_NUMBA_CACHE=0`` turns caching off.
+an old callee defined in another file, or a constant it froze from another module. Every
+jitted function of evozero and ops is therefore cached under a directory named by a hash
+of every file of ``ops/`` (the codes and op arrays kernels read) and every other source
+file that holds jitted code: editing any of them starts a fresh cache. Kernels may read
+module-level constants only from these files. ``EVOZERO_NUMBA_CACHE=0`` turns caching off.
 The directory name also covers numba's bounds-check setting (``NUMBA_BOUNDSCHECK``), which
 changes the compiled code but not numba's own cache key.
 
@@ -23,7 +25,9 @@ import numba
 from numba.core import config as numba_config
 from numba.core.caching import FunctionCache
 
-_PACKAGE_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "evozero")
+_OPS_DIR = Path(__file__).resolve().parent
+_ROOT = _OPS_DIR.parent
+_PACKAGE_DIRS = (_OPS_DIR, _ROOT / "evozero")
 
 
 def _sources_hash() -> str:
@@ -32,10 +36,11 @@ def _sources_hash() -> str:
     for folder in _PACKAGE_DIRS:
         for path in sorted(folder.rglob("*.py")):
             source = path.read_bytes()
-            # Only files with jitted code can change compiled kernels; jitted code reads
-            # no globals from other files (tables are passed in as arrays).
-            if b"@jit" in source:
-                digest.update(path.name.encode())
+            # Kernels freeze constants of ops/*.py (codes, op arrays); elsewhere only files
+            # with jitted code can change compiled kernels.
+            if path.parent == _OPS_DIR or b"@jit" in source:
+                # Relative paths: two files may share a name in different packages.
+                digest.update(path.relative_to(_ROOT).as_posix().encode())
                 digest.update(source)
     return digest.hexdigest()[:16]
 

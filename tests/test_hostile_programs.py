@@ -29,8 +29,8 @@ from evozero.domains import domain_for
 from evozero.runs.checkpointing import check_checkpoint_islands
 from evozero.runs.island import IslandSpec, ProgramIsland, check_program_snapshot
 from evozero.nas.cells import Nb101Cell
-from evozero.search.evolution import OLDEST
 from helpers import small_config
+from ops.codes import OLDEST
 from ops.table import OPS, OPS_BY_NAME
 
 REPO = Path(__file__).resolve().parent.parent

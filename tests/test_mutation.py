@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 
 from evozero.errors import EvozeroError
 from evozero.programs.instruction import Instruction, check_instruction
-from evozero.programs.mutation import (ALTER_PARAM, CONSTANT_RULES, IDENTITY, INSERT_INSTRUCTION,
-                              LOGNORMAL, MUTATION_NAMES, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT,
-                              RANDOMIZE_INSTRUCTION, REMOVE_INSTRUCTION, TRADE_INSTRUCTION,
-                              UNIFORM_SCALE, alter_value, from_slots, mutate, mutation_arrays,
-                              random_program_slots, slot_offsets, to_slots)
+from evozero.programs.mutation import (CONSTANT_RULES, LOGNORMAL, MUTATION_NAMES, UNIFORM_SCALE,
+                              alter_value, mutate, mutation_arrays, random_program_slots)
 from evozero.programs.program import Program
+from evozero.programs.slots import program_slots, slot_offsets, slots_program
+from ops.codes import (ALTER_PARAM, IDENTITY, INSERT_INSTRUCTION, RANDOMIZE_ALGORITHM,
+                       RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION, REMOVE_INSTRUCTION,
+                       TRADE_INSTRUCTION)
 from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, NUM_CONSTANTS, NUM_OPS, OUT_KIND, SORTED_BOUNDS
 from ops.rng import stream_seed
 
@@ -100,7 +101,7 @@ class Slots:
                 for r in range(start, start + int(self.lengths[c]))]
 
     def program(self):
-        return from_slots(self.code, self.constants, self.offsets, self.lengths)
+        return slots_program(self.code, self.constants, self.offsets, self.lengths)
 
 
 def simple_slots(allowed_setup, length=1, memory=(50, 50, 50), seed=0, max_size=4, min_size=0):
@@ -251,12 +252,13 @@ def check_kind(kind, before: Slots, after: Slots):
 
 
 def check_slots_round_trip(slots: Slots):
-    """The slots hold a Program, and to_slots gives the same arrays back."""
+    """The slots hold a Program, and program_slots gives the same arrays back."""
     program = slots.program()
     assert program.sizes == tuple(int(x) for x in slots.lengths)
-    code, constants, offsets, lengths = to_slots(program, slots.max_sizes.tolist())
+    assert np.array_equal(slot_offsets(slots.max_sizes.tolist()), slots.offsets)
+    code, constants, lengths = program_slots(program, slots.offsets, len(slots.code))
     assert np.array_equal(code, slots.code) and np.array_equal(constants, slots.constants)
-    assert np.array_equal(offsets, slots.offsets) and np.array_equal(lengths, slots.lengths)
+    assert np.array_equal(lengths, slots.lengths)
 
 
 @pytest.mark.parametrize("kind", sorted(MUTATION_NAMES.values()))
@@ -605,28 +607,13 @@ def test_random_program_slots():
 @given(slots=slot_programs(), extra=st.lists(st.integers(0, 3), min_size=3, max_size=3))
 def test_slots_round_trip(slots, extra):
     program = slots.program()
-    code, constants, offsets, lengths = to_slots(program, slots.max_sizes.tolist())
+    offsets = slot_offsets(slots.max_sizes.tolist())
+    code, constants, lengths = program_slots(program, offsets, len(slots.code))
     assert np.array_equal(code, slots.code)
     assert np.array_equal(constants, slots.constants)
     assert np.array_equal(offsets, slots.offsets) and np.array_equal(lengths, slots.lengths)
-    assert from_slots(code, constants, offsets, lengths) == program
+    assert slots_program(code, constants, offsets, lengths) == program
     bigger = [int(m) + e for m, e in zip(slots.max_sizes, extra)]
-    assert from_slots(*to_slots(program, bigger)) == program
+    wide = slot_offsets(bigger)
+    assert slots_program(*program_slots(program, wide, sum(bigger))[:2], wide, lengths) == program
     assert Program.parse(str(program)) == program
-
-
-def test_slot_errors():
-    program = Program.parse("def Setup():\n  s2 = 0.5\n  s3 = 1.5\ndef Predict():\n"
-                            "  s1 = dot(v0, v1)\ndef Learn():\n")
-    with pytest.raises(EvozeroError, match="setup"):
-        to_slots(program, [1, 5, 5])
-    with pytest.raises(EvozeroError):
-        to_slots(program, [2, 1])
-    code, constants, offsets, lengths = to_slots(program, [2, 1, 0])
-    assert from_slots(code, constants, offsets, lengths) == program
-    with pytest.raises(EvozeroError, match="predict"):
-        from_slots(code, constants, offsets, np.array([2, 2, 0]))
-    with pytest.raises(EvozeroError, match="learn"):
-        from_slots(code, constants, offsets, np.array([2, 1, 1]))
-    with pytest.raises(EvozeroError):
-        from_slots(code, constants[:2], offsets, lengths)

@@ -13,9 +13,19 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from ops import codes
 from ops.interpreter import run_instructions
 from ops.rng import Stream, stream_seed
 from ops.table import OPS, OPS_BY_NAME
+
+
+
+def test_named_op_codes_are_the_rows_of_the_table():
+    assert all(getattr(codes, op.name) == op.code for op in OPS)
+    control = (codes.HALT, codes.TRAIN_BEGIN, codes.TRAIN_PREDICTED, codes.TRAIN_END,
+               codes.VALID_BEGIN, codes.VALID_END, codes.EPOCH_END)
+    assert min(control) >= len(OPS) and len(set(control)) == len(control)
+
 
 N_SCALARS = N_VECTORS = N_MATRICES = 4
 FEATURES = (1, 3, 4, 16)

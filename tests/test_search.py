@@ -14,12 +14,13 @@ from evozero.search.setup import build_settings
 from evozero.evaluation.fec_cache import COUNT
 from evozero.programs.mutation import MUTATION_NAMES
 from evozero.programs.reference import neural_net_program
-from evozero.search.evolution import (BATCH_DONE, BEST_INDIVIDUAL, BUDGET_REJECTS, BUDGET_SPENT,
-                            COST_LIMIT, EVICTIONS, FILLED, FINGERPRINT_HITS, FULL_EVALS, HURDLE,
-                            HURDLE_STOPS, IMPROVED, INDIVIDUALS, MUTATION_COUNTS, OLDEST,
-                            SAVED_TRAIN_STEPS, SELECTION_STREAM, STRUCTURE_HITS, TRAIN_STEPS,
-                            SearchRunner, SearchState, program_cost, slots_program)
+from evozero.programs.slots import slots_program
+from evozero.search.evolution import (BATCH_DONE, BUDGET_SPENT, HURDLE, IMPROVED, SELECTION_STREAM,
+                            SearchRunner, SearchState, program_cost)
 from evozero.evaluation.vm import evaluate, group_tasks
+from ops.codes import (BEST_INDIVIDUAL, BUDGET_REJECTS, COST_LIMIT, EVICTIONS, FILLED,
+                       FINGERPRINT_HITS, FULL_EVALS, HURDLE_STOPS, INDIVIDUALS, MUTATION_COUNTS,
+                       OLDEST, SAVED_TRAIN_STEPS, STRUCTURE_HITS, TRAIN_STEPS)
 from ops.rng import next_uniform
 
 EVAL_SEED = 12345

@@ -23,8 +23,9 @@ from evozero.programs.instruction import ADDRESS_LIMIT
 from evozero.programs.liveness import compact_kernel, live_rows_kernel
 from evozero.programs.program import Program
 from evozero.evaluation.tasks import Task
-from ops.interpreter import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED,
-                             VALID_BEGIN, VALID_END, run_tape)
+from ops.codes import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED, VALID_BEGIN, VALID_END,
+                       VECTOR_KIND)
+from ops.interpreter import run_tape
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
 from ops.rng import SEED_MAX, stream_seed
@@ -34,11 +35,13 @@ DEFAULT_MAX_ABS_ERROR = 100.0
 
 
 @jit
-def reads_features(code, in1_kind, in2_kind):
-    """Whether any row of ``code`` reads v0 (if none, loading features can be skipped)."""
-    for row in range(code.shape[0]):
+def reads_features(code, rows, in1_kind, in2_kind):
+    """Whether any of the first ``rows`` rows of ``code`` reads v0 (if none, loading
+    features can be skipped)."""
+    for row in range(rows):
         op = code[row, 0]
-        if (in1_kind[op] == 2 and code[row, 1] == 0) or (in2_kind[op] == 2 and code[row, 2] == 0):
+        if (in1_kind[op] == VECTOR_KIND and code[row, 1] == 0) \
+                or (in2_kind[op] == VECTOR_KIND and code[row, 2] == 0):
             return True
     return False
 
@@ -257,7 +260,7 @@ def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int],
               np.zeros(num_tasks, dtype=np.uint64), np.zeros(n * n),
               np.zeros((tape_rows(live.code.shape[0]), 5), dtype=np.int64),
               group.x_train, group.y_train, group.x_valid, group.y_valid, group.classification,
-              reads_features(live.code, IN1_KIND, IN2_KIND), float(max_abs_error),
+              reads_features(live.code, len(live.code), IN1_KIND, IN2_KIND), float(max_abs_error),
               np.uint64(seed), group.indices.astype(np.uint64), fitness,
               np.zeros((num_tasks, 0)) if record is None else record)
     return fitness
@@ -304,5 +307,5 @@ def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x
         steps[p, 0], steps[p, 1] = run_group(
             live_code, live_constants, live_bounds, scalars, vectors, matrices, streams, scratch,
             tape, x_train, y_train, x_valid, y_valid, classification,
-            reads_features(live_code, in1_kind, in2_kind), max_abs_error, seeds[p], task_ids,
+            reads_features(live_code, live_code.shape[0], in1_kind, in2_kind), max_abs_error, seeds[p], task_ids,
             fitness[p], no_record)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ops.codes import MATRIX_KIND, NONE_KIND, SCALAR_KIND, VECTOR_KIND
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
-
-_S, _V, _M = 1, 2, 3
 
 
 @jit
@@ -24,12 +23,12 @@ def _transfer(code, start, stop, live_s, live_v, live_m, keep, in1_kind, in2_kin
         op = code[row, 0]
         kind = out_kind[op]
         o = code[row, 3]
-        if kind == 0:
+        if kind == NONE_KIND:
             keep[row] = False
             continue
-        if kind == _S:
+        if kind == SCALAR_KIND:
             needed = live_s[o]
-        elif kind == _V:
+        elif kind == VECTOR_KIND:
             needed = live_v[o]
         else:
             needed = live_m[o]
@@ -37,20 +36,20 @@ def _transfer(code, start, stop, live_s, live_v, live_m, keep, in1_kind, in2_kin
         if not needed:
             continue
         if not partial[op]:
-            if kind == _S:
+            if kind == SCALAR_KIND:
                 live_s[o] = False
-            elif kind == _V:
+            elif kind == VECTOR_KIND:
                 live_v[o] = False
             else:
                 live_m[o] = False
         for slot in range(2):
             k = in1_kind[op] if slot == 0 else in2_kind[op]
             a = code[row, 1 + slot]
-            if k == _S:
+            if k == SCALAR_KIND:
                 live_s[a] = True
-            elif k == _V:
+            elif k == VECTOR_KIND:
                 live_v[a] = True
-            elif k == _M:
+            elif k == MATRIX_KIND:
                 live_m[a] = True
 
 

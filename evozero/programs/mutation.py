@@ -75,27 +75,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from evozero.errors import EvozeroError
 from evozero.programs.instruction import first_problem
-from evozero.programs.program import COMPONENTS, Program
+from evozero.programs.program import COMPONENTS
 from evozero.programs.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
+from evozero.programs.slots import slot_offsets
+from ops.codes import (ALTER_PARAM, FRACTION_KIND, IDENTITY, INSERT_INSTRUCTION, NO_CONSTANT,
+                       NONE_KIND, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION,
+                       REMOVE_INSTRUCTION, SPREAD_KIND, TRADE_INSTRUCTION, VALUE_KIND)
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND
 from ops.rng import next_normal, next_uniform
 from ops.table import OPS
-
-ALTER_PARAM = 0
-RANDOMIZE_INSTRUCTION = 1
-RANDOMIZE_COMPONENT = 2
-IDENTITY = 3
-INSERT_INSTRUCTION = 4
-REMOVE_INSTRUCTION = 5
-TRADE_INSTRUCTION = 6
-RANDOMIZE_ALGORITHM = 7
 
 MUTATION_NAMES = {
     "alter_param": ALTER_PARAM,
@@ -114,8 +109,6 @@ CONSTANT_RULES = {"lognormal": LOGNORMAL, "uniform_scale": UNIFORM_SCALE}
 
 FLIP_PROBABILITY = 0.1
 CONSTANT_LIMIT = 1e30
-
-_VALUE, _FRACTION, _SPREAD = 1, 2, 3
 
 
 # --- constants --------------------------------------------------------------------------
@@ -138,16 +131,16 @@ def alter_value(value: float, kind: int, rule: int, state: np.ndarray, slot: int
     ``rule`` 0 = lognormal (reference), 1 = uniform_scale (paper); see the module docstring.
     Any other ``kind`` (0 = unused) returns ``value`` unchanged.
     """
-    if kind == _FRACTION:
+    if kind == FRACTION_KIND:
         return next_uniform(state, slot)
-    if kind != _VALUE and kind != _SPREAD:
+    if kind != VALUE_KIND and kind != SPREAD_KIND:
         return value
     if rule == UNIFORM_SCALE:
         value = value * (0.5 + 1.5 * next_uniform(state, slot))
-        if kind == _VALUE and next_uniform(state, slot) < FLIP_PROBABILITY:
+        if kind == VALUE_KIND and next_uniform(state, slot) < FLIP_PROBABILITY:
             value = -value
     else:
-        if kind == _VALUE and next_uniform(state, slot) < FLIP_PROBABILITY:
+        if kind == VALUE_KIND and next_uniform(state, slot) < FLIP_PROBABILITY:
             value = -value
         else:
             value = value * math.exp(next_normal(state, slot))
@@ -160,7 +153,7 @@ def alter_constant(constants: np.ndarray, row: int, op: int, rule: int, state: n
     """Alter one constant of the instruction in ``row`` (chosen uniformly among its op's)."""
     count = 0
     for k in range(3):
-        if const_kind[op, k] != 0:
+        if const_kind[op, k] != NO_CONSTANT:
             count += 1
     if count == 0:
         return
@@ -179,16 +172,16 @@ def alter_param(code: np.ndarray, constants: np.ndarray, row: int, rule: int, st
                 sorted_bounds: np.ndarray) -> None:
     """Change one argument of the instruction in ``row`` (spec 2.6)."""
     op = code[row, 0]
-    if out_kind[op] == 0:
+    if out_kind[op] == NONE_KIND:
         return  # NO_OP
-    if in1_kind[op] == 0:
+    if in1_kind[op] == NONE_KIND:
         # data op: output address or one constant
         if draw_int(state, slot, 2) == 0:
             code[row, 3] = draw_address(state, slot, out_kind[op], num_s, num_v, num_m, True)
         else:
             alter_constant(constants, row, op, rule, state, slot, const_kind, sorted_bounds)
         return
-    choices = 3 if in2_kind[op] != 0 else 2
+    choices = 3 if in2_kind[op] != NONE_KIND else 2
     choice = draw_int(state, slot, choices)
     if choice == choices - 1:
         code[row, 3] = draw_address(state, slot, out_kind[op], num_s, num_v, num_m, True)
@@ -242,23 +235,23 @@ def _pick_component(allowed_counts, state, slot):
 
 
 @jit
-def _pick_kind(kinds, kind_weights, state, slot):
+def _pick_mutation_type(mutation_types, mutation_weights, state, slot):
     total = 0.0
     last = -1
-    for i in range(kinds.size):
-        if kind_weights[i] > 0.0:
-            total += kind_weights[i]
+    for i in range(mutation_types.size):
+        if mutation_weights[i] > 0.0:
+            total += mutation_weights[i]
             last = i
     if last < 0:
         return -1
     target = next_uniform(state, slot) * total
     cumulative = 0.0
-    for i in range(kinds.size):
-        if kind_weights[i] > 0.0:
-            cumulative += kind_weights[i]
+    for i in range(mutation_types.size):
+        if mutation_weights[i] > 0.0:
+            cumulative += mutation_weights[i]
             if target < cumulative:
-                return kinds[i]
-    return kinds[last]
+                return mutation_types[i]
+    return mutation_types[last]
 
 
 @jit
@@ -294,41 +287,41 @@ def _check_layout(code, constants, offsets, lengths, max_sizes, allowed, allowed
 @jit
 def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
            min_sizes: np.ndarray, max_sizes: np.ndarray, allowed: np.ndarray,
-           allowed_counts: np.ndarray, kinds: np.ndarray, kind_weights: np.ndarray,
+           allowed_counts: np.ndarray, mutation_types: np.ndarray, mutation_weights: np.ndarray,
            constant_rule: int, num_s: int, num_v: int, num_m: int, state: np.ndarray, slot: int,
            in1_kind: np.ndarray, in2_kind: np.ndarray, out_kind: np.ndarray,
            const_kind: np.ndarray, sorted_bounds: np.ndarray) -> int:
-    """Apply exactly one mutation drawn by weight from ``kinds``; return its type id.
+    """Apply exactly one mutation drawn by weight from ``mutation_types``; return its type id.
 
     See the module docstring for the operators, the layout it needs and the decisions
     taken. ``lengths``, ``code``, ``constants`` and ``state[slot]`` are changed in place;
-    -1 means no kind had a positive weight. Raises ValueError for a broken layout.
+    -1 means no mutation type had a positive weight. Raises ValueError for a broken layout.
     """
     _check_layout(code, constants, offsets, lengths, max_sizes, allowed, allowed_counts,
                   state, slot, out_kind)
-    kind = _pick_kind(kinds, kind_weights, state, slot)
-    if kind < 0:
+    mutation_type = _pick_mutation_type(mutation_types, mutation_weights, state, slot)
+    if mutation_type < 0:
         return -1
     c = _pick_component(allowed_counts, state, slot)
     if c < 0:
-        return kind
+        return mutation_type
     start = offsets[c]
     length = lengths[c]
     ops = allowed[c, :allowed_counts[c]]
-    if kind == ALTER_PARAM:
+    if mutation_type == ALTER_PARAM:
         if length > 0:
             row = start + draw_int(state, slot, length)
             alter_param(code, constants, row, constant_rule, state, slot, num_s, num_v, num_m,
                         in1_kind, in2_kind, out_kind, const_kind, sorted_bounds)
-    elif kind == RANDOMIZE_INSTRUCTION:
+    elif mutation_type == RANDOMIZE_INSTRUCTION:
         if length > 0:
             row = start + draw_int(state, slot, length)
             randomize_row(code, constants, row, random_op(ops, state, slot), state, slot,
                           num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
-    elif kind == RANDOMIZE_COMPONENT:
+    elif mutation_type == RANDOMIZE_COMPONENT:
         randomize_rows(code, constants, start, start + length, ops, state, slot,
                        num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
-    elif kind == INSERT_INSTRUCTION:
+    elif mutation_type == INSERT_INSTRUCTION:
         # At the maximum the block has no free row for the shift to move into.
         if length < max_sizes[c]:
             position = draw_int(state, slot, length + 1)
@@ -336,12 +329,12 @@ def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths
             randomize_row(code, constants, start + position, random_op(ops, state, slot), state,
                           slot, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
             lengths[c] = length + 1
-    elif kind == REMOVE_INSTRUCTION:
+    elif mutation_type == REMOVE_INSTRUCTION:
         if length > min_sizes[c] and length > 0:
             position = draw_int(state, slot, length)
             _delete_row(code, constants, start + position, start + length)
             lengths[c] = length - 1
-    elif kind == TRADE_INSTRUCTION:
+    elif mutation_type == TRADE_INSTRUCTION:
         if length > 0:
             insert_at = draw_int(state, slot, length + 1)   # among length + 1 gaps
             removed = draw_int(state, slot, length)         # among the old instructions
@@ -352,14 +345,14 @@ def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths
             _shift_down(code, constants, start + insert_at, start + length - 1)
             randomize_row(code, constants, start + insert_at, random_op(ops, state, slot), state,
                           slot, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
-    elif kind == RANDOMIZE_ALGORITHM:
+    elif mutation_type == RANDOMIZE_ALGORITHM:
         for k in range(3):
             if allowed_counts[k] > 0:
                 randomize_rows(code, constants, offsets[k], offsets[k] + lengths[k],
                                allowed[k, :allowed_counts[k]], state, slot,
                                num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
     # IDENTITY and ids outside 0..7: nothing
-    return kind
+    return mutation_type
 
 
 @jit
@@ -399,7 +392,7 @@ def random_program_slots(code: np.ndarray, constants: np.ndarray, offsets: np.nd
 # --- Python helpers -----------------------------------------------------------------------
 
 def mutation_arrays(weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """``kinds`` and ``kind_weights`` for :func:`mutate` from ``{name: weight}``.
+    """``mutation_types`` and ``mutation_weights`` for :func:`mutate` from ``{name: weight}``.
 
     Raises EvozeroError for an unknown name, a negative or non-finite weight, or when no
     weight is positive.
@@ -419,37 +412,6 @@ def mutation_arrays(weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarra
     if not any(v > 0 for v in values):
         raise EvozeroError("mutation weights: at least one weight must be > 0")
     return np.array(kinds, dtype=np.int64), np.array(values, dtype=np.float64)
-
-
-def slot_offsets(max_sizes: Sequence[int]) -> np.ndarray:
-    """Row where each component's block starts: the cumulative max sizes."""
-    sizes = [int(s) for s in max_sizes]
-    return np.array([0, sizes[0], sizes[0] + sizes[1]], dtype=np.int64)
-
-
-def to_slots(program: Program, max_sizes: Sequence[int]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(code, constants, offsets, lengths)`` holding ``program`` in blocks of ``max_sizes``.
-
-    Raises EvozeroError if a component is longer than its maximum size.
-    """
-    if len(max_sizes) != 3 or any(int(s) < 0 for s in max_sizes):
-        raise EvozeroError(f"max sizes must be three numbers >= 0, got {list(max_sizes)}")
-    sizes = program.sizes
-    for c, name in enumerate(COMPONENTS):
-        if sizes[c] > int(max_sizes[c]):
-            raise EvozeroError(f"program's {name} has {sizes[c]} instructions, more than its "
-                               f"maximum size {int(max_sizes[c])}")
-    offsets = slot_offsets(max_sizes)
-    total = int(sum(int(s) for s in max_sizes))
-    code = np.zeros((total, 4), dtype=np.int64)
-    constants = np.zeros((total, 3), dtype=np.float64)
-    for c in range(3):
-        src = slice(program.bounds[c], program.bounds[c + 1])
-        dst = slice(offsets[c], offsets[c] + sizes[c])
-        code[dst] = program.code[src]
-        constants[dst] = program.constants[src]
-    return code, constants, offsets, np.array(sizes, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -515,26 +477,3 @@ def check_slots(code: Any, constants: Any, lengths: Any, rules: SlotRules, where
         raise EvozeroError(f"{where}: program {k}, row {r}: {OPS[ops[k, r]].name} address "
                            f"{code[k, r, slot + 1]} is outside the config's memory "
                            f"{rules.memory} (scalars, vectors, matrices)")
-
-
-def from_slots(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
-               lengths: np.ndarray) -> Program:
-    """The :class:`Program` held in slots (copies of the rows).
-
-    Raises EvozeroError if the arrays disagree or a component overruns its block.
-    """
-    code = np.asarray(code)
-    constants = np.asarray(constants)
-    if code.ndim != 2 or code.shape[1] != 4 or constants.shape != (len(code), 3):
-        raise EvozeroError(f"slot arrays disagree: code {code.shape}, constants {constants.shape}")
-    if len(offsets) != 3 or len(lengths) != 3:
-        raise EvozeroError("slots need three offsets and three lengths")
-    ends = [int(offsets[1]), int(offsets[2]), len(code)]
-    for c, name in enumerate(COMPONENTS):
-        start, length = int(offsets[c]), int(lengths[c])
-        if start < 0 or length < 0 or start + length > ends[c]:
-            raise EvozeroError(f"{name} does not fit its slots: rows {start}..{start + length - 1}"
-                               f" but its block ends before row {ends[c]}")
-    rows = [np.arange(int(offsets[c]), int(offsets[c]) + int(lengths[c])) for c in range(3)]
-    index = np.concatenate(rows)
-    return Program(code[index].copy(), constants[index].copy(), [int(x) for x in lengths])

@@ -6,11 +6,10 @@ fractions and spreads U[0, 1).
 """
 from __future__ import annotations
 
-
+from ops.codes import (FRACTION_KIND, MATRIX_KIND, SCALAR_KIND, SPREAD_KIND, VALUE_KIND,
+                       VECTOR_KIND)
 from ops.jit import jit
 from ops.rng import next_uniform
-
-_S, _V, _M = 1, 2, 3
 
 
 @jit
@@ -23,11 +22,11 @@ def draw_int(state, slot, n):
 @jit
 def draw_address(state, slot, kind, num_s, num_v, num_m, is_output):
     """A random address of ``kind`` (0 for an unused operand)."""
-    if kind == _S:
+    if kind == SCALAR_KIND:
         return 1 + draw_int(state, slot, num_s - 1) if is_output else draw_int(state, slot, num_s)
-    if kind == _V:
+    if kind == VECTOR_KIND:
         return 1 + draw_int(state, slot, num_v - 1) if is_output else draw_int(state, slot, num_v)
-    if kind == _M:
+    if kind == MATRIX_KIND:
         return draw_int(state, slot, num_m)
     return 0
 
@@ -35,9 +34,9 @@ def draw_address(state, slot, kind, num_s, num_v, num_m, is_output):
 @jit
 def draw_constant(state, slot, const_kind):
     """A fresh constant of ``const_kind`` (1 value, 2 fraction, 3 spread; 0 unused)."""
-    if const_kind == 1:
+    if const_kind == VALUE_KIND:
         return 2.0 * next_uniform(state, slot) - 1.0
-    if const_kind == 2 or const_kind == 3:
+    if const_kind == FRACTION_KIND or const_kind == SPREAD_KIND:
         return next_uniform(state, slot)
     return 0.0
 

@@ -40,9 +40,18 @@ import numpy as np
 
 from evozero.evaluation.fec_cache import cache_arrays, insert, lookup, new_cache
 from evozero.programs.liveness import compact_into, live_rows_kernel
-from evozero.programs.mutation import IDENTITY, mutate, random_program_slots
+from evozero.programs.mutation import mutate, random_program_slots
 from evozero.programs.program import Program
-from evozero.evaluation.vm import TaskGroup, run_group, tape_rows
+from evozero.programs.slots import slots_program
+from evozero.evaluation.vm import TaskGroup, reads_features, run_group, tape_rows
+from ops.codes import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_REJECTS, CLASSIFICATION, COMBINE,
+                       CONSTANT_RULE, COST_LIMIT, EVICTIONS, FEC_ON, FILLED, FINGERPRINT_HITS,
+                       FORGET_EVERY, FORGOTTEN, FULL_EVALS, HURDLE_PERCENTILE, HURDLE_STOPS,
+                       HURDLE_WINDOW, HURDLES_ON, IDENTITY, INDIVIDUALS, MAX_ABS_ERROR,
+                       MAX_INDIVIDUALS, MAX_TRAIN_STEPS, MUTATE_PROB, MUTATION_COUNTS,
+                       NUM_COUNTERS, NUM_M, NUM_S, NUM_V, OLDEST, POPULATION, ROUNDING_SCALE,
+                       SAVED_TRAIN_STEPS, STRATEGY, STRUCTURE_HITS, TOURNAMENT, TRAIN_STEPS,
+                       VALID_STEPS)
 from ops.jit import jit
 from ops.kinds import (COST, CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE,
                        SORTED_BOUNDS)
@@ -51,26 +60,8 @@ from ops.rng import mix64, next_uniform, stream_seed
 # Random streams of a search experiment (rows of SearchState.streams).
 MUTATION_STREAM, SELECTION_STREAM = 0, 1
 
-# Counters (SearchState.counters).
-INDIVIDUALS, TRAIN_STEPS, FILLED, OLDEST, FULL_EVALS, STRUCTURE_HITS, FINGERPRINT_HITS, \
-    HURDLE_STOPS, BUDGET_REJECTS, FORGOTTEN, EVICTIONS, VALID_STEPS, BEST_INDIVIDUAL, \
-    SAVED_TRAIN_STEPS = range(14)
-MUTATION_COUNTS = 16          # 16 + kind id: how often each mutation type was applied
-NUM_COUNTERS = 24
-COUNTER_NAMES = ("individuals", "train_steps", "filled", "oldest", "full_evaluations",
-                 "structure_hits", "fingerprint_hits", "hurdle_stops", "budget_rejects",
-                 "forgotten", "evictions", "valid_steps", "best_individual",
-                 "saved_train_steps")
-
 # Float state (SearchState.values).
 BEST_FITNESS, HURDLE = 0, 1
-
-# Integer settings (Settings.ints).
-STRATEGY, POPULATION, TOURNAMENT, CONSTANT_RULE, FEC_ON, FORGET_EVERY, HURDLES_ON, \
-    HURDLE_WINDOW, BUDGET_ON, COMBINE, MAX_INDIVIDUALS, MAX_TRAIN_STEPS, NUM_S, NUM_V, \
-    NUM_M, CLASSIFICATION = range(16)
-# Float settings (Settings.floats).
-MUTATE_PROB, MAX_ABS_ERROR, HURDLE_PERCENTILE, COST_LIMIT, ROUNDING_SCALE = range(5)
 
 # Batch outcomes.
 BATCH_DONE, BUDGET_SPENT, IMPROVED = 0, 1, 2
@@ -95,8 +86,8 @@ class Settings:
     init_sizes: np.ndarray
     allowed: np.ndarray        # (3, K) op codes per component, padded
     allowed_counts: np.ndarray
-    kinds: np.ndarray          # mutation type ids and their weights
-    kind_weights: np.ndarray
+    mutation_types: np.ndarray  # mutation type codes (ops.codes) and their weights
+    mutation_weights: np.ndarray
     init_code: np.ndarray      # (K, R, 4) initial programs in slots (unused if random)
     init_constants: np.ndarray
     init_lengths: np.ndarray
@@ -161,7 +152,7 @@ class SearchState:
         return cls(**{name: np.array(arrays[name]) for name in STATE_ARRAYS}, cache=cache)
 
     def counter(self, index: int) -> int:
-        """One of the counters (see COUNTER_NAMES)."""
+        """One of the counters (slots named in :mod:`ops.codes`)."""
         return int(self.counters[index])
 
     @property
@@ -176,27 +167,6 @@ class SearchState:
 
 STATE_ARRAYS = ("code", "constants", "lengths", "fitness", "best_code", "best_constants",
                  "best_lengths", "counters", "values", "streams", "recent")
-
-
-def slots_program(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
-                  lengths: np.ndarray) -> Program:
-    """The Program held in one slot."""
-    rows = np.concatenate([np.arange(offsets[c], offsets[c] + lengths[c]) for c in range(3)])
-    rows = rows.astype(np.int64)
-    return Program(code[rows], constants[rows], [int(n) for n in lengths])
-
-
-def program_slots(program: Program, offsets: np.ndarray, rows: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``program`` laid out in one slot of ``rows`` rows (component c at ``offsets[c]``)."""
-    code = np.zeros((rows, 4), dtype=np.int64)
-    constants = np.zeros((rows, 3))
-    lengths = np.array(program.sizes, dtype=np.int64)
-    for c in range(3):
-        start, stop = program.bounds[c], program.bounds[c + 1]
-        code[offsets[c]:offsets[c] + lengths[c]] = program.code[start:stop]
-        constants[offsets[c]:offsets[c] + lengths[c]] = program.constants[start:stop]
-    return code, constants, lengths
 
 
 def group_arrays(group: TaskGroup) -> tuple:
@@ -316,12 +286,7 @@ def _run(code, constants, bounds, group, memory, classification, max_abs_error, 
     x_train, y_train, x_valid, y_valid, task_ids = group
     scalars, vectors, matrices, streams, scratch, tape = memory[:6]
     in1_kind, in2_kind = tables[0], tables[1]
-    load = False
-    for row in range(bounds[3]):
-        op = code[row, 0]
-        if (in1_kind[op] == 2 and code[row, 1] == 0) or (in2_kind[op] == 2 and code[row, 2] == 0):
-            load = True
-            break
+    load = reads_features(code, bounds[3], in1_kind, in2_kind)
     return run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch, tape,
                      x_train, y_train, x_valid, y_valid, classification, load, max_abs_error,
                      seed, task_ids, fitness, record)
@@ -493,20 +458,20 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             child_code[:] = code[parent]
             child_constants[:] = constants[parent]
             child_lengths[:] = lengths[parent]
-            kind = IDENTITY
+            mutation_type = IDENTITY
             if next_uniform(streams, MUTATION_STREAM) < settings_f[MUTATE_PROB]:
-                kind = mutate(child_code, child_constants, offsets, child_lengths, min_sizes,
+                mutation_type = mutate(child_code, child_constants, offsets, child_lengths, min_sizes,
                               max_sizes, allowed, allowed_counts, kinds, weights,
                               settings_i[CONSTANT_RULE], num_s, num_v, num_m, streams,
                               MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind,
                               sorted_bounds)
-                if kind >= 0:
-                    counters[MUTATION_COUNTS + kind] += 1
+                if mutation_type >= 0:
+                    counters[MUTATION_COUNTS + mutation_type] += 1
             # An exact copy has its parent's fitness (fitness is a pure function of the
             # program), so with the cache on it is a structure hit without hashing. Not
             # with hurdles (the parent's fitness may be a first-task fitness) nor with the
             # compute budget (whose rejections are counted per child).
-            copy = kind == IDENTITY and settings_i[FEC_ON] != 0 \
+            copy = mutation_type == IDENTITY and settings_i[FEC_ON] != 0 \
                 and settings_i[HURDLES_ON] == 0 and settings_i[BUDGET_ON] == 0
         if copy:
             y_train = groups[0][1]
@@ -611,7 +576,7 @@ class SearchRunner:
                      np.zeros(4, dtype=np.int64))
         self.layout = (settings.offsets, settings.min_sizes, settings.max_sizes,
                        settings.init_sizes, settings.allowed, settings.allowed_counts,
-                       settings.kinds, settings.kind_weights)
+                       settings.mutation_types, settings.mutation_weights)
         self.tables = (IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE, COST, CONST_KIND,
                        SORTED_BOUNDS)
 

@@ -13,17 +13,18 @@ import numpy as np
 
 from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays, slot_offsets
+from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program, neural_net_program
-from evozero.search.evolution import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT,
-                            EVOLUTION, FEC_ON, FORGET_EVERY, HURDLE_PERCENTILE,
-                            HURDLE_WINDOW, HURDLES_ON, MAX_ABS_ERROR, MAX_INDIVIDUALS,
-                            MAX_TRAIN_STEPS, MEAN, MEDIAN, MUTATE_PROB, NUM_M, NUM_S, NUM_V,
-                            POPULATION, RANDOM_SEARCH, ROUNDING_SCALE, STRATEGY, TOURNAMENT,
-                            Settings, program_cost, program_slots)
+from evozero.programs.slots import program_slots, slot_offsets
+from evozero.search.evolution import EVOLUTION, MEAN, MEDIAN, RANDOM_SEARCH, Settings, program_cost
 from evozero.evaluation.tasks import Task
 from evozero.evaluation.vm import evaluate
+from ops.codes import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT, FEC_ON,
+                       FORGET_EVERY, HURDLE_PERCENTILE, HURDLE_WINDOW, HURDLES_ON, MAX_ABS_ERROR,
+                       MAX_INDIVIDUALS, MAX_TRAIN_STEPS, MUTATE_PROB, NUM_FLOAT_SETTINGS,
+                       NUM_INT_SETTINGS, NUM_M, NUM_S, NUM_V, POPULATION, ROUNDING_SCALE,
+                       STRATEGY, TOURNAMENT)
 from ops.rng import stream_seed
 
 # Purposes of derived seeds.
@@ -137,7 +138,7 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
     allowed = np.zeros((3, width), dtype=np.int64)
     for c, ops in enumerate(op_lists):
         allowed[c, :len(ops)] = ops
-    kinds, weights = mutation_arrays(config.mutations)
+    mutation_types, mutation_weights = mutation_arrays(config.mutations)
     given = initial_programs(config)
     # A random population is drawn in the kernel; one empty program fills the slots.
     programs = given if given is not None else [Program.from_instructions()]
@@ -150,7 +151,7 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
     n_train = tasks[0].n_train * tasks[0].epochs
     baseline = (neural_net_program() if config.compute_budget.baseline == "neural_net"
                 else linear_program())
-    ints = np.zeros(16, dtype=np.int64)
+    ints = np.zeros(NUM_INT_SETTINGS, dtype=np.int64)
     ints[STRATEGY] = EVOLUTION if config.strategy == "evolution" else RANDOM_SEARCH
     ints[POPULATION] = config.population_size
     ints[TOURNAMENT] = config.tournament_size
@@ -165,7 +166,7 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
     ints[MAX_TRAIN_STEPS] = -1 if config.budget.train_steps is None else config.budget.train_steps
     ints[NUM_S], ints[NUM_V], ints[NUM_M] = config.memory.sizes
     ints[CLASSIFICATION] = tasks[0].classification
-    floats = np.zeros(5)
+    floats = np.zeros(NUM_FLOAT_SETTINGS)
     floats[MUTATE_PROB] = config.mutate_prob
     floats[MAX_ABS_ERROR] = config.max_abs_error
     floats[HURDLE_PERCENTILE] = config.hurdles.percentile
@@ -176,7 +177,7 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
         min_sizes=np.array([b.min for b in bounds], dtype=np.int64), max_sizes=max_sizes,
         init_sizes=init_sizes, allowed=allowed,
         allowed_counts=np.array([len(ops) for ops in op_lists], dtype=np.int64),
-        kinds=kinds, kind_weights=weights,
+        mutation_types=mutation_types, mutation_weights=mutation_weights,
         init_code=np.stack([s[0] for s in slots]), init_constants=np.stack([s[1] for s in slots]),
         init_lengths=np.stack([s[2] for s in slots]),
         init_random=given is None, eval_seed=eval_seed)
