@@ -923,7 +923,7 @@ class Nas:
 
 @dataclass(frozen=True)
 class Config:
-    """A complete, validated experiment (see the module docstring and DESIGN.md)."""
+    """A complete, validated experiment (see the module docstring and docs/design.md)."""
 
     name: str | None = _setting(_Optional(_Name()), None)
     seed: int = _setting(_Int(0, SEED_MAX), 0)

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md): ``runs/<name>/`` with everything a run leaves behind.
+"""The run directory (docs/design.md): ``runs/<name>/`` with everything a run leaves behind.
 
 ::
 
@@ -66,7 +66,7 @@ KEEP_CHECKPOINTS = 2
 _ARRAY_REF = "__ndarray__"
 _CHECKPOINT_NAME = re.compile(r"^(\d+)\.json$")
 # mkstemp creates files readable by the owner only; a run directory is meant to be shared
-# (DESIGN.md), so atomic writes get the mode a plain open() would give. Read once, at
+# (docs/design.md), so atomic writes get the mode a plain open() would give. Read once, at
 # import, because os.umask can only be read by setting it.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
