@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from evozero.analysis.estimator import EvolvedClassifier, EvolvedEstimator, EvolvedRegressor
-from evozero.programs.program import Program
-from evozero.programs.reference import linear_program, neural_net_program
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import group_tasks, resolve_memory, strip_dead_code
+from evozero.programs.program import Program
+from evozero.programs.reference import linear_program, neural_net_program
 
 
 @pytest.mark.parametrize("program, kind", [(linear_program(0.05), "linear"),

@@ -26,18 +26,18 @@ prediction is the class whose s1 is largest.
 """
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from evozero.errors import EvozeroError
+from evozero.evaluation.vm import build_tape, strip_dead_code, tape_rows
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program
-from evozero.evaluation.vm import build_tape, strip_dead_code, tape_rows
 from ops.interpreter import HALT, TRAIN_END, VALID_END, run_tape
 from ops.rng import stream_seed
 
-ProgramLike = Union[Program, str, None]
+ProgramLike = Program | str | None
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -83,7 +83,8 @@ def _stream_root(random_state: Any) -> int:
     """The seed of the random ops: an int as given, None fresh entropy (as in
     scikit-learn), a numpy RandomState or Generator one draw from it."""
     if random_state is None:
-        return int(np.random.SeedSequence().entropy % 2**64)
+        entropy = np.random.SeedSequence().entropy   # an int when drawn fresh
+        return int(entropy) % 2**64  # type: ignore[arg-type]
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
             and 0 <= random_state < 2**64:
         return int(random_state)
@@ -99,8 +100,9 @@ class EvolvedEstimator(BaseEstimator):
     """Regression with an evolved program (default: the hand-written SGD linear model).
 
     ``program`` is a :class:`Program` or its text; ``epochs`` passes over the rows in
-    fit; ``random_state`` seeds the program's random ops (None: fresh each fit); ``max_abs_error`` as in the VM
-    (training stops when the prediction error exceeds it, ``diverged_`` tells).
+    fit; ``random_state`` seeds the program's random ops (None: fresh each fit);
+    ``max_abs_error`` as in the VM (training stops when the prediction error exceeds it,
+    ``diverged_`` tells).
 
     Learned state: ``program_`` (the live program), ``scalars_`` / ``vectors_`` /
     ``matrices_`` / ``streams_`` in the VM's task-major layout with one "task" per
@@ -123,7 +125,7 @@ class EvolvedEstimator(BaseEstimator):
         return {"program": self.program, "epochs": self.epochs,
                 "random_state": self.random_state, "max_abs_error": self.max_abs_error}
 
-    def set_params(self, **params: Any) -> "EvolvedEstimator":
+    def set_params(self, **params: Any) -> EvolvedEstimator:
         """Change constructor arguments; returns the estimator."""
         valid = self.get_params()
         for name, value in params.items():
@@ -169,7 +171,7 @@ class EvolvedEstimator(BaseEstimator):
         """The label vector of every model to learn (one here)."""
         return [y.astype(np.float64)]
 
-    def fit(self, X: Any, y: Any) -> "EvolvedEstimator":
+    def fit(self, X: Any, y: Any) -> EvolvedEstimator:
         """Run Setup, then Predict and Learn on every row (``epochs`` times); returns self."""
         if not isinstance(self.epochs, (int, np.integer)) or isinstance(self.epochs, bool) \
                 or not 1 <= self.epochs <= MAX_EPOCHS:

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.legend_handler import HandlerTuple
 
-from evozero.config import Config, config_to_dict
 from evozero.analysis.figure import draw_median_band, new_figure, save_figure, series_color
 from evozero.analysis.plot_labels import place_labels
+from evozero.config import Config, config_to_dict
 from evozero.errors import EvozeroError
 from evozero.runs.rundir import RunDir
 

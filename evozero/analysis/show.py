@@ -3,14 +3,14 @@ key settings, and the timeline of discoveries."""
 from __future__ import annotations
 
 from itertools import zip_longest
-from typing import Any, Optional
+from typing import Any
 
 from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.programs.program import Program
-from evozero.runs.rundir import RunDir
-from evozero.programs.simplify import program_diff, simplify
 from evozero.evaluation.vm import resolve_memory
+from evozero.programs.program import Program
+from evozero.programs.simplify import program_diff, simplify
+from evozero.runs.rundir import RunDir
 
 # Settings a reader needs to make sense of a result, in the order show prints them; the
 # full config is in config.yaml. A cell search (nas.show) has no use for the program-only ones.
@@ -49,7 +49,7 @@ def run_program(text: str, where: str, memory: tuple[int, int, int]) -> Program:
     return program
 
 
-def best_program(rundir: RunDir, memory: tuple[int, int, int]) -> Optional[Program]:
+def best_program(rundir: RunDir, memory: tuple[int, int, int]) -> Program | None:
     """The program in best.txt (None before there is one), checked as :func:`run_program`."""
     text = rundir.read_best()
     return None if text is None else run_program(text, str(rundir.path / RunDir.BEST), memory)
@@ -61,12 +61,12 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     memory = config.memory.sizes
     final = rundir.read_final()
     progress = rundir.read_progress()
-    discoveries = rundir.discovery_lines()
+    lines = rundir.discovery_lines()
     program = best_program(rundir, memory)
-    if program is None and discoveries:
-        line, record = discoveries[-1]
+    if program is None and lines:
+        line, record = lines[-1]
         program = _discovery(rundir, line, record, memory)["program"]
-    discoveries = [record for _, record in discoveries]
+    discoveries = [record for _, record in lines]
     summary: dict[str, Any] = {
         "run": str(rundir.path), "name": config.name, "finished": final is not None,
         "solved": bool(final and final["solved"]),
@@ -111,8 +111,9 @@ def history(rundir: RunDir) -> list[dict[str, Any]]:
 
 
 # The fields of a discovery record that show reads, and their types.
-_DISCOVERY_FIELDS = {"experiment": int, "individual": (int, float), "seconds": (int, float),
-                     "fitness": (int, float), "program": str}
+_DISCOVERY_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "experiment": int, "individual": (int, float), "seconds": (int, float),
+    "fitness": (int, float), "program": str}
 
 
 def _discovery(rundir: RunDir, line: int, record: dict[str, Any],

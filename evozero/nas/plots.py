@@ -11,14 +11,15 @@ step line.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from evozero.analysis.figure import draw_median_band, new_figure, save_figure, series_color
 from evozero.errors import EvozeroError
 from evozero.nas.results import cost_of, pareto_front
-from evozero.analysis.figure import draw_median_band, new_figure, save_figure, series_color
 from evozero.runs.rundir import RunDir
 
 _COST_LABELS = {"latency_ms": "estimated latency (ms, {profile})", "macs": "MACs",

@@ -21,8 +21,8 @@ def cell_lines(cell: Nb101Cell | Nb201Cell) -> list[str]:
     """The cell as an adjacency matrix with one op per vertex (NAS-Bench-201 cells: one
     op per edge, and their string)."""
     if isinstance(cell, Nb201Cell):
-        ops = iter(cell.edge_ops)
-        lines = [f"  node {j} = " + " + ".join(f"{next(ops)}(node {i})" for i in range(j))
+        edge_ops = iter(cell.edge_ops)
+        lines = [f"  node {j} = " + " + ".join(f"{next(edge_ops)}(node {i})" for i in range(j))
                  for j in range(1, NB201_NODES)]
         return [f"  {cell}"] + lines
     matrix, ops = cell.pruned()
