@@ -19,8 +19,8 @@ The conventions follow scikit-learn's: ``__init__`` only stores its keyword argu
 ``cross_val_score``. Without scikit-learn, importing this module is an EvozeroError that
 says how to install it.
 
-:class:`EvolvedClassifier` runs the VM's binary protocol (labels 0/1, sigmoid of s1 in
-Learn, s1 > 0 means the positive class). With more than two classes it is one-vs-rest:
+:class:`EvolvedClassifier` runs the VM's classification protocol on labels 0/1
+(docs/design.md, "Evaluation protocol"). With more than two classes it is one-vs-rest:
 one learned memory per class (the program trained on "this class or not"), the
 prediction is the class whose s1 is largest.
 """
