@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 __all__ = ["COMPONENTS", "EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor",
            "EvozeroError", "Instruction", "Program", "TASK_KINDS", "Task", "evaluate",
            "make_tasks", "strip_dead_code"]
-# Imported on first use: the estimators import scikit-learn when it is installed.
+# Imported on first use: the estimators need scikit-learn (the `data` extra).
 _ESTIMATORS = ("EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor")
 
 

@@ -1,4 +1,4 @@
-"""Evolved programs as scikit-learn-style estimators (scikit-learn itself is optional).
+"""Evolved programs as scikit-learn estimators (scikit-learn comes with the ``data`` extra).
 
 ``fit(X, y)`` runs Setup once and then, for each row in order (``epochs`` passes),
 Predict and Learn, exactly as the VM trains on a task. ``predict(X)`` runs Predict on
@@ -12,51 +12,40 @@ neural-net programs), the two give identical predictions.
 
 The conventions follow scikit-learn's: ``__init__`` only stores its keyword arguments,
 ``fit`` returns the estimator, learned state lives in attributes ending in ``_``, and
-``get_params`` / ``set_params`` work. When scikit-learn is installed, the estimators
-derive from its ``BaseEstimator`` and mixins and validate inputs with its own tools
-(``validate_data``, ``check_is_fitted``, ``check_classification_targets``), so they pass
+``get_params`` / ``set_params`` work. The estimators derive from scikit-learn's
+``BaseEstimator`` and mixins and validate inputs with its own tools (``validate_data``,
+``check_is_fitted``, ``check_classification_targets``), so they pass
 ``sklearn.utils.estimator_checks.check_estimator`` and fit in ``Pipeline`` and
-``cross_val_score``. Without it, equivalent plain-numpy checks raise ``ValueError``\\ s
-with the same meaning; valid inputs give identical results either way.
+``cross_val_score``. Without scikit-learn, importing this module is an EvozeroError that
+says how to install it.
 
-:class:`EvolvedClassifier` runs the VM's binary protocol (labels 0/1, sigmoid of s1 in
-Learn, s1 > 0 means the positive class). With more than two classes it is one-vs-rest:
+:class:`EvolvedClassifier` runs the VM's classification protocol on labels 0/1
+(docs/design.md, "Evaluation protocol"). With more than two classes it is one-vs-rest:
 one learned memory per class (the program trained on "this class or not"), the
 prediction is the class whose s1 is largest.
 """
 from __future__ import annotations
 
-import warnings
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from evozero.errors import EvozeroError
+from evozero.evaluation.vm import build_tape, strip_dead_code, tape_rows
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program
-from evozero.evaluation.vm import build_tape, strip_dead_code, tape_rows
 from ops.interpreter import HALT, TRAIN_END, VALID_END, run_tape
 from ops.rng import stream_seed
 
-ProgramLike = Union[Program, str, None]
+ProgramLike = Program | str | None
 
-try:  # scikit-learn is optional: with it, its tags and validation make the checks pass.
-    from sklearn.base import BaseEstimator as _Base
-    from sklearn.base import ClassifierMixin as _ClassifierBase
-    from sklearn.base import RegressorMixin as _RegressorBase
-    from sklearn.utils.multiclass import check_classification_targets as _check_targets
-    from sklearn.utils.validation import check_is_fitted as _check_is_fitted
-    from sklearn.utils.validation import validate_data as _validate_data
-    HAVE_SKLEARN = True
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError:
-    HAVE_SKLEARN = False
-    _Base = object  # type: ignore[assignment,misc]
-
-    class _ClassifierBase:  # type: ignore[no-redef]
-        """Stands in for scikit-learn's ClassifierMixin."""
-
-    class _RegressorBase:  # type: ignore[no-redef]
-        """Stands in for scikit-learn's RegressorMixin."""
+    raise EvozeroError("the estimators (EvolvedEstimator, EvolvedRegressor, "
+                       "EvolvedClassifier) need scikit-learn: pip install 'evozero[data]'") from None
 
 # Upper bound on the doubles of one batch of independent predictions (memory per row).
 _BATCH_DOUBLES = 1 << 22
@@ -70,74 +59,6 @@ _MAX_STREAM_DOUBLES = 1 << 28
 class InvalidParameterError(EvozeroError, ValueError):
     """A constructor argument outside its range: an EvozeroError, and a ValueError as
     scikit-learn expects of estimators."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised (without scikit-learn) when predicting before fit, like sklearn's."""
-
-
-# ---------------------------------------------------------------------------------------
-# Input validation without scikit-learn (same meaning and similar messages as sklearn's).
-
-def _reject_special(data: Any, name: str) -> None:
-    if type(data).__module__.startswith("scipy.sparse"):
-        raise TypeError(f"Sparse data was passed for {name}, but dense data is required "
-                        f"(sparse input is not supported). Use '.toarray()' to convert "
-                        f"to a dense numpy array.")
-    if np.iscomplexobj(data) or (isinstance(data, np.ndarray) and data.dtype == object and
-                                 any(isinstance(v, complex) for v in data.ravel())):
-        raise ValueError("Complex data not supported")
-
-
-def _plain_X(estimator: Any, X: Any, reset: bool) -> np.ndarray:
-    _reject_special(X, "X")
-    array = np.asarray(X)
-    if array.ndim != 2:
-        raise ValueError(f"Expected 2D array, got {array.ndim}D array instead: Reshape your "
-                         f"data either using array.reshape(-1, 1) if your data has a single "
-                         f"feature or array.reshape(1, -1) if it contains a single sample.")
-    array = array.astype(np.float64)
-    if array.shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={array.shape}) while a "
-                         f"minimum of 1 is required.")
-    if array.shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={array.shape}) while a "
-                         f"minimum of 1 is required.")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("Input X contains NaN or infinity.")
-    if reset:
-        estimator.n_features_in_ = array.shape[1]
-    elif array.shape[1] != estimator.n_features_in_:
-        raise ValueError(f"X has {array.shape[1]} features, but {type(estimator).__name__} "
-                         f"is expecting {estimator.n_features_in_} features as input.")
-    return array
-
-
-def _plain_y(y: Any, n_samples: int, numeric: bool) -> np.ndarray:
-    _reject_special(y, "y")
-    target = np.asarray(y)
-    if target.ndim == 2 and target.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                      "change the shape of y to (n_samples, ), for example using ravel().",
-                      UserWarning, stacklevel=4)
-        target = target.ravel()
-    if target.ndim != 1:
-        raise ValueError(f"y should be a 1d array, got an array of shape {target.shape} "
-                         f"instead.")
-    if target.shape[0] != n_samples:
-        raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                         f"[{n_samples}, {target.shape[0]}]")
-    if numeric or target.dtype.kind in "fc":
-        as_float = target.astype(np.float64)
-        if not np.all(np.isfinite(as_float)):
-            raise ValueError("Input y contains NaN or infinity.")
-        if not numeric and np.any(as_float != np.round(as_float)):
-            raise ValueError("Unknown label type: continuous. Maybe you are trying to fit a "
-                             "classifier, which expects discrete classes on a regression "
-                             "target with continuous values.")
-        if numeric:
-            target = as_float
-    return target
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,7 +83,8 @@ def _stream_root(random_state: Any) -> int:
     """The seed of the random ops: an int as given, None fresh entropy (as in
     scikit-learn), a numpy RandomState or Generator one draw from it."""
     if random_state is None:
-        return int(np.random.SeedSequence().entropy % 2**64)
+        entropy = np.random.SeedSequence().entropy   # an int when drawn fresh
+        return int(entropy) % 2**64  # type: ignore[arg-type]
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
             and 0 <= random_state < 2**64:
         return int(random_state)
@@ -174,12 +96,13 @@ def _stream_root(random_state: Any) -> int:
                                 f"numpy RandomState/Generator, got {random_state!r}"[:200])
 
 
-class EvolvedEstimator(_Base):
+class EvolvedEstimator(BaseEstimator):
     """Regression with an evolved program (default: the hand-written SGD linear model).
 
     ``program`` is a :class:`Program` or its text; ``epochs`` passes over the rows in
-    fit; ``random_state`` seeds the program's random ops (None: fresh each fit); ``max_abs_error`` as in the VM
-    (training stops when the prediction error exceeds it, ``diverged_`` tells).
+    fit; ``random_state`` seeds the program's random ops (None: fresh each fit);
+    ``max_abs_error`` as in the VM (training stops when the prediction error exceeds it,
+    ``diverged_`` tells).
 
     Learned state: ``program_`` (the live program), ``scalars_`` / ``vectors_`` /
     ``matrices_`` / ``streams_`` in the VM's task-major layout with one "task" per
@@ -202,7 +125,7 @@ class EvolvedEstimator(_Base):
         return {"program": self.program, "epochs": self.epochs,
                 "random_state": self.random_state, "max_abs_error": self.max_abs_error}
 
-    def set_params(self, **params: Any) -> "EvolvedEstimator":
+    def set_params(self, **params: Any) -> EvolvedEstimator:
         """Change constructor arguments; returns the estimator."""
         valid = self.get_params()
         for name, value in params.items():
@@ -218,29 +141,18 @@ class EvolvedEstimator(_Base):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                              f"y is None.")
-        if HAVE_SKLEARN:
-            x, target = _validate_data(self, X, y, dtype=np.float64,
-                                       y_numeric=not self._classification)
-            if self._classification:
-                _check_targets(target)
-            else:
-                target = np.asarray(target, dtype=np.float64)
+        x, target = validate_data(self, X, y, dtype=np.float64,
+                                  y_numeric=not self._classification)
+        if self._classification:
+            check_classification_targets(target)
         else:
-            x = _plain_X(self, X, reset=True)
-            target = _plain_y(y, x.shape[0], numeric=not self._classification)
+            target = np.asarray(target, dtype=np.float64)
         # A private contiguous float64 copy (inputs may be read-only memmaps or F-ordered).
         return np.array(x, dtype=np.float64, order="C", copy=True), target
 
     def _check_X(self, X: Any) -> np.ndarray:
-        if HAVE_SKLEARN:
-            _check_is_fitted(self, "program_")
-            x = _validate_data(self, X, dtype=np.float64, reset=False)
-        else:
-            if not hasattr(self, "program_"):
-                raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
-                                     f"Call 'fit' with appropriate arguments before using "
-                                     f"this estimator.")
-            x = _plain_X(self, X, reset=False)
+        check_is_fitted(self, "program_")
+        x = validate_data(self, X, dtype=np.float64, reset=False)
         return np.array(x, dtype=np.float64, order="C", copy=True)
 
     def _program(self) -> Program:
@@ -259,7 +171,7 @@ class EvolvedEstimator(_Base):
         """The label vector of every model to learn (one here)."""
         return [y.astype(np.float64)]
 
-    def fit(self, X: Any, y: Any) -> "EvolvedEstimator":
+    def fit(self, X: Any, y: Any) -> EvolvedEstimator:
         """Run Setup, then Predict and Learn on every row (``epochs`` times); returns self."""
         if not isinstance(self.epochs, (int, np.integer)) or isinstance(self.epochs, bool) \
                 or not 1 <= self.epochs <= MAX_EPOCHS:
@@ -357,11 +269,11 @@ class EvolvedEstimator(_Base):
         return float(1.0 - residual / total) if total > 0 else float(residual == 0)
 
 
-class EvolvedRegressor(_RegressorBase, EvolvedEstimator):
+class EvolvedRegressor(RegressorMixin, EvolvedEstimator):
     """Regression flavour (the same as :class:`EvolvedEstimator`)."""
 
 
-class EvolvedClassifier(_ClassifierBase, EvolvedEstimator):
+class EvolvedClassifier(ClassifierMixin, EvolvedEstimator):
     """Classification with the VM's sigmoid protocol; ``classes_`` holds the sorted
     original labels. Two classes: one model trained on 0/1 (1 = ``classes_[1]``),
     ``predict`` gives ``classes_[1]`` where s1 > 0. More classes: one-vs-rest, one model

@@ -1,8 +1,8 @@
 """Fitness curves of run directories as PNG images (``evozero plot``).
 
-Three kinds of figure, all drawn with matplotlib's Agg canvas on a private
-:class:`~matplotlib.figure.Figure` (no pyplot, no global state), so plotting is safe in
-threads, tests and headless servers:
+Three kinds of figure, each on a private Agg figure (:mod:`evozero.analysis.figure`,
+which also draws the median-and-band curves; the labels of the discoveries are placed by
+:mod:`evozero.analysis.plot_labels`):
 
 * one run: the best fitness of each experiment (a step line) and the population mean,
   against individuals, seconds or training steps; every discovery (a new best) is a marker
@@ -19,21 +19,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
-from matplotlib.text import Text
 
+from evozero.analysis.figure import draw_median_band, new_figure, save_figure, series_color
+from evozero.analysis.plot_labels import place_labels
 from evozero.config import Config, config_to_dict
 from evozero.errors import EvozeroError
 from evozero.runs.rundir import RunDir
 
-__all__ = ["X_AXES", "RunData", "load_run", "plot_runs", "program_label", "save_figure"]
+__all__ = ["X_AXES", "RunData", "load_run", "plot_runs", "program_label"]
 
 #: What the x axis can show, with its axis label.
 X_AXES = {
@@ -44,10 +44,6 @@ X_AXES = {
 #: How many discoveries get a text label on a single-run figure (the largest jumps).
 MAX_LABELS = 6
 FIGSIZE = (8.0, 5.0)
-DPI = 120
-# Qualitative colours (matplotlib's tab10), taken explicitly instead of from rcParams.
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
 _RUN_SUFFIX = re.compile(r"-\d+$")
 # An instruction that only assigns a constant, such as "s2 = -0.489".
 _CONSTANT_SET = re.compile(r"^\w+ = -?[\d.]+(e[-+]?\d+)?$")
@@ -244,19 +240,17 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, *, x: str = "indiv
     if not runs:
         raise EvozeroError("no run directories given to plot")
     data = [load_run(run, x) for run in runs]
-    # Fixed margins rather than a layout engine: labels are placed in display space and
-    # must not move when the figure is saved.
-    figure = Figure(figsize=FIGSIZE, dpi=DPI)
-    figure.subplots_adjust(left=0.1, right=0.975, bottom=0.11, top=0.93)
-    FigureCanvasAgg(figure)
+    figure = new_figure(FIGSIZE, left=0.1, right=0.975, bottom=0.11, top=0.93)
     axes = figure.add_subplot()
+    # Legend entries that show a median line over its band: line -> (band, line).
+    banded: dict[Any, tuple[Any, ...]] = {}
     if compare:
         groups: dict[str, list[RunData]] = {}
         for run in data:
             groups.setdefault(run.group, []).append(run)
         default_title = _compare_title(groups)
         for index, (name, members) in enumerate(groups.items()):
-            _draw_group(axes, members, _COLORS[index % len(_COLORS)], name)
+            _note_band(banded, _draw_group(axes, members, series_color(index), name))
         ylabel = "best fitness so far"
     elif len(data) == 1:
         default_title = _single_title(data[0])
@@ -265,7 +259,7 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, *, x: str = "indiv
     else:
         _check_same_config(data)
         default_title = _group_title(data)
-        _draw_group(axes, data, _COLORS[0], data[0].group)
+        _note_band(banded, _draw_group(axes, data, series_color(0), data[0].group))
         ylabel = "best fitness so far (search tasks)"
     axes.set_xlabel(X_AXES[x])
     axes.set_ylabel(ylabel)
@@ -273,22 +267,15 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, *, x: str = "indiv
     axes.grid(True, alpha=0.3, linewidth=0.6)
     axes.set_xlim(left=min(0.0, axes.get_xlim()[0]))
     handles, labels = axes.get_legend_handles_labels()
-    handles = [(getattr(h, "_evozero_band"), h) if hasattr(h, "_evozero_band") else h
-               for h in handles]
+    handles = [banded.get(h, h) for h in handles]
     axes.legend(handles, labels, loc="lower right" if compare or len(data) > 1 else "best",
                 fontsize=8, framealpha=0.9, handler_map={tuple: HandlerTuple(ndivide=1)})
     return save_figure(figure, output)
 
 
-def save_figure(figure: Figure, output: str | Path) -> Path:
-    """Write ``figure`` to ``output`` (folders created); a clear error if it cannot."""
-    output = Path(output)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(output, dpi=DPI)
-    except (OSError, ValueError) as error:
-        raise EvozeroError(f"{output}: cannot write the plot ({error})") from None
-    return output
+def _note_band(banded: dict[Any, tuple[Any, ...]], handle: tuple[Any, ...] | None) -> None:
+    if handle is not None and len(handle) == 2:
+        banded[handle[-1]] = handle
 
 
 def _fmt(value: float | None) -> str:
@@ -341,7 +328,7 @@ def _check_same_config(runs: list[RunData]) -> None:
 
 def _draw_single(axes: Any, run: RunData, annotate: bool) -> None:
     """Best (step) and mean per experiment, discoveries as markers, largest jumps labelled."""
-    best_color, mean_color = _COLORS[0], _COLORS[1]
+    best_color, mean_color = series_color(0), series_color(1)
     experiments = sorted(set(run.progress_exp.tolist()) | set(run.disc_exp.tolist()))
     for number, exp in enumerate(experiments):
         first = number == 0
@@ -409,113 +396,10 @@ def _annotate_jumps(axes: Any, run: RunData) -> None:
                f"{run.disc_fitness[i]:.{digits}f}  "
                + program_label(run.disc_programs[i], memory))
               for i in chosen]
-    _place_labels(axes, labels)
+    place_labels(axes, labels)
 
 
-# Candidate text offsets in points from the anchor (dx, dy, ha, va): below-right first,
-# where a rising best line usually leaves room, then the other sides, further out.
-_OFFSETS = [(dx * r, dy * r, "left" if dx > 0 else "right", "top" if dy < 0 else "bottom")
-            for r in (1.0, 2.0, 3.2, 4.6, 6.5)
-            for dx, dy in ((14, -18), (14, 18), (-14, -18), (-14, 18), (30, -4), (-30, -4))]
-
-
-def _place_labels(axes: Any, labels: list[tuple[float, float, str]]) -> None:
-    """Annotate (x, y, text) points, each at the candidate offset that overlaps least.
-
-    Overlap is measured in display space against the labels already placed, the lines
-    and markers drawn so far and the axes frame (a greedy search; a handful of labels).
-    """
-    figure = axes.figure
-    axes.autoscale_view()
-    axes.set_xlim(axes.get_xlim())   # freeze the limits so display positions stay put
-    axes.set_ylim(axes.get_ylim())
-    renderer = figure.canvas.get_renderer()
-    frame = axes.get_window_extent(renderer)
-    obstacles = _line_points(axes)
-    placed: list[Any] = []
-    arrows: list[tuple[Any, Any]] = []
-    style = {"textcoords": "offset points", "fontsize": 6.5, "family": "monospace",
-             "zorder": 5, "annotation_clip": False,
-             "bbox": {"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.7",
-                      "alpha": 0.9, "lw": 0.5},
-             "arrowprops": {"arrowstyle": "-", "color": "0.45", "lw": 0.6,
-                            "shrinkA": 0, "shrinkB": 3}}
-    for x, y, text in labels:
-        best = None
-        for order, (dx, dy, ha, va) in enumerate(_OFFSETS):
-            note = axes.annotate(text, (x, y), xytext=(dx, dy), ha=ha, va=va, **style)
-            note.update_positions(renderer)
-            # The text and its frame only: Annotation's own extent includes the arrow.
-            box = Text.get_window_extent(note, renderer).padded(4)
-            outside = (max(0.0, frame.x0 - box.x0) + max(0.0, box.x1 - frame.x1)
-                       + max(0.0, frame.y0 - box.y0) + max(0.0, box.y1 - frame.y1))
-            hits = 0
-            if obstacles.size:
-                hits = int(np.sum((obstacles[:, 0] >= box.x0) & (obstacles[:, 0] <= box.x1)
-                                  & (obstacles[:, 1] >= box.y0) & (obstacles[:, 1] <= box.y1)))
-            crossing = sum(_overlap(box, other) for other in placed)
-            anchor = axes.transData.transform((x, y))
-            # The connector runs from the anchor to the nearest point of the box.
-            end = (min(max(anchor[0], box.x0), box.x1), min(max(anchor[1], box.y0), box.y1))
-            tangles = sum(_crosses(anchor, end, a, b) for a, b in arrows)
-            tangles += sum(_segment_in_box(anchor, end, other) for other in placed)
-            score = outside * 1000 + crossing * 10 + tangles * 40 + hits + order * 2.0
-            if best is None or score < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (score, note, box, (anchor, end))
-            else:
-                note.remove()
-        if best is not None:
-            placed.append(best[2])
-            arrows.append(best[3])
-
-
-def _crosses(p: Any, q: Any, a: Any, b: Any) -> bool:
-    """Whether segments pq and ab cross (touching at an end does not count)."""
-    def side(o: Any, u: Any, v: Any) -> float:
-        return (u[0] - o[0]) * (v[1] - o[1]) - (u[1] - o[1]) * (v[0] - o[0])
-    d1, d2 = side(a, b, p), side(a, b, q)
-    d3, d4 = side(p, q, a), side(p, q, b)
-    return d1 * d2 < 0 and d3 * d4 < 0
-
-
-def _segment_in_box(p: Any, q: Any, box: Any) -> bool:
-    """Whether the segment pq passes through ``box`` (sampled)."""
-    t = np.linspace(0.05, 0.95, 12)[:, None]
-    points = np.asarray(p) + t * (np.asarray(q) - np.asarray(p))
-    return bool(np.any((points[:, 0] > box.x0) & (points[:, 0] < box.x1)
-                       & (points[:, 1] > box.y0) & (points[:, 1] < box.y1)))
-
-
-def _overlap(a: Any, b: Any) -> float:
-    """Overlapping area of two display boxes, in square points (roughly)."""
-    width = min(a.x1, b.x1) - max(a.x0, b.x0)
-    height = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return max(0.0, width) * max(0.0, height) / 10.0
-
-
-def _line_points(axes: Any) -> np.ndarray:
-    """Display coordinates of points along every line drawn on ``axes`` (every ~3 px)."""
-    chunks = []
-    for line in axes.get_lines():
-        data = np.asarray(line.get_xydata(), dtype=float)
-        data = data[np.all(np.isfinite(data), axis=1)]
-        if len(data) > 1 and line.get_drawstyle() == "steps-post":
-            corners = np.column_stack([data[1:, 0], data[:-1, 1]])
-            data = np.insert(data, np.arange(1, len(data)), corners, axis=0)
-        vertices = line.get_transform().transform(data) if len(data) else data.reshape(0, 2)
-        if line.get_linestyle() in ("None", "none", "", " ") or len(vertices) < 2:
-            chunks.append(vertices)
-            continue
-        for a, b in zip(vertices[:-1], vertices[1:]):
-            steps = max(1, int(np.hypot(*(b - a)) / 3))
-            t = np.linspace(0.0, 1.0, steps + 1)[:, None]
-            chunks.append(a + t * (b - a))
-    return np.concatenate(chunks) if chunks else np.zeros((0, 2))
-
-
-def _draw_group(axes: Any, runs: list[RunData], color: str, name: str) -> None:
+def _draw_group(axes: Any, runs: list[RunData], color: str, name: str) -> tuple[Any, ...] | None:
     """Median best-so-far of ``runs`` on a common x grid, with an IQR or min-max band."""
     curves = [run.best_so_far() for run in runs]
     grid = np.unique(np.concatenate([xs for xs, _ in curves] + [np.zeros(0)]))
@@ -523,7 +407,7 @@ def _draw_group(axes: Any, runs: list[RunData], color: str, name: str) -> None:
         grid = np.unique(np.concatenate([np.linspace(grid[0], grid[-1], _MAX_GRID),
                                          grid[[0, -1]]]))
     if not grid.size:
-        return
+        return None
     values = np.full((len(runs), grid.size), np.nan)
     for row, (run, (xs, ys)) in enumerate(zip(runs, curves)):
         if not xs.size:
@@ -536,23 +420,5 @@ def _draw_group(axes: Any, runs: list[RunData], color: str, name: str) -> None:
         values[row, inside] = ys[index[inside]]
     counts = np.sum(np.isfinite(values), axis=0)
     shown = counts > 0
-    grid, values, counts = grid[shown], values[:, shown], counts[shown]
-    with np.errstate(all="ignore"):
-        median = np.nanmedian(values, axis=0)
-        if len(runs) >= 4:
-            low, high = np.nanpercentile(values, [25, 75], axis=0)
-            band = "IQR"
-        else:
-            low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-            band = "min–max"
-    n = len(runs)
-    if n == 1:
-        axes.step(grid, median, where="post", color=color, linewidth=1.8,
-                  label=f"{name} ({runs[0].config.strategy}): 1 run")
-        return
-    fill = axes.fill_between(grid, low, high, step="post", color=color, alpha=0.2,
-                             linewidth=0)
-    (line,) = axes.step(grid, median, where="post", color=color, linewidth=1.8)
-    # One legend entry per group: the line drawn over its band.
-    line.set_label(f"{name} ({runs[0].config.strategy}): median of {n} runs, {band} band")
-    line._evozero_band = fill  # type: ignore[attr-defined]
+    label = f"{name} ({runs[0].config.strategy})" + (": 1 run" if len(runs) == 1 else "")
+    return draw_median_band(axes, grid[shown], values[:, shown], color, label)

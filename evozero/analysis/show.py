@@ -3,18 +3,39 @@ key settings, and the timeline of discoveries."""
 from __future__ import annotations
 
 from itertools import zip_longest
-from typing import Any, Optional
+from typing import Any
 
+from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.programs.program import Program
-from evozero.runs.rundir import RunDir
-from evozero.programs.simplify import program_diff, simplify
 from evozero.evaluation.vm import resolve_memory
+from evozero.programs.program import Program
+from evozero.programs.simplify import program_diff, simplify
+from evozero.runs.rundir import RunDir
 
-# Settings a reader needs to make sense of a result; the full config is in config.yaml.
+# Settings a reader needs to make sense of a result, in the order show prints them; the
+# full config is in config.yaml. A cell search (nas.show) has no use for the program-only ones.
 _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "mutate_prob",
                  "initial_population", "fitness_combine", "sufficient_fitness",
                  "max_experiments", "migration", "migrate_every", "deterministic")
+_PROGRAM_ONLY = frozenset({"mutate_prob", "initial_population", "fitness_combine",
+                           "sufficient_fitness", "max_experiments"})
+
+
+def key_settings(config: Config, *, programs: bool = True) -> dict[str, Any]:
+    """The settings of ``config`` that show prints (without the program-only ones for a
+    cell search)."""
+    return {key: getattr(config, key) for key in _KEY_SETTINGS
+            if programs or key not in _PROGRAM_ONLY}
+
+
+def settings_line(settings: dict[str, Any]) -> str:
+    """The key settings as one indented line of show's output."""
+    return "  " + ", ".join(f"{key} {value}" for key, value in settings.items())
+
+
+def unfinished(run: str) -> str:
+    """Show's word for a run that has not finished, with how to continue it."""
+    return f"unfinished (continue with: evozero resume {run})"
 
 
 def run_program(text: str, where: str, memory: tuple[int, int, int]) -> Program:
@@ -28,7 +49,7 @@ def run_program(text: str, where: str, memory: tuple[int, int, int]) -> Program:
     return program
 
 
-def best_program(rundir: RunDir, memory: tuple[int, int, int]) -> Optional[Program]:
+def best_program(rundir: RunDir, memory: tuple[int, int, int]) -> Program | None:
     """The program in best.txt (None before there is one), checked as :func:`run_program`."""
     text = rundir.read_best()
     return None if text is None else run_program(text, str(rundir.path / RunDir.BEST), memory)
@@ -40,12 +61,12 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     memory = config.memory.sizes
     final = rundir.read_final()
     progress = rundir.read_progress()
-    discoveries = rundir.discovery_lines()
+    lines = rundir.discovery_lines()
     program = best_program(rundir, memory)
-    if program is None and discoveries:
-        line, record = discoveries[-1]
+    if program is None and lines:
+        line, record = lines[-1]
         program = _discovery(rundir, line, record, memory)["program"]
-    discoveries = [record for _, record in discoveries]
+    discoveries = [record for _, record in lines]
     summary: dict[str, Any] = {
         "run": str(rundir.path), "name": config.name, "finished": final is not None,
         "solved": bool(final and final["solved"]),
@@ -58,7 +79,7 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
         (progress[-1]["experiment"] if progress else 0),
         "islands": final.get("islands", 1) if final else
         (len(progress[-1].get("islands", [None])) if progress else 0),
-        "settings": {key: getattr(config, key) for key in _KEY_SETTINGS},
+        "settings": key_settings(config),
         "search_tasks": f"{config.search_tasks.num_tasks} {config.search_tasks.kind} tasks, "
                         f"F = {config.search_tasks.features}, {config.search_tasks.train} "
                         f"train / {config.search_tasks.valid} valid",
@@ -90,8 +111,9 @@ def history(rundir: RunDir) -> list[dict[str, Any]]:
 
 
 # The fields of a discovery record that show reads, and their types.
-_DISCOVERY_FIELDS = {"experiment": int, "individual": (int, float), "seconds": (int, float),
-                     "fitness": (int, float), "program": str}
+_DISCOVERY_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "experiment": int, "individual": (int, float), "seconds": (int, float),
+    "fitness": (int, float), "program": str}
 
 
 def _discovery(rundir: RunDir, line: int, record: dict[str, Any],
@@ -111,7 +133,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The human-readable form of :func:`run_summary`."""
     lines = [f"run {summary['run']}"]
     state = ("solved" if summary["solved"] else "not solved") if summary["finished"] \
-        else "unfinished (continue with: evozero resume " + summary["run"] + ")"
+        else unfinished(summary["run"])
     lines.append(f"  {state}; {summary['experiments']} experiment(s), "
                  f"{summary['individuals']:,} individuals on {summary['islands']} island(s), "
                  f"{summary['seconds']:.1f} s")
@@ -119,7 +141,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                          if value is not None)
     lines.append(f"  fitness: {fitness or 'none yet'}")
     lines.append(f"  searched on {summary['search_tasks']}")
-    lines.append("  " + ", ".join(f"{key} {value}" for key, value in summary["settings"].items()))
+    lines.append(settings_line(summary["settings"]))
     if summary["program"] is not None:
         raw = summary["program"].rstrip().splitlines()
         simple = summary["simplified"].rstrip().splitlines()

@@ -1,8 +1,9 @@
-"""Plots of NAS runs (``evozero plot`` on NAS run directories), drawn like the program
-plots on a private Agg figure.
+"""Plots of NAS runs (``evozero plot`` on NAS run directories), on the figure helpers of
+:mod:`evozero.analysis.figure` like the program plots.
 
 Left: the best validation accuracy so far against networks evaluated; several runs of
-one config become a median line with a min-max band, and runs of different configs (for
+one config become a median line with a band (interquartile with 4+ runs, min-max
+otherwise), and runs of different configs (for
 example evolution against random search) one line each with a legend. Right: every
 evaluated network as a dot of validation accuracy against the run's cost (its objective's
 ``cost``, latency on its device profile by default), with each config's Pareto front as a
@@ -10,20 +11,18 @@ step line.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from evozero.analysis.figure import draw_median_band, new_figure, save_figure, series_color
 from evozero.config import Nas
 from evozero.errors import EvozeroError
 from evozero.nas.pareto import cost_of, pareto_front
-from evozero.analysis.plots import DPI, save_figure
 from evozero.runs.rundir import RunDir
 
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 _COST_LABELS = {"latency_ms": "estimated latency (ms, {profile})", "macs": "MACs",
                 "params": "parameters", "peak_activation_bytes": "peak activation bytes"}
 
@@ -52,14 +51,11 @@ def plot_nas_runs(runs: Sequence[tuple[str | Path, Nas]], output: str | Path) ->
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in data:
         groups.setdefault(run["name"], []).append(run)
-    figure = Figure(figsize=(11.0, 4.6), dpi=DPI)
-    figure.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.9, wspace=0.22)
-    FigureCanvasAgg(figure)
+    figure = new_figure((11.0, 4.6), left=0.07, right=0.985, bottom=0.13, top=0.9, wspace=0.22)
     curve, front = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     for index, (name, members) in enumerate(groups.items()):
-        color = _COLORS[index % len(_COLORS)]
-        label = name if len(members) == 1 else f"{name} (median of {len(members)} runs)"
-        _draw_curve(curve, members, color, label)
+        color = series_color(index)
+        _draw_curve(curve, members, color, name)
         _draw_front(front, members, color, name, cost, profile)
     curve.set_xlabel("networks evaluated")
     curve.set_ylabel("best validation accuracy so far")
@@ -80,12 +76,7 @@ def _draw_curve(axes: Any, runs: list[dict[str, Any]], color: str, label: str) -
     # A finished run keeps its best for the evaluations the longer runs still made.
     padded = np.array([np.concatenate([r["best"], np.full(length - len(r["best"]), r["best"][-1])])
                        for r in runs])
-    x = np.arange(1, length + 1)
-    axes.step(x, np.median(padded, axis=0), where="post", color=color, linewidth=1.8,
-              label=label)
-    if len(runs) > 1:
-        axes.fill_between(x, padded.min(axis=0), padded.max(axis=0), step="post",
-                          color=color, alpha=0.18, linewidth=0)
+    draw_median_band(axes, np.arange(1, length + 1), padded, color, label)
 
 
 def _draw_front(axes: Any, runs: list[dict[str, Any]], color: str, name: str, cost: str,

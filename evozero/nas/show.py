@@ -1,10 +1,12 @@
 """What ``evozero show`` and ``evozero export`` tell about a NAS run: the best cell as
 adjacency and ops (and its NAS-Bench-201 string), its accuracy and cost record, the
-search's totals and discoveries, and its trained network."""
+search's totals and discoveries, and its trained network. The key settings and the
+wording shared with program runs come from :mod:`evozero.analysis.show`."""
 from __future__ import annotations
 
 from typing import Any
 
+from evozero.analysis.show import key_settings, settings_line, unfinished
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
@@ -14,16 +16,13 @@ from evozero.nas.results import load_network
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
 
-_KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "migration",
-                 "migrate_every", "deterministic")
-
 
 def cell_lines(cell: Nb101Cell | Nb201Cell) -> list[str]:
     """The cell as an adjacency matrix with one op per vertex (NAS-Bench-201 cells: one
     op per edge, and their string)."""
     if isinstance(cell, Nb201Cell):
-        ops = iter(cell.edge_ops)
-        lines = [f"  node {j} = " + " + ".join(f"{next(ops)}(node {i})" for i in range(j))
+        edge_ops = iter(cell.edge_ops)
+        lines = [f"  node {j} = " + " + ".join(f"{next(edge_ops)}(node {i})" for i in range(j))
                  for j in range(1, NB201_NODES)]
         return [f"  {cell}"] + lines
     matrix, ops = cell.pruned()
@@ -58,20 +57,19 @@ def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
             "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
             "seconds": final["seconds"] if final else
             max((r["run_seconds"] for r in evaluations), default=0.0),
-            "settings": {key: getattr(config, key) for key in _KEY_SETTINGS},
+            "settings": key_settings(config, programs=False),
             "best": best, "pareto_front": final["pareto_front"] if final else None}
 
 
 def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
     """The human-readable form of :func:`nas_summary`."""
-    state = "finished" if summary["finished"] else \
-        f"unfinished (continue with: evozero resume {summary['run']})"
+    state = "finished" if summary["finished"] else unfinished(summary["run"])
     lines = [f"run {summary['run']}",
              f"  {state}; {summary['space']} cells on {summary['dataset']}, objective "
              f"{summary['objective']}; {summary['evaluations']:,} networks evaluated "
              f"({summary['trained']:,} trained, {summary['cache_hits']:,} cache hits), "
              f"{summary['seconds']:.1f} s",
-             "  " + ", ".join(f"{k} {v}" for k, v in summary["settings"].items())]
+             settings_line(summary["settings"])]
     best = summary["best"]
     if best is None:
         lines.append("  no network evaluated yet")

@@ -22,7 +22,7 @@ import numpy as np
 from evozero.errors import EvozeroError
 
 # mkstemp creates files readable by the owner only; a run directory is meant to be shared
-# (DESIGN.md), so atomic writes get the mode a plain open() would give. Read once, at
+# (docs/design.md), so atomic writes get the mode a plain open() would give. Read once, at
 # import, because os.umask can only be read by setting it.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
