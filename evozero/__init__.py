@@ -11,7 +11,8 @@ from evozero.errors import EvozeroError
 from evozero.programs.instruction import Instruction
 from evozero.programs.program import COMPONENTS, Program
 from evozero.evaluation.tasks import KINDS as TASK_KINDS, Task, make_tasks
-from evozero.evaluation.vm import evaluate, strip_dead_code
+from evozero.evaluation.vm import evaluate
+from evozero.programs.liveness import strip_dead_code
 
 __version__ = "0.1.0"
 __all__ = ["COMPONENTS", "EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor",

@@ -8,7 +8,8 @@ import pytest
 
 from evozero.analysis.estimator import EvolvedClassifier, EvolvedEstimator, EvolvedRegressor
 from evozero.evaluation.tasks import make_tasks
-from evozero.evaluation.vm import group_tasks, resolve_memory, strip_dead_code
+from evozero.evaluation.vm import group_tasks
+from evozero.programs.liveness import resolve_memory, strip_dead_code
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program, neural_net_program
 

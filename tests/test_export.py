@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import evozero as ez
 from evozero.analysis.export import export_python, instruction_line
 from evozero.programs.reference import linear_program, neural_net_program
-from evozero.evaluation.vm import evaluate_group, group_tasks, resolve_memory, strip_dead_code
+from evozero.evaluation.vm import evaluate_group, group_tasks
+from evozero.programs.liveness import resolve_memory, strip_dead_code
 from helpers import ALL_OPS, random_program as shared_random_program
 from ops.table import OPS
 

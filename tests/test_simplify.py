@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 import evozero as ez
 from evozero.programs.reference import linear_program, neural_net_program
 from evozero.programs.simplify import program_diff, simplify
-from evozero.evaluation.vm import evaluate_group, group_tasks, strip_dead_code
+from evozero.evaluation.vm import evaluate_group, group_tasks
+from evozero.programs.liveness import strip_dead_code
 from helpers import random_program as shared_random_program
 from ops.kinds import IS_RANDOM
 from ops.table import OPS, OPS_BY_NAME

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.evaluation.vm import build_tape, strip_dead_code, tape_rows
+from evozero.evaluation.vm import build_tape, tape_rows
+from evozero.programs.liveness import strip_dead_code
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program
 from ops.interpreter import HALT, TRAIN_END, VALID_END, run_tape

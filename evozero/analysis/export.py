@@ -6,7 +6,7 @@
 helpers those lines call, the random stream and the learner class are copied from
 :mod:`evozero.analysis.export_runtime`, which reproduces the kernel bit for bit.
 
-By default the program is first stripped of dead code (:func:`evozero.evaluation.vm.strip_dead_code`),
+By default the program is first stripped of dead code (:func:`evozero.programs.liveness.strip_dead_code`),
 because the VM runs only the live rows and random ops draw in the order of those rows;
 exporting the stripped program is what makes random draws match the VM bit for bit.
 """
@@ -104,7 +104,7 @@ def export_python(program: Program, *, n_features: int | None = None,
     n_features = None if n_features is None else int(n_features)
     exported = program
     if strip_dead_code:
-        from evozero.evaluation.vm import strip_dead_code as strip
+        from evozero.programs.liveness import strip_dead_code as strip
         exported = strip(program)
     num_s, num_v, num_m = exported.memory_needs()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from evozero.config import Config
 from evozero.errors import EvozeroError
-from evozero.evaluation.vm import resolve_memory
+from evozero.programs.liveness import resolve_memory
 from evozero.programs.program import Program
 from evozero.programs.simplify import program_diff, simplify
 from evozero.runs.rundir import RunDir

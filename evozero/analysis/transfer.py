@@ -20,7 +20,8 @@ from evozero.analysis.show import best_program
 from evozero.resources import available_memory, format_bytes
 from evozero.runs.rundir import RunDir
 from evozero.evaluation.tasks import Task, make_tasks, read_npz_header
-from evozero.evaluation.vm import combine_fitness, evaluate, resolve_memory
+from evozero.evaluation.vm import combine_fitness, evaluate
+from evozero.programs.liveness import resolve_memory
 from ops.rng import SEED_MAX
 
 

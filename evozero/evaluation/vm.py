@@ -19,15 +19,14 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.programs.instruction import ADDRESS_LIMIT
-from evozero.programs.liveness import compact_kernel, live_rows_kernel
+from evozero.programs.liveness import compact_kernel, live_rows_kernel, resolve_memory, strip_dead_code
 from evozero.programs.program import Program
 from evozero.evaluation.tasks import Task
 from ops.codes import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED, VALID_BEGIN, VALID_END,
                        VECTOR_KIND)
 from ops.interpreter import run_tape
 from ops.jit import jit
-from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
+from ops.kinds import IN1_KIND, IN2_KIND
 from ops.rng import SEED_MAX, stream_seed
 
 COMBINE_RULES = ("mean", "median")
@@ -177,36 +176,6 @@ def group_tasks(tasks: Sequence["object"]) -> list[TaskGroup]:
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float64)
-
-
-def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[int, int, int]:
-    """Memory sizes (S, V, M): the program's needs, or ``memory`` checked against them."""
-    if not isinstance(program, Program):
-        raise EvozeroError(f"program must be a Program (see Program.parse), got "
-                           f"{type(program).__name__}")
-    need = program.memory_needs()
-    if memory is None:
-        return need
-    values = tuple(memory) if isinstance(memory, (tuple, list, np.ndarray)) else ()
-    if len(values) != 3 or any(not isinstance(m, (int, np.integer)) or isinstance(m, bool)
-                               or not 0 <= m <= ADDRESS_LIMIT for m in values):
-        raise EvozeroError(f"memory must be three non-negative integers (scalars, vectors, "
-                           f"matrices), each at most {ADDRESS_LIMIT:,}, got {memory!r}"[:300])
-    sizes = tuple(int(m) for m in values)
-    for name, have, want in zip(("scalars", "vectors", "matrices"), sizes, need):
-        if have < want:
-            raise EvozeroError(f"memory too small for this program: it uses {want} {name} "
-                               f"but memory allows {have}")
-    return sizes  # type: ignore[return-value]
-
-
-def strip_dead_code(program: Program, memory: Optional[Sequence[int]] = None) -> Program:
-    """The program without instructions that cannot affect a prediction."""
-    num_s, num_v, num_m = resolve_memory(program, memory)
-    keep = live_rows_kernel(program.code, program.bounds, num_s, num_v, max(num_m, 1),
-                            IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE)
-    code, constants, bounds = compact_kernel(program.code, program.constants, program.bounds, keep)
-    return Program(code, constants, np.diff(bounds))
 
 
 def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[str] = "mean",

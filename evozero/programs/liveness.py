@@ -8,7 +8,13 @@ that survive this analysis, so removing dead rows never changes a fitness.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
+
+from evozero.errors import EvozeroError
+from evozero.programs.instruction import ADDRESS_LIMIT
+from evozero.programs.program import Program
 
 from ops.codes import MATRIX_KIND, NONE_KIND, SCALAR_KIND, VECTOR_KIND
 from ops.jit import jit
@@ -127,3 +133,33 @@ def live_rows(code: np.ndarray, bounds: np.ndarray, memory: tuple[int, int, int]
     num_s, num_v, num_m = memory
     return live_rows_kernel(code, bounds, num_s, num_v, max(num_m, 1), IN1_KIND, IN2_KIND,
                             OUT_KIND, PARTIAL_WRITE)
+
+
+def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[int, int, int]:
+    """Memory sizes (S, V, M): the program's needs, or ``memory`` checked against them."""
+    if not isinstance(program, Program):
+        raise EvozeroError(f"program must be a Program (see Program.parse), got "
+                           f"{type(program).__name__}")
+    need = program.memory_needs()
+    if memory is None:
+        return need
+    values = tuple(memory) if isinstance(memory, (tuple, list, np.ndarray)) else ()
+    if len(values) != 3 or any(not isinstance(m, (int, np.integer)) or isinstance(m, bool)
+                               or not 0 <= m <= ADDRESS_LIMIT for m in values):
+        raise EvozeroError(f"memory must be three non-negative integers (scalars, vectors, "
+                           f"matrices), each at most {ADDRESS_LIMIT:,}, got {memory!r}"[:300])
+    sizes = tuple(int(m) for m in values)
+    for name, have, want in zip(("scalars", "vectors", "matrices"), sizes, need):
+        if have < want:
+            raise EvozeroError(f"memory too small for this program: it uses {want} {name} "
+                               f"but memory allows {have}")
+    return sizes  # type: ignore[return-value]
+
+
+def strip_dead_code(program: Program, memory: Optional[Sequence[int]] = None) -> Program:
+    """The program without instructions that cannot affect a prediction."""
+    num_s, num_v, num_m = resolve_memory(program, memory)
+    keep = live_rows_kernel(program.code, program.bounds, num_s, num_v, max(num_m, 1),
+                            IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE)
+    code, constants, bounds = compact_kernel(program.code, program.constants, program.bounds, keep)
+    return Program(code, constants, np.diff(bounds))

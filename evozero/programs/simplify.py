@@ -3,7 +3,7 @@
 :func:`simplify` returns a program that makes bit-identical predictions (on any tasks,
 with any seed) and needs no more memory than the original:
 
-1. dead-code removal (:func:`evozero.evaluation.vm.strip_dead_code`);
+1. dead-code removal (:func:`evozero.programs.liveness.strip_dead_code`);
 2. constant folding, repeated with dead-code removal until nothing more folds: a
    deterministic scalar op (``s = f(s, s)``) whose inputs all hold values known at that
    point becomes ``s = <value>``. A scalar is known where the evaluation fixes it: memory
@@ -31,7 +31,7 @@ import numpy as np
 
 from evozero.programs.instruction import format_instruction
 from evozero.programs.program import COMPONENTS, Program
-from evozero.evaluation.vm import resolve_memory, strip_dead_code
+from evozero.programs.liveness import resolve_memory, strip_dead_code
 from ops.table import OPS, OPS_BY_NAME, SCALAR, VECTOR
 
 __all__ = ["simplify", "program_diff"]

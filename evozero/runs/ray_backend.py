@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 from evozero.errors import EvozeroError
@@ -38,10 +39,10 @@ def connect(address: Optional[str]) -> Any:
     options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False,
                                "log_to_driver": False}
     if address is not None:
-        import evozero
-        import ops
-        # Nodes of a cluster may not have this checkout: ship both packages with the job.
-        options["runtime_env"] = {"py_modules": [evozero, ops]}
+        # Nodes of a cluster may not have this checkout: ship both packages with the job
+        # (by folder: this module sits below the package it would otherwise import).
+        root = Path(__file__).resolve().parents[2]
+        options["runtime_env"] = {"py_modules": [str(root / "evozero"), str(root / "ops")]}
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
