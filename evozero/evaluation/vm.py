@@ -1,14 +1,9 @@
 """The virtual machine: evaluates programs on tasks, in numba, all tasks in lockstep.
 
 For a group of tasks of one shape, each decoded instruction runs over every task's
-memory at once (see :mod:`ops.interpreter`). Per task: memory zeroed, Setup once; for
-each epoch, every training example (v0 = features, s0 = 0, Predict, classification
-squashes s1 with a sigmoid in memory, divergence check, s0 = label, Learn) and then a
-validation pass (Predict only); the task fitness is the best validation fitness over
-epochs. Divergence (|label - s1| NaN or above ``max_abs_error``) in the first epoch or
-any NaN/Inf in validation gives fitness 0; divergence in a later epoch keeps the best
-earlier epoch. Regression fitness is ``1 - (2/pi) * arctan(RMSE)``, classification
-fitness the accuracy of ``s1 > 0``.
+memory at once (see :mod:`ops.interpreter`). The evaluation protocol (epochs, the
+sigmoid of classification, divergence, the fitness of a task and of several) is stated
+once, in docs/design.md, "Evaluation protocol".
 """
 from __future__ import annotations
 
