@@ -78,3 +78,24 @@ def cli(*args: str, code: str = "", env: dict[str, str] | None = None,
     script = f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))"
     return subprocess.Popen([sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **popen)
+
+
+def nas_data(**changes: Any) -> dict:
+    """A tiny, fast NAS experiment: 4-channel networks, one epoch, a few networks."""
+    data = {"name": "nas", "seed": 1, "population_size": 4, "tournament_size": 2,
+            "budget": {"individuals": 10, "train_steps": None}, "max_experiments": 1,
+            "sufficient_fitness": None, "progress_every": 3600.0, "checkpoint_every": 3600.0,
+            "workers": 1,
+            "nas": {"space": "nb201", "dataset": "digits", "stem_channels": 4, "stacks": 1,
+                    "profile": "mobile-cpu", "training": {"epochs": 1}}}
+    for key, value in changes.items():
+        if key == "nas":
+            data["nas"] = {**data["nas"], **value}
+        else:
+            data[key] = value
+    return data
+
+
+def nas_config(**changes: Any) -> Config:
+    """:func:`nas_data` as a validated :class:`Config`."""
+    return config_from_dict(nas_data(**changes))

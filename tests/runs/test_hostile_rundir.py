@@ -28,7 +28,7 @@ from evozero.analysis.plots import load_run
 from evozero.runs.rundir import RunDir
 from helpers import cli, small_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _new_run(tmp_path: Path, **overrides) -> Path:

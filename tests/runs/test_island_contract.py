@@ -8,8 +8,7 @@ from evozero.domains import domain_for
 from evozero.runs.island import FINISHED, emigrant_count
 from evozero.runs.messages import AdvanceReply, IslandResult, IslandSummary
 from evozero.runs.migration import draw_arrivals, empty_arrivals
-from tests.helpers import small_config
-from tests.test_nas_search import nas_config
+from helpers import nas_config, small_config
 
 # Small configs that reach a migration point within a few steps: every 100 programs,
 # every 4 networks; each island sends half its population.

@@ -33,7 +33,7 @@ from helpers import small_config
 from ops.codes import OLDEST
 from ops.table import OPS, OPS_BY_NAME
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EMPTY = "def Setup():\ndef Predict():\ndef Learn():\n"
 CONST_SET = OPS_BY_NAME["SCALAR_CONST_SET"].code
 

@@ -23,7 +23,7 @@ from evozero.runs.rundir import RunDir
 from evozero.runs.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
 from helpers import child_pids, cli, is_running
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
                                 reason="needs Linux /proc and signals")
 # A healthy worker beats every half second: one silent for 2 s is stopped or hung.

@@ -16,7 +16,7 @@ from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate
 from helpers import cli, run_quietly, small_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
 
 

@@ -24,7 +24,7 @@ from evozero.evaluation.vm import evaluate, group_tasks
 from evozero.runs.workers import LocalBackend
 from helpers import child_pids, cli, is_running, run_quietly, small_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
 # A seed whose two deterministic islands solve the narrow space within 1.2M individuals each.
 NARROW_SEED = 5

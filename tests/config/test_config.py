@@ -20,7 +20,7 @@ from evozero.config import (DEMO_OPS, Config, SizeBounds, config_from_dict, conf
 from evozero.errors import EvozeroError
 from ops.table import OPS_BY_NAME
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 FAST = settings(max_examples=40)
 
 

@@ -160,7 +160,7 @@ def test_without_scikit_learn_the_estimators_say_how_to_install_it():
             "    ez.EvolvedRegressor\n"
             "except ez.EvozeroError as e:\n"
             "    print(e)\n")
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=root))
     assert "scikit-learn" in done.stdout and "evozero[data]" in done.stdout, done.stderr

@@ -19,31 +19,11 @@ from evozero.nas.evaluate import Evaluator
 from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
-from tests.helpers import cli, run_quietly, small_config
+from helpers import cli, nas_config, nas_data, run_quietly, small_config
 
 pytestmark = pytest.mark.nas
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def nas_data(**changes) -> dict:
-    """A tiny, fast NAS experiment: 4-channel networks, one epoch, a few networks."""
-    data = {"name": "nas", "seed": 1, "population_size": 4, "tournament_size": 2,
-            "budget": {"individuals": 10, "train_steps": None}, "max_experiments": 1,
-            "sufficient_fitness": None, "progress_every": 3600.0, "checkpoint_every": 3600.0,
-            "workers": 1,
-            "nas": {"space": "nb201", "dataset": "digits", "stem_channels": 4, "stacks": 1,
-                    "profile": "mobile-cpu", "training": {"epochs": 1}}}
-    for key, value in changes.items():
-        if key == "nas":
-            data["nas"] = {**data["nas"], **value}
-        else:
-            data[key] = value
-    return data
-
-
-def nas_config(**changes):
-    return config_from_dict(nas_data(**changes))
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _keys(records):
