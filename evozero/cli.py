@@ -234,20 +234,20 @@ def _ops(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "vm":
-        from evozero.bench.vm import run
-        run(programs=4000 if args.quick else 20_000, repeats=3 if args.quick else 7)
+        from evozero.bench.vm import run as bench_vm
+        bench_vm(programs=4000 if args.quick else 20_000, repeats=3 if args.quick else 7)
     elif args.what == "search":
-        from evozero.bench.search import run
-        run(quick=args.quick)
+        from evozero.bench.search import run as bench_search
+        bench_search(quick=args.quick)
     elif args.what == "scaling":
-        from evozero.bench.scaling import run
-        run(quick=args.quick)
+        from evozero.bench.scaling import run as bench_scaling
+        bench_scaling(quick=args.quick)
     elif args.what == "layers":
         from evozero.bench.layers import main as layers
         layers(["--steps", "400"] if args.quick else [])
     else:
-        from evozero.bench.nas import run
-        run(quick=args.quick)
+        from evozero.bench.nas import run as bench_nas
+        bench_nas(quick=args.quick)
     return 0
 
 

@@ -198,8 +198,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for step in contenders.values():
         time_steps(step, 50)  # compile or load kernels, warm caches and allocators
     rounds = args.rounds if args.torch else 1
-    cpu = {name: [] for name in contenders}
-    wall = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, step in contenders.items():
             round_cpu, round_wall = time_steps(step, max(args.steps // rounds, 1))
@@ -224,8 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             laps[label].append(seconds)
     step_time = float(np.median(cpu["ops.neural"]))
     print("\nops.neural step breakdown (median CPU time per layer):")
-    for label, seconds in laps.items():
-        median = float(np.median(seconds))
+    for label, lap_seconds in laps.items():
+        median = float(np.median(lap_seconds))
         print(f"{label:>14}: {median * 1e6:7.1f} us  {100 * median / step_time:5.1f} %")
 
 

@@ -26,9 +26,10 @@ cells within +-20 %.
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
 import numpy as np
+from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
@@ -49,23 +50,23 @@ GOALS = {"rho_batch_1": 0.90, "rho_train_batch": 0.85, "within_20": 0.80}
 DRIFT_TOLERANCE = 0.15
 
 
-def ranks(values: Sequence[float]) -> np.ndarray:
+def ranks(values: ArrayLike) -> np.ndarray:
     """Ranks from 1, tied values sharing the mean of their ranks."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    result = np.empty(len(values))
+    array = np.asarray(values, dtype=np.float64)
+    order = np.argsort(array, kind="stable")
+    sorted_values = array[order]
+    result = np.empty(len(array))
     start = 0
-    while start < len(values):
+    while start < len(array):
         end = start
-        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+        while end + 1 < len(array) and sorted_values[end + 1] == sorted_values[start]:
             end += 1
         result[order[start:end + 1]] = (start + end) / 2 + 1
         start = end + 1
     return result
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: ArrayLike, b: ArrayLike) -> float:
     """Spearman's rank correlation (Pearson's on tie-averaged ranks); nan when either
     side is constant."""
     ra, rb = ranks(a), ranks(b)

@@ -28,9 +28,10 @@ def torch_twin(model: Model) -> Any:
     """A torch.nn.Module computing what ``model`` computes, starting from its weights."""
     torch = import_torch()
     nn = torch.nn
+    module_base: Any = nn.Module   # torch is optional: mypy sees it only as Any
     arch = model.arch
 
-    class Twin(nn.Module):
+    class Twin(module_base):
         def __init__(self) -> None:
             super().__init__()
             self.ops = nn.ModuleDict()

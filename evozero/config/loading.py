@@ -83,6 +83,7 @@ def _read_yaml(path: str) -> tuple[dict, dict[str, str]]:
         line = node.start_mark.line + 1 if node is not None else 1
         raise EvozeroError(f"{path}:{line}: the config must be a mapping of keys (such as "
                            f"population_size) to values, got {_show(data)}")
+    assert node is not None   # a mapping was read from a node
     return data, _yaml_marks(node, path)
 
 

@@ -17,7 +17,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from evozero.errors import EvozeroError
 
@@ -72,7 +72,7 @@ def _did_you_mean(word: Any, choices: Iterable[str]) -> str:
     return f"did you mean {_show(close[0])}?" if close else ""
 
 
-def _unknown(what: str, word: Any, choices: Sequence[str], scope: str = "") -> str:
+def _unknown(what: str, word: Any, choices: Collection[str], scope: str = "") -> str:
     """The one wording of "unknown key/mutation": the name, a suggestion, every choice."""
     hint = _did_you_mean(word, choices)
     return (f"unknown {what} {_show(word)}; {hint + ' ' if hint else ''}"

@@ -151,20 +151,22 @@ def make_tasks(kind: str, num_tasks: int, features: int | None, train: int, vali
     _check_int("epochs", epochs, 1)
     _check_int("seed", seed, 0)
     if kind != "npz":
+        assert features is not None   # checked above: only npz tasks may leave it unset
         check_task_memory(num_tasks, features, train, valid, epochs)
     data_seeds = _task_seeds("data_seeds", data_seeds, seed, num_tasks, 0)
     param_seeds = _task_seeds("param_seeds", param_seeds, seed, num_tasks, 1)
     seeds = list(zip(data_seeds, param_seeds))
 
+    if kind == "npz":
+        return _npz_tasks(options, features, train, valid, epochs, seeds)
+    assert features is not None   # as above
     if kind == "linear":
         return [_linear(features, train, valid, epochs, d, p) for d, p in seeds]
     if kind == "nonlinear":
         return [_nonlinear(features, train, valid, epochs, d, p) for d, p in seeds]
-    if kind == "digits":
-        pairs = _digit_pairs(options.get("pairs", "all"))
-        return [_digits(pairs[k % len(pairs)], features, train, valid, epochs, d, p)
-                for k, (d, p) in enumerate(seeds)]
-    return _npz_tasks(options, features, train, valid, epochs, seeds)
+    pairs = _digit_pairs(options.get("pairs", "all"))   # the last kind: digits
+    return [_digits(pairs[k % len(pairs)], features, train, valid, epochs, d, p)
+            for k, (d, p) in enumerate(seeds)]
 
 
 # --- argument checks ---------------------------------------------------------------
@@ -363,20 +365,19 @@ def _npz_tasks(options: dict[str, Any], features: int | None, train: int, valid:
     header = read_npz_header(path)
     check_task_memory(len(seeds), header.shapes["x"][1], train, valid, epochs,
                       loading=header.load_bytes)
-    x, y, x_valid, y_valid = _read_npz(path, header)
+    x, y, given_valid = _read_npz(path, header)
     label = os.path.basename(path)
     n_features = x.shape[1]
     if features is not None and features != n_features:
         raise EvozeroError(f"{path}: features = {features} but the file has {n_features} "
                            f"features; use features = {n_features} (or leave it unset)")
-    given_valid = x_valid is not None
-    if given_valid and (train > len(x) or valid > len(x_valid)):
+    if given_valid is not None and (train > len(x) or valid > len(given_valid[0])):
         raise EvozeroError(f"{path}: train = {train} and valid = {valid} but the file has "
-                           f"{len(x)} training and {len(x_valid)} validation examples")
-    if not given_valid and train + valid > len(x):
+                           f"{len(x)} training and {len(given_valid[0])} validation examples")
+    if given_valid is None and train + valid > len(x):
         raise EvozeroError(f"{path}: train + valid = {train + valid} exceeds the {len(x)} "
                            f"examples in the file; at most {len(x)} allowed")
-    all_labels = np.concatenate([y, y_valid]) if given_valid else y
+    all_labels = np.concatenate([y, given_valid[1]]) if given_valid is not None else y
     if classification is None:
         classification = _is_binary(all_labels)
     elif classification and not _is_binary(all_labels):
@@ -385,9 +386,10 @@ def _npz_tasks(options: dict[str, Any], features: int | None, train: int, valid:
                            f"{', '.join(repr(float(v)) for v in bad[:5])}")
     tasks = []
     for data_seed, param_seed in seeds:
-        if given_valid:
+        if given_valid is not None:
             # The user made the split; we keep it and its order (the data seed still
             # shuffles later epochs through train_orders).
+            x_valid, y_valid = given_valid
             parts = (x[:train], y[:train], x_valid[:valid], y_valid[:valid])
         else:
             order = _data_rng(data_seed).permutation(len(x))
@@ -485,7 +487,8 @@ def _check_npz_dtype(path: str, key: str, dtype: np.dtype) -> None:
 
 
 def _read_npz(path: str, header: NpzHeader
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """x and y, and the file's own validation split (x_valid, y_valid) or None."""
     shapes = header.shapes
     try:
         # allow_pickle=False: a data file must never be able to run code.
@@ -495,9 +498,8 @@ def _read_npz(path: str, header: NpzHeader
         raise EvozeroError(f"{path}: not a readable .npz file ({error})") from None
     x, y = _checked_split(path, arrays, "x", "y")
     if "x_valid" not in arrays:
-        return x, y, None, None
-    x_valid, y_valid = _checked_split(path, arrays, "x_valid", "y_valid")
-    return x, y, x_valid, y_valid
+        return x, y, None
+    return x, y, _checked_split(path, arrays, "x_valid", "y_valid")
 
 
 def _check_npz_shapes(path: str, shapes: dict[str, tuple[int, ...]]) -> None:

@@ -189,7 +189,8 @@ def forward_call(arch: Architecture, batch: int) -> Callable[[], object]:
     return lambda: model.forward(x, training=False)
 
 
-def relative_nnls(rows: Sequence[Sequence[float]], targets: Sequence[float]) -> np.ndarray:
+def relative_nnls(rows: Sequence[Sequence[float]] | np.ndarray,
+                  targets: Sequence[float]) -> np.ndarray:
     """Non-negative coefficients ``c`` minimising the squared relative error of
     ``rows @ c`` against ``targets`` (exact for a few columns: the best unconstrained
     solution over every subset of columns that comes out non-negative)."""

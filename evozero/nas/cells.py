@@ -116,7 +116,8 @@ class Nb101Cell:
                                f"{self.max_edges} are allowed")
 
     @classmethod
-    def make(cls, matrix: Sequence[Sequence[int]], ops: Sequence[str], **limits) -> "Nb101Cell":
+    def make(cls, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str],
+             **limits) -> "Nb101Cell":
         """A cell from any nested sequence (lists, numpy) of 0/1 and a list of op names."""
         rows = []
         for i, row in enumerate(matrix):
@@ -138,6 +139,7 @@ class Nb101Cell:
     def pruned(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """The phenotype: matrix and ops of the vertices on input-output paths."""
         matrix, keep = self._prune(np.array(self.matrix, dtype=np.int64))
+        assert matrix is not None   # a cell's output is reachable (checked when it is made)
         return matrix, tuple(op for op, k in zip(self.ops, keep) if k)
 
     def vertices(self) -> tuple[int, ...]:
@@ -235,7 +237,7 @@ def _reachable_both(matrix: np.ndarray) -> np.ndarray:
             for w in np.flatnonzero(step[v]):
                 if not seen[w]:
                     seen[w] = True
-                    stack.append(w)
+                    stack.append(int(w))
         return seen
 
     return closure(0, matrix) & closure(3, matrix.T)

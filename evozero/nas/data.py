@@ -56,7 +56,8 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """The (H, W, C) shape of one example."""
-        return tuple(int(size) for size in self.train_x.shape[1:])
+        _, height, width, channels = self.train_x.shape
+        return int(height), int(width), int(channels)
 
 
 def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,

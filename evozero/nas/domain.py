@@ -95,11 +95,13 @@ class NasDomain(SearchDomain):
         """The NAS figure (:mod:`evozero.nas.plots`); every run must be a cell search."""
         from evozero.nas.plots import plot_nas_runs
 
+        nas_runs = []
         for path, domain in runs:
             if not isinstance(domain, NasDomain):
                 raise EvozeroError(f"{path}: not a NAS run (its config has no nas section); "
                                    f"plot NAS runs and program runs separately")
-        return plot_nas_runs([(path, domain.nas) for path, domain in runs], output)
+            nas_runs.append((path, domain.nas))
+        return plot_nas_runs(nas_runs, output)
 
 
 def _network_memory(config: Config, nas: Nas) -> dict[str, int]:

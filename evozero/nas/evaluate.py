@@ -81,6 +81,7 @@ class Evaluator:
         objective = self.nas.objective
         if not objective.kind.startswith("mnasnet") or math.isnan(valid_accuracy):
             return valid_accuracy
+        assert objective.target is not None   # the config requires it for mnasnet kinds
         ratio = self.cost_value(cost, objective.cost) / objective.target
         if objective.kind == "mnasnet_soft":
             exponent = objective.exponent

@@ -35,7 +35,7 @@ def export_network(model: Model, dataset: str, mean: float, std: float, path: st
         for k, array in enumerate(model.weights[index] + model.stats.get(index, [])):
             arrays[f"{index}/{k}"] = np.asarray(array, dtype=np.float64)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # stubs: a key could be allow_pickle
     atomic_write_bytes(weights_path, buffer.getvalue())
     layers = ",\n    ".join(
         repr((layer.kind, layer.inputs, layer.shape[2], layer.kernel, layer.stride, layer.pad))

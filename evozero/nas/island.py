@@ -174,7 +174,7 @@ class NasIsland(IslandBase):
 
     # -- one child ----------------------------------------------------------------------
 
-    def _step(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> bool:
+    def _step(self, events: list[Discovery], evaluations: list[dict[str, Any]]) -> bool:
         if self._spent():
             self.meta["status"] = SPENT
             return True

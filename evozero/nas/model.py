@@ -116,19 +116,22 @@ class Model:
             if index in self._fused:
                 values[self._fused[index]] = values[index]
         self._caches = caches if training else []
-        return values[-1]
+        logits = values[-1]
+        assert logits is not None   # the schedule ends with the last layer
+        return logits
 
     def _forward_layer(self, index: int, layer: Layer, inputs: list, training: bool) -> tuple:
         kind = layer.kind
         x = inputs[0]
-        weights = self.weights.get(index)
         if kind == "bn":
+            gamma, beta = self.weights[index]
+            running_mean, running_var = self.stats[index]
             run = neural.bn_relu_forward if index in self._fused else neural.batchnorm_forward
-            return run(x, *weights, *self.stats[index], training, _BN_MOMENTUM)
+            return run(x, gamma, beta, running_mean, running_var, training, _BN_MOMENTUM)
         if kind == "conv":
-            return neural.conv_forward(x, weights[0], layer.stride, *layer.pad)
+            return neural.conv_forward(x, self.weights[index][0], layer.stride, *layer.pad)
         if kind == "dwconv":
-            return neural.depthwise_forward(x, weights[0], layer.stride, *layer.pad)
+            return neural.depthwise_forward(x, self.weights[index][0], layer.stride, *layer.pad)
         if kind == "relu":
             return neural.relu_forward(x)
         if kind in ("maxpool", "avgpool"):
@@ -144,7 +147,7 @@ class Model:
         if kind == "gap":
             return neural.gap_forward(x)
         if kind == "dense":
-            return neural.dense_forward(x, *weights)
+            return neural.dense_forward(x, *self.weights[index])
         raise ValueError(f"unknown layer kind {kind!r}")
 
     def backward(self, dlogits: np.ndarray) -> None:
@@ -181,13 +184,14 @@ class Model:
         kind = layer.kind
         cache = self._caches[index]
         if kind == "bn":
-            run = neural.bn_relu_backward if index in self._fused else neural.batchnorm_backward
-            dx, dgamma, dbeta = run(gradient, cache)
+            bn_backward = (neural.bn_relu_backward if index in self._fused
+                           else neural.batchnorm_backward)
+            dx, dgamma, dbeta = bn_backward(gradient, cache)
             self.grads[index] = [dgamma, dbeta]
             return [dx]
         if kind in ("conv", "dwconv"):
-            run = neural.conv_backward if kind == "conv" else neural.depthwise_backward
-            dx, dw = run(gradient, cache)
+            conv_backward = neural.conv_backward if kind == "conv" else neural.depthwise_backward
+            dx, dw = conv_backward(gradient, cache)
             self.grads[index] = [dw]
             return [dx]
         if kind == "dense":

@@ -81,7 +81,8 @@ class Builder:
     """Appends layers and works out their shapes; layer indices are the handles."""
 
     def __init__(self, input_shape: Shape) -> None:
-        self.layers: list[Layer] = [Layer("input", (), tuple(input_shape))]
+        height, width, channels = input_shape
+        self.layers: list[Layer] = [Layer("input", (), (height, width, channels))]
         self.one_d = input_shape[0] == 1
 
     def shape(self, index: int) -> Shape:

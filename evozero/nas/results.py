@@ -67,8 +67,9 @@ def save_network(rundir: RunDir, weights: dict[str, list[np.ndarray]]) -> None:
     """Write the kept network's trained weights (array ``NAME/k`` = the k-th array of the
     layer named NAME) into the run directory."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"{name}/{k}": array for name, arrays in weights.items()
-                        for k, array in enumerate(arrays)})
+    named = {f"{name}/{k}": array for name, arrays in weights.items()
+             for k, array in enumerate(arrays)}
+    np.savez(buffer, **named)  # type: ignore[arg-type]  # stubs: a key could be allow_pickle
     atomic_write_bytes(rundir.path / NETWORK_FILE, buffer.getvalue())
 
 

@@ -102,8 +102,8 @@ class CellSpace:
             edge = int(rng.integers(len(ops)))
             ops[edge] = self._other_op(ops[edge], NB201_OPS, rng)
         else:
-            for edge in np.flatnonzero(rng.random(len(ops)) < self.nas.mutation_rate / len(ops)):
-                ops[edge] = self._other_op(ops[edge], NB201_OPS, rng)
+            for hit in np.flatnonzero(rng.random(len(ops)) < self.nas.mutation_rate / len(ops)):
+                ops[hit] = self._other_op(ops[hit], NB201_OPS, rng)
         return Nb201Cell(tuple(ops))
 
     def _mutate_101(self, cell: Nb101Cell, rng: np.random.Generator) -> Nb101Cell | None:

@@ -84,11 +84,15 @@ def first_problem(code: np.ndarray, constants: np.ndarray) -> Optional[tuple[int
                                                                    & (constants < 1.0))
     rules = (~known, unused.any(1), negative.any(1), too_far.any(1), role, stray.any(1),
              infinite.any(1), fraction.any(1))
-    bad = np.flatnonzero(np.logical_or.reduce(rules)) if len(code) else ()
+    if not len(code):
+        return None
+    bad = np.flatnonzero(np.logical_or.reduce(rules))
     if not len(bad):
         return None
     row = int(bad[0])
-    return row, _row_message(code[row], constants[row], [bool(rule[row]) for rule in rules],
+    # numpy's stubs type ``&`` of boolean arrays as possibly a scalar; these are arrays.
+    broken = [bool(rule[row]) for rule in rules]  # type: ignore[index]
+    return row, _row_message(code[row], constants[row], broken,
                              unused[row], negative[row], too_far[row], stray[row],
                              infinite[row] | fraction[row])
 
@@ -216,8 +220,8 @@ def parse_instruction(line: str) -> Instruction:
         raise EvozeroError(f"'{text}': wrong operand kinds for this form; allowed: {allowed}")
     call = re.match(r"^[svm]\d+\s*=\s*([A-Za-z_]\w*)\s*\(", text)
     if call:
-        names = sorted({re.match(r"\{out\} = (\w+)\(", s.form).group(1)
-                        for s in OPS if re.match(r"\{out\} = (\w+)\(", s.form)})
+        functions = (re.match(r"\{out\} = (\w+)\(", s.form) for s in OPS)
+        names = sorted({function.group(1) for function in functions if function})
         if call.group(1) not in names:
             raise EvozeroError(f"'{text}': unknown op '{call.group(1)}'; known functions: "
                                f"{', '.join(names)}")

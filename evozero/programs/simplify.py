@@ -123,7 +123,8 @@ def _fold_constants(program: Program) -> tuple[Program, int]:
         folded += _fold_rows(code, constants, start, stop, dict(entry))
     if folded == 0:
         return program, 0
-    return Program(code, constants, np.diff(bounds)), folded
+    sizes = [stop - start for start, stop in zip(bounds, bounds[1:])]
+    return Program(code, constants, sizes), folded
 
 
 def _fold_rows(code: np.ndarray, constants: np.ndarray, start: int, stop: int,

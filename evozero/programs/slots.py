@@ -14,7 +14,7 @@ import numpy as np
 from evozero.programs.program import Program
 
 
-def slot_offsets(max_sizes: Sequence[int]) -> np.ndarray:
+def slot_offsets(max_sizes: Sequence[int] | np.ndarray) -> np.ndarray:
     """Row where each component's block starts: the cumulative max sizes."""
     sizes = [int(s) for s in max_sizes]
     return np.array([0, sizes[0], sizes[0] + sizes[1]], dtype=np.int64)

@@ -110,7 +110,7 @@ class CheckpointFolder:
         arrays: dict[str, np.ndarray] = {}
         body = _split_arrays(state, "state", arrays)
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # stubs: a key could be allow_pickle
         npz = buffer.getvalue()
         try:
             self.path.mkdir(exist_ok=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from evozero.config import Config, config_to_dict, island_config
 from evozero.errors import EvozeroError
@@ -42,7 +42,7 @@ class Checkpoints:
         self.round = 0                      # the completed migration round it is at
         # Each island's summary when its snapshot was taken: a checkpoint keeps that, not
         # a later one, so progress after a resume never reports less than before it.
-        self.summaries: dict[int, dict[str, Any]] = {}
+        self.summaries: dict[int, Mapping[str, Any]] = {}
         # progress.jsonl's length when the pending checkpoint was asked for; None: take
         # it when the checkpoint is written.
         self._progress_size: Optional[int] = None
@@ -76,11 +76,11 @@ class Checkpoints:
         self.due = False
         islands = None
         if views:
-            islands = {"completed_round": self.round,
-                       "islands": [_on_disk(view.to_checkpoint()) for view in views]}
-            for view, kept in zip(views, islands["islands"]):
+            kept_views = [_on_disk(view.to_checkpoint()) for view in views]
+            for view, kept in zip(views, kept_views):
                 if not view.done and view.index in self.summaries:
                     kept["summary"] = self.summaries[view.index]
+            islands = {"completed_round": self.round, "islands": kept_views}
         records = self.rundir.record_sizes()
         if self._progress_size is not None and islands is not None:
             records[RunDir.PROGRESS] = self._progress_size
@@ -169,7 +169,8 @@ def check_config(saved: dict[str, Any], config: Config, rundir: RunDir,
             f"so changes to {RunDir.CONFIG} since the run started cannot be detected; "
             f"resuming with {RunDir.CONFIG} as it is now")
         return
-    old = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+    stored = saved.get("config")
+    old: dict[str, Any] = stored if isinstance(stored, dict) else {}
     new = config_to_dict(config)
     if saved["config_sha256"] != config_hash(config):
         changes = changed_keys(_bound(old), _bound(new)) or [

@@ -9,7 +9,7 @@ and island (:func:`ordered`), so the files do not depend on which worker answere
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from evozero.runs.migration import IslandView
 from evozero.runs.rundir import RunDir
@@ -55,7 +55,7 @@ class EventLog:
             (r["fitness"] for r in self.rundir.read_discoveries()
              if r["experiment"] == experiment + 1), default=-float("inf"))
 
-    def discovery(self, event: dict[str, Any], experiment: int, views: Sequence[IslandView],
+    def discovery(self, event: Mapping[str, Any], experiment: int, views: Sequence[IslandView],
                   deterministic: bool, seconds: float) -> None:
         """Take one island's discovery of ``experiment`` (from 0): a checked candidate
         is offered to the run; a new best of the experiment is written."""

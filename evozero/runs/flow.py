@@ -21,7 +21,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Callable, Mapping, NoReturn, Optional, TextIO
 
 from evozero.config import Config, dump_config, island_count, load_config
 from evozero.errors import EvozeroError, InternalError
@@ -336,11 +336,11 @@ class Run:
         for event in ordered(self.views):
             self._apply_event(event)
 
-    def _apply_event(self, event: dict[str, Any]) -> None:
+    def _apply_event(self, event: Mapping[str, Any]) -> None:
         self.events.discovery(event, self.state.experiment, self.views,
                               self.config.deterministic, self.seconds())
 
-    def _worker_failed(self, reply: ErrorReply) -> None:
+    def _worker_failed(self, reply: ErrorReply) -> NoReturn:
         """An exception in a worker: an island replays exactly from its snapshot, so it
         would recur; the run stops with it (the last checkpoint stays)."""
         where = "a worker" if reply["island"] is None else f"island {reply['island'] + 1}"
@@ -376,6 +376,7 @@ class Run:
                       "round); the run resumes from the previous one")
         else:
             self._write_checkpoint()
+        assert self._stop_signal is not None   # a run stops only once a signal came
         raise Interrupted(signal.Signals(self._stop_signal).name)
 
     def _worker_died(self, worker: int) -> None:
@@ -416,7 +417,10 @@ class Run:
             self.state.solved = True
 
     def _end_experiment(self) -> None:
-        results = [v.result for v in self.views]
+        results: list[IslandResult] = []
+        for view in self.views:
+            assert view.result is not None   # the experiment ends once every island finished
+            results.append(view.result)
         for result in results:
             self._keep(result["candidate"], result["search_fitness"], result["select_fitness"],
                        result.get("details"))

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from evozero.config import Config, island_config
 from evozero.errors import EvozeroError
-from evozero.runs.messages import AdvanceReply, IslandResult, IslandSummary
+from evozero.runs.messages import AdvanceReply, Discovery, IslandResult, IslandSummary
 from evozero.search.setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
                                       evaluate_on, initial_programs, island_seed, search_tasks,
                                       select_tasks)
@@ -127,7 +128,7 @@ class IslandBase(ABC):
         evaluations: list[dict[str, Any]] = []
         if arrivals is not None:
             self._take_in(arrivals, evaluations)
-        events: list[dict[str, Any]] = []
+        events: list[Discovery] = []
         emigrants = None
         deadline = time.monotonic() + seconds
         while self.meta["status"] == RUNNING:
@@ -153,7 +154,7 @@ class IslandBase(ABC):
     # -- what each kind does ------------------------------------------------------------
 
     @abstractmethod
-    def _step(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> bool:
+    def _step(self, events: list[Discovery], evaluations: list[dict[str, Any]]) -> bool:
         """Search a little (one kernel batch, one child), adding discoveries to ``events``
         and evaluation records to ``evaluations``; set the status when the budget is spent
         or the task solved. False: stop this advance now (a stop request)."""
@@ -214,7 +215,7 @@ class IslandBase(ABC):
         if len(arrivals["fitness"]):
             self._immigrate(arrivals, evaluations)
 
-    def _reply(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]
+    def _reply(self, events: list[Discovery], evaluations: list[dict[str, Any]]
                ) -> AdvanceReply:
         return {"kind": "island", "island": self.spec.island, "status": self.meta["status"],
                 "round": self.meta["round"], "events": events, "evaluations": evaluations,
@@ -271,7 +272,7 @@ class ProgramIsland(IslandBase):
 
     # -- inside -------------------------------------------------------------------------
 
-    def _step(self, events: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> bool:
+    def _step(self, events: list[Discovery], evaluations: list[dict[str, Any]]) -> bool:
         state = self.state
         limit = self._batch
         target = self._next_migration()
@@ -328,20 +329,20 @@ class ProgramIsland(IslandBase):
         self.meta["checked_select"] = select
         return select
 
-    def _discovery(self) -> dict[str, Any]:
+    def _discovery(self) -> Discovery:
         state = self.state
         program = state.best_program(self.settings.offsets)
-        event = {"island": self.spec.island, "island_individual": state.counter(BEST_INDIVIDUAL),
-                 "island_train_steps": state.counter(TRAIN_STEPS),
-                 "fitness": state.best_fitness, "candidate": str(program),
-                 "select_fitness": None}
+        select_fitness = None
         sufficient = self.spec.config.sufficient_fitness
         if sufficient is not None and state.best_fitness >= sufficient \
                 and state.best_fitness > self.meta["checked"]:
-            event["select_fitness"] = self._check(program, state.best_fitness)
-            if event["select_fitness"] > sufficient:
+            select_fitness = self._check(program, state.best_fitness)
+            if select_fitness > sufficient:
                 self.meta["status"] = SOLVED
-        return event
+        return {"island": self.spec.island, "island_individual": state.counter(BEST_INDIVIDUAL),
+                "island_train_steps": state.counter(TRAIN_STEPS),
+                "fitness": state.best_fitness, "candidate": str(program),
+                "select_fitness": select_fitness}
 
     def _summary(self) -> IslandSummary:
         state = self.state
@@ -385,7 +386,8 @@ def check_program_snapshot(snapshot: Any, config: Config, where: str) -> None:
     population = config.population_size
     rules = slot_rules(config)
     capacity = config.fec.cache_size if config.fec.enabled else 1
-    expected = {"fitness": (np.float64, (population,)),
+    expected: dict[str, tuple[DTypeLike, tuple[int, ...]]] = {
+                "fitness": (np.float64, (population,)),
                 "best_code": (np.int64, (rules.rows, 4)),
                 "best_constants": (np.float64, (rules.rows, 3)),
                 "best_lengths": (np.int64, (3,)),

@@ -8,8 +8,8 @@ for errors and stops. Local workers also send heartbeats between replies.
 
 A candidate is what a search evolves: a program's text, or a cell's genome.
 """
-# No postponed annotations here: TypedDict reads NotRequired from evaluated ones.
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, Optional, TypedDict, Union
+# Optional keys live in a ``total=False`` subclass: typing.NotRequired is Python 3.11+.
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, Union
 
 if TYPE_CHECKING:
     from evozero.runs.island import IslandSpec
@@ -25,13 +25,16 @@ class OpenCommand(TypedDict):
     snapshot: Optional[dict[str, Any]]
 
 
-class AdvanceCommand(TypedDict):
-    """Take in ``arrivals`` (migrants, or None), then search for about ``seconds``."""
-
+class _AdvanceCommandKeys(TypedDict):
     kind: Literal["advance"]
     island: int
     seconds: float
-    arrivals: NotRequired[Optional[dict[str, Any]]]
+
+
+class AdvanceCommand(_AdvanceCommandKeys, total=False):
+    """Take in ``arrivals`` (migrants, or None), then search for about ``seconds``."""
+
+    arrivals: Optional[dict[str, Any]]
 
 
 class SnapshotCommand(TypedDict):
@@ -84,14 +87,17 @@ class Discovery(TypedDict):
     select_fitness: Optional[float]
 
 
-class IslandResult(TypedDict):
-    """An island's best candidate at its end; a cell search adds the best network's
-    record and weights as ``details``."""
-
+class _IslandResultKeys(TypedDict):
     candidate: str
     search_fitness: float
     select_fitness: float
-    details: NotRequired[dict[str, Any]]
+
+
+class IslandResult(_IslandResultKeys, total=False):
+    """An island's best candidate at its end; a cell search adds the best network's
+    record and weights as ``details``."""
+
+    details: dict[str, Any]
 
 
 # -- replies ----------------------------------------------------------------------------
@@ -133,19 +139,22 @@ class StoppedReply(TypedDict):
     stands)."""
 
     kind: Literal["stopped"]
-    island: Optional[int]
+    island: int
 
 
-class ErrorReply(TypedDict):
-    """A command raised: ``error`` for the user; ``user`` False when the fault is
-    evozero's own, with its ``traceback``."""
-
+class _ErrorReplyKeys(TypedDict):
     kind: Literal["error"]
     island: Optional[int]
     user: bool
     doing: str
     error: str
-    traceback: NotRequired[str]
+
+
+class ErrorReply(_ErrorReplyKeys, total=False):
+    """A command raised: ``error`` for the user; ``user`` False when the fault is
+    evozero's own, with its ``traceback``."""
+
+    traceback: str
 
 
 class Heartbeat(TypedDict):

@@ -10,11 +10,12 @@ emigrants of the other islands, whatever their round.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from evozero.runs.island import FINISHED, RUNNING, IslandSpec
+from evozero.runs.messages import IslandResult
 from evozero.search.evolution import INDIVIDUALS
 
 
@@ -26,7 +27,7 @@ class IslandView:
     worker: int
     snapshot: Optional[dict[str, Any]] = None   # last snapshot (None: start afresh)
     snapshot_events: list = field(default_factory=list)  # unflushed events it covers
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
     status: str = RUNNING
     busy: bool = False                           # a command is in flight
     emigrants: Optional[dict[str, Any]] = None   # the latest ones it sent
@@ -36,7 +37,7 @@ class IslandView:
     snapshot_wanted: bool = False
     snapshot_arrivals: Optional[dict[str, Any]] = None  # migrants owed when it was taken
     finish_wanted: bool = False
-    result: Optional[dict[str, Any]] = None
+    result: Optional[IslandResult] = None
     failures: int = 0                            # deaths since its last snapshot
     stale: bool = False                          # stopping, it gave no new snapshot
 
@@ -101,19 +102,22 @@ def draw_arrivals(count: int, pool: Sequence[dict[str, Any]],
 def round_arrivals(views: Sequence[IslandView], seed: int, experiment: int,
                    round_: int) -> dict[int, dict[str, Any]]:
     """Deterministic migrants of one completed round for every island waiting at it."""
-    waiting = [v for v in views if v.emigrants is not None and v.emigrants["round"] == round_
+    waiting = [(v, v.emigrants) for v in views
+               if v.emigrants is not None and v.emigrants["round"] == round_
                and not v.done and v.status not in FINISHED]
     rng = np.random.default_rng([seed, experiment, round_])
     arrivals = {}
-    for view in waiting:
-        pool = [v.emigrants for v in waiting if v is not view]
-        arrivals[view.index] = draw_arrivals(len(view.emigrants["fitness"]), pool, rng)
+    for view, emigrants in waiting:
+        pool = [other for v, other in waiting if v is not view]
+        arrivals[view.index] = draw_arrivals(len(emigrants["fitness"]), pool, rng)
     return arrivals
 
 
 def latest_arrivals(view: IslandView, views: Sequence[IslandView], seed: int,
                     experiment: int) -> dict[str, Any]:
     """Migrants for ``view`` from the latest emigrants of every other island."""
+    own = view.emigrants
+    assert own is not None   # asked for only once ``view`` emigrated
     pool = [v.emigrants for v in views if v is not view and v.emigrants is not None]
-    rng = np.random.default_rng([seed, experiment, view.index, view.emigrants["round"]])
-    return draw_arrivals(len(view.emigrants["fitness"]), pool, rng)
+    rng = np.random.default_rng([seed, experiment, view.index, own["round"]])
+    return draw_arrivals(len(own["fitness"]), pool, rng)

@@ -48,7 +48,7 @@ def check_before_start(domain: "SearchDomain", workers: Optional[int] = None) ->
     need, parts = estimate_memory(domain, _workers(config, workers))
     have = available_memory()
     if need > have:
-        largest = max(parts, key=parts.get)
+        largest = max(parts, key=lambda part: parts[part])
         raise EvozeroError(
             f"the run needs about {format_bytes(need)} of memory but this machine has "
             f"{format_bytes(have)} available; the largest part is {largest} "
@@ -162,7 +162,7 @@ def program_run_memory(config: Config, processes: int) -> dict[str, int]:
     ``processes`` processes load."""
     parts = {"the final tasks": _evaluated_tasks(config, config.final_tasks)}
     # Every process that makes tasks from a file loads the whole file, one at a time.
-    loads = [read_npz_header(spec.path).load_bytes
+    loads = [read_npz_header(_task_file(spec)).load_bytes
              for spec in (config.search_tasks, config.select_tasks, config.final_tasks)
              if spec.kind == "npz"]
     if loads:
@@ -173,7 +173,13 @@ def program_run_memory(config: Config, processes: int) -> dict[str, int]:
 def _features(spec: TaskSpec) -> int:
     if spec.features is not None:
         return spec.features
-    return read_npz_header(spec.path).shapes["x"][1]
+    return read_npz_header(_task_file(spec)).shapes["x"][1]
+
+
+def _task_file(spec: TaskSpec) -> str:
+    """The file of npz tasks (the config requires their path)."""
+    assert spec.path is not None, "npz tasks without a path passed the config check"
+    return spec.path
 
 
 def vm_memory_bytes(sizes: Sequence[int], features: int, tasks: int) -> int:

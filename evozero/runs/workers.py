@@ -66,13 +66,17 @@ _DOING = {"open": "opening", "advance": "evolving", "snapshot": "taking its snap
           "finish": "finishing"}
 
 
+def _command_island(command: Command) -> int:
+    """The island ``command`` is for (an open names it in its spec)."""
+    return command["spec"].island if command["kind"] == "open" else command["island"]
+
+
 def error_reply(command: Command, error: BaseException) -> ErrorReply:
     """The ``error`` reply for ``error`` raised by ``command``: a message for the user and,
     when the fault is evozero's own rather than the input's (``user`` False), its
     traceback and where it was raised."""
-    spec = command.get("spec")
-    island = spec.island if spec is not None else command.get("island")
-    doing = _DOING.get(command.get("kind"), "answering")
+    island = _command_island(command)
+    doing = _DOING.get(command["kind"], "answering")
     if isinstance(error, EvozeroError):
         return {"kind": "error", "island": island, "user": True, "doing": doing,
                 "error": str(error)}
@@ -95,22 +99,21 @@ class WorkerHost:
 
     def handle(self, command: Command) -> Reply:
         """Carry out one command; returns its reply."""
-        kind = command["kind"]
-        if kind == "open":
+        if command["kind"] == "open":
             spec = command["spec"]
-            island = spec.island_class(spec, command.get("snapshot"))
-            self.islands[spec.island] = island
-            return island.opened()
+            opened = spec.island_class(spec, command.get("snapshot"))
+            self.islands[spec.island] = opened
+            return opened.opened()
         island = self.islands[command["island"]]
-        if kind == "advance":
+        if command["kind"] == "advance":
             return island.advance(command["seconds"], command.get("arrivals"))
-        if kind == "snapshot":
+        if command["kind"] == "snapshot":
             return {"kind": "snapshot", "island": command["island"],
                     "snapshot": island.snapshot()}
-        if kind == "finish":
+        if command["kind"] == "finish":
             del self.islands[command["island"]]
             return {"kind": "finish", "island": command["island"], "result": island.result()}
-        raise ValueError(f"unknown command {kind!r}")
+        raise ValueError(f"unknown command {command['kind']!r}")
 
     def handle_safely(self, command: Command) -> Reply:
         """:meth:`handle`, with an exception turned into an ``error`` reply and long work
@@ -119,8 +122,10 @@ class WorkerHost:
         try:
             return self.handle(command)
         except stopflag.Stopped:
-            self.islands.pop(command.get("island"), None)
-            return {"kind": "stopped", "island": command.get("island")}
+            # An open stopped mid-way never added its island.
+            island = _command_island(command)
+            self.islands.pop(island, None)
+            return {"kind": "stopped", "island": island}
         except Exception as error:  # reported to the main process, which stops the run
             return error_reply(command, error)
 
@@ -301,7 +306,7 @@ class LocalBackend:
         if now - self._received > self.heartbeat / 2:
             # This process was away (stopped itself, or busy): the silence is its own.
             self._heard = [now] * self.workers
-        replies: list[tuple[int, Optional[dict[str, Any]]]] = []
+        replies: list[tuple[int, Optional[Reply]]] = []
         dead: set[int] = set()
         for handle in wait(list(by_handle), timeout):
             worker = by_handle[handle]

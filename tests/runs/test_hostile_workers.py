@@ -243,6 +243,22 @@ def test_a_worker_drops_an_island_whose_command_gave_up(monkeypatch):
     assert 3 not in host.islands   # its state is no longer whole: never snapshotted
 
 
+def test_a_stopped_open_names_its_island():
+    # The main process looks the reply's island up; an open carries it in its spec.
+    host = WorkerHost()
+
+    class OpensSlowly:
+        island = 2
+
+        @staticmethod
+        def island_class(spec, snapshot):
+            raise stopflag.Stopped()
+
+    assert host.handle_safely({"kind": "open", "spec": OpensSlowly(), "snapshot": None}) == \
+        {"kind": "stopped", "island": 2}
+    assert not host.islands
+
+
 @pytest.mark.slow
 def test_workers_die_with_a_killed_main_process_even_mid_command(tmp_path):
     config = _long_nas_config(tmp_path / "nas.yaml")
