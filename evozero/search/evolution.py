@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -53,8 +53,7 @@ from ops.codes import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_REJECTS, CLASSIFICATIO
                        SAVED_TRAIN_STEPS, STRATEGY, STRUCTURE_HITS, TOURNAMENT, TRAIN_STEPS,
                        VALID_STEPS)
 from ops.jit import jit
-from ops.kinds import (COST, CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE,
-                       SORTED_BOUNDS)
+from ops.kinds import COST, OP_ARRAYS
 from ops.rng import mix64, next_uniform, stream_seed
 
 # Random streams of a search experiment (rows of SearchState.streams).
@@ -203,15 +202,58 @@ def split_group(group: TaskGroup) -> tuple[TaskGroup, TaskGroup]:
     return part(slice(0, 1)), part(slice(1, None))
 
 
-def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int], rows: int) -> tuple:
-    """Flat VM memories, random streams, scratch, a tape for programs of up to ``rows`` rows
-    and an empty prediction record, for ``num_tasks`` tasks. Every array is C-contiguous,
-    so the kernels compile for one layout only (each extra layout costs a full compile)."""
+class VMMemory(NamedTuple):
+    """What the VM runs one task group in: flat memories, random streams, scratch, a tape
+    and a prediction record (empty unless fingerprints are taken)."""
+
+    scalars: np.ndarray
+    vectors: np.ndarray
+    matrices: np.ndarray
+    streams: np.ndarray
+    scratch: np.ndarray
+    tape: np.ndarray
+    record: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Buffers one experiment's kernels reuse for every child."""
+
+    flat_code: np.ndarray       # the child's components in contiguous rows
+    flat_constants: np.ndarray
+    bounds: np.ndarray
+    record: np.ndarray          # fingerprint predictions per task
+    per_task: np.ndarray        # fitness per task
+    buffer: np.ndarray          # one float, seen as bits through ``bits``
+    bits: np.ndarray
+    child_code: np.ndarray      # the child, in slots
+    child_constants: np.ndarray
+    child_lengths: np.ndarray
+    live_code: np.ndarray       # the child without dead code
+    live_constants: np.ndarray
+    live_bounds: np.ndarray
+
+
+def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int], rows: int) -> VMMemory:
+    """VM memory for ``num_tasks`` tasks and programs of up to ``rows`` rows, with an empty
+    prediction record. Every array is C-contiguous, so the kernels compile for one layout
+    only (each extra layout costs a full compile)."""
     num_s, num_v, num_m = sizes
-    return (np.zeros((num_s, num_tasks)), np.zeros((num_v, num_tasks * n_features)),
-            np.zeros((max(num_m, 1), num_tasks * n_features * n_features)),
-            np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features),
-            np.zeros((tape_rows(rows), 5), dtype=np.int64), np.zeros((num_tasks, 0)))
+    return VMMemory(np.zeros((num_s, num_tasks)), np.zeros((num_v, num_tasks * n_features)),
+                    np.zeros((max(num_m, 1), num_tasks * n_features * n_features)),
+                    np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features),
+                    np.zeros((tape_rows(rows), 5), dtype=np.int64), np.zeros((num_tasks, 0)))
+
+
+def scratch_buffers(rows: int, num_tasks: int, record_width: int) -> Scratch:
+    """Scratch for programs of up to ``rows`` rows on ``num_tasks`` tasks."""
+    buffer = np.zeros(1)
+    return Scratch(np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
+                   np.zeros(4, dtype=np.int64), np.zeros((num_tasks, record_width)),
+                   np.zeros(num_tasks), buffer, buffer.view(np.uint64),
+                   np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
+                   np.zeros(3, dtype=np.int64),
+                   np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
+                   np.zeros(4, dtype=np.int64))
 
 
 def program_cost(program: Program, n_train: int) -> float:
@@ -282,14 +324,13 @@ def _combine(per_task, rule):
 
 @jit
 def _run(code, constants, bounds, group, memory, classification, max_abs_error, seed, fitness,
-         record, tables):
+         record, op_arrays):
     x_train, y_train, x_valid, y_valid, task_ids = group
-    scalars, vectors, matrices, streams, scratch, tape = memory[:6]
-    in1_kind, in2_kind = tables[0], tables[1]
-    load = reads_features(code, bounds[3], in1_kind, in2_kind)
-    return run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch, tape,
-                     x_train, y_train, x_valid, y_valid, classification, load, max_abs_error,
-                     seed, task_ids, fitness, record)
+    load = reads_features(code, bounds[3], op_arrays.in1_kind, op_arrays.in2_kind)
+    return run_group(code, constants, bounds, memory.scalars, memory.vectors, memory.matrices,
+                     memory.streams, memory.scratch, memory.tape, x_train, y_train, x_valid,
+                     y_valid, classification, load, max_abs_error, seed, task_ids, fitness,
+                     record)
 
 
 @jit
@@ -308,14 +349,14 @@ def _usable_entry(cache, key, forget_every, hurdle, counters):
 
 @jit
 def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_seed, groups,
-              memories, work, cache, counters, values, tables):
+              memories, work, cache, counters, values, op_arrays):
     """Fitness of the child in ``code``/``constants`` (a slot), counting what it cost."""
     full, first, rest, fingerprint = groups
     full_memory, first_memory, rest_memory, fingerprint_memory = memories
-    flat_code, flat_constants, bounds, record = work[0], work[1], work[2], work[3]
-    per_task, buffer, bits = work[4], work[5], work[6]
-    in1_kind, in2_kind, out_kind, partial_write, cost = tables[0], tables[1], tables[2], \
-        tables[3], tables[4]
+    flat_code, flat_constants, bounds, record = work.flat_code, work.flat_constants, \
+        work.bounds, work.record
+    per_task, buffer, bits = work.per_task, work.buffer, work.bits
+    cost = op_arrays.cost
     num_tasks = full[1].shape[2]
     n_train = full[1].shape[1] * full[1].shape[0]
     _gather(code, constants, offsets, lengths, flat_code, flat_constants, bounds)
@@ -332,9 +373,9 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
     # Whole buffers, never slices: rows past bounds[3] are ignored, and one array layout
     # means one compiled variant of every kernel below.
     keep = live_rows_kernel(flat_code, bounds, settings_i[NUM_S], settings_i[NUM_V],
-                            max(settings_i[NUM_M], 1), in1_kind, in2_kind, out_kind,
-                            partial_write)
-    live_code, live_constants, live_bounds = work[10], work[11], work[12]
+                            max(settings_i[NUM_M], 1), op_arrays.in1_kind, op_arrays.in2_kind,
+                            op_arrays.out_kind, op_arrays.partial_write)
+    live_code, live_constants, live_bounds = work.live_code, work.live_constants, work.live_bounds
     compact_into(flat_code, flat_constants, bounds, keep, live_code, live_constants, live_bounds)
     classification = settings_i[CLASSIFICATION] != 0
     max_abs_error = settings_f[MAX_ABS_ERROR]
@@ -352,7 +393,7 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
             return cache[2][entry]
         record[:] = np.nan
         steps = _run(live_code, live_constants, live_bounds, fingerprint, fingerprint_memory,
-                     classification, max_abs_error, _FINGERPRINT_SEED, per_task, record, tables)
+                     classification, max_abs_error, _FINGERPRINT_SEED, per_task, record, op_arrays)
         counters[TRAIN_STEPS] += steps[0] * num_tasks
         fingerprint_key = _fingerprint_key(record, settings_f[ROUNDING_SCALE], buffer, bits)
         entry = _usable_entry(cache, fingerprint_key, forget_every, hurdle, counters)
@@ -368,8 +409,8 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
     if settings_i[HURDLES_ON] and hurdle > -np.inf and num_tasks > 1:
         first_fitness = per_task[:1]
         steps = _run(live_code, live_constants, live_bounds, first, first_memory,
-                     classification, max_abs_error, eval_seed, first_fitness, first_memory[6],
-                     tables)
+                     classification, max_abs_error, eval_seed, first_fitness, first_memory.record,
+                     op_arrays)
         counters[TRAIN_STEPS] += steps[0]
         counters[VALID_STEPS] += steps[1]
         if first_fitness[0] < hurdle:
@@ -380,13 +421,13 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
         else:
             steps = _run(live_code, live_constants, live_bounds, rest, rest_memory,
                          classification, max_abs_error, eval_seed, per_task[1:],
-                         rest_memory[6], tables)
+                         rest_memory.record, op_arrays)
             counters[TRAIN_STEPS] += steps[0] * (num_tasks - 1)
             counters[VALID_STEPS] += steps[1] * (num_tasks - 1)
             fitness = _combine(per_task, settings_i[COMBINE])
     else:
         steps = _run(live_code, live_constants, live_bounds, full, full_memory, classification,
-                     max_abs_error, eval_seed, per_task, full_memory[6], tables)
+                     max_abs_error, eval_seed, per_task, full_memory.record, op_arrays)
         counters[TRAIN_STEPS] += steps[0] * num_tasks
         counters[VALID_STEPS] += steps[1] * num_tasks
         fitness = _combine(per_task, settings_i[COMBINE])
@@ -416,7 +457,7 @@ def _refresh_hurdle(fitness, recent, count, window, percentile, values):
 
 @jit
 def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f, layout,
-           init, init_random, eval_seed, groups, memories, work, cache, tables, max_children):
+           init, init_random, eval_seed, groups, memories, work, cache, op_arrays, max_children):
     """Run up to ``max_children`` children of one experiment; return a batch outcome.
 
     BUDGET_SPENT once the individual or training-step budget is reached (checked before
@@ -428,9 +469,10 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
     best_code, best_constants, best_lengths = best
     offsets, min_sizes, max_sizes, init_sizes, allowed, allowed_counts, kinds, weights = layout
     init_code, init_constants, init_lengths = init
-    child_code, child_constants, child_lengths = work[7], work[8], work[9]
-    in1_kind, in2_kind, out_kind, const_kind, sorted_bounds = tables[0], tables[1], \
-        tables[2], tables[5], tables[6]
+    child_code, child_constants, child_lengths = work.child_code, work.child_constants, \
+        work.child_lengths
+    in1_kind, in2_kind, out_kind = op_arrays.in1_kind, op_arrays.in2_kind, op_arrays.out_kind
+    const_kind, sorted_bounds = op_arrays.const_kind, op_arrays.sorted_bounds
     population = settings_i[POPULATION]
     num_s, num_v, num_m = settings_i[NUM_S], settings_i[NUM_V], settings_i[NUM_M]
     window = settings_i[HURDLE_WINDOW]
@@ -481,7 +523,7 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
         else:
             value = _evaluate(child_code, child_constants, child_lengths, settings_i, settings_f,
                               offsets, eval_seed, groups, memories, work, cache, counters,
-                              values, tables)
+                              values, op_arrays)
         code[slot] = child_code
         constants[slot] = child_constants
         lengths[slot] = child_lengths
@@ -508,7 +550,7 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
 
 @jit
 def immigrate(pop, best, counters, values, settings_i, settings_f, offsets, eval_seed, groups,
-              memories, work, cache, tables, arrivals):
+              memories, work, cache, op_arrays, arrivals):
     """Add programs from other islands as the youngest individuals, replacing the oldest.
 
     ``arrivals`` = (code, constants, lengths, fitness) of the programs in slots; a NaN
@@ -525,7 +567,7 @@ def immigrate(pop, best, counters, values, settings_i, settings_f, offsets, eval
         if value != value:
             value = _evaluate(in_code[k], in_constants[k], in_lengths[k], settings_i,
                               settings_f, offsets, eval_seed, groups, memories, work, cache,
-                              counters, values, tables)
+                              counters, values, op_arrays)
         filling = counters[FILLED] < population
         slot = counters[FILLED] if filling else counters[OLDEST]
         code[slot] = in_code[k]
@@ -566,19 +608,10 @@ class SearchRunner:
                          memory_buffers(1, n, memory, rows),
                          memory_buffers(max(num_tasks - 1, 1), n, memory, rows),
                          memory_buffers(num_tasks, n, memory, rows))
-        buffer = np.zeros(1)
-        self.work = (np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(4, dtype=np.int64), np.zeros((num_tasks, train + valid)),
-                     np.zeros(num_tasks), buffer, buffer.view(np.uint64),
-                     np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(3, dtype=np.int64),
-                     np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(4, dtype=np.int64))
+        self.work = scratch_buffers(rows, num_tasks, train + valid)
         self.layout = (settings.offsets, settings.min_sizes, settings.max_sizes,
                        settings.init_sizes, settings.allowed, settings.allowed_counts,
                        settings.mutation_types, settings.mutation_weights)
-        self.tables = (IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE, COST, CONST_KIND,
-                       SORTED_BOUNDS)
 
     def step(self, state: SearchState, max_children: int) -> int:
         """Run one batch on ``state`` (in place); returns the batch outcome."""
@@ -589,7 +622,7 @@ class SearchRunner:
                           s.ints, s.floats, self.layout,
                           (s.init_code, s.init_constants, s.init_lengths), s.init_random,
                           np.uint64(s.eval_seed), self.groups, self.memories, self.work,
-                          cache_arrays(state.cache), self.tables, int(max_children)))
+                          cache_arrays(state.cache), OP_ARRAYS, int(max_children)))
 
     def immigrate(self, state: SearchState, code: np.ndarray, constants: np.ndarray,
                   lengths: np.ndarray, fitness: np.ndarray) -> None:
@@ -599,7 +632,7 @@ class SearchRunner:
                   (state.best_code, state.best_constants, state.best_lengths),
                   state.counters, state.values, s.ints, s.floats, s.offsets,
                   np.uint64(s.eval_seed), self.groups, self.memories, self.work,
-                  cache_arrays(state.cache), self.tables,
+                  cache_arrays(state.cache), OP_ARRAYS,
                   (np.ascontiguousarray(code, dtype=np.int64),
                    np.ascontiguousarray(constants, dtype=np.float64),
                    np.ascontiguousarray(lengths, dtype=np.int64),
