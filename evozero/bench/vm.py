@@ -18,7 +18,7 @@ from evozero.programs.randomize import randomize_rows
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import group_tasks, run_batch
 from ops.jit import jit
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
+from ops.kinds import IN1_KIND, IN2_KIND, OP_ARRAYS, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS_BY_NAME
 
 DEMO_OPS = ("SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT", "SCALAR_DIFF", "SCALAR_PRODUCT",
@@ -60,8 +60,8 @@ def random_demo_programs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray,
     constants = np.zeros((count * length, 3))
     allowed = np.array([OPS_BY_NAME[name].code for name in DEMO_OPS], dtype=np.int64)
     state = np.array([seed], dtype=np.uint64)
-    randomize_rows(codes, constants, 0, count * length, allowed, state, 0, *DEMO_MEMORY,
-                   IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
+    randomize_rows(codes, constants, 0, count * length, allowed, state, 0, tuple(DEMO_MEMORY),
+                   OP_ARRAYS)
     starts = np.arange(count, dtype=np.int64) * length
     offsets = np.cumsum((0,) + DEMO_SIZES)
     bounds = starts[:, None] + offsets[None, :]

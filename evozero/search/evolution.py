@@ -471,10 +471,8 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
     init_code, init_constants, init_lengths = init
     child_code, child_constants, child_lengths = work.child_code, work.child_constants, \
         work.child_lengths
-    in1_kind, in2_kind, out_kind = op_arrays.in1_kind, op_arrays.in2_kind, op_arrays.out_kind
-    const_kind, sorted_bounds = op_arrays.const_kind, op_arrays.sorted_bounds
     population = settings_i[POPULATION]
-    num_s, num_v, num_m = settings_i[NUM_S], settings_i[NUM_V], settings_i[NUM_M]
+    sizes = (settings_i[NUM_S], settings_i[NUM_V], settings_i[NUM_M])
     window = settings_i[HURDLE_WINDOW]
     refresh_every = window if window > 0 else population
     for _ in range(max_children):
@@ -488,8 +486,8 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
         parent = 0
         if (filling and init_random) or (not filling and settings_i[STRATEGY] == RANDOM_SEARCH):
             random_program_slots(child_code, child_constants, offsets, child_lengths, init_sizes,
-                                 allowed, allowed_counts, num_s, num_v, num_m, streams,
-                                 MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind)
+                                 allowed, allowed_counts, sizes, streams, MUTATION_STREAM,
+                                 op_arrays)
         elif filling:
             k = slot % init_code.shape[0]
             child_code[:] = init_code[k]
@@ -504,9 +502,8 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             if next_uniform(streams, MUTATION_STREAM) < settings_f[MUTATE_PROB]:
                 mutation_type = mutate(child_code, child_constants, offsets, child_lengths, min_sizes,
                               max_sizes, allowed, allowed_counts, kinds, weights,
-                              settings_i[CONSTANT_RULE], num_s, num_v, num_m, streams,
-                              MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind,
-                              sorted_bounds)
+                              settings_i[CONSTANT_RULE], sizes, streams, MUTATION_STREAM,
+                              op_arrays)
                 if mutation_type >= 0:
                     counters[MUTATION_COUNTS + mutation_type] += 1
             # An exact copy has its parent's fitness (fitness is a pure function of the
