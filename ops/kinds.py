@@ -1,6 +1,8 @@
 """The op table as flat arrays, for numba code (the mutator, dead-code analysis, the VM)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ops.codes import NO_OP  # noqa: F401 - read with the op arrays by instruction checks
@@ -26,3 +28,18 @@ PARTIAL_WRITE = np.array([op.partial_write for op in OPS], dtype=np.bool_)
 IS_RANDOM = np.array([op.random for op in OPS], dtype=np.bool_)
 SORTED_BOUNDS = np.array([op.sorted_bounds for op in OPS], dtype=np.bool_)
 COST = np.array([op.cost for op in OPS], dtype=np.float64)
+
+
+class OpArrays(NamedTuple):
+    """The per-op arrays a search kernel reads, passed as one argument."""
+
+    in1_kind: np.ndarray
+    in2_kind: np.ndarray
+    out_kind: np.ndarray
+    const_kind: np.ndarray
+    partial_write: np.ndarray
+    sorted_bounds: np.ndarray
+    cost: np.ndarray
+
+
+OP_ARRAYS = OpArrays(IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND, PARTIAL_WRITE, SORTED_BOUNDS, COST)

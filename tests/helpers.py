@@ -14,7 +14,7 @@ from evozero.domains import start_run
 from evozero.runs.flow import Run
 from evozero.programs.program import Program
 from evozero.programs.randomize import randomize_rows
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND
+from ops.kinds import OP_ARRAYS
 from ops.table import OPS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,8 +28,7 @@ def random_program(seed: int, sizes: Sequence[int], allowed: np.ndarray = ALL_OP
     code = np.zeros((total, 4), dtype=np.int64)
     constants = np.zeros((total, 3))
     state = np.array([seed], dtype=np.uint64)
-    randomize_rows(code, constants, 0, total, allowed, state, 0, *memory,
-                   IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
+    randomize_rows(code, constants, 0, total, allowed, state, 0, tuple(memory), OP_ARRAYS)
     return Program(code, constants, tuple(sizes))
 
 

@@ -3,7 +3,8 @@ interpreter's overhead against a hand-written numba SGD on the same arrays.
 
 Workload: 10 linear tasks, F = 4, 100 training + 100 validation examples; random
 programs of setup 10 / predict 2 / learn 8 instructions over the demo's six ops,
-memory 4/3/1. One process, so every figure is per core.
+memory 4/3/1. One process, so every figure is per core. :func:`run_batch` evaluates a
+whole array of such programs in one numba call.
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import math
 import numpy as np
 
 from evozero.bench.timing import interleaved_medians
-from evozero.programs.liveness import live_rows_kernel
+from evozero.programs.liveness import compact_kernel, live_rows_kernel
 from evozero.programs.reference import linear_program
 from evozero.programs.randomize import randomize_rows
 from evozero.evaluation.tasks import make_tasks
-from evozero.evaluation.vm import group_tasks, run_batch
+from evozero.evaluation.vm import group_tasks, reads_features, run_group, tape_rows
 from ops.jit import jit
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
+from ops.kinds import IN1_KIND, IN2_KIND, OP_ARRAYS, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS_BY_NAME
 
 DEMO_OPS = ("SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT", "SCALAR_DIFF", "SCALAR_PRODUCT",
@@ -28,6 +29,44 @@ DEMO_MEMORY = (4, 3, 1)
 # The original C++ engine measured on this 2-core machine class at these sizes
 # (see the performance notes): full evaluations per second on one core.
 REFERENCE_CPP_EVALS_PER_SECOND = 43_000.0
+
+
+@jit
+def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x_valid, y_valid,
+              classification, max_abs_error, seeds, task_ids, fitness, steps, in1_kind, in2_kind,
+              out_kind, partial):
+    """Evaluate many programs on one task group: dead code stripped, then :func:`run_group`.
+
+    Program p occupies rows ``bounds[p, 0]..bounds[p, 3]-1`` of ``codes``/``constants``
+    with its components starting at ``bounds[p, 0:3]``; ``fitness[p, t]`` receives its
+    fitness on task t, evaluated with random seed ``seeds[p]``, and ``steps[p]`` the
+    lockstep training and validation steps it ran.
+    """
+    num_tasks = y_train.shape[2]
+    n = x_train.shape[2] // num_tasks
+    scalars = np.zeros((num_s, num_tasks))
+    vectors = np.zeros((num_v, num_tasks * n))
+    matrices = np.zeros((max(num_m, 1), num_tasks * n * n))
+    streams = np.zeros(num_tasks, dtype=np.uint64)
+    scratch = np.zeros(n * n)
+    longest = 0
+    for p in range(bounds.shape[0]):
+        longest = max(longest, bounds[p, 3] - bounds[p, 0])
+    tape = np.zeros((tape_rows(longest), 5), dtype=np.int64)
+    no_record = np.zeros((num_tasks, 0))
+    for p in range(bounds.shape[0]):
+        start, stop = bounds[p, 0], bounds[p, 3]
+        local_bounds = bounds[p] - start
+        code = codes[start:stop]
+        keep = live_rows_kernel(code, local_bounds, num_s, num_v, max(num_m, 1), in1_kind,
+                                in2_kind, out_kind, partial)
+        live_code, live_constants, live_bounds = compact_kernel(code, constants[start:stop],
+                                                                local_bounds, keep)
+        steps[p, 0], steps[p, 1] = run_group(
+            live_code, live_constants, live_bounds, scalars, vectors, matrices, streams, scratch,
+            tape, x_train, y_train, x_valid, y_valid, classification,
+            reads_features(live_code, live_code.shape[0], in1_kind, in2_kind), max_abs_error, seeds[p], task_ids,
+            fitness[p], no_record)
 
 
 @jit
@@ -60,8 +99,8 @@ def random_demo_programs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray,
     constants = np.zeros((count * length, 3))
     allowed = np.array([OPS_BY_NAME[name].code for name in DEMO_OPS], dtype=np.int64)
     state = np.array([seed], dtype=np.uint64)
-    randomize_rows(codes, constants, 0, count * length, allowed, state, 0, *DEMO_MEMORY,
-                   IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
+    randomize_rows(codes, constants, 0, count * length, allowed, state, 0, tuple(DEMO_MEMORY),
+                   OP_ARRAYS)
     starts = np.arange(count, dtype=np.int64) * length
     offsets = np.cumsum((0,) + DEMO_SIZES)
     bounds = starts[:, None] + offsets[None, :]

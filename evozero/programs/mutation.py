@@ -88,7 +88,7 @@ from ops.codes import (ALTER_PARAM, FRACTION_KIND, IDENTITY, INSERT_INSTRUCTION,
                        NONE_KIND, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION,
                        REMOVE_INSTRUCTION, SPREAD_KIND, TRADE_INSTRUCTION, VALUE_KIND)
 from ops.jit import jit
-from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND
+from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, OpArrays
 from ops.rng import next_normal, next_uniform
 from ops.table import OPS
 
@@ -167,10 +167,10 @@ def alter_constant(constants: np.ndarray, row: int, op: int, rule: int, state: n
 
 @jit
 def alter_param(code: np.ndarray, constants: np.ndarray, row: int, rule: int, state: np.ndarray,
-                slot: int, num_s: int, num_v: int, num_m: int, in1_kind: np.ndarray,
-                in2_kind: np.ndarray, out_kind: np.ndarray, const_kind: np.ndarray,
-                sorted_bounds: np.ndarray) -> None:
+                slot: int, sizes: tuple, op_arrays: OpArrays) -> None:
     """Change one argument of the instruction in ``row`` (spec 2.6)."""
+    num_s, num_v, num_m = sizes
+    in1_kind, in2_kind, out_kind = op_arrays.in1_kind, op_arrays.in2_kind, op_arrays.out_kind
     op = code[row, 0]
     if out_kind[op] == NONE_KIND:
         return  # NO_OP
@@ -179,7 +179,8 @@ def alter_param(code: np.ndarray, constants: np.ndarray, row: int, rule: int, st
         if draw_int(state, slot, 2) == 0:
             code[row, 3] = draw_address(state, slot, out_kind[op], num_s, num_v, num_m, True)
         else:
-            alter_constant(constants, row, op, rule, state, slot, const_kind, sorted_bounds)
+            alter_constant(constants, row, op, rule, state, slot, op_arrays.const_kind,
+                           op_arrays.sorted_bounds)
         return
     choices = 3 if in2_kind[op] != NONE_KIND else 2
     choice = draw_int(state, slot, choices)
@@ -288,17 +289,17 @@ def _check_layout(code, constants, offsets, lengths, max_sizes, allowed, allowed
 def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
            min_sizes: np.ndarray, max_sizes: np.ndarray, allowed: np.ndarray,
            allowed_counts: np.ndarray, mutation_types: np.ndarray, mutation_weights: np.ndarray,
-           constant_rule: int, num_s: int, num_v: int, num_m: int, state: np.ndarray, slot: int,
-           in1_kind: np.ndarray, in2_kind: np.ndarray, out_kind: np.ndarray,
-           const_kind: np.ndarray, sorted_bounds: np.ndarray) -> int:
+           constant_rule: int, sizes: tuple, state: np.ndarray, slot: int,
+           op_arrays: OpArrays) -> int:
     """Apply exactly one mutation drawn by weight from ``mutation_types``; return its type id.
 
     See the module docstring for the operators, the layout it needs and the decisions
     taken. ``lengths``, ``code``, ``constants`` and ``state[slot]`` are changed in place;
     -1 means no mutation type had a positive weight. Raises ValueError for a broken layout.
+    ``sizes`` = (num_s, num_v, num_m); ``op_arrays`` = :data:`ops.kinds.OP_ARRAYS`.
     """
     _check_layout(code, constants, offsets, lengths, max_sizes, allowed, allowed_counts,
-                  state, slot, out_kind)
+                  state, slot, op_arrays.out_kind)
     mutation_type = _pick_mutation_type(mutation_types, mutation_weights, state, slot)
     if mutation_type < 0:
         return -1
@@ -311,23 +312,22 @@ def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths
     if mutation_type == ALTER_PARAM:
         if length > 0:
             row = start + draw_int(state, slot, length)
-            alter_param(code, constants, row, constant_rule, state, slot, num_s, num_v, num_m,
-                        in1_kind, in2_kind, out_kind, const_kind, sorted_bounds)
+            alter_param(code, constants, row, constant_rule, state, slot, sizes, op_arrays)
     elif mutation_type == RANDOMIZE_INSTRUCTION:
         if length > 0:
             row = start + draw_int(state, slot, length)
             randomize_row(code, constants, row, random_op(ops, state, slot), state, slot,
-                          num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+                          sizes, op_arrays)
     elif mutation_type == RANDOMIZE_COMPONENT:
-        randomize_rows(code, constants, start, start + length, ops, state, slot,
-                       num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+        randomize_rows(code, constants, start, start + length, ops, state, slot, sizes,
+                       op_arrays)
     elif mutation_type == INSERT_INSTRUCTION:
         # At the maximum the block has no free row for the shift to move into.
         if length < max_sizes[c]:
             position = draw_int(state, slot, length + 1)
             _shift_down(code, constants, start + position, start + length)
             randomize_row(code, constants, start + position, random_op(ops, state, slot), state,
-                          slot, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+                          slot, sizes, op_arrays)
             lengths[c] = length + 1
     elif mutation_type == REMOVE_INSTRUCTION:
         if length > min_sizes[c] and length > 0:
@@ -344,13 +344,12 @@ def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths
             _delete_row(code, constants, start + removed, start + length)
             _shift_down(code, constants, start + insert_at, start + length - 1)
             randomize_row(code, constants, start + insert_at, random_op(ops, state, slot), state,
-                          slot, num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+                          slot, sizes, op_arrays)
     elif mutation_type == RANDOMIZE_ALGORITHM:
         for k in range(3):
             if allowed_counts[k] > 0:
                 randomize_rows(code, constants, offsets[k], offsets[k] + lengths[k],
-                               allowed[k, :allowed_counts[k]], state, slot,
-                               num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+                               allowed[k, :allowed_counts[k]], state, slot, sizes, op_arrays)
     # IDENTITY and ids outside 0..7: nothing
     return mutation_type
 
@@ -358,9 +357,8 @@ def mutate(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray, lengths
 @jit
 def random_program_slots(code: np.ndarray, constants: np.ndarray, offsets: np.ndarray,
                          lengths: np.ndarray, init_sizes: np.ndarray, allowed: np.ndarray,
-                         allowed_counts: np.ndarray, num_s: int, num_v: int, num_m: int,
-                         state: np.ndarray, slot: int, in1_kind: np.ndarray, in2_kind: np.ndarray,
-                         out_kind: np.ndarray, const_kind: np.ndarray) -> None:
+                         allowed_counts: np.ndarray, sizes: tuple, state: np.ndarray, slot: int,
+                         op_arrays: OpArrays) -> None:
     """Fill the slots with a random program of ``init_sizes`` (frozen components: no-ops).
 
     Rows past each component's length, up to its block end, are zeroed. The block of
@@ -380,8 +378,7 @@ def random_program_slots(code: np.ndarray, constants: np.ndarray, offsets: np.nd
             raise ValueError("random_program_slots: an init size exceeds its component's capacity")
         lengths[c] = init_sizes[c]
         randomize_rows(code, constants, start, start + init_sizes[c],
-                       allowed[c, :allowed_counts[c]], state, slot,
-                       num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+                       allowed[c, :allowed_counts[c]], state, slot, sizes, op_arrays)
         for row in range(start + init_sizes[c], end):
             for j in range(4):
                 code[row, j] = 0

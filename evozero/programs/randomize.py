@@ -42,15 +42,18 @@ def draw_constant(state, slot, const_kind):
 
 
 @jit
-def randomize_row(code, constants, row, op, state, slot, num_s, num_v, num_m,
-                  in1_kind, in2_kind, out_kind, const_kind):
-    """Write a fresh random instruction with ``op`` into ``row``."""
+def randomize_row(code, constants, row, op, state, slot, sizes, op_arrays):
+    """Write a fresh random instruction with ``op`` into ``row``.
+
+    ``sizes`` = (num_s, num_v, num_m); ``op_arrays`` = :data:`ops.kinds.OP_ARRAYS`.
+    """
+    num_s, num_v, num_m = sizes
     code[row, 0] = op
-    code[row, 1] = draw_address(state, slot, in1_kind[op], num_s, num_v, num_m, False)
-    code[row, 2] = draw_address(state, slot, in2_kind[op], num_s, num_v, num_m, False)
-    code[row, 3] = draw_address(state, slot, out_kind[op], num_s, num_v, num_m, True)
+    code[row, 1] = draw_address(state, slot, op_arrays.in1_kind[op], num_s, num_v, num_m, False)
+    code[row, 2] = draw_address(state, slot, op_arrays.in2_kind[op], num_s, num_v, num_m, False)
+    code[row, 3] = draw_address(state, slot, op_arrays.out_kind[op], num_s, num_v, num_m, True)
     for k in range(3):
-        constants[row, k] = draw_constant(state, slot, const_kind[op, k])
+        constants[row, k] = draw_constant(state, slot, op_arrays.const_kind[op, k])
 
 
 @jit
@@ -60,8 +63,7 @@ def random_op(allowed, state, slot):
 
 
 @jit
-def randomize_rows(code, constants, start, stop, allowed, state, slot, num_s, num_v, num_m,
-                   in1_kind, in2_kind, out_kind, const_kind):
+def randomize_rows(code, constants, start, stop, allowed, state, slot, sizes, op_arrays):
     """Fill rows ``start..stop-1`` with random instructions from ``allowed`` (no-ops if empty)."""
     for row in range(start, stop):
         if allowed.size == 0:
@@ -69,4 +71,4 @@ def randomize_rows(code, constants, start, stop, allowed, state, slot, num_s, nu
             constants[row, :] = 0.0
         else:
             randomize_row(code, constants, row, random_op(allowed, state, slot), state, slot,
-                          num_s, num_v, num_m, in1_kind, in2_kind, out_kind, const_kind)
+                          sizes, op_arrays)

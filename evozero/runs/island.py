@@ -8,7 +8,7 @@ until its slice of time ends, stops at every ``migrate_every`` of its individual
 a random part of its population (reproducibly chosen from its seed and the migration
 round) and, in deterministic runs, waits there for the migrants the main process sends
 back. :class:`ProgramIsland` evolves programs with the one-process search loop as it is
-(:class:`evozero.search.evolution.SearchRunner`); around it, it:
+(:class:`evozero.search.runner.SearchRunner`); around it, it:
 
 - checks a new best that reaches ``sufficient_fitness`` on the selection tasks at once
   and stops when it solves them, so the main process never evaluates;
@@ -37,11 +37,12 @@ from evozero.search.setup import (EVALUATION, SELECT_TASKS, build_settings, deri
 from evozero.evaluation.fec_cache import COUNT, FREE, NEWEST, OLDEST as CACHE_OLDEST, new_cache
 from evozero.programs.mutation import SlotRules, check_slots
 from evozero.programs.program import COMPONENTS
-from evozero.search.evolution import (BEST_INDIVIDUAL, BUDGET_SPENT, FILLED, FINGERPRINT_HITS,
-                            FULL_EVALS, IMPROVED, INDIVIDUALS, MAX_INDIVIDUALS, MAX_TRAIN_STEPS,
-                            NUM_COUNTERS, OLDEST, STATE_ARRAYS, STRUCTURE_HITS, HURDLE_STOPS,
-                            BUDGET_REJECTS, SAVED_TRAIN_STEPS, TRAIN_STEPS, SearchRunner,
-                            SearchState)
+from evozero.search.evolution import BUDGET_SPENT, IMPROVED
+from evozero.search.runner import SearchRunner
+from evozero.search.state import STATE_ARRAYS, SearchState
+from ops.codes import (BEST_INDIVIDUAL, BUDGET_REJECTS, FILLED, FINGERPRINT_HITS, FULL_EVALS,
+                       HURDLE_STOPS, INDIVIDUALS, MAX_INDIVIDUALS, MAX_TRAIN_STEPS, NUM_COUNTERS,
+                       OLDEST, SAVED_TRAIN_STEPS, STRUCTURE_HITS, TRAIN_STEPS)
 from evozero.evaluation.vm import group_tasks
 from ops.kinds import NO_OP, NUM_OPS
 

@@ -1,7 +1,8 @@
 """Regularized (aging) evolution and random search, run in numba a batch at a time.
 
-One search experiment's whole state lives in arrays (:class:`SearchState`), so a batch
-of children is one numba call and a checkpoint is a plain ``.npz``. Per child:
+One search experiment's whole state lives in arrays
+(:class:`~evozero.search.state.SearchState`), so a batch of children is one numba call
+(made by :class:`~evozero.search.runner.SearchRunner`). Per child:
 
 1. a parent by tournament (``tournament_size`` draws with replacement, strictly greater
    fitness wins, so ties go to the earliest draw), copied and, with probability
@@ -33,29 +34,26 @@ candidate on the selection tasks at once. Results do not depend on batch sizes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from evozero.evaluation.fec_cache import cache_arrays, insert, lookup, new_cache
+from evozero.evaluation.fec_cache import insert, lookup
 from evozero.programs.liveness import compact_into, live_rows_kernel
 from evozero.programs.mutation import mutate, random_program_slots
 from evozero.programs.program import Program
-from evozero.programs.slots import slots_program
-from evozero.evaluation.vm import TaskGroup, reads_features, run_group, tape_rows
+from evozero.evaluation.vm import reads_features, run_group
 from ops.codes import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_REJECTS, CLASSIFICATION, COMBINE,
                        CONSTANT_RULE, COST_LIMIT, EVICTIONS, FEC_ON, FILLED, FINGERPRINT_HITS,
                        FORGET_EVERY, FORGOTTEN, FULL_EVALS, HURDLE_PERCENTILE, HURDLE_STOPS,
                        HURDLE_WINDOW, HURDLES_ON, IDENTITY, INDIVIDUALS, MAX_ABS_ERROR,
                        MAX_INDIVIDUALS, MAX_TRAIN_STEPS, MUTATE_PROB, MUTATION_COUNTS,
-                       NUM_COUNTERS, NUM_M, NUM_S, NUM_V, OLDEST, POPULATION, ROUNDING_SCALE,
+                       NUM_M, NUM_S, NUM_V, OLDEST, POPULATION, ROUNDING_SCALE,
                        SAVED_TRAIN_STEPS, STRATEGY, STRUCTURE_HITS, TOURNAMENT, TRAIN_STEPS,
                        VALID_STEPS)
 from ops.jit import jit
-from ops.kinds import (COST, CONST_KIND, IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE,
-                       SORTED_BOUNDS)
-from ops.rng import mix64, next_uniform, stream_seed
+from ops.kinds import COST
+from ops.rng import mix64, next_uniform
 
 # Random streams of a search experiment (rows of SearchState.streams).
 MUTATION_STREAM, SELECTION_STREAM = 0, 1
@@ -74,144 +72,86 @@ _FINGERPRINT_SEED = np.uint64(0x5EED)
 _NAN_BITS = np.uint64(0x7FF8000000000000)
 
 
-@dataclass
-class Settings:
-    """Everything fixed during a search experiment, as numba-ready arrays."""
+class VMMemory(NamedTuple):
+    """What the VM runs one task group in: flat memories, random streams, scratch, a tape
+    and a prediction record (empty unless fingerprints are taken)."""
 
-    ints: np.ndarray
-    floats: np.ndarray
-    offsets: np.ndarray        # first row of each component's block in a slot
+    scalars: np.ndarray
+    vectors: np.ndarray
+    matrices: np.ndarray
+    streams: np.ndarray
+    scratch: np.ndarray
+    tape: np.ndarray
+    record: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Buffers one experiment's kernels reuse for every child."""
+
+    flat_code: np.ndarray       # the child's components in contiguous rows
+    flat_constants: np.ndarray
+    bounds: np.ndarray
+    record: np.ndarray          # fingerprint predictions per task
+    per_task: np.ndarray        # fitness per task
+    buffer: np.ndarray          # one float, seen as bits through ``bits``
+    bits: np.ndarray
+    child_code: np.ndarray      # the child, in slots
+    child_constants: np.ndarray
+    child_lengths: np.ndarray
+    live_code: np.ndarray       # the child without dead code
+    live_constants: np.ndarray
+    live_bounds: np.ndarray
+
+
+class TaskArrays(NamedTuple):
+    """A task group as the kernels take it (see :class:`evozero.evaluation.vm.TaskGroup`)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    task_ids: np.ndarray
+
+
+class TaskParts(NamedTuple):
+    """One value per way a child meets the search tasks: all at once, the first task alone
+    and the others (hurdles), and the fingerprint examples (the cache)."""
+
+    full: object
+    first: object
+    rest: object
+    fingerprint: object
+
+
+class Layout(NamedTuple):
+    """Where the components lie in a slot, their sizes and ops, and the mutation weights."""
+
+    offsets: np.ndarray
     min_sizes: np.ndarray
     max_sizes: np.ndarray
     init_sizes: np.ndarray
-    allowed: np.ndarray        # (3, K) op codes per component, padded
+    allowed: np.ndarray
     allowed_counts: np.ndarray
-    mutation_types: np.ndarray  # mutation type codes (ops.codes) and their weights
+    mutation_types: np.ndarray
     mutation_weights: np.ndarray
-    init_code: np.ndarray      # (K, R, 4) initial programs in slots (unused if random)
-    init_constants: np.ndarray
-    init_lengths: np.ndarray
-    init_random: bool
-    eval_seed: int
-
-    @property
-    def rows(self) -> int:
-        """Rows of one slot (the sum of the components' maximum sizes)."""
-        return int(self.max_sizes.sum())
 
 
-@dataclass
-class SearchState:
-    """The mutable state of one search experiment: population, streams, cache, counters."""
+class SlotPrograms(NamedTuple):
+    """Programs in slots: (P, R, 4) code, (P, R, 3) constants, (P, 3) lengths, or one
+    program without the first axis."""
 
-    code: np.ndarray           # (P, R, 4)
-    constants: np.ndarray      # (P, R, 3)
-    lengths: np.ndarray        # (P, 3)
-    fitness: np.ndarray        # (P,)
-    best_code: np.ndarray      # (R, 4): the best individual seen in this experiment
-    best_constants: np.ndarray
-    best_lengths: np.ndarray
-    counters: np.ndarray
-    values: np.ndarray
-    streams: np.ndarray
-    recent: np.ndarray         # fitness of the last children (for hurdle windows)
-    cache: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @classmethod
-    def fresh(cls, settings: Settings, seed: int, cache_size: int) -> "SearchState":
-        """An empty population (filled by the first batches) with streams from ``seed``."""
-        population, rows = int(settings.ints[POPULATION]), settings.rows
-        values = np.zeros(2)
-        values[BEST_FITNESS] = -1.0
-        values[HURDLE] = -np.inf
-        streams = np.array([stream_seed(np.uint64(seed), np.uint64(0xE7010 + k)) for k in range(2)],
-                           dtype=np.uint64)
-        return cls(code=np.zeros((population, rows, 4), dtype=np.int64),
-                   constants=np.zeros((population, rows, 3)),
-                   lengths=np.zeros((population, 3), dtype=np.int64),
-                   fitness=np.zeros(population),
-                   best_code=np.zeros((rows, 4), dtype=np.int64),
-                   best_constants=np.zeros((rows, 3)),
-                   best_lengths=np.zeros(3, dtype=np.int64),
-                   counters=np.zeros(NUM_COUNTERS, dtype=np.int64), values=values,
-                   streams=streams,
-                   recent=np.zeros(max(int(settings.ints[HURDLE_WINDOW]), 1)),
-                   cache=new_cache(cache_size if settings.ints[FEC_ON] else 1))
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """All arrays, for a checkpoint."""
-        arrays = {name: getattr(self, name) for name in STATE_ARRAYS}
-        arrays.update({f"cache_{name}": value for name, value in self.cache.items()})
-        return arrays
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SearchState":
-        """The state saved by :meth:`to_arrays`."""
-        cache = {name[len("cache_"):]: np.array(value) for name, value in arrays.items()
-                 if name.startswith("cache_")}
-        return cls(**{name: np.array(arrays[name]) for name in STATE_ARRAYS}, cache=cache)
-
-    def counter(self, index: int) -> int:
-        """One of the counters (slots named in :mod:`ops.codes`)."""
-        return int(self.counters[index])
-
-    @property
-    def best_fitness(self) -> float:
-        """Best search fitness seen in this experiment (-1 before any evaluation)."""
-        return float(self.values[BEST_FITNESS])
-
-    def best_program(self, offsets: np.ndarray) -> Program:
-        """The best individual seen in this experiment."""
-        return slots_program(self.best_code, self.best_constants, offsets, self.best_lengths)
+    code: np.ndarray
+    constants: np.ndarray
+    lengths: np.ndarray
 
 
-STATE_ARRAYS = ("code", "constants", "lengths", "fitness", "best_code", "best_constants",
-                 "best_lengths", "counters", "values", "streams", "recent")
+class Population(NamedTuple):
+    """Programs in slots with their fitness (NaN: not evaluated yet)."""
 
-
-def group_arrays(group: TaskGroup) -> tuple:
-    """A task group as the tuple the kernel takes."""
-    return (group.x_train, group.y_train, group.x_valid, group.y_valid,
-            group.indices.astype(np.uint64))
-
-
-def fingerprint_group(group: TaskGroup, train: int, valid: int) -> TaskGroup:
-    """The first ``train`` training (first epoch) and ``valid`` validation examples."""
-    return TaskGroup(indices=group.indices, x_train=np.ascontiguousarray(group.x_train[:1, :train]),
-                     y_train=np.ascontiguousarray(group.y_train[:1, :train]),
-                     x_valid=np.ascontiguousarray(group.x_valid[:valid]),
-                     y_valid=np.ascontiguousarray(group.y_valid[:valid]),
-                     classification=group.classification, n_features=group.n_features)
-
-
-def split_group(group: TaskGroup) -> tuple[TaskGroup, TaskGroup]:
-    """The first task alone and the others (for hurdles); needs at least two tasks."""
-    n = group.n_features
-
-    def part(tasks: slice) -> TaskGroup:
-        count = len(range(*tasks.indices(group.num_tasks)))
-        x_train = group.x_train.reshape(*group.x_train.shape[:2], group.num_tasks, n)
-        x_valid = group.x_valid.reshape(group.x_valid.shape[0], group.num_tasks, n)
-        return TaskGroup(indices=group.indices[tasks],
-                         x_train=np.ascontiguousarray(x_train[:, :, tasks].reshape(
-                             *group.x_train.shape[:2], count * n)),
-                         y_train=np.ascontiguousarray(group.y_train[:, :, tasks]),
-                         x_valid=np.ascontiguousarray(x_valid[:, tasks].reshape(-1, count * n)),
-                         y_valid=np.ascontiguousarray(group.y_valid[:, tasks]),
-                         classification=group.classification, n_features=n)
-
-    return part(slice(0, 1)), part(slice(1, None))
-
-
-def memory_buffers(num_tasks: int, n_features: int, sizes: Sequence[int], rows: int) -> tuple:
-    """Flat VM memories, random streams, scratch, a tape for programs of up to ``rows`` rows
-    and an empty prediction record, for ``num_tasks`` tasks. Every array is C-contiguous,
-    so the kernels compile for one layout only (each extra layout costs a full compile)."""
-    num_s, num_v, num_m = sizes
-    return (np.zeros((num_s, num_tasks)), np.zeros((num_v, num_tasks * n_features)),
-            np.zeros((max(num_m, 1), num_tasks * n_features * n_features)),
-            np.zeros(num_tasks, dtype=np.uint64), np.zeros(n_features * n_features),
-            np.zeros((tape_rows(rows), 5), dtype=np.int64), np.zeros((num_tasks, 0)))
+    code: np.ndarray
+    constants: np.ndarray
+    lengths: np.ndarray
+    fitness: np.ndarray
 
 
 def program_cost(program: Program, n_train: int) -> float:
@@ -282,14 +222,13 @@ def _combine(per_task, rule):
 
 @jit
 def _run(code, constants, bounds, group, memory, classification, max_abs_error, seed, fitness,
-         record, tables):
+         record, op_arrays):
     x_train, y_train, x_valid, y_valid, task_ids = group
-    scalars, vectors, matrices, streams, scratch, tape = memory[:6]
-    in1_kind, in2_kind = tables[0], tables[1]
-    load = reads_features(code, bounds[3], in1_kind, in2_kind)
-    return run_group(code, constants, bounds, scalars, vectors, matrices, streams, scratch, tape,
-                     x_train, y_train, x_valid, y_valid, classification, load, max_abs_error,
-                     seed, task_ids, fitness, record)
+    load = reads_features(code, bounds[3], op_arrays.in1_kind, op_arrays.in2_kind)
+    return run_group(code, constants, bounds, memory.scalars, memory.vectors, memory.matrices,
+                     memory.streams, memory.scratch, memory.tape, x_train, y_train, x_valid,
+                     y_valid, classification, load, max_abs_error, seed, task_ids, fitness,
+                     record)
 
 
 @jit
@@ -308,16 +247,16 @@ def _usable_entry(cache, key, forget_every, hurdle, counters):
 
 @jit
 def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_seed, groups,
-              memories, work, cache, counters, values, tables):
+              memories, work, cache, counters, values, op_arrays):
     """Fitness of the child in ``code``/``constants`` (a slot), counting what it cost."""
     full, first, rest, fingerprint = groups
     full_memory, first_memory, rest_memory, fingerprint_memory = memories
-    flat_code, flat_constants, bounds, record = work[0], work[1], work[2], work[3]
-    per_task, buffer, bits = work[4], work[5], work[6]
-    in1_kind, in2_kind, out_kind, partial_write, cost = tables[0], tables[1], tables[2], \
-        tables[3], tables[4]
-    num_tasks = full[1].shape[2]
-    n_train = full[1].shape[1] * full[1].shape[0]
+    flat_code, flat_constants, bounds, record = work.flat_code, work.flat_constants, \
+        work.bounds, work.record
+    per_task, buffer, bits = work.per_task, work.buffer, work.bits
+    cost = op_arrays.cost
+    num_tasks = full.y_train.shape[2]
+    n_train = full.y_train.shape[1] * full.y_train.shape[0]
     _gather(code, constants, offsets, lengths, flat_code, flat_constants, bounds)
     if settings_i[BUDGET_ON]:
         total = 0.0
@@ -332,9 +271,9 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
     # Whole buffers, never slices: rows past bounds[3] are ignored, and one array layout
     # means one compiled variant of every kernel below.
     keep = live_rows_kernel(flat_code, bounds, settings_i[NUM_S], settings_i[NUM_V],
-                            max(settings_i[NUM_M], 1), in1_kind, in2_kind, out_kind,
-                            partial_write)
-    live_code, live_constants, live_bounds = work[10], work[11], work[12]
+                            max(settings_i[NUM_M], 1), op_arrays.in1_kind, op_arrays.in2_kind,
+                            op_arrays.out_kind, op_arrays.partial_write)
+    live_code, live_constants, live_bounds = work.live_code, work.live_constants, work.live_bounds
     compact_into(flat_code, flat_constants, bounds, keep, live_code, live_constants, live_bounds)
     classification = settings_i[CLASSIFICATION] != 0
     max_abs_error = settings_f[MAX_ABS_ERROR]
@@ -352,7 +291,7 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
             return cache[2][entry]
         record[:] = np.nan
         steps = _run(live_code, live_constants, live_bounds, fingerprint, fingerprint_memory,
-                     classification, max_abs_error, _FINGERPRINT_SEED, per_task, record, tables)
+                     classification, max_abs_error, _FINGERPRINT_SEED, per_task, record, op_arrays)
         counters[TRAIN_STEPS] += steps[0] * num_tasks
         fingerprint_key = _fingerprint_key(record, settings_f[ROUNDING_SCALE], buffer, bits)
         entry = _usable_entry(cache, fingerprint_key, forget_every, hurdle, counters)
@@ -368,8 +307,8 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
     if settings_i[HURDLES_ON] and hurdle > -np.inf and num_tasks > 1:
         first_fitness = per_task[:1]
         steps = _run(live_code, live_constants, live_bounds, first, first_memory,
-                     classification, max_abs_error, eval_seed, first_fitness, first_memory[6],
-                     tables)
+                     classification, max_abs_error, eval_seed, first_fitness, first_memory.record,
+                     op_arrays)
         counters[TRAIN_STEPS] += steps[0]
         counters[VALID_STEPS] += steps[1]
         if first_fitness[0] < hurdle:
@@ -380,13 +319,13 @@ def _evaluate(code, constants, lengths, settings_i, settings_f, offsets, eval_se
         else:
             steps = _run(live_code, live_constants, live_bounds, rest, rest_memory,
                          classification, max_abs_error, eval_seed, per_task[1:],
-                         rest_memory[6], tables)
+                         rest_memory.record, op_arrays)
             counters[TRAIN_STEPS] += steps[0] * (num_tasks - 1)
             counters[VALID_STEPS] += steps[1] * (num_tasks - 1)
             fitness = _combine(per_task, settings_i[COMBINE])
     else:
         steps = _run(live_code, live_constants, live_bounds, full, full_memory, classification,
-                     max_abs_error, eval_seed, per_task, full_memory[6], tables)
+                     max_abs_error, eval_seed, per_task, full_memory.record, op_arrays)
         counters[TRAIN_STEPS] += steps[0] * num_tasks
         counters[VALID_STEPS] += steps[1] * num_tasks
         fitness = _combine(per_task, settings_i[COMBINE])
@@ -416,7 +355,7 @@ def _refresh_hurdle(fitness, recent, count, window, percentile, values):
 
 @jit
 def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f, layout,
-           init, init_random, eval_seed, groups, memories, work, cache, tables, max_children):
+           init, init_random, eval_seed, groups, memories, work, cache, op_arrays, max_children):
     """Run up to ``max_children`` children of one experiment; return a batch outcome.
 
     BUDGET_SPENT once the individual or training-step budget is reached (checked before
@@ -426,13 +365,14 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
     """
     code, constants, lengths, fitness = pop
     best_code, best_constants, best_lengths = best
-    offsets, min_sizes, max_sizes, init_sizes, allowed, allowed_counts, kinds, weights = layout
+    offsets, min_sizes, max_sizes, init_sizes = layout.offsets, layout.min_sizes, \
+        layout.max_sizes, layout.init_sizes
+    allowed, allowed_counts = layout.allowed, layout.allowed_counts
     init_code, init_constants, init_lengths = init
-    child_code, child_constants, child_lengths = work[7], work[8], work[9]
-    in1_kind, in2_kind, out_kind, const_kind, sorted_bounds = tables[0], tables[1], \
-        tables[2], tables[5], tables[6]
+    child_code, child_constants, child_lengths = work.child_code, work.child_constants, \
+        work.child_lengths
     population = settings_i[POPULATION]
-    num_s, num_v, num_m = settings_i[NUM_S], settings_i[NUM_V], settings_i[NUM_M]
+    sizes = (settings_i[NUM_S], settings_i[NUM_V], settings_i[NUM_M])
     window = settings_i[HURDLE_WINDOW]
     refresh_every = window if window > 0 else population
     for _ in range(max_children):
@@ -446,8 +386,8 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
         parent = 0
         if (filling and init_random) or (not filling and settings_i[STRATEGY] == RANDOM_SEARCH):
             random_program_slots(child_code, child_constants, offsets, child_lengths, init_sizes,
-                                 allowed, allowed_counts, num_s, num_v, num_m, streams,
-                                 MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind)
+                                 allowed, allowed_counts, sizes, streams, MUTATION_STREAM,
+                                 op_arrays)
         elif filling:
             k = slot % init_code.shape[0]
             child_code[:] = init_code[k]
@@ -461,10 +401,10 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             mutation_type = IDENTITY
             if next_uniform(streams, MUTATION_STREAM) < settings_f[MUTATE_PROB]:
                 mutation_type = mutate(child_code, child_constants, offsets, child_lengths, min_sizes,
-                              max_sizes, allowed, allowed_counts, kinds, weights,
-                              settings_i[CONSTANT_RULE], num_s, num_v, num_m, streams,
-                              MUTATION_STREAM, in1_kind, in2_kind, out_kind, const_kind,
-                              sorted_bounds)
+                              max_sizes, allowed, allowed_counts, layout.mutation_types,
+                              layout.mutation_weights,
+                              settings_i[CONSTANT_RULE], sizes, streams, MUTATION_STREAM,
+                              op_arrays)
                 if mutation_type >= 0:
                     counters[MUTATION_COUNTS + mutation_type] += 1
             # An exact copy has its parent's fitness (fitness is a pure function of the
@@ -474,14 +414,14 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             copy = mutation_type == IDENTITY and settings_i[FEC_ON] != 0 \
                 and settings_i[HURDLES_ON] == 0 and settings_i[BUDGET_ON] == 0
         if copy:
-            y_train = groups[0][1]
+            y_train = groups.full.y_train
             counters[STRUCTURE_HITS] += 1
             counters[SAVED_TRAIN_STEPS] += y_train.shape[0] * y_train.shape[1] * y_train.shape[2]
             value = fitness[parent]
         else:
             value = _evaluate(child_code, child_constants, child_lengths, settings_i, settings_f,
                               offsets, eval_seed, groups, memories, work, cache, counters,
-                              values, tables)
+                              values, op_arrays)
         code[slot] = child_code
         constants[slot] = child_constants
         lengths[slot] = child_lengths
@@ -508,10 +448,10 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
 
 @jit
 def immigrate(pop, best, counters, values, settings_i, settings_f, offsets, eval_seed, groups,
-              memories, work, cache, tables, arrivals):
+              memories, work, cache, op_arrays, arrivals):
     """Add programs from other islands as the youngest individuals, replacing the oldest.
 
-    ``arrivals`` = (code, constants, lengths, fitness) of the programs in slots; a NaN
+    ``arrivals`` = the programs (a :class:`Population`); a NaN
     fitness (the sender searched other tasks) is evaluated here, through the cache. The
     island's best is updated, but not counted as a discovery of this island, and no
     individual is counted: the schedule of children does not depend on migrants.
@@ -525,7 +465,7 @@ def immigrate(pop, best, counters, values, settings_i, settings_f, offsets, eval
         if value != value:
             value = _evaluate(in_code[k], in_constants[k], in_lengths[k], settings_i,
                               settings_f, offsets, eval_seed, groups, memories, work, cache,
-                              counters, values, tables)
+                              counters, values, op_arrays)
         filling = counters[FILLED] < population
         slot = counters[FILLED] if filling else counters[OLDEST]
         code[slot] = in_code[k]
@@ -541,66 +481,3 @@ def immigrate(pop, best, counters, values, settings_i, settings_f, offsets, eval
             best_code[:] = in_code[k]
             best_constants[:] = in_constants[k]
             best_lengths[:] = in_lengths[k]
-
-
-# --- the Python side of one experiment -----------------------------------------------------
-
-class SearchRunner:
-    """Runs batches of :func:`evolve` for one experiment on its search tasks."""
-
-    def __init__(self, settings: Settings, group: TaskGroup, fec_train: int, fec_valid: int,
-                 memory: Sequence[int]) -> None:
-        self.settings = settings
-        n = group.n_features
-        num_tasks = group.num_tasks
-        if num_tasks > 1:
-            first, rest = split_group(group)
-        else:
-            first = rest = group
-        train = min(fec_train, group.x_train.shape[1])
-        valid = min(fec_valid, group.x_valid.shape[0])
-        self.groups = (group_arrays(group), group_arrays(first), group_arrays(rest),
-                       group_arrays(fingerprint_group(group, train, valid)))
-        rows = settings.rows
-        self.memories = (memory_buffers(num_tasks, n, memory, rows),
-                         memory_buffers(1, n, memory, rows),
-                         memory_buffers(max(num_tasks - 1, 1), n, memory, rows),
-                         memory_buffers(num_tasks, n, memory, rows))
-        buffer = np.zeros(1)
-        self.work = (np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(4, dtype=np.int64), np.zeros((num_tasks, train + valid)),
-                     np.zeros(num_tasks), buffer, buffer.view(np.uint64),
-                     np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(3, dtype=np.int64),
-                     np.zeros((rows, 4), dtype=np.int64), np.zeros((rows, 3)),
-                     np.zeros(4, dtype=np.int64))
-        self.layout = (settings.offsets, settings.min_sizes, settings.max_sizes,
-                       settings.init_sizes, settings.allowed, settings.allowed_counts,
-                       settings.mutation_types, settings.mutation_weights)
-        self.tables = (IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE, COST, CONST_KIND,
-                       SORTED_BOUNDS)
-
-    def step(self, state: SearchState, max_children: int) -> int:
-        """Run one batch on ``state`` (in place); returns the batch outcome."""
-        s = self.settings
-        return int(evolve((state.code, state.constants, state.lengths, state.fitness),
-                          (state.best_code, state.best_constants, state.best_lengths),
-                          state.counters, state.values, state.streams, state.recent,
-                          s.ints, s.floats, self.layout,
-                          (s.init_code, s.init_constants, s.init_lengths), s.init_random,
-                          np.uint64(s.eval_seed), self.groups, self.memories, self.work,
-                          cache_arrays(state.cache), self.tables, int(max_children)))
-
-    def immigrate(self, state: SearchState, code: np.ndarray, constants: np.ndarray,
-                  lengths: np.ndarray, fitness: np.ndarray) -> None:
-        """Add migrants (slots; NaN fitness = evaluate here) to ``state`` (see :func:`immigrate`)."""
-        s = self.settings
-        immigrate((state.code, state.constants, state.lengths, state.fitness),
-                  (state.best_code, state.best_constants, state.best_lengths),
-                  state.counters, state.values, s.ints, s.floats, s.offsets,
-                  np.uint64(s.eval_seed), self.groups, self.memories, self.work,
-                  cache_arrays(state.cache), self.tables,
-                  (np.ascontiguousarray(code, dtype=np.int64),
-                   np.ascontiguousarray(constants, dtype=np.float64),
-                   np.ascontiguousarray(lengths, dtype=np.int64),
-                   np.ascontiguousarray(fitness, dtype=np.float64)))

@@ -17,7 +17,8 @@ from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays
 from evozero.programs.program import Program
 from evozero.programs.reference import linear_program, neural_net_program
 from evozero.programs.slots import program_slots, slot_offsets
-from evozero.search.evolution import EVOLUTION, MEAN, MEDIAN, RANDOM_SEARCH, Settings, program_cost
+from evozero.search.evolution import EVOLUTION, MEAN, MEDIAN, RANDOM_SEARCH, program_cost
+from evozero.search.state import Settings
 from evozero.evaluation.tasks import Task
 from evozero.evaluation.vm import evaluate
 from ops.codes import (BUDGET_ON, CLASSIFICATION, COMBINE, CONSTANT_RULE, COST_LIMIT, FEC_ON,

@@ -7,8 +7,9 @@ import pytest
 import evozero as ez
 from evozero.programs.reference import linear_program, neural_net_program
 from evozero.programs.randomize import randomize_rows
-from evozero.evaluation.vm import evaluate_group, group_tasks, run_batch
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, IS_RANDOM, OUT_KIND, PARTIAL_WRITE
+from evozero.bench.vm import run_batch
+from evozero.evaluation.vm import evaluate_group, group_tasks
+from ops.kinds import IN1_KIND, IN2_KIND, IS_RANDOM, OP_ARRAYS, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS
 
 ALL_OPS = np.arange(len(OPS), dtype=np.int64)
@@ -24,8 +25,8 @@ def random_programs(count: int, seed: int, allowed: np.ndarray = ALL_OPS):
     codes = np.zeros((count * length, 4), dtype=np.int64)
     constants = np.zeros((count * length, 3))
     state = np.array([seed], dtype=np.uint64)
-    randomize_rows(codes, constants, 0, count * length, allowed, state, 0, *MEMORY,
-                   IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
+    randomize_rows(codes, constants, 0, count * length, allowed, state, 0, tuple(MEMORY),
+                   OP_ARRAYS)
     starts = np.arange(count, dtype=np.int64) * length
     bounds = starts[:, None] + np.cumsum((0,) + SIZES)[None, :]
     return codes, constants, np.ascontiguousarray(bounds, dtype=np.int64)

@@ -17,11 +17,11 @@ from evozero.programs.slots import program_slots, slot_offsets, slots_program
 from ops.codes import (ALTER_PARAM, IDENTITY, INSERT_INSTRUCTION, RANDOMIZE_ALGORITHM,
                        RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION, REMOVE_INSTRUCTION,
                        TRADE_INSTRUCTION)
-from ops.kinds import CONST_KIND, IN1_KIND, IN2_KIND, NUM_CONSTANTS, NUM_OPS, OUT_KIND, SORTED_BOUNDS
+from ops.kinds import (CONST_KIND, IN1_KIND, IN2_KIND, NUM_CONSTANTS, NUM_OPS, OP_ARRAYS, OUT_KIND,
+                       SORTED_BOUNDS)
 from ops.rng import stream_seed
 
 ALL_OPS = list(range(NUM_OPS))
-KIND_TABLES = (IN1_KIND, IN2_KIND, OUT_KIND, CONST_KIND)
 # numba does not check indices: a write past the last block lands in these guard rows
 # (the arrays mutate sees are views of longer buffers) instead of silently in the heap.
 GUARD_ROWS = 2
@@ -63,7 +63,7 @@ class Slots:
         # Frozen components get random content too (from their list) to check it is kept.
         random_program_slots(self.code, self.constants, self.offsets, self.lengths,
                              np.array(init_sizes, dtype=np.int64), self.allowed, self.counts,
-                             self.num_s, self.num_v, self.num_m, self.state, 0, *KIND_TABLES)
+                             (self.num_s, self.num_v, self.num_m), self.state, 0, OP_ARRAYS)
         self.counts[np.array(frozen, dtype=bool)] = 0
 
     def _view_buffers(self):
@@ -86,8 +86,7 @@ class Slots:
         weights = np.ones(len(kinds)) if weights is None else np.array(weights, dtype=np.float64)
         return mutate(self.code, self.constants, self.offsets, self.lengths, self.min_sizes,
                       self.max_sizes, self.allowed, self.counts, kinds, weights, rule,
-                      self.num_s, self.num_v, self.num_m, self.state, 0, *KIND_TABLES,
-                      SORTED_BOUNDS)
+                      (self.num_s, self.num_v, self.num_m), self.state, 0, OP_ARRAYS)
 
     def end(self, c):
         return int(self.offsets[c + 1]) if c < 2 else len(self.code)
@@ -352,8 +351,8 @@ def _layout_error(slots: Slots, code=None, constants=None, offsets=None, lengths
                slots.max_sizes if max_sizes is None else max_sizes,
                slots.allowed if allowed is None else allowed,
                slots.counts if counts is None else counts, np.array([INSERT_INSTRUCTION]),
-               np.ones(1), LOGNORMAL, slots.num_s, slots.num_v, slots.num_m, slots.state, slot,
-               *KIND_TABLES, SORTED_BOUNDS)
+               np.ones(1), LOGNORMAL, (slots.num_s, slots.num_v, slots.num_m), slots.state, slot,
+               OP_ARRAYS)
     assert np.array_equal(slots.state, state_before), "drew before checking"
 
 

@@ -19,7 +19,9 @@ from evozero.domains import domain_for
 from evozero.programs.program import Program
 from evozero.runs.rundir import RunDir
 from evozero.programs.slots import program_slots
-from evozero.search.evolution import FILLED, INDIVIDUALS, OLDEST, SearchRunner, SearchState
+from evozero.search.evolution import FILLED, INDIVIDUALS, OLDEST
+from evozero.search.runner import SearchRunner
+from evozero.search.state import SearchState
 from evozero.evaluation.vm import evaluate, group_tasks
 from evozero.runs.workers import LocalBackend
 from helpers import child_pids, cli, is_running, run_quietly, small_config

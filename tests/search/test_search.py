@@ -16,7 +16,9 @@ from evozero.programs.mutation import MUTATION_NAMES
 from evozero.programs.reference import neural_net_program
 from evozero.programs.slots import slots_program
 from evozero.search.evolution import (BATCH_DONE, BUDGET_SPENT, HURDLE, IMPROVED, SELECTION_STREAM,
-                            SearchRunner, SearchState, program_cost)
+                            program_cost)
+from evozero.search.runner import SearchRunner
+from evozero.search.state import SearchState
 from evozero.evaluation.vm import evaluate, group_tasks
 from ops.codes import (BEST_INDIVIDUAL, BUDGET_REJECTS, COST_LIMIT, EVICTIONS, FILLED,
                        FINGERPRINT_HITS, FULL_EVALS, HURDLE_STOPS, INDIVIDUALS, MUTATION_COUNTS,
