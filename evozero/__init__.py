@@ -8,11 +8,12 @@ The public API::
     fitness = ez.evaluate(prog, tasks)
 """
 from evozero.errors import EvozeroError
-from evozero.programs.instruction import Instruction
-from evozero.programs.program import COMPONENTS, Program
-from evozero.evaluation.tasks import KINDS as TASK_KINDS, Task, make_tasks
+from evozero.evaluation.tasks import KINDS as TASK_KINDS
+from evozero.evaluation.tasks import Task, make_tasks
 from evozero.evaluation.vm import evaluate
+from evozero.programs.instruction import Instruction
 from evozero.programs.liveness import strip_dead_code
+from evozero.programs.program import COMPONENTS, Program
 
 __version__ = "0.1.0"
 __all__ = ["COMPONENTS", "EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor",

@@ -9,7 +9,8 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from evozero.errors import EvozeroError, InternalError
 
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evozero`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
@@ -139,7 +140,7 @@ def _resume(args: argparse.Namespace) -> int:
     return _execute(resume_run(args.run, workers=args.workers))
 
 
-def _execute(run: "Run") -> int:
+def _execute(run: Run) -> int:
     from evozero.runs.flow import Interrupted
 
     try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TextIO
+from typing import Any, TextIO
 
 from evozero.config import Config
 from evozero.errors import EvozeroError, InternalError
@@ -23,7 +24,7 @@ from evozero.runs.flow import Run, create_run, reopen_run
 from evozero.runs.island import ProgramIsland, check_program_snapshot, warm_up
 from evozero.runs.rundir import RunDir, atomic_write_text
 from evozero.search.evolution import evolve
-from evozero.search.setup import FINAL, evaluate_on
+from evozero.search.seeds import FINAL, evaluate_on
 from ops.jit import is_cached
 
 
@@ -132,12 +133,12 @@ def domain_for(config: Config) -> SearchDomain:
     return ProgramDomain(config) if nas is None else NasDomain(config, nas)
 
 
-def start_run(config: Config, out_root: str = "runs", out: Optional[TextIO] = None) -> Run:
+def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written) and return the run."""
     return create_run(domain_for(config), out_root, out)
 
 
-def resume_run(path: str, out: Optional[TextIO] = None, workers: Optional[int] = None) -> Run:
+def resume_run(path: str, out: TextIO | None = None, workers: int | None = None) -> Run:
     """Reopen the run directory ``path`` to continue it from its newest valid checkpoint,
     on ``workers`` workers (None: as its config says; the islands stay as they were)."""
     return reopen_run(path, domain_for, out, workers)

@@ -5,9 +5,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ops.codes import NO_OP  # noqa: F401 - read with the op arrays by instruction checks
-from ops.codes import (FRACTION_KIND, MATRIX_KIND, NO_CONSTANT, NONE_KIND, SCALAR_KIND,
-                       SPREAD_KIND, VALUE_KIND, VECTOR_KIND)
+from ops.codes import (
+    FRACTION_KIND,
+    MATRIX_KIND,
+    NO_CONSTANT,
+    NO_OP,  # noqa: F401 - read with the op arrays by instruction checks
+    NONE_KIND,
+    SCALAR_KIND,
+    SPREAD_KIND,
+    VALUE_KIND,
+    VECTOR_KIND,
+)
 from ops.table import FRACTION, MATRIX, OPS, SCALAR, SPREAD, VALUE, VECTOR
 
 # The table's letters and words, as the codes of ops.codes.

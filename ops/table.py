@@ -33,8 +33,9 @@ tests all follow them):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +63,9 @@ class OpSpec:
 
     code: int
     name: str
-    in1: Optional[str]
-    in2: Optional[str]
-    out: Optional[str]
+    in1: str | None
+    in2: str | None
+    out: str | None
     constants: tuple[ConstSpec, ...]
     form: str
     numpy_form: str

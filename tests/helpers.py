@@ -4,16 +4,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from evozero.config import Config, config_from_dict
 from evozero.domains import start_run
-from evozero.runs.flow import Run
 from evozero.programs.program import Program
 from evozero.programs.randomize import randomize_rows
+from evozero.runs.flow import Run
 from ops.kinds import OP_ARRAYS
 from ops.table import OPS
 

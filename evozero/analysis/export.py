@@ -18,7 +18,6 @@ import math
 import re
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
 
 from evozero.analysis import export_runtime
 from evozero.errors import EvozeroError
@@ -59,11 +58,11 @@ _COMPONENT_DOCS = {
 }
 
 
-def _operand(kind: Optional[str], address: int) -> str:
+def _operand(kind: str | None, address: int) -> str:
     return f"{kind}[{address}]" if kind else ""
 
 
-def _index_text(fraction: float, n_features: Optional[int]) -> str:
+def _index_text(fraction: float, n_features: int | None) -> str:
     if n_features is None:
         return f"index({fraction!r}, n_features)"
     position = math.floor(n_features * fraction)
@@ -71,7 +70,7 @@ def _index_text(fraction: float, n_features: Optional[int]) -> str:
 
 
 def instruction_line(op: int, in1: int, in2: int, out: int, constants: tuple[float, ...],
-                     n_features: Optional[int] = None) -> str:
+                     n_features: int | None = None) -> str:
     """One instruction as a line of numpy code on arrays ``s``, ``v``, ``m``."""
     spec = OPS[op]
     c = [float(x) for x in constants] + [0.0] * (3 - len(constants))

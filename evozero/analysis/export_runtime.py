@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # annotations only: generated modules import neither typing nor these
-    from typing import Callable, Optional, Union
+    from collections.abc import Callable
 
     from numpy.typing import ArrayLike
 
-    Value = Union[float, np.ndarray]
-    Shape = Optional[Union[int, tuple[int, int]]]
+    Value = float | np.ndarray
+    Shape = int | tuple[int, int] | None
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -100,8 +100,8 @@ class OnlineLearner:
         self.seed = seed
         self.task_index = task_index
         self.classification = classification
-        self.memory: Optional[Memory] = None
-        self.rng: Optional[SplitMix64] = None
+        self.memory: Memory | None = None
+        self.rng: SplitMix64 | None = None
         self.training_predictions_ = np.zeros(0)
 
     def _start(self, n_features: int) -> tuple[Memory, SplitMix64]:

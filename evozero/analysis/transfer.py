@@ -8,24 +8,24 @@ text file with one program. Tasks come from a ``.npz`` file (arrays ``x``, ``y``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
+from evozero.analysis.show import best_program
 from evozero.config import load_task_spec
 from evozero.errors import EvozeroError
-from evozero.runs.preflight import vm_memory_bytes
-from evozero.programs.program import Program
-from evozero.analysis.show import best_program
-from evozero.resources import available_memory, format_bytes
-from evozero.runs.rundir import RunDir
 from evozero.evaluation.tasks import Task, make_tasks, read_npz_header
 from evozero.evaluation.vm import combine_fitness, evaluate
 from evozero.programs.liveness import resolve_memory
+from evozero.programs.program import Program
+from evozero.resources import available_memory, format_bytes
+from evozero.runs.preflight import vm_memory_bytes
+from evozero.runs.rundir import RunDir
 from ops.rng import SEED_MAX
 
 
-def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
+def load_program(path: str) -> tuple[Program, tuple[int, int, int] | None]:
     """The program at ``path`` and the memory it ran with (None: what it needs)."""
     source = Path(path)
     if source.is_dir():
@@ -45,7 +45,7 @@ def load_program(path: str) -> tuple[Program, Optional[tuple[int, int, int]]]:
         raise EvozeroError(f"{source}: {error}") from None
 
 
-def load_tasks(path: str, seed: Optional[int] = None) -> list[Task]:
+def load_tasks(path: str, seed: int | None = None) -> list[Task]:
     """Tasks from a ``.npz`` file or a YAML config / task spec (``seed`` overrides its seed)."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
                              or not 0 <= seed <= SEED_MAX):
@@ -72,7 +72,7 @@ def _npz_split(path: str) -> tuple[int, int]:
 
 
 def evaluation_report(program: Program, tasks: list[Task],
-                      memory: Optional[tuple[int, int, int]] = None,
+                      memory: tuple[int, int, int] | None = None,
                       combine: str = "mean", seed: int = 0) -> dict[str, Any]:
     """Per-task and combined fitness of ``program`` on ``tasks``."""
     sizes = resolve_memory(program, memory)

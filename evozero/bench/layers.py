@@ -23,14 +23,27 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
-from typing import Optional, Sequence  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ops.neural import (add_forward, bn_relu_backward, bn_relu_forward, conv_backward,  # noqa: E402
-                        conv_forward, dense_backward, dense_forward, gap_backward,
-                        gap_forward, he_normal, pool_backward, pool_forward,
-                        retain_freed_memory, sgd_step, softmax_cross_entropy)
+from ops.neural import (  # noqa: E402
+    add_forward,
+    bn_relu_backward,
+    bn_relu_forward,
+    conv_backward,
+    conv_forward,
+    dense_backward,
+    dense_forward,
+    gap_backward,
+    gap_forward,
+    he_normal,
+    pool_backward,
+    pool_forward,
+    retain_freed_memory,
+    sgd_step,
+    softmax_cross_entropy,
+)
 
 CLASSES, SIZE = 10, 8
 LR, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 1e-4
@@ -168,7 +181,7 @@ def time_steps(step, count: int) -> tuple[list[float], list[float]]:
     return cpu, wall
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Measure and print, with the options in ``argv`` (the command line by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)

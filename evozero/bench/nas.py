@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -28,16 +28,16 @@ from threadpoolctl import threadpool_limits
 from evozero.bench.nas_torch import import_torch, torch_twin
 from evozero.bench.timing import interleaved_medians
 from evozero.config import config_from_dict, config_to_dict, load_config
-from evozero.errors import EvozeroError
 from evozero.domains import domain_for, start_run
-from evozero.runs.island import FINISHED
+from evozero.errors import EvozeroError
 from evozero.nas.calibrate import calibrate
 from evozero.nas.cells import Nb101Cell, Nb201Cell
-from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.data import load_dataset
-from evozero.nas.nb101_count import count_unique_nb101
 from evozero.nas.island import NasIsland
 from evozero.nas.model import Model
+from evozero.nas.nb101_count import count_unique_nb101
+from evozero.nas.skeleton import Skeleton, compile_cell
+from evozero.runs.island import FINISHED
 from evozero.runs.workers import cores
 from ops import neural
 
@@ -153,7 +153,7 @@ def evolution_against_random(seeds: int, budget: int) -> dict[str, Any]:
 
 # -- the report -------------------------------------------------------------------------
 
-def run(quick: bool = False, out: Optional[TextIO] = None) -> dict[str, Any]:
+def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
     """Measure and print every figure (``quick``: smaller workloads, rougher figures)."""
     out = out or sys.stdout   # the stream of the moment, not of import time
     results: dict[str, Any] = {}

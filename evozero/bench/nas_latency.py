@@ -26,18 +26,22 @@ cells within +-20 %.
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
-from evozero.nas.calibrate import (REFERENCE_KEY, forward_call, interleaved_median_seconds,
-                                   reference_networks, sample_repeats)
+from evozero.nas.calibrate import (
+    REFERENCE_KEY,
+    forward_call,
+    interleaved_median_seconds,
+    reference_networks,
+    sample_repeats,
+)
+from evozero.nas.cost import DeviceProfile, cost_record, estimate_ms, execution_steps, load_profiles
 from evozero.nas.skeleton import Skeleton, compile_cell
-from evozero.nas.cost import (DeviceProfile, cost_record, estimate_ms, execution_steps,
-                              load_profiles)
 from evozero.nas.space import CellSpace
 from ops import neural
 
@@ -89,7 +93,7 @@ def _summary(estimated: np.ndarray, first: np.ndarray, second: np.ndarray,
 
 def run(cells: int = 100, train_batch: int = 64, rounds: int = 15, seed: int = 0,
         profile: DeviceProfile | None = None,
-        out: Optional[TextIO] = None) -> dict[str, dict[int, dict[str, float]]]:
+        out: TextIO | None = None) -> dict[str, dict[int, dict[str, float]]]:
     """Measure and compare (module docstring) ``cells`` cells per space; each pass takes
     ``rounds`` samples of every cell; ``profile`` defaults to the calibrated host profile.
     Prints the table to ``out`` and returns ``{space: {batch: figures}}``, the figures

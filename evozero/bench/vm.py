@@ -13,11 +13,11 @@ import math
 import numpy as np
 
 from evozero.bench.timing import interleaved_medians
-from evozero.programs.liveness import compact_kernel, live_rows_kernel
-from evozero.programs.reference import linear_program
-from evozero.programs.randomize import randomize_rows
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import group_tasks, reads_features, run_group, tape_rows
+from evozero.programs.liveness import compact_kernel, live_rows_kernel
+from evozero.programs.randomize import randomize_rows
+from evozero.programs.reference import linear_program
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OP_ARRAYS, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS_BY_NAME
@@ -65,7 +65,8 @@ def run_batch(codes, constants, bounds, num_s, num_v, num_m, x_train, y_train, x
         steps[p, 0], steps[p, 1] = run_group(
             live_code, live_constants, live_bounds, scalars, vectors, matrices, streams, scratch,
             tape, x_train, y_train, x_valid, y_valid, classification,
-            reads_features(live_code, live_code.shape[0], in1_kind, in2_kind), max_abs_error, seeds[p], task_ids,
+            reads_features(live_code, live_code.shape[0], in1_kind, in2_kind), max_abs_error,
+            seeds[p], task_ids,
             fitness[p], no_record)
 
 

@@ -18,12 +18,30 @@ program-search sections), ``cell_search`` (the ``nas`` section), ``root`` (:clas
 islands, plain-data conversion), ``loading`` (YAML files with line marks, ``--set``,
 writing YAML back), ``yaml_file`` (bounded YAML parsing).
 """
-from evozero.config.loading import dump_config, load_config, load_task_spec
 from evozero.config.cell_search import Nas, NasConstraints, NasHurdle, NasObjective, NasTraining
-from evozero.config.program import (DEMO_OPS, INITIAL_POPULATIONS, Budget, ComputeBudget, Fec,
-                                    Hurdles, Memory, OpLists, SizeBounds, Sizes, TaskSpec)
-from evozero.config.root import (ISLAND_KEYS, Config, config_from_dict, config_to_dict,
-                                 default_config, island_config, island_count)
+from evozero.config.loading import dump_config, load_config, load_task_spec
+from evozero.config.program import (
+                                    DEMO_OPS,
+                                    INITIAL_POPULATIONS,
+                                    Budget,
+                                    ComputeBudget,
+                                    Fec,
+                                    Hurdles,
+                                    Memory,
+                                    OpLists,
+                                    SizeBounds,
+                                    Sizes,
+                                    TaskSpec,
+)
+from evozero.config.root import (
+                                    ISLAND_KEYS,
+                                    Config,
+                                    config_from_dict,
+                                    config_to_dict,
+                                    default_config,
+                                    island_config,
+                                    island_count,
+)
 
 __all__ = [
     "DEMO_OPS", "INITIAL_POPULATIONS", "ISLAND_KEYS", "Budget", "ComputeBudget", "Config", "Fec",

@@ -5,11 +5,23 @@ and ``evozero.nas.data`` import them from here, so config stays below the NAS la
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
-from evozero.config.schema import (_COUNT_MAX, _Bool, _Choice, _ChoiceList, _FilePath, _Float,
-                                   _Int, _Optional, _section, _setting, _Str)
+from evozero.config.schema import (
+    _COUNT_MAX,
+    _Bool,
+    _Choice,
+    _ChoiceList,
+    _FilePath,
+    _Float,
+    _Int,
+    _Optional,
+    _section,
+    _setting,
+    _Str,
+)
 from ops.rng import SEED_MAX
 
 #: The ops a NAS-Bench-101 cell's inner vertices may carry.

@@ -12,14 +12,31 @@ import dataclasses
 import difflib
 import functools
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from evozero.config.schema import (_COUNT_MAX, _SIZE_MAX, _Bool, _Choice, _Context, _Float,
-                                   _FilePath, _Int, _join, _Optional, _resolve, _Section,
-                                   _setting, _show, _Spec, _did_you_mean, _unknown)
+from evozero.config.schema import (
+    _COUNT_MAX,
+    _SIZE_MAX,
+    _Bool,
+    _Choice,
+    _Context,
+    _did_you_mean,
+    _FilePath,
+    _Float,
+    _Int,
+    _join,
+    _Optional,
+    _resolve,
+    _Section,
+    _setting,
+    _show,
+    _Spec,
+    _unknown,
+)
 from evozero.evaluation.tasks import KINDS, Task, make_tasks
 from evozero.programs.mutation import MUTATION_NAMES
 from evozero.programs.reference import linear_program, neural_net_program

@@ -6,15 +6,45 @@ several of them; ``loading`` reads it from YAML.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from evozero.config.cell_search import Nas
-from evozero.config.program import (Budget, ComputeBudget, Fec, Hurdles, Memory, OpLists, Sizes,
-                                    TaskSpec, _InitialPopulation, _Mutations, initial_memory)
-from evozero.config.schema import (_SIZE_MAX, _COUNT_MAX, _Bool, _Choice, _Context, _Float, _Int,
-                                   _join, _Name, _Optional, _OptionalSection, _Section, _section,
-                                   _setting, _show, _Spec, _Str, _unknown, _WordOrCount)
+from evozero.config.program import (
+    Budget,
+    ComputeBudget,
+    Fec,
+    Hurdles,
+    Memory,
+    OpLists,
+    Sizes,
+    TaskSpec,
+    _InitialPopulation,
+    _Mutations,
+    initial_memory,
+)
+from evozero.config.schema import (
+    _COUNT_MAX,
+    _SIZE_MAX,
+    _Bool,
+    _Choice,
+    _Context,
+    _Float,
+    _Int,
+    _join,
+    _Name,
+    _Optional,
+    _OptionalSection,
+    _Section,
+    _section,
+    _setting,
+    _show,
+    _Spec,
+    _Str,
+    _unknown,
+    _WordOrCount,
+)
 from evozero.errors import EvozeroError
 from evozero.programs.program import COMPONENTS
 from ops.rng import SEED_MAX

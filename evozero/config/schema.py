@@ -16,8 +16,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from evozero.errors import EvozeroError
 

@@ -10,7 +10,7 @@ graph measured, as a tree, before any Python object is built from it.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -26,7 +26,7 @@ MAX_NODES = 100_000
 MAX_DEPTH = 64
 
 
-def read_yaml(path: str, what: str) -> tuple[Any, Optional[yaml.Node]]:
+def read_yaml(path: str, what: str) -> tuple[Any, yaml.Node | None]:
     """The data of the YAML file ``path`` (``what`` it is, for messages) and its root node
     (None for an empty document); every problem is an :class:`EvozeroError` naming ``path``."""
     if not os.path.exists(path):
@@ -51,7 +51,7 @@ def read_yaml(path: str, what: str) -> tuple[Any, Optional[yaml.Node]]:
     return parse_yaml(text, path)
 
 
-def parse_yaml(text: str, source: str, lines: bool = True) -> tuple[Any, Optional[yaml.Node]]:
+def parse_yaml(text: str, source: str, lines: bool = True) -> tuple[Any, yaml.Node | None]:
     """Data and root node of the YAML ``text``; ``source`` prefixes every error, followed
     by ``:line`` when ``lines`` (text from a file rather than a command-line value)."""
     loader = yaml.SafeLoader(text)

@@ -1,1 +1,3 @@
-"""Evaluation: tasks (the data sets), the virtual machine that runs a program on them, and the functional-equivalence cache."""
+"""Evaluation: tasks (the data sets), the virtual machine that runs a program on them, and
+the functional-equivalence cache.
+"""

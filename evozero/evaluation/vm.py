@@ -8,17 +8,16 @@ once, in docs/design.md, "Evaluation protocol".
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.programs.liveness import compact_kernel, live_rows_kernel, resolve_memory, strip_dead_code
-from evozero.programs.program import Program
 from evozero.evaluation.tasks import Task
-from ops.codes import (EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED, VALID_BEGIN, VALID_END,
-                       VECTOR_KIND)
+from evozero.programs.liveness import resolve_memory, strip_dead_code
+from evozero.programs.program import Program
+from ops.codes import EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED, VALID_BEGIN, VALID_END, VECTOR_KIND
 from ops.interpreter import run_tape
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND
@@ -144,7 +143,7 @@ class TaskGroup:
         return int(self.indices.size)
 
 
-def group_tasks(tasks: Sequence["object"]) -> list[TaskGroup]:
+def group_tasks(tasks: Sequence[Task]) -> list[TaskGroup]:
     """Stack tasks into same-shape groups (order within a group follows the list)."""
     if len(tasks) == 0:
         raise EvozeroError("no tasks to evaluate on: pass at least one task")
@@ -173,9 +172,9 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float64)
 
 
-def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[str] = "mean",
-             seed: int = 0, memory: Optional[Sequence[int]] = None,
-             max_abs_error: float = DEFAULT_MAX_ABS_ERROR) -> Union[float, np.ndarray]:
+def evaluate(program: Program, tasks: Sequence[Task], *, combine: str | None = "mean",
+             seed: int = 0, memory: Sequence[int] | None = None,
+             max_abs_error: float = DEFAULT_MAX_ABS_ERROR) -> float | np.ndarray:
     """Fitness of ``program`` on ``tasks``, in [0, 1].
 
     ``combine`` is "mean", "median" or None (one fitness per task, in task order).
@@ -194,7 +193,7 @@ def evaluate(program: Program, tasks: Sequence["object"], *, combine: Optional[s
     return combine_fitness(per_task, combine)
 
 
-def _check_arguments(tasks: Sequence["object"], seed: int, max_abs_error: float) -> None:
+def _check_arguments(tasks: Sequence[object], seed: int, max_abs_error: float) -> None:
     """Raise EvozeroError unless the arguments every evaluation shares are usable."""
     if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence) \
             or not all(isinstance(task, Task) for task in tasks):
@@ -210,7 +209,7 @@ def _check_arguments(tasks: Sequence["object"], seed: int, max_abs_error: float)
 
 
 def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int], seed: int,
-                   max_abs_error: float, record: Optional[np.ndarray] = None) -> np.ndarray:
+                   max_abs_error: float, record: np.ndarray | None = None) -> np.ndarray:
     """Per-task fitness of an already dead-code-free program on one task group.
 
     ``record`` (tasks x k), if given, receives the first k predictions each task read
@@ -230,7 +229,7 @@ def evaluate_group(live: Program, group: TaskGroup, sizes: tuple[int, int, int],
     return fitness
 
 
-def combine_fitness(per_task: np.ndarray, combine: Optional[str]) -> Union[float, np.ndarray]:
+def combine_fitness(per_task: np.ndarray, combine: str | None) -> float | np.ndarray:
     """Mean or median of per-task fitness (None returns the array itself)."""
     if combine is None:
         return per_task

@@ -29,8 +29,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence, TextIO
+from typing import TextIO
 
 import numba
 import numpy as np
@@ -39,11 +40,19 @@ from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.skeleton import Skeleton, compile_cell
-from evozero.nas.cost import (FIT_TERMS, STEP_KINDS, DeviceProfile, Step, estimate_ms,
-                              execution_steps, fit_features, lut_key)
+from evozero.nas.cost import (
+    FIT_TERMS,
+    STEP_KINDS,
+    DeviceProfile,
+    Step,
+    estimate_ms,
+    execution_steps,
+    fit_features,
+    lut_key,
+)
 from evozero.nas.model import Model
 from evozero.nas.network import Architecture, Layer
+from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.space import CellSpace
 from ops import neural
 
@@ -317,7 +326,7 @@ def _host_profile(points: Sequence[tuple[Step, int]], step_ms: Sequence[float],
 
 
 def calibrate(path: str | os.PathLike, seconds_budget: float = 45.0,
-              out: Optional[TextIO] = None) -> DeviceProfile:
+              out: TextIO | None = None) -> DeviceProfile:
     """Measure this machine (module docstring) for about ``seconds_budget`` seconds,
     write the ``host`` profile to ``path`` and return it."""
     out = out or sys.stdout   # the stream of the moment, not of import time

@@ -17,8 +17,8 @@ genomes differing only in dead material) share one cache entry.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -117,7 +117,7 @@ class Nb101Cell:
 
     @classmethod
     def make(cls, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str],
-             **limits) -> "Nb101Cell":
+             **limits) -> Nb101Cell:
         """A cell from any nested sequence (lists, numpy) of 0/1 and a list of op names."""
         rows = []
         for i, row in enumerate(matrix):
@@ -176,7 +176,7 @@ class Nb201Cell:
                                    f"{', '.join(NB201_OPS)}")
 
     @classmethod
-    def parse(cls, text: str) -> "Nb201Cell":
+    def parse(cls, text: str) -> Nb201Cell:
         """A cell from its string form ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
         groups = text.strip().split("+")
         if len(groups) != NB201_NODES - 1:

@@ -49,13 +49,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
 from evozero.nas.network import Architecture, Shape
-from evozero.config.yaml_file import read_yaml
 
 BYTES_PER_VALUE = 4
 #: Step kinds the estimator knows: the layer kinds the executor runs plus the fused pair.

@@ -4,8 +4,9 @@ which never reads it from the config itself."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError

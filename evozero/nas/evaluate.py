@@ -6,18 +6,19 @@ settings) is built once per process, nas section and seed (:func:`evaluator_for`
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb101Cell, Nb201Cell
-from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.cost import cost_record, load_profiles
 from evozero.nas.data import Dataset, load_dataset
 from evozero.nas.model import Model
 from evozero.nas.network import Architecture
+from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.train import TrainResult, TrainSettings, train
 
 
@@ -50,7 +51,7 @@ class Evaluator:
             return float(cost["latency_ms"][self.nas.profile])
         return float(cost[name])
 
-    def violation(self, cost: dict[str, Any]) -> Optional[str]:
+    def violation(self, cost: dict[str, Any]) -> str | None:
         """Why a network breaks a constraint, or None."""
         caps = self.nas.constraints
         for name, cap in (("params", caps.max_params), ("macs", caps.max_macs),
@@ -66,8 +67,8 @@ class Evaluator:
                    .generate_state(1)[0])
 
     def train(self, arch: Architecture, seed: int,
-              hurdle: Optional[Callable[[float], bool]] = None,
-              inherit: Optional[dict[str, list[np.ndarray]]] = None
+              hurdle: Callable[[float], bool] | None = None,
+              inherit: dict[str, list[np.ndarray]] | None = None
               ) -> tuple[TrainResult, Model, int]:
         """Train ``arch`` (starting from ``inherit``'s weights where layers match);
         returns the result, the trained model and how many layers inherited."""

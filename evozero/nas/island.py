@@ -19,22 +19,30 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from evozero.runs import stopflag
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.search.setup import island_seed
-from evozero.runs.island import (RUNNING, SOLVED, SPENT, STATUSES, IslandBase, IslandSpec,
-                                 emigrant_count, nan_lowest)
-from evozero.runs.messages import Discovery, IslandResult, IslandSummary
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
 from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
+from evozero.runs import stopflag
+from evozero.runs.island import (
+    RUNNING,
+    SOLVED,
+    SPENT,
+    STATUSES,
+    IslandBase,
+    IslandSpec,
+    emigrant_count,
+    nan_lowest,
+)
+from evozero.runs.messages import Discovery, IslandResult, IslandSummary
+from evozero.search.seeds import island_seed
 from ops import neural
 
 # Draws of a child before the constraints are declared unsatisfiable.
@@ -110,7 +118,7 @@ def _whole(value: Any) -> bool:
 class NasIsland(IslandBase):
     """One NAS island in a worker (see the module docstring)."""
 
-    def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, spec: IslandSpec, snapshot: dict[str, Any] | None = None) -> None:
         # One BLAS thread: workers are one per core, and sums keep one order (reproducible).
         threadpool_limits(1, user_api="blas")
         neural.retain_freed_memory()
@@ -222,8 +230,8 @@ class NasIsland(IslandBase):
         self._add(record)
         return record
 
-    def _evaluate(self, cell: Any, parent: Optional[dict[str, Any]]
-                  ) -> Optional[dict[str, Any]]:
+    def _evaluate(self, cell: Any, parent: dict[str, Any] | None
+                  ) -> dict[str, Any] | None:
         """The evaluation record of ``cell``, or None when it breaks a constraint."""
         evaluator = self.evaluator
         started = time.perf_counter()
@@ -265,7 +273,7 @@ class NasIsland(IslandBase):
                     seconds=round(time.perf_counter() - started, 6),
                     parent=parent and parent["hash"])
 
-    def _hurdle(self) -> Optional[Any]:
+    def _hurdle(self) -> Any | None:
         hurdle = self.evaluator.nas.hurdle
         if hurdle.accuracy is None and hurdle.percentile is None:
             return None
@@ -296,7 +304,7 @@ class NasIsland(IslandBase):
             alive = {m["hash"] for m in self.population}
             self.weights = {h: w for h, w in self.weights.items() if h in alive}
 
-    def _improved(self, record: dict[str, Any]) -> Optional[Discovery]:
+    def _improved(self, record: dict[str, Any]) -> Discovery | None:
         best = self.meta["best"]
         if best is not None and not nan_lowest(record["fitness"]) > nan_lowest(best["fitness"]):
             return None

@@ -7,7 +7,7 @@ network start from its parent's trained weights where its layers are unchanged.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class Model:
         """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C); in training mode batch
         norm uses (and updates) batch statistics and the pass is kept for :meth:`backward`."""
         layers = self.arch.layers
-        values: list[Optional[np.ndarray]] = [None] * len(layers)
+        values: list[np.ndarray | None] = [None] * len(layers)
         values[0] = np.ascontiguousarray(x, dtype=self.dtype)
         caches: list[Any] = [None] * len(layers)
         for index in self._schedule:
@@ -154,7 +154,7 @@ class Model:
         """Gradients of every weight (:meth:`gradients`) from the gradient of the loss
         with respect to the logits of the last training :meth:`forward`."""
         layers = self.arch.layers
-        flowing: list[Optional[np.ndarray]] = [None] * len(layers)
+        flowing: list[np.ndarray | None] = [None] * len(layers)
         flowing[-1] = dlogits.astype(self.dtype, copy=False)
         self.grads = {}
         for index in reversed(self._schedule):
@@ -173,7 +173,7 @@ class Model:
                     flowing[source] = flowing[source] + dx
         self._caches = []
 
-    def _zero_gradient(self, index: int) -> Optional[np.ndarray]:
+    def _zero_gradient(self, index: int) -> np.ndarray | None:
         # A weighted layer whose output reaches no loss still needs (zero) gradients.
         if index not in self.weights:
             return None

@@ -13,7 +13,7 @@ collision over the whole enumeration is out of reach.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

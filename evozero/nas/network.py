@@ -21,8 +21,8 @@ Layer kinds and their fields:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 Shape = tuple[int, int, int]
 

@@ -3,7 +3,8 @@ the NAS island's selection uses and the front a NAS run reports."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def dominated(point: tuple[float, float], others: list[tuple[float, float]]) -> bool:

@@ -7,14 +7,14 @@ thread, fixed shuffles), so the evaluation cache can stand for a second training
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
-from evozero.runs import stopflag
 from evozero.nas.data import Dataset
 from evozero.nas.model import Model
+from evozero.runs import stopflag
 from ops import neural
 
 
@@ -53,7 +53,7 @@ def accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
-          hurdle: Optional[Callable[[float], bool]] = None) -> TrainResult:
+          hurdle: Callable[[float], bool] | None = None) -> TrainResult:
     """Train ``model`` on ``data.train_*`` for ``settings.epochs`` epochs.
 
     ``hurdle``, if given, sees the validation accuracy after the first epoch and returns

@@ -4,13 +4,23 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from evozero.errors import EvozeroError
-from ops.kinds import (CONST_KIND, FRACTION_KIND, IN1_KIND, IN2_KIND, NO_OP, NONE_KIND,
-                       NUM_CONSTANTS, NUM_OPS, OUT_KIND, SCALAR_KIND, VECTOR_KIND)
+from ops.kinds import (
+    CONST_KIND,
+    FRACTION_KIND,
+    IN1_KIND,
+    IN2_KIND,
+    NO_OP,
+    NONE_KIND,
+    NUM_CONSTANTS,
+    NUM_OPS,
+    OUT_KIND,
+    SCALAR_KIND,
+    VECTOR_KIND,
+)
 from ops.table import KIND_NAMES, OPS, OpSpec
 
 _FLOAT = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan))"
@@ -60,7 +70,7 @@ def check_instruction(inst: Instruction) -> None:
         raise EvozeroError(problem[1])
 
 
-def first_problem(code: np.ndarray, constants: np.ndarray) -> Optional[tuple[int, str]]:
+def first_problem(code: np.ndarray, constants: np.ndarray) -> tuple[int, str] | None:
     """The first ill-formed row of int64 ``code`` (n, 4) and float64 ``constants`` (n, 3),
     as ``(row, message)``, or None. Vectorised: one pass of numpy per rule, so checking a
     whole population costs about as much as copying it."""

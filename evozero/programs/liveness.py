@@ -8,14 +8,13 @@ that survive this analysis, so removing dead rows never changes a fitness.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from evozero.errors import EvozeroError
 from evozero.programs.instruction import ADDRESS_LIMIT
 from evozero.programs.program import Program
-
 from ops.codes import MATRIX_KIND, NONE_KIND, SCALAR_KIND, VECTOR_KIND
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, PARTIAL_WRITE
@@ -135,7 +134,7 @@ def live_rows(code: np.ndarray, bounds: np.ndarray, memory: tuple[int, int, int]
                             OUT_KIND, PARTIAL_WRITE)
 
 
-def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[int, int, int]:
+def resolve_memory(program: Program, memory: Sequence[int] | None) -> tuple[int, int, int]:
     """Memory sizes (S, V, M): the program's needs, or ``memory`` checked against them."""
     if not isinstance(program, Program):
         raise EvozeroError(f"program must be a Program (see Program.parse), got "
@@ -156,7 +155,7 @@ def resolve_memory(program: Program, memory: Optional[Sequence[int]]) -> tuple[i
     return sizes  # type: ignore[return-value]
 
 
-def strip_dead_code(program: Program, memory: Optional[Sequence[int]] = None) -> Program:
+def strip_dead_code(program: Program, memory: Sequence[int] | None = None) -> Program:
     """The program without instructions that cannot affect a prediction."""
     num_s, num_v, num_m = resolve_memory(program, memory)
     keep = live_rows_kernel(program.code, program.bounds, num_s, num_v, max(num_m, 1),

@@ -74,19 +74,32 @@ each length); they are not meant to repair an invalid one.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from evozero.errors import EvozeroError
 from evozero.programs.instruction import first_problem
 from evozero.programs.program import COMPONENTS
-from evozero.programs.randomize import draw_address, draw_int, randomize_row, randomize_rows, random_op
+from evozero.programs.randomize import draw_address, draw_int, random_op, randomize_row, randomize_rows
 from evozero.programs.slots import slot_offsets
-from ops.codes import (ALTER_PARAM, FRACTION_KIND, IDENTITY, INSERT_INSTRUCTION, NO_CONSTANT,
-                       NONE_KIND, RANDOMIZE_ALGORITHM, RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION,
-                       REMOVE_INSTRUCTION, SPREAD_KIND, TRADE_INSTRUCTION, VALUE_KIND)
+from ops.codes import (
+    ALTER_PARAM,
+    FRACTION_KIND,
+    IDENTITY,
+    INSERT_INSTRUCTION,
+    NO_CONSTANT,
+    NONE_KIND,
+    RANDOMIZE_ALGORITHM,
+    RANDOMIZE_COMPONENT,
+    RANDOMIZE_INSTRUCTION,
+    REMOVE_INSTRUCTION,
+    SPREAD_KIND,
+    TRADE_INSTRUCTION,
+    VALUE_KIND,
+)
 from ops.jit import jit
 from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND, OpArrays
 from ops.rng import next_normal, next_uniform
@@ -452,9 +465,9 @@ def check_slots(code: Any, constants: Any, lengths: Any, rules: SlotRules, where
         raise EvozeroError(f"{where}: program {row // rules.rows}, row {row % rules.rows}: "
                            f"{message}")
     offsets = slot_offsets(rules.max_sizes)
-    row = np.arange(rules.rows)
-    component = np.searchsorted(offsets[1:], row, side="right")
-    active = row[None, :] < (offsets[component] + lengths[:, component])       # (k, rows)
+    rows = np.arange(rules.rows)
+    component = np.searchsorted(offsets[1:], rows, side="right")
+    active = rows[None, :] < (offsets[component] + lengths[:, component])      # (k, rows)
     if (code[~active] != 0).any() or (constants[~active].view(np.int64) != 0).any():
         k = int(np.argwhere(~active & ((code != 0).any(2)
                                        | (constants.view(np.int64) != 0).any(2)))[0, 0])

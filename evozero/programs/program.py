@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.programs.instruction import (Instruction, check_instruction, first_problem,
-                                 format_instruction, parse_instruction)
+from evozero.programs.instruction import (
+    Instruction,
+    check_instruction,
+    first_problem,
+    format_instruction,
+    parse_instruction,
+)
 from ops.kinds import IN1_KIND, IN2_KIND, MATRIX_KIND, OUT_KIND, SCALAR_KIND, VECTOR_KIND
 from ops.table import OPS, OPS_BY_NAME
 
@@ -48,7 +54,7 @@ class Program:
 
     @classmethod
     def from_instructions(cls, setup: Iterable[Instruction] = (), predict: Iterable[Instruction] = (),
-                          learn: Iterable[Instruction] = ()) -> "Program":
+                          learn: Iterable[Instruction] = ()) -> Program:
         """Build a program from instruction lists, checking every instruction."""
         parts = [list(setup), list(predict), list(learn)]
         rows, consts = [], []
@@ -67,7 +73,7 @@ class Program:
                    np.array(consts, dtype=np.float64).reshape(-1, 3), [len(p) for p in parts])
 
     @classmethod
-    def parse(cls, text: str) -> "Program":
+    def parse(cls, text: str) -> Program:
         """Parse the text form; an error names the line and what was expected."""
         if not isinstance(text, str):
             raise EvozeroError(f"Program.parse takes the program text as a str, got "
@@ -103,7 +109,7 @@ class Program:
         return cls.from_instructions(parts["setup"], parts["predict"], parts["learn"])
 
     @classmethod
-    def from_json(cls, data: str | Mapping[str, Any]) -> "Program":
+    def from_json(cls, data: str | Mapping[str, Any]) -> Program:
         """Read a program from its JSON form (a string or an already-loaded dict)."""
         if isinstance(data, str):
             try:

@@ -6,8 +6,7 @@ fractions and spreads U[0, 1).
 """
 from __future__ import annotations
 
-from ops.codes import (FRACTION_KIND, MATRIX_KIND, SCALAR_KIND, SPREAD_KIND, VALUE_KIND,
-                       VECTOR_KIND)
+from ops.codes import FRACTION_KIND, MATRIX_KIND, SCALAR_KIND, SPREAD_KIND, VALUE_KIND, VECTOR_KIND
 from ops.jit import jit
 from ops.rng import next_uniform
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from evozero.programs.instruction import format_instruction
-from evozero.programs.program import COMPONENTS, Program
 from evozero.programs.liveness import resolve_memory, strip_dead_code
+from evozero.programs.program import COMPONENTS, Program
 from ops.table import OPS, OPS_BY_NAME, SCALAR, VECTOR
 
 __all__ = ["simplify", "program_diff"]
@@ -46,7 +46,7 @@ _HARNESS_SCALARS = (0, 1)   # label and prediction: written outside the program
 _FIXED = {SCALAR: 2, VECTOR: 1}  # addresses below these keep their numbers
 
 
-def simplify(program: Program, memory: Optional[Sequence[int]] = None) -> Program:
+def simplify(program: Program, memory: Sequence[int] | None = None) -> Program:
     """An equivalent, smaller program: dead code removed, constants folded, addresses
     renamed in order of first use (see the module docstring).
 
@@ -136,7 +136,7 @@ def _fold_rows(code: np.ndarray, constants: np.ndarray, start: int, stop: int,
         spec = OPS[op]
         if spec.out != SCALAR:
             continue
-        value: Optional[float] = None
+        value: float | None = None
         if op == _CONST_SET:
             value = float(constants[row, 0])
         elif op in _FOLDABLE:
@@ -154,7 +154,7 @@ def _fold_rows(code: np.ndarray, constants: np.ndarray, start: int, stop: int,
     return folded
 
 
-def _folded_value(op: int, a: float, b: float) -> Optional[float]:
+def _folded_value(op: int, a: float, b: float) -> float | None:
     """``op(a, b)`` if it is finite and the VM computes the very same bits, else None."""
     value = float(OPS[op].reference(a, b, 0.0, (0.0, 0.0, 0.0), 1, None))
     if not math.isfinite(value):

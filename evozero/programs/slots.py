@@ -7,7 +7,7 @@ sizes), holding ``lengths[c]`` instructions; rows past a length are zero (see
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

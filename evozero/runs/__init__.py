@@ -1,1 +1,3 @@
-"""Runs: islands in worker processes or Ray actors, the migration broker, the run flow, the run directory and its checkpoints."""
+"""Runs: islands in worker processes or Ray actors, the migration broker, the run flow, the
+run directory and its checkpoints.
+"""

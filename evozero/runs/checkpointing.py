@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from evozero.config import Config, config_to_dict, island_config
 from evozero.errors import EvozeroError
@@ -45,7 +46,7 @@ class Checkpoints:
         self.summaries: dict[int, Mapping[str, Any]] = {}
         # progress.jsonl's length when the pending checkpoint was asked for; None: take
         # it when the checkpoint is written.
-        self._progress_size: Optional[int] = None
+        self._progress_size: int | None = None
 
     def request(self, views: list[IslandView], completed_round: int,
                 send_snapshot: Callable[[IslandView], None]) -> None:
@@ -91,8 +92,8 @@ class Checkpoints:
             "config_sha256": config_hash(self.config), "records": records})
 
 
-def load_checkpoint(rundir: RunDir, domain: "SearchDomain", say: Callable[[str], None]
-                    ) -> tuple[RunState, Optional[dict[str, Any]]]:
+def load_checkpoint(rundir: RunDir, domain: SearchDomain, say: Callable[[str], None]
+                    ) -> tuple[RunState, dict[str, Any] | None]:
     """The run state and the islands part of the newest valid checkpoint of ``rundir``,
     checked against the domain's config (EvozeroError if there is none, or if config.yaml
     was changed since in a key a resume may not change); the records are cut back to
@@ -120,7 +121,7 @@ def load_checkpoint(rundir: RunDir, domain: "SearchDomain", say: Callable[[str],
     return state, islands
 
 
-def check_checkpoint_islands(saved: Any, domain: "SearchDomain", islands: int,
+def check_checkpoint_islands(saved: Any, domain: SearchDomain, islands: int,
                              where: str) -> None:
     """Raise EvozeroError unless the islands part of a checkpoint (None, or the completed
     round and one entry per island with its last snapshot) fits the domain's config with
@@ -151,8 +152,8 @@ def _in_memory(kept: dict[str, Any]) -> dict[str, Any]:
                 events=[_renamed(e, "program", "candidate") for e in kept["events"]])
 
 
-def _renamed(record: Optional[dict[str, Any]], old: str, new: str
-             ) -> Optional[dict[str, Any]]:
+def _renamed(record: dict[str, Any] | None, old: str, new: str
+             ) -> dict[str, Any] | None:
     if record is None or old not in record:
         return record
     return {(new if key == old else key): value for key, value in record.items()}

@@ -23,8 +23,9 @@ final.json record and the lines the run prints.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from evozero.config import Config
 from evozero.runs.island import IslandBase, IslandSpec
@@ -109,7 +110,7 @@ class SearchDomain(ABC):
         """Write the run's best as Python to ``path``; returns the line to print."""
 
     @abstractmethod
-    def plot(self, runs: Sequence[tuple[str, "SearchDomain"]], output: str, x: str,
+    def plot(self, runs: Sequence[tuple[str, SearchDomain]], output: str, x: str,
              compare: bool) -> Path:
         """Draw ``runs`` (each with its domain, this one's first) into ``output``;
         returns the path written."""

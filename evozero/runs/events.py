@@ -9,7 +9,8 @@ and island (:func:`ordered`), so the files do not depend on which worker answere
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from evozero.runs.migration import IslandView
 from evozero.runs.rundir import RunDir
@@ -30,7 +31,7 @@ def ordered(views: Sequence[IslandView]) -> list[dict[str, Any]]:
 class EventLog:
     """What of the islands' reports is written already, and the writing of the rest."""
 
-    def __init__(self, rundir: RunDir, domain: "SearchDomain", say: Callable[[str], None],
+    def __init__(self, rundir: RunDir, domain: SearchDomain, say: Callable[[str], None],
                  keep: Callable[[str, float, float], None]) -> None:
         self.rundir = rundir
         self.domain = domain

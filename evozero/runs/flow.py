@@ -21,18 +21,19 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import Any, Callable, Mapping, NoReturn, Optional, TextIO
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TextIO
 
 from evozero.config import Config, dump_config, island_count, load_config
 from evozero.errors import EvozeroError, InternalError
 from evozero.runs.checkpointing import Checkpoints, load_checkpoint
 from evozero.runs.domain import SearchDomain
 from evozero.runs.events import EventLog, ordered
+from evozero.runs.files import WriteError
 from evozero.runs.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowest
 from evozero.runs.messages import Command, ErrorReply, IslandResult, Reply
 from evozero.runs.migration import IslandView, empty_arrivals, latest_arrivals, round_arrivals
 from evozero.runs.preflight import check_before_start
-from evozero.runs.files import WriteError
 from evozero.runs.progress import Console, progress_record
 from evozero.runs.rundir import RunDir
 from evozero.runs.state import RunState
@@ -77,8 +78,8 @@ def available_workers(config: Config) -> int:
 class Run:
     """One run: its config, its directory and its progress through the flow."""
 
-    def __init__(self, domain: SearchDomain, rundir: RunDir, out: Optional[TextIO] = None,
-                 workers: Optional[int] = None) -> None:
+    def __init__(self, domain: SearchDomain, rundir: RunDir, out: TextIO | None = None,
+                 workers: int | None = None) -> None:
         self.domain = domain
         self.config = domain.config
         self.rundir = rundir
@@ -90,8 +91,8 @@ class Run:
         self.views: list[IslandView] = []
         self.checkpoints = Checkpoints(rundir, self.config)
         self.events = EventLog(rundir, domain, self._say, self._keep)
-        self._saved_islands: Optional[dict[str, Any]] = None
-        self._stop_signal: Optional[int] = None
+        self._saved_islands: dict[str, Any] | None = None
+        self._stop_signal: int | None = None
         self._started = time.monotonic()
         self._completed_round = 0
         self.kernel_seconds = 0.0   # time inside the search kernels, over all islands
@@ -403,7 +404,7 @@ class Run:
             self._open(view)
 
     def _keep(self, candidate: str, search_fitness: float, select_fitness: float,
-              details: Optional[dict[str, Any]] = None) -> None:
+              details: dict[str, Any] | None = None) -> None:
         kept = self.state.kept
         if kept is None or select_fitness >= kept["select_fitness"]:
             self.state.kept = {"program": candidate, "search_fitness": search_fitness,
@@ -489,7 +490,7 @@ class Run:
             self.rundir.write_best(self.state.kept["program"])
 
 
-def create_run(domain: SearchDomain, out_root: str = "runs", out: Optional[TextIO] = None
+def create_run(domain: SearchDomain, out_root: str = "runs", out: TextIO | None = None
                ) -> Run:
     """Create the run directory for the domain's config (config.yaml written) and return
     the run."""
@@ -513,7 +514,7 @@ def create_run(domain: SearchDomain, out_root: str = "runs", out: Optional[TextI
 
 
 def reopen_run(path: str, domain_for: Callable[[Config], SearchDomain],
-               out: Optional[TextIO] = None, workers: Optional[int] = None) -> Run:
+               out: TextIO | None = None, workers: int | None = None) -> Run:
     """Reopen a run directory to continue it from its newest valid checkpoint, on
     ``workers`` workers (None: as its config says; the islands stay as they were), in the
     domain ``domain_for`` picks for its config."""

@@ -23,27 +23,48 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from evozero.config import Config, island_config
 from evozero.errors import EvozeroError
-from evozero.runs.messages import AdvanceReply, Discovery, IslandResult, IslandSummary
-from evozero.search.setup import (EVALUATION, SELECT_TASKS, build_settings, derived_seed,
-                                      evaluate_on, initial_programs, island_seed, search_tasks,
-                                      select_tasks)
-from evozero.evaluation.fec_cache import COUNT, FREE, NEWEST, OLDEST as CACHE_OLDEST, new_cache
+from evozero.evaluation.fec_cache import COUNT, FREE, NEWEST, new_cache
+from evozero.evaluation.fec_cache import OLDEST as CACHE_OLDEST
+from evozero.evaluation.vm import group_tasks
 from evozero.programs.mutation import SlotRules, check_slots
 from evozero.programs.program import COMPONENTS
+from evozero.runs.messages import AdvanceReply, Discovery, IslandResult, IslandSummary
 from evozero.search.evolution import BUDGET_SPENT, IMPROVED
 from evozero.search.runner import SearchRunner
+from evozero.search.seeds import (
+    EVALUATION,
+    SELECT_TASKS,
+    derived_seed,
+    evaluate_on,
+    island_seed,
+    search_tasks,
+    select_tasks,
+)
+from evozero.search.settings import build_settings, initial_programs
 from evozero.search.state import STATE_ARRAYS, SearchState
-from ops.codes import (BEST_INDIVIDUAL, BUDGET_REJECTS, FILLED, FINGERPRINT_HITS, FULL_EVALS,
-                       HURDLE_STOPS, INDIVIDUALS, MAX_INDIVIDUALS, MAX_TRAIN_STEPS, NUM_COUNTERS,
-                       OLDEST, SAVED_TRAIN_STEPS, STRUCTURE_HITS, TRAIN_STEPS)
-from evozero.evaluation.vm import group_tasks
+from ops.codes import (
+    BEST_INDIVIDUAL,
+    BUDGET_REJECTS,
+    FILLED,
+    FINGERPRINT_HITS,
+    FULL_EVALS,
+    HURDLE_STOPS,
+    INDIVIDUALS,
+    MAX_INDIVIDUALS,
+    MAX_TRAIN_STEPS,
+    NUM_COUNTERS,
+    OLDEST,
+    SAVED_TRAIN_STEPS,
+    STRUCTURE_HITS,
+    TRAIN_STEPS,
+)
 from ops.kinds import NO_OP, NUM_OPS
 
 # Island statuses.
@@ -121,7 +142,7 @@ class IslandBase(ABC):
             reply["emigrants"] = self._emigrants(self.meta["round"])
         return reply
 
-    def advance(self, seconds: float, arrivals: Optional[dict[str, Any]] = None
+    def advance(self, seconds: float, arrivals: dict[str, Any] | None = None
                 ) -> AdvanceReply:
         """Take in ``arrivals`` (migrants), then search for about ``seconds`` (at least one
         step). Stops early at a migration point (with emigrants in the reply), when the
@@ -185,14 +206,14 @@ class IslandBase(ABC):
 
     # -- shared -------------------------------------------------------------------------
 
-    def _next_migration(self) -> Optional[int]:
+    def _next_migration(self) -> int | None:
         if not self.emigrants:
             return None
         target = (self.meta["round"] + 1) * self.spec.config.migrate_every
         # Migrants arriving as the budget ends would never have children.
         return None if 0 <= self.spec.individuals <= target else target
 
-    def _at_migration(self, individuals: int) -> Optional[dict[str, Any]]:
+    def _at_migration(self, individuals: int) -> dict[str, Any] | None:
         """At a migration point: the next round's emigrants (a deterministic island then
         waits for its migrants); otherwise None."""
         target = self._next_migration()
@@ -226,7 +247,7 @@ class IslandBase(ABC):
 class ProgramIsland(IslandBase):
     """An island of program search in a worker (see the module docstring)."""
 
-    def __init__(self, spec: IslandSpec, snapshot: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, spec: IslandSpec, snapshot: dict[str, Any] | None = None) -> None:
         self.spec = spec
         config = spec.own_config
         self.config = config
@@ -253,7 +274,7 @@ class ProgramIsland(IslandBase):
             self.state = SearchState.from_arrays(snapshot["arrays"])
             self.meta = dict(snapshot["meta"])
         self._rules = slot_rules(config)
-        self._select: Optional[list] = None
+        self._select: list | None = None
         self._batch = 64
         self.kernel_seconds = 0.0
 

@@ -9,7 +9,7 @@ for errors and stops. Local workers also send heartbeats between replies.
 A candidate is what a search evolves: a program's text, or a cell's genome.
 """
 # Optional keys live in a ``total=False`` subclass: typing.NotRequired is Python 3.11+.
-from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from evozero.runs.island import IslandSpec
@@ -22,7 +22,7 @@ class OpenCommand(TypedDict):
 
     kind: Literal["open"]
     spec: "IslandSpec"
-    snapshot: Optional[dict[str, Any]]
+    snapshot: dict[str, Any] | None
 
 
 class _AdvanceCommandKeys(TypedDict):
@@ -34,7 +34,7 @@ class _AdvanceCommandKeys(TypedDict):
 class AdvanceCommand(_AdvanceCommandKeys, total=False):
     """Take in ``arrivals`` (migrants, or None), then search for about ``seconds``."""
 
-    arrivals: Optional[dict[str, Any]]
+    arrivals: dict[str, Any] | None
 
 
 class SnapshotCommand(TypedDict):
@@ -51,7 +51,7 @@ class FinishCommand(TypedDict):
     island: int
 
 
-Command = Union[OpenCommand, AdvanceCommand, SnapshotCommand, FinishCommand]
+Command = OpenCommand | AdvanceCommand | SnapshotCommand | FinishCommand
 
 
 # -- what replies carry -----------------------------------------------------------------
@@ -84,7 +84,7 @@ class Discovery(TypedDict):
     island_train_steps: int
     fitness: float
     candidate: str
-    select_fitness: Optional[float]
+    select_fitness: float | None
 
 
 class _IslandResultKeys(TypedDict):
@@ -114,8 +114,8 @@ class AdvanceReply(TypedDict):
     events: list[Discovery]
     evaluations: list[dict[str, Any]]
     summary: IslandSummary
-    emigrants: Optional[dict[str, Any]]
-    result: Optional[IslandResult]
+    emigrants: dict[str, Any] | None
+    result: IslandResult | None
 
 
 class SnapshotReply(TypedDict):
@@ -144,7 +144,7 @@ class StoppedReply(TypedDict):
 
 class _ErrorReplyKeys(TypedDict):
     kind: Literal["error"]
-    island: Optional[int]
+    island: int | None
     user: bool
     doing: str
     error: str
@@ -163,4 +163,4 @@ class Heartbeat(TypedDict):
     kind: Literal["heartbeat"]
 
 
-Reply = Union[AdvanceReply, SnapshotReply, FinishReply, StoppedReply, ErrorReply]
+Reply = AdvanceReply | SnapshotReply | FinishReply | StoppedReply | ErrorReply

@@ -9,8 +9,9 @@ emigrants of the other islands, whatever their round.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,19 +26,19 @@ class IslandView:
 
     spec: IslandSpec
     worker: int
-    snapshot: Optional[dict[str, Any]] = None   # last snapshot (None: start afresh)
+    snapshot: dict[str, Any] | None = None   # last snapshot (None: start afresh)
     snapshot_events: list = field(default_factory=list)  # unflushed events it covers
     summary: Mapping[str, Any] = field(default_factory=dict)
     status: str = RUNNING
     busy: bool = False                           # a command is in flight
-    emigrants: Optional[dict[str, Any]] = None   # the latest ones it sent
-    arrivals: Optional[dict[str, Any]] = None    # migrants to send with its next advance
+    emigrants: dict[str, Any] | None = None   # the latest ones it sent
+    arrivals: dict[str, Any] | None = None    # migrants to send with its next advance
     logged: dict[int, dict[str, Any]] = field(default_factory=dict)  # migrants per round
     buffer: list = field(default_factory=list)   # events held until its round completes
     snapshot_wanted: bool = False
-    snapshot_arrivals: Optional[dict[str, Any]] = None  # migrants owed when it was taken
+    snapshot_arrivals: dict[str, Any] | None = None  # migrants owed when it was taken
     finish_wanted: bool = False
-    result: Optional[IslandResult] = None
+    result: IslandResult | None = None
     failures: int = 0                            # deaths since its last snapshot
     stale: bool = False                          # stopping, it gave no new snapshot
 

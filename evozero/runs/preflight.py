@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from evozero.config import Config, TaskSpec, island_config, island_count
 from evozero.errors import EvozeroError
-from evozero.search.setup import build_settings
-from evozero.resources import available_memory, format_bytes
 from evozero.evaluation.tasks import ALL_PAIRS, read_npz_header, task_bytes
+from evozero.resources import available_memory, format_bytes
 from evozero.runs.workers import cores
+from evozero.search.settings import build_settings
 
 if TYPE_CHECKING:
     from evozero.runs.domain import SearchDomain
@@ -40,7 +41,7 @@ PROCESS_BYTES = 100 * 2**20
 _VALUE = 8  # bytes of a float64 or int64
 
 
-def check_before_start(domain: "SearchDomain", workers: Optional[int] = None) -> None:
+def check_before_start(domain: SearchDomain, workers: int | None = None) -> None:
     """Refuse, with an :class:`EvozeroError` naming the setting, a run whose files or
     memory needs make it fail later; ``workers`` as for the run (None: as configured)."""
     config = domain.config
@@ -100,7 +101,7 @@ def sample_tasks(config: Config, name: str) -> list:
         return sample.make()
 
 
-def _workers(config: Config, workers: Optional[int]) -> int:
+def _workers(config: Config, workers: int | None) -> int:
     if workers is not None:
         return workers
     if config.workers != "auto":
@@ -127,7 +128,7 @@ _SETTINGS = {
 }
 
 
-def estimate_memory(domain: "SearchDomain", workers: int) -> tuple[int, dict[str, int]]:
+def estimate_memory(domain: SearchDomain, workers: int) -> tuple[int, dict[str, int]]:
     """Estimated peak bytes of a run of the domain's config on ``workers`` local workers,
     and the parts it is made of (see the module docstring)."""
     config = domain.config

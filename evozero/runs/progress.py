@@ -5,7 +5,8 @@ messages that clear it)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from evozero.runs.migration import IslandView
 

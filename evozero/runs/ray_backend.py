@@ -13,11 +13,11 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from evozero.errors import EvozeroError
-from evozero.runs.workers import WorkerHost
 from evozero.runs.messages import Command, Reply
+from evozero.runs.workers import WorkerHost
 
 _INSTALL = 'pip install "evozero[ray]"'
 
@@ -31,7 +31,7 @@ def _ray() -> Any:
     return ray
 
 
-def connect(address: Optional[str]) -> Any:
+def connect(address: str | None) -> Any:
     """Ray, initialised: a new local instance (no address) or the cluster at ``address``."""
     ray = _ray()
     if ray.is_initialized():
@@ -53,7 +53,7 @@ def connect(address: Optional[str]) -> Any:
     return ray
 
 
-def cluster_cpus(address: Optional[str]) -> int:
+def cluster_cpus(address: str | None) -> int:
     """CPUs of the Ray cluster at ``address`` (of this machine for a local Ray)."""
     ray = connect(address)
     return max(int(ray.cluster_resources().get("CPU", 1)), 1)
@@ -72,7 +72,7 @@ class _Actor:
 class RayBackend:
     """Workers as Ray actors, one CPU each (see the module docstring)."""
 
-    def __init__(self, workers: int, address: Optional[str]) -> None:
+    def __init__(self, workers: int, address: str | None) -> None:
         self.ray = connect(address)
         self._started_here = address is None
         self.workers = workers
@@ -87,7 +87,7 @@ class RayBackend:
         ref = self._actors[worker].handle.remote(command)
         self._pending[ref] = (worker, next(self._sequence))
 
-    def receive(self, timeout: float) -> list[tuple[int, Optional[Reply]]]:
+    def receive(self, timeout: float) -> list[tuple[int, Reply | None]]:
         """Replies that arrived within ``timeout`` s, in the order they were asked for; a
         None reply means the worker's actor died."""
         ray = self.ray
@@ -99,7 +99,7 @@ class RayBackend:
         if not ready:
             return []
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        replies: list[tuple[int, Optional[Reply]]] = []
+        replies: list[tuple[int, Reply | None]] = []
         dead: set[int] = set()
         for ref in sorted(ready, key=lambda r: self._pending[r][1]):
             worker, _ = self._pending.pop(ref)

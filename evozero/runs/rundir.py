@@ -30,15 +30,24 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from evozero.config import Config, load_config
 from evozero.errors import EvozeroError
 from evozero.runs.checkpoint_files import CheckpointFolder
-from evozero.runs.files import (DIRECTORY_MODE, append_line, atomic_write_text, fsync_directory,
-                                json_default, json_line, numbered_json_lines, read_json_lines,
-                                write_error)
+from evozero.runs.files import (
+    DIRECTORY_MODE,
+    append_line,
+    atomic_write_text,
+    fsync_directory,
+    json_default,
+    json_line,
+    numbered_json_lines,
+    read_json_lines,
+    write_error,
+)
 
 __all__ = ["RunDir", "check_run_name"]
 
@@ -125,7 +134,7 @@ class RunDir:
 
     @classmethod
     def create(cls, root: str | os.PathLike, name: str,
-               setup: Optional[Callable[[RunDir], None]] = None) -> RunDir:
+               setup: Callable[[RunDir], None] | None = None) -> RunDir:
         """Make a new run directory ``root/name`` (or ``name-2``, ``name-3``, ...), with
         this process as its writer (see :meth:`acquire`).
 

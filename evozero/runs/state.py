@@ -7,7 +7,6 @@ The flow (:mod:`evozero.runs.flow`) updates it as experiments end; the checkpoin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 #: The format of a run's checkpoint record (the state, the islands and the config).
 RUN_STATE_FORMAT = "evozero.run/2"
@@ -22,5 +21,5 @@ class RunState:
     experiment_started: float = 0.0       # run seconds when the current experiment began
     islands: int = 0                      # islands per experiment, fixed at the start
     experiments: list = field(default_factory=list)
-    kept: Optional[dict] = None           # best candidate over experiments, by select fitness
+    kept: dict | None = None           # best candidate over experiments, by select fitness
     solved: bool = False

@@ -33,10 +33,10 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import Any, Optional
+from typing import Any
 
-from evozero.runs import stopflag
 from evozero.errors import EvozeroError
+from evozero.runs import stopflag
 from evozero.runs.island import IslandBase
 from evozero.runs.messages import Command, ErrorReply, Reply
 
@@ -147,7 +147,7 @@ def die_with_parent(parent: int) -> None:
 class _Terminate:
     """When a worker told to stop by SIGTERM ends (None: not told)."""
 
-    by: Optional[float] = None
+    by: float | None = None
 
     @classmethod
     def on_signal(cls, signum: int, frame: Any) -> None:
@@ -171,7 +171,7 @@ def _beat(connection: Any, lock: threading.Lock, every: float) -> None:
             return
 
 
-def serve(connection: Any, main_end: Any = None, parent: Optional[int] = None) -> None:
+def serve(connection: Any, main_end: Any = None, parent: int | None = None) -> None:
     """A worker process's loop: commands in, replies out, until None, an error, the end of
     a SIGTERM's grace, or the main process is gone."""
     main = parent if parent is not None else os.getppid()
@@ -293,7 +293,7 @@ class LocalBackend:
                                     f"and was ended")
             process.kill()
 
-    def receive(self, timeout: float) -> list[tuple[int, Optional[Reply]]]:
+    def receive(self, timeout: float) -> list[tuple[int, Reply | None]]:
         """Replies that arrived within ``timeout`` s; a None reply means the worker died
         (or fell silent and was ended)."""
         from multiprocess.connection import wait
@@ -306,7 +306,7 @@ class LocalBackend:
         if now - self._received > self.heartbeat / 2:
             # This process was away (stopped itself, or busy): the silence is its own.
             self._heard = [now] * self.workers
-        replies: list[tuple[int, Optional[Reply]]] = []
+        replies: list[tuple[int, Reply | None]] = []
         dead: set[int] = set()
         for handle in wait(list(by_handle), timeout):
             worker = by_handle[handle]

@@ -39,18 +39,49 @@ from typing import NamedTuple
 import numpy as np
 
 from evozero.evaluation.fec_cache import insert, lookup
+from evozero.evaluation.vm import reads_features, run_group
 from evozero.programs.liveness import compact_into, live_rows_kernel
 from evozero.programs.mutation import mutate, random_program_slots
 from evozero.programs.program import Program
-from evozero.evaluation.vm import reads_features, run_group
-from ops.codes import (BEST_INDIVIDUAL, BUDGET_ON, BUDGET_REJECTS, CLASSIFICATION, COMBINE,
-                       CONSTANT_RULE, COST_LIMIT, EVICTIONS, FEC_ON, FILLED, FINGERPRINT_HITS,
-                       FORGET_EVERY, FORGOTTEN, FULL_EVALS, HURDLE_PERCENTILE, HURDLE_STOPS,
-                       HURDLE_WINDOW, HURDLES_ON, IDENTITY, INDIVIDUALS, MAX_ABS_ERROR,
-                       MAX_INDIVIDUALS, MAX_TRAIN_STEPS, MUTATE_PROB, MUTATION_COUNTS,
-                       NUM_M, NUM_S, NUM_V, OLDEST, POPULATION, ROUNDING_SCALE,
-                       SAVED_TRAIN_STEPS, STRATEGY, STRUCTURE_HITS, TOURNAMENT, TRAIN_STEPS,
-                       VALID_STEPS)
+from ops.codes import (
+    BEST_INDIVIDUAL,
+    BUDGET_ON,
+    BUDGET_REJECTS,
+    CLASSIFICATION,
+    COMBINE,
+    CONSTANT_RULE,
+    COST_LIMIT,
+    EVICTIONS,
+    FEC_ON,
+    FILLED,
+    FINGERPRINT_HITS,
+    FORGET_EVERY,
+    FORGOTTEN,
+    FULL_EVALS,
+    HURDLE_PERCENTILE,
+    HURDLE_STOPS,
+    HURDLE_WINDOW,
+    HURDLES_ON,
+    IDENTITY,
+    INDIVIDUALS,
+    MAX_ABS_ERROR,
+    MAX_INDIVIDUALS,
+    MAX_TRAIN_STEPS,
+    MUTATE_PROB,
+    MUTATION_COUNTS,
+    NUM_M,
+    NUM_S,
+    NUM_V,
+    OLDEST,
+    POPULATION,
+    ROUNDING_SCALE,
+    SAVED_TRAIN_STEPS,
+    STRATEGY,
+    STRUCTURE_HITS,
+    TOURNAMENT,
+    TRAIN_STEPS,
+    VALID_STEPS,
+)
 from ops.jit import jit
 from ops.kinds import COST
 from ops.rng import mix64, next_uniform

@@ -3,14 +3,23 @@ and buffers once and runs batches of the kernels of :mod:`evozero.search.evoluti
 :class:`~evozero.search.state.SearchState`."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from evozero.evaluation.fec_cache import cache_arrays
 from evozero.evaluation.vm import TaskGroup, tape_rows
-from evozero.search.evolution import (Layout, Population, Scratch, SlotPrograms, TaskArrays,
-                                      TaskParts, VMMemory, evolve, immigrate)
+from evozero.search.evolution import (
+    Layout,
+    Population,
+    Scratch,
+    SlotPrograms,
+    TaskArrays,
+    TaskParts,
+    VMMemory,
+    evolve,
+    immigrate,
+)
 from evozero.search.state import SearchState, Settings
 from ops.kinds import OP_ARRAYS
 

@@ -59,7 +59,7 @@ class SearchState:
     cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def fresh(cls, settings: Settings, seed: int, cache_size: int) -> "SearchState":
+    def fresh(cls, settings: Settings, seed: int, cache_size: int) -> SearchState:
         """An empty population (filled by the first batches) with streams from ``seed``."""
         population, rows = int(settings.ints[POPULATION]), settings.rows
         values = np.zeros(2)
@@ -86,7 +86,7 @@ class SearchState:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SearchState":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SearchState:
         """The state saved by :meth:`to_arrays`."""
         cache = {name[len("cache_"):]: np.array(value) for name, value in arrays.items()
                  if name.startswith("cache_")}

@@ -17,8 +17,16 @@ from ops.neural.memory import retain_freed_memory
 from ops.neural.norm import batchnorm_backward, batchnorm_forward, bn_relu_backward, bn_relu_forward
 from ops.neural.optim import learning_rate, sgd_step
 from ops.neural.pool import pool_backward, pool_forward
-from ops.neural.shape import (add_backward, add_forward, concat_backward, concat_forward,
-                              gap_backward, gap_forward, slice_backward, slice_forward)
+from ops.neural.shape import (
+                              add_backward,
+                              add_forward,
+                              concat_backward,
+                              concat_forward,
+                              gap_backward,
+                              gap_forward,
+                              slice_backward,
+                              slice_forward,
+)
 
 __all__ = ["add_backward", "add_forward", "batchnorm_backward", "batchnorm_forward",
            "bn_relu_backward", "bn_relu_forward", "concat_backward", "concat_forward",

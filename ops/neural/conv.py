@@ -8,13 +8,12 @@ input itself, seen as (N*H*W, Cin), is that matrix. Products run through numpy's
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
 from ops.jit import jit
-from ops.neural.runs import (add_run, copy_run, multiply_add_run, tap_outputs, tap_runs, window,
-                             zero_run)
+from ops.neural.runs import add_run, copy_run, multiply_add_run, tap_outputs, tap_runs, window, zero_run
 
 
 class ConvCache(NamedTuple):
@@ -26,7 +25,7 @@ class ConvCache(NamedTuple):
     stride: int
     pad_h: int
     pad_w: int
-    cols: Optional[list]
+    cols: list | None
 
 
 class DepthwiseCache(NamedTuple):

@@ -8,7 +8,7 @@ is a scatter.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,7 +22,7 @@ class PoolCache(NamedTuple):
     max pooling, the flat index into the input of each output's maximum."""
     kind: str
     x_shape: tuple
-    argmax: Optional[np.ndarray]
+    argmax: np.ndarray | None
     kh: int
     kw: int
     stride: int

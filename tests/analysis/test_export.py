@@ -12,14 +12,16 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from helpers import ALL_OPS
+from helpers import random_program as shared_random_program
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import evozero as ez
 from evozero.analysis.export import export_python, instruction_line
-from evozero.programs.reference import linear_program, neural_net_program
 from evozero.evaluation.vm import evaluate_group, group_tasks
 from evozero.programs.liveness import resolve_memory, strip_dead_code
-from helpers import ALL_OPS, random_program as shared_random_program
+from evozero.programs.reference import linear_program, neural_net_program
 from ops.table import OPS
 
 MEMORY = (5, 4, 2)
@@ -294,6 +296,7 @@ def test_runtime_module_stream_matches_ops_rng():
 def test_every_op_line_comes_from_the_table():
     """Each op's exported line is its numpy_form; every helper it calls is in the runtime."""
     import re
+
     from evozero.analysis import export_runtime
     for spec in OPS:
         line = instruction_line(spec.code, 0, 1, 2, (0.5, 0.25, 1.0))

@@ -11,10 +11,10 @@ import pytest
 from evozero.cli import main
 from evozero.config import config_from_dict
 from evozero.domains import start_run
-from evozero.programs.program import Program
-from evozero.programs.simplify import simplify
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate
+from evozero.programs.program import Program
+from evozero.programs.simplify import simplify
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from matplotlib.image import imread
 from evozero.analysis.figure import DPI
 from evozero.analysis.plots import FIGSIZE, X_AXES, load_run, plot_runs, program_label
 from evozero.config import config_from_dict
-from evozero.errors import EvozeroError
 from evozero.domains import start_run
+from evozero.errors import EvozeroError
 from evozero.runs.rundir import RunDir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,9 +10,9 @@ import pytest
 from evozero.cli import main
 from evozero.config import config_from_dict
 from evozero.domains import start_run
-from evozero.programs.reference import linear_program
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate
+from evozero.programs.reference import linear_program
 
 
 @pytest.fixture()

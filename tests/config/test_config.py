@@ -14,9 +14,18 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evozero.config import (DEMO_OPS, Config, SizeBounds, config_from_dict, config_to_dict,
-                            island_config, island_count,
-                            default_config, dump_config, load_config)
+from evozero.config import (
+    DEMO_OPS,
+    Config,
+    SizeBounds,
+    config_from_dict,
+    config_to_dict,
+    default_config,
+    dump_config,
+    island_config,
+    island_count,
+    load_config,
+)
 from evozero.errors import EvozeroError
 from ops.table import OPS_BY_NAME
 

@@ -17,14 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evozero.analysis.transfer
-import evozero.runs.preflight
 import evozero.evaluation.tasks
+import evozero.runs.preflight
 from evozero.cli import main
 from evozero.config import load_config, load_task_spec
-from evozero.errors import EvozeroError
 from evozero.domains import domain_for
-from evozero.runs.preflight import check_before_start, estimate_memory
+from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import make_tasks
+from evozero.runs.preflight import check_before_start, estimate_memory
 
 FAST = settings(max_examples=30)
 GIB = 2**30

@@ -16,7 +16,17 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from evozero.evaluation.fec_cache import COUNT, FREE, MISS, NEWEST, OLDEST, cache_arrays, insert, lookup, new_cache
+from evozero.evaluation.fec_cache import (
+    COUNT,
+    FREE,
+    MISS,
+    NEWEST,
+    OLDEST,
+    cache_arrays,
+    insert,
+    lookup,
+    new_cache,
+)
 
 # Keys chosen so that many share their low bits (the table index is key & (size - 1),
 # size <= 16 here): homes 0, 1, size-2 and size-1 (the last two probe across the wrap).

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evozero.evaluation import tasks as tasks_module
 from evozero.errors import EvozeroError
-from evozero.evaluation.tasks import (ALL_PAIRS, HELD_OUT_PAIRS, SEARCH_PAIRS, Task, make_tasks)
+from evozero.evaluation import tasks as tasks_module
+from evozero.evaluation.tasks import ALL_PAIRS, HELD_OUT_PAIRS, SEARCH_PAIRS, Task, make_tasks
 
 FAST = settings(max_examples=25)
 sizes = st.integers(min_value=1, max_value=12)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import evozero as ez
-from evozero.programs.reference import linear_program, neural_net_program
-from evozero.programs.randomize import randomize_rows
 from evozero.bench.vm import run_batch
 from evozero.evaluation.vm import evaluate_group, group_tasks
+from evozero.programs.randomize import randomize_rows
+from evozero.programs.reference import linear_program, neural_net_program
 from ops.kinds import IN1_KIND, IN2_KIND, IS_RANDOM, OP_ARRAYS, OUT_KIND, PARTIAL_WRITE
 from ops.table import OPS
 

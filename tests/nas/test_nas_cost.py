@@ -12,8 +12,16 @@ import yaml
 from evozero.bench.nas_latency import ranks, spearman
 from evozero.errors import EvozeroError
 from evozero.nas.calibrate import calibrate, relative_nnls
-from evozero.nas.cost import (DeviceProfile, cost_record, estimate_ms, execution_steps,
-                              load_profile, load_profiles, lut_key, step_ms)
+from evozero.nas.cost import (
+    DeviceProfile,
+    cost_record,
+    estimate_ms,
+    execution_steps,
+    load_profile,
+    load_profiles,
+    lut_key,
+    step_ms,
+)
 from evozero.nas.network import Architecture, Builder
 
 pytestmark = pytest.mark.nas

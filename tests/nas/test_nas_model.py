@@ -5,13 +5,14 @@ import importlib.util
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
-from evozero.nas.skeleton import Skeleton, compile_cell, vertex_channels
 from evozero.nas.data import load_dataset
 from evozero.nas.export import export_network
 from evozero.nas.model import Model
+from evozero.nas.skeleton import Skeleton, compile_cell, vertex_channels
 from evozero.nas.train import TrainSettings, accuracy, train
 from ops import neural
 

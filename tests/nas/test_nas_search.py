@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import cli, nas_config, nas_data, run_quietly, small_config
 
 from evozero.cli import main
 from evozero.config import config_from_dict
@@ -19,7 +20,6 @@ from evozero.nas.evaluate import Evaluator
 from evozero.nas.pareto import dominated
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
-from helpers import cli, nas_config, nas_data, run_quietly, small_config
 
 pytestmark = pytest.mark.nas
 

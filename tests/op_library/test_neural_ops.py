@@ -15,14 +15,35 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from ops.neural import (
+    add_backward,
+    add_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    bn_relu_backward,
+    bn_relu_forward,
+    concat_backward,
+    concat_forward,
+    conv_backward,
+    conv_forward,
+    dense_backward,
+    dense_forward,
+    depthwise_backward,
+    depthwise_forward,
+    gap_backward,
+    gap_forward,
+    he_normal,
+    learning_rate,
+    pool_backward,
+    pool_forward,
+    relu_backward,
+    relu_forward,
+    sgd_step,
+    slice_backward,
+    slice_forward,
+    softmax_cross_entropy,
+)
 from ops.neural import conv as conv_module
-from ops.neural import (add_backward, add_forward, batchnorm_backward, batchnorm_forward,
-                        bn_relu_backward, bn_relu_forward, concat_backward, concat_forward,
-                        conv_backward, conv_forward, dense_backward, dense_forward,
-                        depthwise_backward, depthwise_forward, gap_backward, gap_forward,
-                        he_normal, learning_rate, pool_backward, pool_forward, relu_backward,
-                        relu_forward, sgd_step, slice_backward, slice_forward,
-                        softmax_cross_entropy)
 
 pytestmark = pytest.mark.nas
 

@@ -19,7 +19,6 @@ from ops.rng import Stream, stream_seed
 from ops.table import OPS, OPS_BY_NAME
 
 
-
 def test_named_op_codes_are_the_rows_of_the_table():
     assert all(getattr(codes, op.name) == op.code for op in OPS)
     control = (codes.HALT, codes.TRAIN_BEGIN, codes.TRAIN_PREDICTED, codes.TRAIN_END,

@@ -16,20 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import small_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evozero as ez
-from evozero.config import load_config
-from evozero.errors import EvozeroError
 from evozero.analysis.estimator import EvolvedRegressor
-from evozero.search.setup import read_programs
-from evozero.programs.instruction import ADDRESS_LIMIT, Instruction
+from evozero.config import load_config
 from evozero.domains import domain_for
+from evozero.errors import EvozeroError
+from evozero.nas.cells import Nb101Cell
+from evozero.programs.instruction import ADDRESS_LIMIT, Instruction
 from evozero.runs.checkpointing import check_checkpoint_islands
 from evozero.runs.island import IslandSpec, ProgramIsland, check_program_snapshot
-from evozero.nas.cells import Nb101Cell
-from helpers import small_config
+from evozero.search.settings import read_programs
 from ops.codes import OLDEST
 from ops.table import OPS, OPS_BY_NAME
 

@@ -10,15 +10,38 @@ from hypothesis import strategies as st
 
 from evozero.errors import EvozeroError
 from evozero.programs.instruction import Instruction, check_instruction
-from evozero.programs.mutation import (CONSTANT_RULES, LOGNORMAL, MUTATION_NAMES, UNIFORM_SCALE,
-                              alter_value, mutate, mutation_arrays, random_program_slots)
+from evozero.programs.mutation import (
+    CONSTANT_RULES,
+    LOGNORMAL,
+    MUTATION_NAMES,
+    UNIFORM_SCALE,
+    alter_value,
+    mutate,
+    mutation_arrays,
+    random_program_slots,
+)
 from evozero.programs.program import Program
 from evozero.programs.slots import program_slots, slot_offsets, slots_program
-from ops.codes import (ALTER_PARAM, IDENTITY, INSERT_INSTRUCTION, RANDOMIZE_ALGORITHM,
-                       RANDOMIZE_COMPONENT, RANDOMIZE_INSTRUCTION, REMOVE_INSTRUCTION,
-                       TRADE_INSTRUCTION)
-from ops.kinds import (CONST_KIND, IN1_KIND, IN2_KIND, NUM_CONSTANTS, NUM_OPS, OP_ARRAYS, OUT_KIND,
-                       SORTED_BOUNDS)
+from ops.codes import (
+    ALTER_PARAM,
+    IDENTITY,
+    INSERT_INSTRUCTION,
+    RANDOMIZE_ALGORITHM,
+    RANDOMIZE_COMPONENT,
+    RANDOMIZE_INSTRUCTION,
+    REMOVE_INSTRUCTION,
+    TRADE_INSTRUCTION,
+)
+from ops.kinds import (
+    CONST_KIND,
+    IN1_KIND,
+    IN2_KIND,
+    NUM_CONSTANTS,
+    NUM_OPS,
+    OP_ARRAYS,
+    OUT_KIND,
+    SORTED_BOUNDS,
+)
 from ops.rng import stream_seed
 
 ALL_OPS = list(range(NUM_OPS))

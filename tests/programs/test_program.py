@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero import EvozeroError, Instruction, Program
-from evozero.programs.instruction import ADDRESS_LIMIT, check_instruction, format_instruction, parse_instruction
+from evozero.programs.instruction import (
+    ADDRESS_LIMIT,
+    check_instruction,
+    format_instruction,
+    parse_instruction,
+)
 from ops.table import OPS, OPS_BY_NAME
 
 EXTREME_VALUES = (0.0, -0.0, 1e-310, -1e-310, 5e-324, -5e-324, 2.2250738585072014e-308,
@@ -28,8 +33,11 @@ def addresses(lowest: int) -> st.SearchStrategy[int]:
     return st.one_of(st.integers(lowest, 9), st.integers(lowest, ADDRESS_LIMIT - 1))
 
 
+ANY_OP = st.sampled_from(OPS)
+
+
 @st.composite
-def instructions(draw, ops=st.sampled_from(OPS)):
+def instructions(draw, ops=ANY_OP):
     """A random valid instruction: any op, any legal addresses, any legal constants."""
     spec = draw(ops)
     fields = {}

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_program as shared_random_program
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evozero as ez
-from evozero.programs.reference import linear_program, neural_net_program
-from evozero.programs.simplify import program_diff, simplify
 from evozero.evaluation.vm import evaluate_group, group_tasks
 from evozero.programs.liveness import strip_dead_code
-from helpers import random_program as shared_random_program
+from evozero.programs.reference import linear_program, neural_net_program
+from evozero.programs.simplify import program_diff, simplify
 from ops.kinds import IS_RANDOM
 from ops.table import OPS, OPS_BY_NAME
 

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import cli, run_quietly, small_config
 
 from evozero.cli import main
 from evozero.config import load_config
-from evozero.programs.program import Program
-from evozero.runs.rundir import RunDir
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate
-from helpers import cli, run_quietly, small_config
+from evozero.programs.program import Program
+from evozero.runs.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
@@ -78,7 +78,9 @@ def test_flow_stops_once_sufficient(tmp_path):
 def test_same_seed_same_discoveries(tmp_path):
     first, a = run_quietly(small_config(), tmp_path / "a")
     second, b = run_quietly(small_config(), tmp_path / "b")
-    strip = lambda records: [(r["individual"], r["fitness"], r["program"]) for r in records]
+    def strip(records):
+        return [(r["individual"], r["fitness"], r["program"]) for r in records]
+
     assert strip(first.rundir.read_discoveries()) == strip(second.rundir.read_discoveries())
     assert a["program"] == b["program"] and a["final_fitness"] == b["final_fitness"]
     other, c = run_quietly(small_config(seed=4), tmp_path / "c")

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from evozero.cli import main
-from evozero.errors import EvozeroError
-from evozero.domains import start_run
-from evozero.runs.checkpointing import RESUME_CHANGEABLE
-from evozero.analysis.plots import load_run
-from evozero.runs.rundir import RunDir
 from helpers import cli, small_config
+
+from evozero.analysis.plots import load_run
+from evozero.cli import main
+from evozero.domains import start_run
+from evozero.errors import EvozeroError
+from evozero.runs.checkpointing import RESUME_CHANGEABLE
+from evozero.runs.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import child_pids, cli, is_running
 
-from evozero.runs import stopflag
 from evozero.config import config_from_dict
-from evozero.errors import EvozeroError
 from evozero.domains import domain_for
+from evozero.errors import EvozeroError
 from evozero.nas.island import NasIsland
+from evozero.runs import stopflag
 from evozero.runs.rundir import RunDir
 from evozero.runs.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost
-from helpers import child_pids, cli, is_running
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
@@ -303,9 +303,10 @@ def test_a_worker_ended_from_outside_is_replaced_and_the_run_completes(tmp_path,
 
 @pytest.mark.parametrize("phase", ["compiling", "before the final evaluation"])
 def test_a_stop_between_phases_ends_the_run_before_the_next_one(tmp_path, monkeypatch, phase):
+    from helpers import small_config
+
     import evozero.runs.flow as flow
     from evozero.domains import resume_run, start_run
-    from helpers import small_config
 
     run = start_run(small_config(), str(tmp_path), out=open(os.devnull, "w"))
     asked = lambda *args: setattr(run, "_stop_signal", signal.SIGINT)  # noqa: E731

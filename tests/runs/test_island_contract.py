@@ -3,12 +3,12 @@ search and cell search) through the same commands: open, advance, snapshot, reop
 the snapshot, migrate (emigrants out, immigrants in) and finish."""
 import numpy as np
 import pytest
+from helpers import nas_config, small_config
 
 from evozero.domains import domain_for
 from evozero.runs.island import FINISHED, emigrant_count
 from evozero.runs.messages import AdvanceReply, IslandResult, IslandSummary
 from evozero.runs.migration import draw_arrivals, empty_arrivals
-from helpers import nas_config, small_config
 
 # Small configs that reach a migration point within a few steps: every 100 programs,
 # every 4 networks; each island sends half its population.

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import child_pids, cli, is_running, run_quietly, small_config
 
 from evozero.config import load_config
-from evozero.runs.migration import IslandView, draw_arrivals, round_arrivals
-from evozero.search.setup import build_settings
 from evozero.domains import domain_for
+from evozero.evaluation.vm import evaluate, group_tasks
 from evozero.programs.program import Program
-from evozero.runs.rundir import RunDir
 from evozero.programs.slots import program_slots
+from evozero.runs.migration import IslandView, draw_arrivals, round_arrivals
+from evozero.runs.rundir import RunDir
+from evozero.runs.workers import LocalBackend
 from evozero.search.evolution import FILLED, INDIVIDUALS, OLDEST
 from evozero.search.runner import SearchRunner
+from evozero.search.settings import build_settings
 from evozero.search.state import SearchState
-from evozero.evaluation.vm import evaluate, group_tasks
-from evozero.runs.workers import LocalBackend
-from helpers import child_pids, cli, is_running, run_quietly, small_config
 
 REPO = Path(__file__).resolve().parents[2]
 NARROW = REPO / "experiments" / "linear_narrow.yaml"
@@ -253,7 +253,9 @@ def test_migrants_replace_the_oldest_and_keep_or_get_their_fitness():
                             "def Learn():\n  s3 = s0 - s1\n  s3 = s2 * s3\n  v2 = s3 * v0\n"
                             "  v1 = v1 + v2")
     code, constants, lengths = program_slots(program, settings.offsets, settings.rows)
-    stack = lambda a: np.stack([a, a])
+    def stack(a):
+        return np.stack([a, a])
+
     runner.immigrate(state, stack(code), stack(constants), stack(lengths),
                      np.array([np.nan, 0.123]))
     expected = evaluate(program, tasks, seed=99, memory=config.memory.sizes)

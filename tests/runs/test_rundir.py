@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evozero.runs import checkpoint_files as checkpoint_module
 from evozero.config import default_config, dump_config
 from evozero.errors import EvozeroError
+from evozero.runs import checkpoint_files as checkpoint_module
 from evozero.runs.checkpoint_files import CheckpointWarning
 from evozero.runs.files import atomic_write_bytes, atomic_write_text
 from evozero.runs.rundir import RunDir
@@ -166,7 +166,7 @@ class _ExplodingFile:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def __enter__(self) -> "_ExplodingFile":
+    def __enter__(self) -> _ExplodingFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

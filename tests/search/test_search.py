@@ -10,19 +10,38 @@ import numpy as np
 import pytest
 
 from evozero.config import config_from_dict
-from evozero.search.setup import build_settings
 from evozero.evaluation.fec_cache import COUNT
+from evozero.evaluation.vm import evaluate, group_tasks
 from evozero.programs.mutation import MUTATION_NAMES
 from evozero.programs.reference import neural_net_program
 from evozero.programs.slots import slots_program
-from evozero.search.evolution import (BATCH_DONE, BUDGET_SPENT, HURDLE, IMPROVED, SELECTION_STREAM,
-                            program_cost)
+from evozero.search.evolution import (
+    BATCH_DONE,
+    BUDGET_SPENT,
+    HURDLE,
+    IMPROVED,
+    SELECTION_STREAM,
+    program_cost,
+)
 from evozero.search.runner import SearchRunner
+from evozero.search.settings import build_settings
 from evozero.search.state import SearchState
-from evozero.evaluation.vm import evaluate, group_tasks
-from ops.codes import (BEST_INDIVIDUAL, BUDGET_REJECTS, COST_LIMIT, EVICTIONS, FILLED,
-                       FINGERPRINT_HITS, FULL_EVALS, HURDLE_STOPS, INDIVIDUALS, MUTATION_COUNTS,
-                       OLDEST, SAVED_TRAIN_STEPS, STRUCTURE_HITS, TRAIN_STEPS)
+from ops.codes import (
+    BEST_INDIVIDUAL,
+    BUDGET_REJECTS,
+    COST_LIMIT,
+    EVICTIONS,
+    FILLED,
+    FINGERPRINT_HITS,
+    FULL_EVALS,
+    HURDLE_STOPS,
+    INDIVIDUALS,
+    MUTATION_COUNTS,
+    OLDEST,
+    SAVED_TRAIN_STEPS,
+    STRUCTURE_HITS,
+    TRAIN_STEPS,
+)
 from ops.rng import next_uniform
 
 EVAL_SEED = 12345
