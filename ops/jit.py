@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numba
 from numba.core import config as numba_config
@@ -33,7 +33,7 @@ _PACKAGE_DIRS = (_OPS_DIR, _ROOT / "evozero")
 
 def _sources_hash() -> str:
     digest = hashlib.sha256(numba.__version__.encode())
-    digest.update(f"boundscheck={numba_config.BOUNDSCHECK}".encode())
+    digest.update(f"boundscheck={numba_config.BOUNDSCHECK}".encode())  # type: ignore[attr-defined]
     for folder in _PACKAGE_DIRS:
         for path in sorted(folder.rglob("*.py")):
             source = path.read_bytes()
@@ -60,7 +60,7 @@ def cache_dir() -> Path:
 
 _SOURCES_HASH = _sources_hash()
 # IEEE semantics: x / 0 gives inf or NaN instead of raising ZeroDivisionError.
-_OPTIONS = {"nogil": True, "error_model": "numpy"}
+_ERROR_MODEL: Final = "numpy"
 
 
 class _RebuildingCache(FunctionCache):
@@ -83,16 +83,18 @@ class _RebuildingCache(FunctionCache):
 def jit(func: Callable[..., Any]) -> Callable[..., Any]:
     """Compile ``func`` in nopython mode, cached under :func:`cache_dir` when enabled."""
     if not cache_enabled():
-        return numba.njit(cache=False, **_OPTIONS)(func)
-    previous = numba_config.CACHE_DIR
-    numba_config.CACHE_DIR = str(cache_dir())
+        return numba.njit(cache=False, nogil=True, error_model=_ERROR_MODEL)(func)
+    # numba's type stubs do not declare CACHE_DIR, which numba sets from the environment.
+    previous = numba_config.CACHE_DIR  # type: ignore[attr-defined]
+    numba_config.CACHE_DIR = str(cache_dir())  # type: ignore[attr-defined]
     try:
         # The cache locator reads CACHE_DIR when the cache is created, not later.
-        dispatcher = numba.njit(cache=True, **_OPTIONS)(func)
-        dispatcher._cache = _RebuildingCache(func)
+        dispatcher = numba.njit(cache=True, nogil=True, error_model=_ERROR_MODEL)(func)
+        # numba has no public hook for the cache class of one dispatcher.
+        dispatcher._cache = _RebuildingCache(func)  # type: ignore[attr-defined]
         return dispatcher
     finally:
-        numba_config.CACHE_DIR = previous
+        numba_config.CACHE_DIR = previous  # type: ignore[attr-defined]
 
 
 def is_cached(func: Any) -> bool:

@@ -267,8 +267,9 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path, *, x: str = "indiv
     axes.grid(True, alpha=0.3, linewidth=0.6)
     axes.set_xlim(left=min(0.0, axes.get_xlim()[0]))
     handles, labels = axes.get_legend_handles_labels()
-    handles = [banded.get(h, h) for h in handles]
-    axes.legend(handles, labels, loc="lower right" if compare or len(data) > 1 else "best",
+    # A banded run's entry is its (line, band) pair, drawn as one by HandlerTuple.
+    entries: list[Any] = [banded.get(h, h) for h in handles]
+    axes.legend(entries, labels, loc="lower right" if compare or len(data) > 1 else "best",
                 fontsize=8, framealpha=0.9, handler_map={tuple: HandlerTuple(ndivide=1)})
     return save_figure(figure, output)
 
