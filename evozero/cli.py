@@ -42,6 +42,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _feature_sizes(text: str) -> tuple[int, ...]:
+    sizes = []
+    for part in text.split(","):
+        if not part.strip().isdigit() or not 1 <= int(part) <= 1024:
+            raise argparse.ArgumentTypeError(
+                f"must be feature sizes F in 1..1024 separated by commas, got {text!r}")
+        sizes.append(int(part))
+    return tuple(sizes)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evozero", description="Evolve machine-learning algorithms from scratch.")
@@ -105,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=("vm", "search", "scaling", "nas", "layers"),
                        help="what to measure")
     bench.add_argument("--quick", action="store_true", help="smaller workload, rougher figures")
+    bench.add_argument("--sizes", nargs="?", const="4,8,16,32,64,256", type=_feature_sizes,
+                       metavar="F,F,...",
+                       help="vm only: the VM at feature sizes F (default 4,8,16,32,64,256) on "
+                            "the linear, two-layer and random-program workloads")
     return parser
 
 
@@ -234,7 +248,12 @@ def _ops(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    if args.what == "vm":
+    if args.sizes is not None and args.what != "vm":
+        raise EvozeroError(f"--sizes applies to 'evozero bench vm' only, not {args.what!r}")
+    if args.what == "vm" and args.sizes is not None:
+        from evozero.bench.vm_sizes import run as bench_vm_sizes
+        bench_vm_sizes(quick=args.quick, sizes=args.sizes)
+    elif args.what == "vm":
         from evozero.bench.vm import run as bench_vm
         bench_vm(programs=4000 if args.quick else 20_000, repeats=3 if args.quick else 7)
     elif args.what == "search":

@@ -135,6 +135,72 @@ def _gaussian(streams, t, mean, std):
 
 
 @jit
+def _inner_products(x, y, out, num_tasks, n):
+    """``out[t] = dot(x[t*n:(t+1)*n], y[t*n:(t+1)*n])``, each sum in element order.
+
+    Four tasks at a time: four independent sums keep the adder busy where one sum would
+    wait on each addition, and every task's sum is still added in the same order.
+    """
+    t = 0
+    while t + 4 <= num_tasks:
+        s0 = s1 = s2 = s3 = 0.0
+        k0, k1, k2, k3 = t * n, (t + 1) * n, (t + 2) * n, (t + 3) * n
+        for i in range(n):
+            s0 += x[k0 + i] * y[k0 + i]
+            s1 += x[k1 + i] * y[k1 + i]
+            s2 += x[k2 + i] * y[k2 + i]
+            s3 += x[k3 + i] * y[k3 + i]
+        out[t], out[t + 1], out[t + 2], out[t + 3] = s0, s1, s2, s3
+        t += 4
+    while t < num_tasks:
+        s = 0.0
+        for k in range(t * n, t * n + n):
+            s += x[k] * y[k]
+        out[t] = s
+        t += 1
+
+
+@jit
+def _matrix_vector(m, v, out, n):
+    """``out[:n] = m @ v`` for a row-major n x n ``m``, each row's sum in element order,
+    four rows at a time (see :func:`_inner_products`)."""
+    i = 0
+    while i + 4 <= n:
+        s0 = s1 = s2 = s3 = 0.0
+        r0, r1, r2, r3 = i * n, (i + 1) * n, (i + 2) * n, (i + 3) * n
+        for j in range(n):
+            x = v[j]
+            s0 += m[r0 + j] * x
+            s1 += m[r1 + j] * x
+            s2 += m[r2 + j] * x
+            s3 += m[r3 + j] * x
+        out[i], out[i + 1], out[i + 2], out[i + 3] = s0, s1, s2, s3
+        i += 4
+    while i < n:
+        s = 0.0
+        for j in range(n):
+            s += m[i * n + j] * v[j]
+        out[i] = s
+        i += 1
+
+
+@jit
+def _matrix_matrix(a, b, out, n):
+    """``out[:n*n] = a @ b`` for row-major n x n matrices. Each entry is summed over k in
+    order from 0.0, as a dot product would; running k outside j lets the inner loop walk
+    rows of ``b`` and ``out`` contiguously."""
+    for i in range(n):
+        row = i * n
+        for j in range(n):
+            out[row + j] = 0.0
+        for k in range(n):
+            x = a[row + k]
+            col = k * n
+            for j in range(n):
+                out[row + j] += x * b[col + j]
+
+
+@jit
 def run_instructions(code, constants, start, stop, scalars, vectors, matrices, streams):
     """Execute rows ``start..stop-1`` of ``code`` on memories shaped ``scalars[a, t]``,
     ``vectors[a, t, i]``, ``matrices[a, t, i, j]`` (C-contiguous)."""
@@ -150,13 +216,13 @@ def run_instructions(code, constants, start, stop, scalars, vectors, matrices, s
              matrices.reshape(matrices.shape[0], num_tasks * n * n), streams, n,
              np.empty(n * n), empty, np.zeros((1, 1, num_tasks)), empty[0],
              np.zeros((1, num_tasks)), False, False, 0.0, np.zeros(num_tasks),
-             np.zeros((num_tasks, 0)))
+             np.zeros((num_tasks, 0)), 0)
 
 
 @jit
 def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x_train,
              y_train, x_valid, y_valid, classification, load_features, max_abs_error, fitness,
-             record):
+             record, first):
     """Run a tape on flat memories (module docstring) with F = ``n``; ``scratch`` holds at
     least F * F doubles, so the loop allocates nothing.
 
@@ -164,9 +230,15 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
     evaluation protocol over the step-major data ``x_train[epoch, step, t * F + i]``,
     ``y_train[epoch, step, t]``, ``x_valid[step, t * F + i]``, ``y_valid[step, t]``:
     ``fitness[t]`` receives each task's best validation fitness over epochs and
-    ``record[t, k]`` (if it has columns) the k-th prediction read. Returns the lockstep
-    training and validation steps run. One loop with one dispatch for instructions and
-    protocol alike keeps the per-example overhead to a jump.
+    ``record[t, k]`` (if it has columns) the k-th prediction read. The memories hold a
+    block of consecutive tasks: memory task t is data task ``first + t`` (the data,
+    ``fitness`` and ``record`` are indexed by data task). Returns the lockstep training and
+    validation steps run. One loop with one dispatch for instructions and protocol alike
+    keeps the per-example overhead to a jump.
+
+    A task stops training at its first prediction off by more than ``max_abs_error``
+    (or NaN), and the block stops when all its tasks have; validation stops once every
+    task still training has a broken validation error, unless predictions are recorded.
     """
     num_tasks = scalars.shape[1]
     tn = num_tasks * n
@@ -174,10 +246,12 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
     nn = n * n
     epochs, n_train = x_train.shape[0], x_train.shape[1]
     n_valid = x_valid.shape[0]
+    first_feature = first * n
     alive = np.ones(num_tasks, dtype=np.bool_)
     score = np.zeros(num_tasks)
     broken = np.zeros(num_tasks, dtype=np.bool_)
     n_alive = num_tasks
+    n_broken = 0
     record_size = record.shape[1]
     recorded = 0
     train_steps = 0
@@ -314,11 +388,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 y = vectors[b, k]
                 vectors[o, k] = x / y
         elif op == VECTOR_INNER_PRODUCT:
-            for t in range(num_tasks):
-                s = 0.0
-                for k in range(t * n, t * n + n):
-                    s += vectors[a, k] * vectors[b, k]
-                scalars[o, t] = s
+            _inner_products(vectors[a], vectors[b], scalars[o], num_tasks, n)
         elif op == VECTOR_OUTER_PRODUCT:
             for t in range(num_tasks):
                 for i in range(n):
@@ -338,12 +408,8 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 matrices[o, k] = 1.0 / x
         elif op == MATRIX_VECTOR_PRODUCT:
             for t in range(num_tasks):
-                for i in range(n):
-                    s = 0.0
-                    base = t * nn + i * n
-                    for j in range(n):
-                        s += matrices[a, base + j] * vectors[b, t * n + j]
-                    scratch[i] = s
+                _matrix_vector(matrices[a, t * nn:t * nn + nn], vectors[b, t * n:t * n + n],
+                               scratch, n)
                 for i in range(n):
                     vectors[o, t * n + i] = scratch[i]
         elif op == VECTOR_COLUMN_BROADCAST:
@@ -365,12 +431,17 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 scalars[o, t] = math.sqrt(s)
         elif op == MATRIX_COLUMN_NORM:
             for t in range(num_tasks):
+                # Row by row, so each column's sum keeps its order and the loop runs along
+                # memory.
                 for j in range(n):
-                    s = 0.0
-                    for i in range(n):
-                        x = matrices[a, t * nn + i * n + j]
-                        s += x * x
-                    vectors[o, t * n + j] = math.sqrt(s)
+                    scratch[j] = 0.0
+                for i in range(n):
+                    base = t * nn + i * n
+                    for j in range(n):
+                        x = matrices[a, base + j]
+                        scratch[j] += x * x
+                for j in range(n):
+                    vectors[o, t * n + j] = math.sqrt(scratch[j])
         elif op == MATRIX_ROW_NORM:
             for t in range(num_tasks):
                 for i in range(n):
@@ -412,12 +483,8 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 matrices[o, k] = x / y
         elif op == MATRIX_MATRIX_PRODUCT:
             for t in range(num_tasks):
-                for i in range(n):
-                    for j in range(n):
-                        s = 0.0
-                        for k in range(n):
-                            s += matrices[a, t * nn + i * n + k] * matrices[b, t * nn + k * n + j]
-                        scratch[i * n + j] = s
+                _matrix_matrix(matrices[a, t * nn:t * nn + nn], matrices[b, t * nn:t * nn + nn],
+                               scratch, n)
                 for k in range(nn):
                     matrices[o, t * nn + k] = scratch[k]
         # --- element-wise minimum and maximum
@@ -550,19 +617,18 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
         # --- control codes (ops.codes): the evaluation protocol
         elif op == TRAIN_BEGIN:
             if load_features:
-                for k in range(tn):
-                    vectors[0, k] = x_train[epoch, step, k]
+                vectors[0, :] = x_train[epoch, step, first_feature:first_feature + tn]
             for t in range(num_tasks):
                 scalars[0, t] = 0.0
         elif op == TRAIN_PREDICTED:
             for t in range(num_tasks):
-                label = y_train[epoch, step, t]
+                label = y_train[epoch, step, first + t]
                 prediction = scalars[1, t]
                 if classification:
                     prediction = 1.0 / (1.0 + math.exp(-prediction))
                     scalars[1, t] = prediction
                 if recorded < record_size:
-                    record[t, recorded] = prediction
+                    record[first + t, recorded] = prediction
                 if not abs(label - prediction) <= max_abs_error and alive[t]:
                     alive[t] = False
                     n_alive -= 1
@@ -579,18 +645,20 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 step = 0
                 score[:] = 0.0
                 broken[:] = False
+                n_broken = 0
         elif op == VALID_BEGIN:
             if load_features:
-                for k in range(tn):
-                    vectors[0, k] = x_valid[step, k]
+                vectors[0, :] = x_valid[step, first_feature:first_feature + tn]
             for t in range(num_tasks):
                 scalars[0, t] = 0.0
         elif op == VALID_END:
             for t in range(num_tasks):
                 prediction = scalars[1, t]
-                label = y_valid[step, t]
+                label = y_valid[step, first + t]
                 if recorded < record_size:
-                    record[t, recorded] = prediction
+                    record[first + t, recorded] = prediction
+                if broken[t]:
+                    continue
                 if classification:
                     if prediction != prediction:
                         broken[t] = True
@@ -602,10 +670,13 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                         score[t] += error * error
                     else:
                         broken[t] = True
+                if broken[t] and alive[t]:
+                    n_broken += 1
             recorded += 1
             valid_steps += 1
             step += 1
-            if step < n_valid:
+            # The rest of the epoch cannot change a fitness once every live task is broken.
+            if step < n_valid and (n_broken < n_alive or record_size > 0):
                 pc = a
             else:
                 step = 0
@@ -614,7 +685,7 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 if not alive[t]:
                     continue
                 if broken[t]:
-                    fitness[t] = 0.0
+                    fitness[first + t] = 0.0
                     alive[t] = False
                     n_alive -= 1
                     continue
@@ -622,8 +693,8 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     value = score[t] / n_valid
                 else:
                     value = 1.0 - (2.0 / math.pi) * math.atan(math.sqrt(score[t] / n_valid))
-                if value > fitness[t]:
-                    fitness[t] = value
+                if value > fitness[first + t]:
+                    fitness[first + t] = value
             epoch += 1
             if epoch == epochs or n_alive == 0:
                 return train_steps, valid_steps

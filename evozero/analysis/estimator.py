@@ -213,7 +213,7 @@ class EvolvedEstimator(BaseEstimator):
                                 np.tile(labels, self.epochs).reshape(1, -1, 1),
                                 np.zeros((1, features)), np.zeros((1, 1)),
                                 self._classification, True, float(self.max_abs_error),
-                                np.zeros(1), np.zeros((1, 0)))
+                                np.zeros(1), np.zeros((1, 0)), 0)
             scalars[:, k] = s[:, 0]
             vectors[:, k * features:(k + 1) * features] = v
             matrices[:, k * features * features:(k + 1) * features * features] = m
@@ -254,7 +254,7 @@ class EvolvedEstimator(BaseEstimator):
                      np.zeros((1, 1, models * c * features)), np.zeros((1, 1, models * c)),
                      np.tile(chunk.reshape(-1), models).reshape(1, -1),
                      np.zeros((1, models * c)), False, True, float("inf"),
-                     np.zeros(models * c), record)
+                     np.zeros(models * c), record, 0)
             out[start:start + c] = record[:, 0].reshape(models, c).T
         return out
 

@@ -17,13 +17,26 @@ from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import Task
 from evozero.programs.liveness import resolve_memory, strip_dead_code
 from evozero.programs.program import Program
-from ops.codes import EPOCH_END, TRAIN_BEGIN, TRAIN_END, TRAIN_PREDICTED, VALID_BEGIN, VALID_END, VECTOR_KIND
+from ops.codes import (
+    EPOCH_END,
+    MATRIX_KIND,
+    SCALAR_KIND,
+    TRAIN_BEGIN,
+    TRAIN_END,
+    TRAIN_PREDICTED,
+    VALID_BEGIN,
+    VALID_END,
+    VECTOR_KIND,
+)
 from ops.interpreter import run_tape
 from ops.jit import jit
-from ops.kinds import IN1_KIND, IN2_KIND
+from ops.kinds import IN1_KIND, IN2_KIND, OUT_KIND
 from ops.rng import SEED_MAX, stream_seed
 
 COMBINE_RULES = ("mean", "median")
+# Tasks run in lockstep while all their memories fit in this many bytes (about half of
+# a core's L1 data cache); measured with ``evozero bench vm --sizes``.
+LOCKSTEP_BYTES = 16_384
 DEFAULT_MAX_ABS_ERROR = 100.0
 
 
@@ -99,24 +112,70 @@ def run_group(code, constants, bounds, scalars, vectors, matrices, streams, scra
 
     Data are step-major (see :class:`TaskGroup`): ``x_train[epoch, step, t * F + i]``,
     ``y_train[epoch, step, t]``, ``x_valid[step, t * F + i]``, ``y_valid[step, t]``.
-    Memory buffers (flat, as in :mod:`ops.interpreter`) are zeroed here; task t draws
-    from sub-stream ``task_ids[t]`` of ``seed``; ``tape`` is scratch for
+    Memory buffers (flat, as in :mod:`ops.interpreter`, sized for every task) are zeroed
+    here; task t draws from sub-stream ``task_ids[t]`` of ``seed``; ``tape`` is scratch for
     :func:`build_tape`. ``fitness[t]`` receives each task's fitness; ``record[t, k]`` (if
     it has columns) the k-th prediction read from s1, training steps first, then
     validation, epoch by epoch. Returns the number of lockstep training steps and
     validation steps executed (each covers every task).
     """
+    num_tasks = y_train.shape[2]
+    n = x_train.shape[2] // num_tasks
+    block = num_tasks if record.shape[1] > 0 else task_block(code, num_tasks, n)
+    return run_blocks(code, constants, bounds, scalars, vectors, matrices, streams, scratch,
+                      tape, x_train, y_train, x_valid, y_valid, classification, load_features,
+                      max_abs_error, seed, task_ids, fitness, record, block)
+
+
+@jit
+def task_block(code, num_tasks, n):
+    """How many tasks run in lockstep: all of them while the memory ``code`` touches, for
+    every task, fits in ``LOCKSTEP_BYTES``, else as many as fit (at least one)."""
+    used = np.zeros(4, dtype=np.int64)   # highest address + 1, per operand kind
+    for row in range(code.shape[0]):
+        op = code[row, 0]
+        for kind, address in ((IN1_KIND[op], code[row, 1]), (IN2_KIND[op], code[row, 2]),
+                              (OUT_KIND[op], code[row, 3])):
+            used[kind] = max(used[kind], address + 1)
+    per_task = 8 * (used[SCALAR_KIND] + used[VECTOR_KIND] * n + used[MATRIX_KIND] * n * n)
+    return max(1, min(num_tasks, LOCKSTEP_BYTES // max(per_task, 1)))
+
+
+@jit
+def run_blocks(code, constants, bounds, scalars, vectors, matrices, streams, scratch, tape,
+               x_train, y_train, x_valid, y_valid, classification, load_features, max_abs_error,
+               seed, task_ids, fitness, record, block):
+    """:func:`run_group` with the tasks run ``block`` at a time, each block in lockstep.
+
+    Fitness does not depend on ``block``: every task runs the same arithmetic in the same
+    order, on its own memory and random stream. The step counts returned are the
+    largest of any block, so they equal those of one lockstep block of every task.
+    """
     build_tape(code, bounds, tape)
     num_tasks = y_train.shape[2]
-    scalars[:] = 0.0
-    vectors[:] = 0.0
-    matrices[:] = 0.0
-    for t in range(num_tasks):
-        streams[t] = stream_seed(seed, task_ids[t])
-        fitness[t] = 0.0
-    return run_tape(tape, constants, scalars, vectors, matrices, streams,
-                    x_train.shape[2] // num_tasks, scratch, x_train, y_train, x_valid, y_valid,
-                    classification, load_features, max_abs_error, fitness, record)
+    n = x_train.shape[2] // num_tasks
+    num_s, num_v, num_m = scalars.shape[0], vectors.shape[0], matrices.shape[0]
+    train_steps = valid_steps = 0
+    for first in range(0, num_tasks, block):
+        size = min(block, num_tasks - first)
+        # C-contiguous views of the first ``size`` tasks' worth of each buffer.
+        block_scalars = scalars.reshape(scalars.size)[:num_s * size].reshape(num_s, size)
+        block_vectors = vectors.reshape(vectors.size)[:num_v * size * n].reshape(num_v, size * n)
+        block_matrices = matrices.reshape(matrices.size)[:num_m * size * n * n].reshape(
+            num_m, size * n * n)
+        block_scalars[:] = 0.0
+        block_vectors[:] = 0.0
+        block_matrices[:] = 0.0
+        for t in range(size):
+            streams[t] = stream_seed(seed, task_ids[first + t])
+            fitness[first + t] = 0.0
+        train, valid = run_tape(tape, constants, block_scalars, block_vectors, block_matrices,
+                                streams[:size], n, scratch, x_train, y_train, x_valid, y_valid,
+                                classification, load_features, max_abs_error, fitness, record,
+                                first)
+        train_steps = max(train_steps, train)
+        valid_steps = max(valid_steps, valid)
+    return train_steps, valid_steps
 
 
 @dataclass(frozen=True)
