@@ -20,6 +20,9 @@ from evozero.domains import start_run
 # (see the performance notes): one core.
 REFERENCE_CPP_INDIVIDUALS_PER_SECOND = 53_000.0
 REFERENCE_CPP_MEDIAN_SECONDS_TO_SOLVE = 51.0
+# The demo loop is also timed on search tasks of these sizes (F = 16 is the paper's size
+# for its projected binary tasks).
+LOOP_SIZES = (16, 32)
 
 
 def _demo(seed: int, **overrides: object):
@@ -29,10 +32,13 @@ def _demo(seed: int, **overrides: object):
     return config_from_dict(data)
 
 
-def loop_throughput(individuals: int, root: str) -> dict[str, float]:
-    """Individuals/s of one demo experiment that runs ``individuals`` children unsolved."""
+def loop_throughput(individuals: int, root: str, features: int = 4) -> dict[str, float]:
+    """Individuals/s of one demo experiment that runs ``individuals`` children unsolved,
+    on search tasks of ``features`` features."""
     config = _demo(0, budget={"individuals": individuals, "train_steps": None},
-                   sufficient_fitness=2.0, max_experiments=1)
+                   sufficient_fitness=2.0, max_experiments=1,
+                   search_tasks={"kind": "linear", "num_tasks": 10, "features": features,
+                                 "train": 100, "valid": 100})
     run = start_run(config, root, out=io.StringIO())
     start = time.perf_counter()
     run.execute()
@@ -61,6 +67,8 @@ def run(quick: bool = False, seeds: int = 5) -> dict[str, float]:
         # Warm-up: compile (or load) every kernel before anything is timed.
         loop_throughput(2_000, root)
         loop = loop_throughput(100_000 if quick else 500_000, root)
+        by_size = {features: loop_throughput(30_000 if quick else 150_000, root, features)
+                   for features in LOOP_SIZES}
         vm = vm_bench.run(programs=2_000 if quick else 10_000, repeats=3, verbose=False)
         solve = [seconds_to_solve(seed, root) for seed in range(1, seeds + 1)]
     figures = dict(loop)
@@ -82,4 +90,9 @@ def run(quick: bool = False, seeds: int = 5) -> dict[str, float]:
     print(f"  seconds to solve, {seeds} seeds    median {figures['median_seconds_to_solve']:.1f}"
           f"  min {figures['min_seconds_to_solve']:.1f}  max {figures['max_seconds_to_solve']:.1f}"
           f"   ({figures['solve_speedup_vs_cpp']:.1f}x faster than the C++ median of 51 s)")
+    print("  the same loop at larger F     F   individuals/s   cache hits")
+    for features, figures_at in by_size.items():
+        figures[f"individuals_per_second_f{features}"] = figures_at["individuals_per_second"]
+        print(f"  {'':28}{features:>3}{figures_at['individuals_per_second']:>16,.0f}"
+              f"{100 * figures_at['cache_hit_rate']:>12.1f}%")
     return figures
