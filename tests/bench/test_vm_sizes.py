@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import cli
 
 from evozero.bench import vm_sizes
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate, group_tasks
 from evozero.programs.reference import linear_program, neural_net_program
-from helpers import cli
 from ops.table import OPS_BY_NAME
 
 
