@@ -33,5 +33,5 @@ __all__ = ["add_backward", "add_forward", "batchnorm_backward", "batchnorm_forwa
            "conv_backward", "conv_forward", "dense_backward", "dense_forward",
            "depthwise_backward", "depthwise_forward", "gap_backward", "gap_forward",
            "he_normal", "learning_rate", "max_pool_same_forward", "pool_backward",
-           "pool_forward", "relu_backward", "relu_forward", "retain_freed_memory", "sgd_step", "slice_backward", "slice_forward",
-           "softmax_cross_entropy"]
+           "pool_forward", "relu_backward", "relu_forward", "retain_freed_memory", "sgd_step",
+           "slice_backward", "slice_forward", "softmax_cross_entropy"]
