@@ -3,6 +3,7 @@ NAS-Bench-201 cells against the benchmark's rule, edges from nodes no live edge 
 downsampling of odd sizes and skeletons too deep for their input."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
 
 import numpy as np
@@ -16,6 +17,7 @@ from evozero.errors import EvozeroError
 from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
 from evozero.nas.cost import layer_step, nb201_flops
 from evozero.nas.data import load_dataset
+from evozero.nas.export import export_network
 from evozero.nas.model import Model
 from evozero.nas.skeleton import Skeleton, compile_cell
 from ops import neural
@@ -172,3 +174,17 @@ def test_a_config_too_deep_for_its_data_set_fails_naming_the_keys():
 @pytest.mark.parametrize("name", sorted(DATASET_SHAPES))
 def test_config_knows_each_data_sets_input_shape(name):
     assert load_dataset(name, seed=0).input_shape == DATASET_SHAPES[name]
+
+
+def test_an_exported_network_pools_odd_sizes_as_the_model(tmp_path):
+    cell = Nb101Cell.make([[0, 1, 1], [0, 0, 1], [0, 0, 0]],
+                          ["input", "conv3x3-bn-relu", "output"])
+    model = Model(compile_cell(cell, Skeleton(4, 3, 1), (7, 7, 1), 10), seed=2)
+    x = np.random.default_rng(3).normal(size=(4, 7, 7, 1)).astype(np.float32)
+    model.forward(x, training=True)           # running statistics move off their start
+    path, _ = export_network(model, "digits", 0.0, 1.0, str(tmp_path / "odd.py"), "Odd.")
+    spec = importlib.util.spec_from_file_location("odd_net", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    np.testing.assert_allclose(module.logits(x * 16.0), model.forward(x, training=False),
+                               rtol=1e-4, atol=1e-5)
