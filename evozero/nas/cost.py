@@ -310,7 +310,7 @@ def nb201_flops(arch: Architecture) -> int:
     convolutions and dense layers (``macs``) plus one per dense bias; pools, batch norms,
     ReLUs and additions count nothing."""
     return sum(layer_step(arch, i).macs + (layer.shape[2] if layer.kind == "dense" else 0)
-               for i, layer in enumerate(arch.layers) if i > 0)
+               for i, layer in enumerate(arch.layers) if layer.kind in ("conv", "dwconv", "dense"))
 
 
 def _fits(profile: DeviceProfile, peak_bytes: int) -> bool:

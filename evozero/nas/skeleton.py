@@ -42,6 +42,10 @@ class Skeleton:
     stem_channels: int = 16
     stacks: int = 2
     cells_per_stack: int = 1
+    #: False leaves out the NAS-Bench-201 edges that leave a node no live edge reaches,
+    #: as earlier versions compiled cells: kept only to rebuild the networks whose weights
+    #: they saved (a run directory's best network).
+    unreached_edges: bool = True
 
 
 def compile_cell(cell: Nb101Cell | Nb201Cell, skeleton: Skeleton, input_shape: Shape,
@@ -136,7 +140,8 @@ def _nb201_edge(builder: Builder, source: int, op: str, name: str) -> int:
     return builder.relu_conv_bn(source, channels, 3 if op == "nor_conv_3x3" else 1, name=name)
 
 
-def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str) -> int:
+def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str,
+                unreached_edges: bool) -> int:
     # A node no live edge reaches is zero, made when an edge reads it. Such edges still
     # run, as in the benchmark: relu-conv-bn of zeros is the bn's shift, a learned
     # per-channel constant. A node whose result never reaches the output is computed too.
@@ -147,6 +152,8 @@ def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str) -> i
         for number, i, _, op in (edge for edge in live if edge[2] == node):
             value = nodes[i]
             if value is None:
+                if not unreached_edges:
+                    continue
                 value = nodes[i] = builder.zero(source, builder.shape(source)[2])
             incoming.append(_nb201_edge(builder, value, op, f"{scope}.e{number}"))
         nodes.append(builder.add(incoming) if incoming else None)
@@ -170,5 +177,5 @@ def _nb201_body(builder: Builder, cell: Nb201Cell, skeleton: Skeleton) -> int:
             channels *= 2
             top = _nb201_reduction(builder, top, channels, f"r{stage}")
         for index in range(skeleton.cells_per_stack):
-            top = _nb201_cell(builder, top, cell, f"s{stage}.c{index}")
+            top = _nb201_cell(builder, top, cell, f"s{stage}.c{index}", skeleton.unreached_edges)
     return builder.relu(builder.bn(top, "head.bn"))
