@@ -168,6 +168,16 @@ def test_nb201_skeletons_too_deep_for_their_input_fail_before_building():
     assert arch.layers[arch.layers[-2].inputs[0]].shape == (1, 1, 32)
 
 
+def test_evozero_run_refuses_a_skeleton_too_deep_for_its_data(tmp_path, capsys):
+    out = tmp_path / "runs"
+    # NAS-Bench-201 cells on MNIST-1D: 40 -> 20 -> 10 -> 5, which cannot be halved.
+    assert main(["run", "experiments/nas_mnist1d_pareto.yaml", "--set", "nas.stacks=5",
+                 "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "nas.stacks" in error and "mnist1d (1x40x1)" in error and "at most 4 stacks" in error
+    assert not out.exists()
+
+
 def test_a_config_too_deep_for_its_data_set_fails_naming_the_keys():
     with pytest.raises(EvozeroError) as error:
         load_config("experiments/nas_digits_nb201.yaml", ["nas.stacks=5"])
