@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from helpers import nas_config, run_quietly
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from evozero.cli import main
@@ -22,6 +22,7 @@ from evozero.nas.cost import layer_step, nb201_flops
 from evozero.nas.data import load_dataset
 from evozero.nas.evaluate import Evaluator
 from evozero.nas.export import export_network
+from evozero.nas.export_runtime import _avgpool, _bn, _conv
 from evozero.nas.model import WEIGHTED, Model
 from evozero.nas.results import save_network
 from evozero.nas.skeleton import Skeleton, compile_cell
@@ -222,3 +223,60 @@ def test_a_network_saved_by_the_earlier_compile_rule_still_exports(tmp_path):
     module = tmp_path / "earlier.py"
     assert main(["export", str(run.rundir.path), "--python", str(module)]) == 0
     assert module.read_text().count("('conv',") == convs[0]
+
+
+def tiny_network_logits(model: Model, cell: Nb201Cell, skeleton: Skeleton,
+                        x: np.ndarray) -> np.ndarray:
+    """Inference logits of NAS-Bench-201's TinyNetwork written from its definition, with
+    ``model``'s weights by layer name: every edge runs (``none`` as zeros times its
+    input), a node sums all its incoming edges, reduction blocks add a ReLU-conv-BN pair
+    to an average-pooled, 1x1-convolved shortcut."""
+    weights = {layer.name: model.weights[i] + model.stats.get(i, [])
+               for i, layer in enumerate(model.arch.layers) if layer.name}
+
+    def relu_conv_bn(a, name, size, stride=1):
+        pad = (size // 2, size // 2)
+        a = _conv(np.maximum(a, 0.0), weights[name][0], (size, size), stride, pad)
+        return _bn(a, *weights[name + ".bn"])
+
+    a = _bn(_conv(x, weights["stem"][0], (3, 3), 1, (1, 1)), *weights["stem.bn"])
+    for stage in range(skeleton.stacks):
+        if stage:
+            scope = f"r{stage}"
+            branch = relu_conv_bn(relu_conv_bn(a, scope + ".a", 3, 2), scope + ".b", 3)
+            shortcut = _conv(_avgpool(a, (2, 2), 2, (0, 0)), weights[scope + ".shortcut"][0],
+                             (1, 1), 1, (0, 0))
+            a = branch + shortcut
+        for index in range(skeleton.cells_per_stack):
+            nodes, edges = [a], iter(enumerate(cell.edge_ops))
+            for node in range(1, 4):
+                total = np.zeros_like(a)
+                for source in range(node):
+                    number, op = next(edges)
+                    value = nodes[source]
+                    if op == "none":
+                        total = total + value * 0.0
+                    elif op == "skip_connect":
+                        total = total + value
+                    elif op == "avg_pool_3x3":
+                        total = total + _avgpool(value, (3, 3), 1, (1, 1))
+                    else:
+                        total = total + relu_conv_bn(value, f"s{stage}.c{index}.e{number}",
+                                                     _KERNELS[op])
+                nodes.append(total)
+            a = nodes[-1]
+    a = np.maximum(_bn(a, *weights["head.bn"]), 0.0).mean(axis=(1, 2))
+    return a @ weights["classifier"][0] + weights["classifier"][1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6))
+@example(list(UNREACHED.edge_ops))
+def test_nb201_networks_compute_what_the_benchmarks_network_computes(ops):
+    cell, skeleton = Nb201Cell(tuple(ops)), Skeleton(4, 2, 2)
+    model = Model(compile_cell(cell, skeleton, (8, 8, 1), 10), seed=4, dtype=np.float64)
+    x = np.random.default_rng(5).normal(size=(6, 8, 8, 1))
+    model.forward(x, training=True)            # running statistics move off their start
+    np.testing.assert_allclose(model.forward(x, training=False),
+                               tiny_network_logits(model, cell, skeleton, x),
+                               rtol=1e-9, atol=1e-12)
