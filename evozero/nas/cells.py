@@ -35,10 +35,10 @@ NB201_NODES = 4
 def graph_hash(matrix: np.ndarray, labels: Sequence[int]) -> str:
     """An isomorphism-invariant hash of a labelled DAG (Weisfeiler-Lehman colour refinement
     with MD5, as in the NAS-Bench-101 dataset: with the labels it uses, the same keys)."""
-    matrix = np.asarray(matrix)
-    size = matrix.shape[0]
-    incoming = [[w for w in range(size) if matrix[w, v]] for v in range(size)]
-    outgoing = [[w for w in range(size) if matrix[v, w]] for v in range(size)]
+    rows = np.asarray(matrix).tolist()    # plain lists: numpy scalar indexing is slow here
+    size = len(rows)
+    incoming = [[w for w in range(size) if rows[w][v]] for v in range(size)]
+    outgoing = [[w for w in range(size) if rows[v][w]] for v in range(size)]
     colours = [_md5(str((len(outgoing[v]), len(incoming[v]), int(labels[v]))))
                for v in range(size)]
     for _ in range(size):

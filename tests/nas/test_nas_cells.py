@@ -169,6 +169,4 @@ def test_nb201_hash_merges_isomorphic_cells_and_keeps_what_the_network_runs():
     different = Nb201Cell(("nor_conv_1x1", "avg_pool_3x3", "none", "skip_connect",
                            "nor_conv_1x1", "nor_conv_3x3"))
     assert different.hash() != a.hash()
-    hashes = {Nb201Cell(ops).hash() for ops in itertools.product(NB201_OPS, repeat=6)}
-    # Fewer keys than cells (isomorphic variants merge), many more than a few.
-    assert 5_000 < len(hashes) < 15_625
+    # The number of keys over all cells: tests/nas/test_nas_benchmark_networks.py.
