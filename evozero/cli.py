@@ -1,4 +1,5 @@
-"""The ``evozero`` command: run, resume and inspect experiments; list ops; benchmarks.
+"""The ``evozero`` command: run, resume and inspect experiments; list ops; cell costs;
+benchmarks.
 
 Bad input (config, run directory, arguments) prints one ``error:`` line and exits with
 code 2; an interrupted run exits with 130 after writing its checkpoint.
@@ -50,6 +51,15 @@ def _feature_sizes(text: str) -> tuple[int, ...]:
                 f"must be feature sizes F in 1..1024 separated by commas, got {text!r}")
         sizes.append(int(part))
     return tuple(sizes)
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    from evozero.nas.cost_command import parse_input_shape
+
+    try:
+        return parse_input_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +120,35 @@ def _parser() -> argparse.ArgumentParser:
                            help="the profile YAML to write (default: the user's host profile)")
     calibrate.add_argument("--seconds", type=_positive_float, default=45.0,
                            help="measuring budget in seconds (default 45)")
+
+    cost = commands.add_parser(
+        "cost", help="cost record of a cell's network (params, MACs, FLOPs, memory, latency "
+                     "per device profile) without training it")
+    cost.add_argument("cell", nargs="?", default=None,
+                      help="a NAS-Bench-201 string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' or a "
+                           "NAS-Bench-101 JSON line '{\"matrix\": [[...]], \"ops\": [...]}'")
+    cost.add_argument("--matrix", help="a NAS-Bench-101 adjacency matrix as JSON, with --ops")
+    cost.add_argument("--ops", help="the NAS-Bench-101 ops, comma-separated, e.g. "
+                                    "input,conv3x3-bn-relu,maxpool3x3,output")
+    cost.add_argument("--input", type=_input_shape, metavar="HxWxC",
+                      help="input shape (default: the benchmark's 32x32x3; 1x40x1 for "
+                           "length-40 sequences)")
+    cost.add_argument("--classes", type=_positive_int, help="classes (default 10)")
+    cost.add_argument("--stem", type=_positive_int, metavar="C",
+                      help="stem channels (default: 16 for nb201, 128 for nb101)")
+    cost.add_argument("--stacks", type=_positive_int,
+                      help="stacks (stages) of cells (default 3)")
+    cost.add_argument("--cells-per-stack", type=_positive_int, metavar="N",
+                      help="cells per stack (default: 5 for nb201, 3 for nb101)")
+    cost.add_argument("--batch", type=_positive_int, default=1,
+                      help="batch of the memory and latency figures (default 1)")
+    cost.add_argument("--train-batch", type=_positive_int, default=None,
+                      help="also give latency and peak memory at this training batch")
+    cost.add_argument("--profiles", default=None, metavar="FILE",
+                      help="calibrated host profile to use (default: the user's, if any)")
+    cost.add_argument("--profile", action="append", default=[], metavar="NAME",
+                      help="report only this device profile (repeatable; default: all)")
+    cost.add_argument("--format", choices=("text", "json"), default="text")
 
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
     bench.add_argument("what", choices=("vm", "search", "scaling", "nas", "layers"),
@@ -271,5 +310,24 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost(args: argparse.Namespace) -> int:
+    from evozero.nas.cost_command import (
+        cost_report,
+        format_report,
+        network_for,
+        parse_cell,
+        report_json,
+    )
+
+    cell = parse_cell(args.cell, args.matrix, args.ops)
+    network = network_for(cell, args.input, args.classes, args.stem, args.stacks,
+                          args.cells_per_stack)
+    report = cost_report(cell, network, args.batch, args.train_batch, args.profiles,
+                         tuple(args.profile))
+    print(report_json(report) if args.format == "json" else format_report(report))
+    return 0
+
+
 _COMMANDS = {"run": _run, "resume": _resume, "show": _show, "export": _export, "plot": _plot,
-             "eval": _eval, "ops": _ops, "calibrate": _calibrate, "bench": _bench}
+             "eval": _eval, "ops": _ops, "calibrate": _calibrate, "cost": _cost,
+             "bench": _bench}

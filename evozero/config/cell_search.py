@@ -28,6 +28,43 @@ from ops.rng import SEED_MAX
 NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 #: The data set names evozero.nas.data.load_dataset knows.
 DATASETS = ("digits", "mnist1d")
+#: The (H, W, C) shape of one example of each data set (1-D sequences have H = 1).
+DATASET_SHAPES = {"digits": (8, 8, 1), "mnist1d": (1, 40, 1)}
+
+
+def skeleton_problem(space: str, input_shape: tuple[int, int, int], stacks: int) -> str | None:
+    """Why the ``space`` skeleton of ``stacks`` stacks cannot take inputs of
+    ``input_shape`` (None when it can).
+
+    Between stacks, NAS-Bench-101 max-pools 2x2 at stride 2 with TensorFlow's 'same'
+    padding, which takes any size (7 -> 4, and 1 stays 1). NAS-Bench-201's reduction block
+    adds a stride-2 3x3 conv (padding 1: 7 -> 4) to a shortcut through a 2x2 average pool
+    (no padding: 7 -> 3), so its reference network only runs where every size it halves
+    is even; the same rule holds here.
+    """
+    if space != "nb201" or stacks <= 1:
+        return None
+    height, width, _ = input_shape
+    sizes = [width] if height == 1 else [height, width]
+    for reduction in range(1, stacks):
+        odd = [size for size in sizes if size % 2]
+        if odd:
+            shape = "x".join(str(s) for s in sizes)
+            return (f"{stacks} stacks halve the input {_times(stacks - 1)}, but it is "
+                    f"{shape} before reduction block {reduction}, and the NAS-Bench-201 "
+                    f"reduction block (a stride-2 conv beside a 2x2 average-pool shortcut) "
+                    f"needs even sizes; at most {reduction} stack{'s' * (reduction > 1)} "
+                    f"fit{'s' * (reduction == 1)} {_shape_text(input_shape)} inputs")
+        sizes = [size // 2 for size in sizes]
+    return None
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _shape_text(shape: tuple[int, int, int]) -> str:
+    return "x".join(str(d) for d in shape)
 
 
 @dataclass(frozen=True)
@@ -114,3 +151,8 @@ class Nas:
             yield ("space", "max_vertices", "max_edges", "nb101_ops"), (
                 "max_vertices, max_edges and nb101_ops are settings of the nb101 space; "
                 "nb201 cells have 4 nodes and 6 edges")
+        problem = skeleton_problem(self.space, DATASET_SHAPES[self.dataset], self.stacks)
+        if problem is not None:
+            yield ("stacks", "dataset", "space"), (
+                f"too deep for data set {self.dataset} "
+                f"({_shape_text(DATASET_SHAPES[self.dataset])}): {problem}")

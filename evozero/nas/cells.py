@@ -8,10 +8,12 @@ input to the output. Limits (vertices, edges counted on the pruned cell, ops) ar
 benchmark's by default and configurable.
 
 **NAS-Bench-201 cells** (:class:`Nb201Cell`): 4 nodes, every pair i < j joined by an edge
-that carries one of five ops, written ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
+that carries one of five ops, written ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``. Nothing is
+pruned: as in the benchmark, every edge but ``none`` is part of the network.
 
 Both hash to the same kind of key (:func:`graph_hash`, the Weisfeiler-Lehman refinement the
-NAS-Bench-101 dataset uses), computed on the pruned phenotype, so isomorphic cells (and
+NAS-Bench-101 dataset uses), computed on what the network runs (a NAS-Bench-101 cell's
+pruned phenotype, a NAS-Bench-201 cell's live edges), so isomorphic cells (and NAS-Bench-101
 genomes differing only in dead material) share one cache entry.
 """
 from __future__ import annotations
@@ -33,10 +35,10 @@ NB201_NODES = 4
 def graph_hash(matrix: np.ndarray, labels: Sequence[int]) -> str:
     """An isomorphism-invariant hash of a labelled DAG (Weisfeiler-Lehman colour refinement
     with MD5, as in the NAS-Bench-101 dataset: with the labels it uses, the same keys)."""
-    matrix = np.asarray(matrix)
-    size = matrix.shape[0]
-    incoming = [[w for w in range(size) if matrix[w, v]] for v in range(size)]
-    outgoing = [[w for w in range(size) if matrix[v, w]] for v in range(size)]
+    rows = np.asarray(matrix).tolist()    # plain lists: numpy scalar indexing is slow here
+    size = len(rows)
+    incoming = [[w for w in range(size) if rows[w][v]] for v in range(size)]
+    outgoing = [[w for w in range(size) if rows[v][w]] for v in range(size)]
     colours = [_md5(str((len(outgoing[v]), len(incoming[v]), int(labels[v]))))
                for v in range(size)]
     for _ in range(size):
@@ -204,40 +206,25 @@ class Nb201Cell:
         return "+".join("|" + "|".join(f"{next(ops)}~{i}" for i in range(node)) + "|"
                         for node in range(1, NB201_NODES))
 
+    def live_edges(self) -> list[tuple[int, int, int, str]]:
+        """``(number, source, target, op)`` of every edge that is not ``none``, in string
+        order: what the network runs (the benchmark runs each of them, whether or not a
+        live edge reaches its source and whether or not its result reaches the output)."""
+        return [(number, i, j, op) for number, ((i, j), op)
+                in enumerate(zip(_edges(), self.edge_ops)) if op != "none"]
+
     def hash(self) -> str:
-        """Isomorphism-invariant key of what the cell computes: ``none`` edges removed,
-        each remaining edge a vertex labelled by its op, nodes off input-output paths
-        dropped (a cell whose output is always zero hashes to one key)."""
-        live = [(edge, op) for edge, op in zip(_edges(), self.edge_ops) if op != "none"]
-        # Vertices: the 4 nodes, then one per live edge (node i -> edge -> node j).
+        """Isomorphism-invariant key of the network the cell compiles to: the four nodes
+        and one vertex per live edge (node i -> edge -> node j), labelled by its op. Cells
+        share a key only when their networks are the same up to renumbering nodes 1 and 2:
+        an edge from a node no live edge reaches still runs (its ReLU-conv-BN learns a
+        per-channel constant), and an edge whose result never reaches the output still
+        counts in the parameters and FLOPs."""
+        live = self.live_edges()
         size = NB201_NODES + len(live)
         matrix = np.zeros((size, size), dtype=np.int64)
-        labels = [-1, -3, -3, -2] + [NB201_OPS.index(op) for _, op in live]
-        for k, ((i, j), _) in enumerate(live):
+        labels = [-1, -3, -3, -2] + [NB201_OPS.index(op) for *_, op in live]
+        for k, (_, i, j, _) in enumerate(live):
             matrix[i, NB201_NODES + k] = 1
             matrix[NB201_NODES + k, j] = 1
-        keep = _reachable_both(matrix)
-        if not (keep[0] and keep[3]):
-            return _md5("nb201:zero")
-        chosen = [v for v in range(size) if keep[v]]
-        return graph_hash(matrix[np.ix_(chosen, chosen)], [labels[v] for v in chosen])
-
-
-def _reachable_both(matrix: np.ndarray) -> np.ndarray:
-    """Vertices reachable from node 0 and reaching node 3, in a graph not in topological
-    order (edge vertices come after the nodes)."""
-    size = matrix.shape[0]
-
-    def closure(start: int, step: np.ndarray) -> np.ndarray:
-        seen = np.zeros(size, dtype=bool)
-        stack = [start]
-        seen[start] = True
-        while stack:
-            v = stack.pop()
-            for w in np.flatnonzero(step[v]):
-                if not seen[w]:
-                    seen[w] = True
-                    stack.append(int(w))
-        return seen
-
-    return closure(0, matrix) & closure(3, matrix.T)
+        return graph_hash(matrix, labels)

@@ -305,6 +305,14 @@ def cost_record(arch: Architecture, profiles: Mapping[str, DeviceProfile], batch
     return record
 
 
+def nb201_flops(arch: Architecture) -> int:
+    """FLOPs per example as NAS-Bench-201 counts them: one per multiply-accumulate of the
+    convolutions and dense layers (``macs``) plus one per dense bias; pools, batch norms,
+    ReLUs and additions count nothing."""
+    return sum(layer_step(arch, i).macs + (layer.shape[2] if layer.kind == "dense" else 0)
+               for i, layer in enumerate(arch.layers) if layer.kind in ("conv", "dwconv", "dense"))
+
+
 def _fits(profile: DeviceProfile, peak_bytes: int) -> bool:
     return profile.memory_limit_bytes is None or peak_bytes <= profile.memory_limit_bytes
 

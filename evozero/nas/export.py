@@ -38,12 +38,21 @@ def export_network(model: Model, dataset: str, mean: float, std: float, path: st
     np.savez(buffer, **arrays)  # type: ignore[arg-type]  # stubs: a key could be allow_pickle
     atomic_write_bytes(weights_path, buffer.getvalue())
     layers = ",\n    ".join(
-        repr((layer.kind, layer.inputs, layer.shape[2], layer.kernel, layer.stride, layer.pad))
-        for layer in arch.layers)
+        repr((layer.kind, layer.inputs, layer.shape[2], layer.kernel, layer.stride,
+              _padding(layer.pad, arch.pad_after(index))))
+        for index, layer in enumerate(arch.layers))
     module = _module_text(title, dataset, mean, std, arch.input_shape, layers,
                           weights_path.rsplit("/", 1)[-1])
     atomic_write_text(stem + ".py", module)
     return stem + ".py", weights_path
+
+
+def _padding(pad: tuple[int, int], after: tuple[int, int]) -> Any:
+    """A layer's padding as the runtime reads it: (rows, columns) on both sides, or
+    ((before, after), (before, after)) for a 'same' pool padded more after its input."""
+    if after == (0, 0):
+        return pad
+    return tuple((p, p + extra) for p, extra in zip(pad, after))
 
 
 def _module_text(title: str, dataset: str, mean: float, std: float, shape: Any, layers: str,
@@ -64,6 +73,7 @@ SCALE = {_SCALE[dataset]!r}
 MEAN = {mean!r}
 STD = {std!r}
 # (kind, inputs, channels out, kernel, stride, padding) of each layer; layer 0 is the input.
+# Padding is (rows, columns) on both sides, or ((before, after), (before, after)).
 LAYERS = [
     {layers},
 ]

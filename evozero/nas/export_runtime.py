@@ -17,9 +17,11 @@ BN_EPS = 1e-5
 
 
 def _windows(x, kernel, stride, pad, fill):
-    """Sliding windows (N, Ho, Wo, C, kh, kw) over x padded with ``fill``."""
-    (kh, kw), (ph, pw) = kernel, pad
-    x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=fill)
+    """Sliding windows (N, Ho, Wo, C, kh, kw) over x padded with ``fill``; ``pad`` gives
+    rows and columns on both sides, or (before, after) pairs for each."""
+    kh, kw = kernel
+    rows, columns = (p if isinstance(p, tuple) else (p, p) for p in pad)
+    x = np.pad(x, ((0, 0), rows, columns, (0, 0)), constant_values=fill)
     view = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
     return view[:, ::stride, ::stride]
 

@@ -52,6 +52,8 @@ class Model:
                 channels = layer.shape[2]
                 self.stats[index] = [np.zeros(channels, dtype), np.ones(channels, dtype)]
         self.grads: dict[int, list[np.ndarray]] = {}
+        # Pools with TensorFlow's 'same' padding (padded after the input).
+        self._same_pools = {i for i in range(1, len(arch.layers)) if arch.pad_after(i) != (0, 0)}
         self._fused = arch.fused_relus()
         fused_relus = set(self._fused.values())
         self._schedule = [i for i in range(1, len(arch.layers)) if i not in fused_relus]
@@ -134,6 +136,8 @@ class Model:
             return neural.depthwise_forward(x, self.weights[index][0], layer.stride, *layer.pad)
         if kind == "relu":
             return neural.relu_forward(x)
+        if kind == "maxpool" and index in self._same_pools:
+            return neural.max_pool_same_forward(x, *layer.kernel, layer.stride)
         if kind in ("maxpool", "avgpool"):
             return neural.pool_forward(x, kind[:3], *layer.kernel, layer.stride, *layer.pad)
         if kind == "add":

@@ -13,6 +13,9 @@ Layer kinds and their fields:
   follows every convolution). ``dwconv`` is the depthwise form (same channels in and out).
 - ``bn``: batch norm over (N, H, W) per channel; ``relu``.
 - ``maxpool`` / ``avgpool``: ``kernel``, ``stride``, ``pad`` (average excludes padding).
+  A pool whose ``shape`` is larger than the padding gives has TensorFlow's 'same' padding:
+  the rest is padded after the input (:meth:`Architecture.pad_after`); padding never
+  takes part.
 - ``add``: sum of equal-shaped inputs; ``concat``: along channels; ``slice``: the first
   ``shape[2]`` channels of its input; ``zero``: zeros shaped like its output (a
   NAS-Bench-201 node that no live edge reaches).
@@ -59,6 +62,18 @@ class Architecture:
     def in_channels(self, index: int) -> int:
         """Channels entering layer ``index`` (of its first input)."""
         return self.layers[self.layers[index].inputs[0]].shape[2]
+
+    def pad_after(self, index: int) -> tuple[int, int]:
+        """Padding after the input (rows, columns) beyond ``pad`` that pool ``index`` needs
+        for its output shape: (0, 0) except for 'same' pooling."""
+        layer = self.layers[index]
+        if layer.kind not in ("maxpool", "avgpool"):
+            return (0, 0)
+        height, width, _ = self.layers[layer.inputs[0]].shape
+        extra = [max((out - 1) * layer.stride + kernel - size - 2 * pad, 0)
+                 for out, kernel, size, pad in zip(layer.shape[:2], layer.kernel,
+                                                   (height, width), layer.pad)]
+        return extra[0], extra[1]
 
     def consumers(self) -> list[list[int]]:
         """For each layer, the layers that read it."""
@@ -111,11 +126,18 @@ class Builder:
         return self._add(Layer("conv", (source,), (height, width, channels), kernel, stride, pad,
                                name))
 
-    def pool(self, source: int, kind: str, size: int, stride: int) -> int:
-        """Max or average pooling; 'same' padding when ``stride`` is 1, none otherwise."""
+    def pool(self, source: int, kind: str, size: int, stride: int, same: bool = False) -> int:
+        """Max or average pooling; 'same' padding when ``stride`` is 1, none otherwise
+        unless ``same``: then TensorFlow's 'same' padding, output ceil(size / stride), the
+        padding split as TensorFlow does (an odd one after)."""
         kernel = self._window(size)
         pad = (kernel[0] // 2, kernel[1] // 2) if stride == 1 else (0, 0)
         height, width = self._spatial(source, kernel, stride, pad)
+        if same and stride > 1:
+            sizes = self.shape(source)[:2]
+            height, width = (-(-sizes[0] // stride), -(-sizes[1] // stride))
+            pad = ((max((height - 1) * stride + kernel[0] - sizes[0], 0)) // 2,
+                   (max((width - 1) * stride + kernel[1] - sizes[1], 0)) // 2)
         channels = self.shape(source)[2]
         return self._add(Layer(kind, (source,), (height, width, channels), kernel, stride, pad))
 

@@ -4,6 +4,7 @@ search's totals and discoveries, and its trained network. The key settings and t
 wording shared with program runs come from :mod:`evozero.analysis.show`."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from evozero.analysis.show import key_settings, settings_line, unfinished
@@ -13,6 +14,7 @@ from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
 from evozero.nas.results import load_network
+from evozero.nas.skeleton import compile_cell
 from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
 
@@ -109,9 +111,12 @@ def trained_model(rundir: RunDir, nas: Nas, seed: int) -> tuple[Model, Evaluator
     arch = evaluator.architecture(cell)
     weights = load_network(rundir)
     if weights:
-        model = Model(arch, seed=0)
-        if model.inherit(weights) != len(model.named_state()):
-            raise EvozeroError(f"{rundir.path}: best_network.npz does not match the best cell")
-        return model, evaluator, text
+        # Runs of earlier versions compiled NAS-Bench-201 cells without unreached edges.
+        earlier = replace(evaluator.skeleton, unreached_edges=False)
+        for candidate in (arch, compile_cell(cell, earlier, arch.input_shape, arch.classes)):
+            model = Model(candidate, seed=0)
+            if model.inherit(weights) == len(model.named_state()):
+                return model, evaluator, text
+        raise EvozeroError(f"{rundir.path}: best_network.npz does not match the best cell")
     _, model, _ = evaluator.train(arch, evaluator.train_seed(cell.hash()))
     return model, evaluator, text

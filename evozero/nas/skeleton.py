@@ -4,8 +4,9 @@ Both spaces keep their benchmark's macro skeleton, scaled to small inputs (8x8 d
 length-40 MNIST-1D) by :class:`Skeleton`'s numbers:
 
 - **NAS-Bench-101**: stem conv3x3-bn-relu to ``stem_channels``; ``stacks`` stacks of
-  ``cells_per_stack`` cells; before every stack but the first a 2x2 max-pool (stride 2)
-  and the cells' channels doubled; global average pooling; dense. Inside a cell, the
+  ``cells_per_stack`` cells; before every stack but the first a 2x2 max-pool (stride 2,
+  TensorFlow's 'same' padding as in the benchmark: 7x7 -> 4x4) and the cells' channels
+  doubled; global average pooling; dense. Inside a cell, the
   benchmark's channel rules: the output's channels split over the vertices feeding it,
   other vertices take the largest count of the vertices they feed, inputs from interior
   vertices truncated to the receiver's channels, inputs from the cell input projected by
@@ -15,7 +16,12 @@ length-40 MNIST-1D) by :class:`Skeleton`'s numbers:
   ``cells_per_stack`` cells, joined by a residual reduction block (two relu-conv3x3-bn, the
   first at stride 2; shortcut 2x2 average pool + conv1x1) that doubles the channels; bn,
   relu, global average pooling, dense. A node sums its live incoming edges (``none`` edges
-  dropped); a node no live edge reaches is zero.
+  dropped); a node no live edge reaches is zero. Every live edge runs, as in the
+  benchmark's network: one whose source is zero too (relu-conv-bn of zeros gives the bn's
+  shift, a learned constant per channel), and one whose result never reaches the output.
+
+A skeleton too deep for its input (see :func:`evozero.config.cell_search.skeleton_problem`)
+is an error before anything is built.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evozero.config.cell_search import skeleton_problem
+from evozero.errors import EvozeroError
 from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.network import Architecture, Builder, Shape
 
@@ -34,11 +42,19 @@ class Skeleton:
     stem_channels: int = 16
     stacks: int = 2
     cells_per_stack: int = 1
+    #: False leaves out the NAS-Bench-201 edges that leave a node no live edge reaches,
+    #: as earlier versions compiled cells: kept only to rebuild the networks whose weights
+    #: they saved (a run directory's best network).
+    unreached_edges: bool = True
 
 
 def compile_cell(cell: Nb101Cell | Nb201Cell, skeleton: Skeleton, input_shape: Shape,
                  classes: int) -> Architecture:
     """The network of ``cell`` in its space's skeleton, for inputs of ``input_shape``."""
+    space = "nb101" if isinstance(cell, Nb101Cell) else "nb201"
+    problem = skeleton_problem(space, input_shape, skeleton.stacks)
+    if problem is not None:
+        raise EvozeroError(f"the {space} skeleton is too deep for its input: {problem}")
     builder = Builder(input_shape)
     if isinstance(cell, Nb101Cell):
         top = _nb101_body(builder, cell, skeleton)
@@ -106,7 +122,7 @@ def _nb101_body(builder: Builder, cell: Nb101Cell, skeleton: Skeleton) -> int:
     top = builder.conv_bn_relu(0, channels, 3, name="stem")
     for stack in range(skeleton.stacks):
         if stack > 0:
-            top = builder.pool(top, "maxpool", 2, 2)
+            top = builder.pool(top, "maxpool", 2, 2, same=True)
             channels *= 2
         for index in range(skeleton.cells_per_stack):
             top = _nb101_cell(builder, top, cell, channels, f"s{stack}.c{index}")
@@ -124,17 +140,25 @@ def _nb201_edge(builder: Builder, source: int, op: str, name: str) -> int:
     return builder.relu_conv_bn(source, channels, 3 if op == "nor_conv_3x3" else 1, name=name)
 
 
-def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str) -> int:
+def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str,
+                unreached_edges: bool) -> int:
+    # A node no live edge reaches is zero, made when an edge reads it. Such edges still
+    # run, as in the benchmark: relu-conv-bn of zeros is the bn's shift, a learned
+    # per-channel constant. A node whose result never reaches the output is computed too.
     nodes: list[int | None] = [source]
-    ops = iter(enumerate(cell.edge_ops))
-    for _ in range(1, NB201_NODES):
-        edges = [(nodes[i], *next(ops)) for i in range(len(nodes))]
-        live = [_nb201_edge(builder, value, op, f"{scope}.e{edge}") for value, edge, op in edges
-                if op != "none" and value is not None]
-        nodes.append(builder.add(live) if live else None)
-    if nodes[-1] is None:
-        return builder.zero(source, builder.shape(source)[2])
-    return nodes[-1]
+    live = cell.live_edges()
+    for node in range(1, NB201_NODES):
+        incoming = []
+        for number, i, _, op in (edge for edge in live if edge[2] == node):
+            value = nodes[i]
+            if value is None:
+                if not unreached_edges:
+                    continue
+                value = nodes[i] = builder.zero(source, builder.shape(source)[2])
+            incoming.append(_nb201_edge(builder, value, op, f"{scope}.e{number}"))
+        nodes.append(builder.add(incoming) if incoming else None)
+    output = nodes[-1]
+    return builder.zero(source, builder.shape(source)[2]) if output is None else output
 
 
 def _nb201_reduction(builder: Builder, source: int, channels: int, scope: str) -> int:
@@ -153,5 +177,5 @@ def _nb201_body(builder: Builder, cell: Nb201Cell, skeleton: Skeleton) -> int:
             channels *= 2
             top = _nb201_reduction(builder, top, channels, f"r{stage}")
         for index in range(skeleton.cells_per_stack):
-            top = _nb201_cell(builder, top, cell, f"s{stage}.c{index}")
+            top = _nb201_cell(builder, top, cell, f"s{stage}.c{index}", skeleton.unreached_edges)
     return builder.relu(builder.bn(top, "head.bn"))

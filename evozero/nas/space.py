@@ -5,8 +5,10 @@ reference notebook): every upper-triangle bit flips with probability rate / vert
 and every interior op is redrawn (to a different op) with probability rate / interior
 vertices; ``single``: exactly one edge flip or one op change. NAS-Bench-201, ``single``:
 one edge gets a different op; ``bitwise``: every edge gets a different op with
-probability rate / 6. A mutant that breaks a limit is drawn again; one that prunes to
-its parent's phenotype is kept (the evaluation cache answers it).
+probability rate / 6. A mutant that breaks a limit is drawn again; one that compiles to
+its parent's network (same hash: a NAS-Bench-101 mutant pruned to its parent's phenotype,
+a NAS-Bench-201 mutant with nodes 1 and 2 swapped) is kept: the evaluation cache answers
+it.
 
 Text forms: a NAS-Bench-201 cell is its string ``|op~0|+...``; a NAS-Bench-101 cell is one
 line of JSON, ``{"matrix": [[...]], "ops": [...]}``.

@@ -16,7 +16,7 @@ from ops.neural.loss import softmax_cross_entropy
 from ops.neural.memory import retain_freed_memory
 from ops.neural.norm import batchnorm_backward, batchnorm_forward, bn_relu_backward, bn_relu_forward
 from ops.neural.optim import learning_rate, sgd_step
-from ops.neural.pool import pool_backward, pool_forward
+from ops.neural.pool import max_pool_same_forward, pool_backward, pool_forward
 from ops.neural.shape import (
                               add_backward,
                               add_forward,
@@ -32,6 +32,6 @@ __all__ = ["add_backward", "add_forward", "batchnorm_backward", "batchnorm_forwa
            "bn_relu_backward", "bn_relu_forward", "concat_backward", "concat_forward",
            "conv_backward", "conv_forward", "dense_backward", "dense_forward",
            "depthwise_backward", "depthwise_forward", "gap_backward", "gap_forward",
-           "he_normal", "learning_rate", "pool_backward", "pool_forward", "relu_backward",
-           "relu_forward", "retain_freed_memory", "sgd_step", "slice_backward", "slice_forward",
-           "softmax_cross_entropy"]
+           "he_normal", "learning_rate", "max_pool_same_forward", "pool_backward",
+           "pool_forward", "relu_backward", "relu_forward", "retain_freed_memory", "sgd_step",
+           "slice_backward", "slice_forward", "softmax_cross_entropy"]

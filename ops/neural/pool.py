@@ -111,3 +111,19 @@ def pool_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
     share = dy * _inverse_counts(h, w, c, kh, kw, stride, pad_h, pad_w, *dy.shape[1:3], dy.dtype)
     return depthwise_input_gradient(share, np.ones((kh, kw, c), dy.dtype), x_shape, stride,
                                     pad_h, pad_w)
+
+
+def max_pool_same_forward(x: np.ndarray, kh: int, kw: int,
+                          stride: int) -> tuple[np.ndarray, PoolCache]:
+    """Max pooling with TensorFlow's 'same' padding: the output is ceil(H / stride) x
+    ceil(W / stride), the padding is split as TensorFlow splits it (an odd one after the
+    input) and takes no part. :func:`pool_backward` is its backward pass."""
+    x = np.ascontiguousarray(x)
+    if x.size > np.iinfo(np.int32).max:
+        raise ValueError("max pooling indexes its input with 32-bit integers")
+    h, w = x.shape[1:3]
+    ho, wo = -(-h // stride), -(-w // stride)
+    pad_h = max((ho - 1) * stride + kh - h, 0) // 2
+    pad_w = max((wo - 1) * stride + kw - w, 0) // 2
+    y, argmax = _max_forward(x, kh, kw, stride, pad_h, pad_w, ho, wo)
+    return y, PoolCache("max", x.shape, argmax, kh, kw, stride, pad_h, pad_w)

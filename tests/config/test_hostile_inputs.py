@@ -341,7 +341,7 @@ def test_runs_beyond_memory_are_refused_with_the_estimate(tmp_path, capsys, mach
 
 
 def test_a_huge_nas_network_is_refused_with_the_estimate(tmp_path, capsys, machine):
-    message = run_cli(tmp_path, NAS, "--set", "nas.stacks=8", "--set",
+    message = run_cli(tmp_path, NAS, "--set", "nas.stacks=4", "--set",
                       "nas.stem_channels=4096", capsys=capsys)
     assert "the largest part is the networks" in message and "nas.stem_channels" in message
 
