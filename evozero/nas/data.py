@@ -67,14 +67,15 @@ class Dataset:
 
 
 def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,
-                 test_fraction: float = 0.2, mnist1d: NasMnist1d = NasMnist1d()) -> Dataset:
+                 test_fraction: float = 0.2, mnist1d: NasMnist1d | None = None) -> Dataset:
     """The data set ``name`` split into train / validation / test, stratified by class.
 
     ``test_fraction`` and ``valid_fraction`` are shares of all the examples; the test split
     depends on ``test_fraction`` only (for the published MNIST-1D recipes it is the
     package's last ``test_fraction`` of the sequences: its test set), and ``seed`` picks
     the validation split from the rest. ``mnist1d`` chooses the MNIST-1D recipe and
-    generator seed. The same arguments always give the same arrays.
+    generator seed (None: the published data set). The same arguments always give the
+    same arrays.
     """
     if name not in DATASETS:
         raise EvozeroError(f"unknown data set {name!r}; the data sets are "
@@ -83,6 +84,7 @@ def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,
     if name == "digits":
         images, labels = _digits()
         return _split(name, images, labels, seed, valid_fraction, test_fraction)
+    mnist1d = mnist1d or NasMnist1d()
     if mnist1d.recipe not in MNIST1D_RECIPES:
         raise EvozeroError(f"unknown MNIST-1D recipe {mnist1d.recipe!r}; the recipes are "
                            f"{', '.join(MNIST1D_RECIPES)}")
