@@ -21,7 +21,10 @@ _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fi
 def describe(config: Config, nas: Nas) -> str:
     """One line saying what the search does (``nas`` the config's nas section)."""
     how = "random search" if config.strategy == "random" else "regularized evolution"
-    return (f"{how} over {nas.space} cells on {nas.dataset}, {nas.training.epochs} epoch(s) "
+    data = nas.dataset
+    if data == "mnist1d":
+        data += f" ({nas.mnist1d.recipe} recipe, generator seed {nas.mnist1d.seed})"
+    return (f"{how} over {nas.space} cells on {data}, {nas.training.epochs} epoch(s) "
             f"per network, objective {nas.objective.kind}")
 
 

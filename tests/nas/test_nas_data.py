@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
+import os
+import signal
 import sys
 import time
 
 import numpy as np
 import pytest
+import yaml
+from helpers import nas_config
 
 from evozero.config.cell_search import NasMnist1d
 from evozero.errors import EvozeroError
 from evozero.nas.data import Mnist1dRecipe, generate_mnist1d, load_dataset
 from evozero.nas.mnist1d import make_mnist1d
+from evozero.runs.checkpointing import RESUME_CHANGEABLE
+from evozero.runs.flow import Interrupted
+from evozero.runs.rundir import RunDir
 
 pytestmark = pytest.mark.nas
 
@@ -231,3 +240,54 @@ def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
     with pytest.raises(EvozeroError, match=r'scikit-learn.*pip install "evozero\[data\]"'):
         load_dataset("digits")
     assert load_dataset("mnist1d").classes == 10      # generated, so no scikit-learn needed
+
+
+def _as_made_before_mnist1d_recipes(rundir: RunDir) -> None:
+    """Rewrite ``rundir``'s config.yaml and newest checkpoint as evozero wrote them before
+    the nas.mnist1d key existed: without it, the checkpoint's config hash taken without it."""
+    data = yaml.safe_load(rundir.config_path.read_text())
+    del data["nas"]["mnist1d"]
+    rundir.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path = rundir.checkpoint_dir / f"{rundir.checkpoint_sequences()[-1]:06d}.json"
+    meta = json.loads(path.read_text())
+    config = meta["state"]["config"]
+    del config["nas"]["mnist1d"]
+    bound = {key: value for key, value in config.items() if key not in RESUME_CHANGEABLE}
+    text = json.dumps(json.loads(json.dumps(bound, default=str)), sort_keys=True)
+    meta["state"]["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    path.write_text(json.dumps(meta) + "\n")
+
+
+def test_a_run_made_before_the_recipes_keeps_its_legacy_data_on_show_and_resume(tmp_path,
+                                                                                monkeypatch):
+    from evozero.domains import resume_run, start_run
+    from evozero.runs.events import EventLog
+
+    config = nas_config(nas={"dataset": "mnist1d", "mnist1d": {"recipe": "legacy"}},
+                        budget={"individuals": 8, "train_steps": None})
+    run = start_run(config, str(tmp_path), out=open(os.devnull, "w"))
+    write = EventLog.evaluation
+
+    def stop_after_three(log, record, *args):
+        write(log, record, *args)
+        if len(log._evaluations) == 3:
+            run._stop_signal = signal.SIGINT
+
+    monkeypatch.setattr(EventLog, "evaluation", stop_after_three)
+    with pytest.raises(Interrupted):
+        run.execute()
+    monkeypatch.undo()
+    _as_made_before_mnist1d_recipes(run.rundir)
+    reopened = RunDir.open(run.rundir.path)
+    assert reopened.read_config().nas.mnist1d == LEGACY
+    # Asking for the published data on resume would change the run's data: refused.
+    text = reopened.config_path.read_text()
+    reopened.config_path.write_text(text.replace("  dataset: mnist1d\n",
+                                                 "  dataset: mnist1d\n  mnist1d:\n"
+                                                 "    recipe: published\n"))
+    with pytest.raises(EvozeroError, match=r"nas.mnist1d.recipe: \"legacy\" -> \"published\""):
+        resume_run(str(reopened.path), out=open(os.devnull, "w"))
+    reopened.config_path.write_text(text)
+    resumed = resume_run(str(reopened.path), out=open(os.devnull, "w"))
+    assert resumed.domain.config.nas.mnist1d == LEGACY
+    assert resumed.execute()["evaluations"] == 8
