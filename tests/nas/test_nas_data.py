@@ -8,14 +8,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import signal
 import sys
 import time
 
 import numpy as np
 import pytest
 import yaml
-from helpers import nas_config
+from helpers import nas_config, stop_after_evaluations
 
 from evozero.config.cell_search import NasMnist1d
 from evozero.errors import EvozeroError
@@ -261,19 +260,11 @@ def _as_made_before_mnist1d_recipes(rundir: RunDir) -> None:
 def test_a_run_made_before_the_recipes_keeps_its_legacy_data_on_show_and_resume(tmp_path,
                                                                                 monkeypatch):
     from evozero.domains import resume_run, start_run
-    from evozero.runs.events import EventLog
 
     config = nas_config(nas={"dataset": "mnist1d", "mnist1d": {"recipe": "legacy"}},
                         budget={"individuals": 8, "train_steps": None})
     run = start_run(config, str(tmp_path), out=open(os.devnull, "w"))
-    write = EventLog.evaluation
-
-    def stop_after_three(log, record, *args):
-        write(log, record, *args)
-        if len(log._evaluations) == 3:
-            run._stop_signal = signal.SIGINT
-
-    monkeypatch.setattr(EventLog, "evaluation", stop_after_three)
+    stop_after_evaluations(run, 3, monkeypatch)
     with pytest.raises(Interrupted):
         run.execute()
     monkeypatch.undo()

@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import nas_config, run_quietly, small_config
+from helpers import nas_config, run_quietly, small_config, stop_after_evaluations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero.runs.files import finite_json, json_line, json_text
+from evozero.runs.flow import Interrupted
 from evozero.runs.rundir import RunDir
 
 FLOATS = st.floats() | st.sampled_from([math.nan, math.inf, -math.inf])
@@ -187,19 +187,11 @@ def test_a_nas_run_whose_training_diverges_writes_null_and_says_why(tmp_path):
 def test_a_stopped_nas_run_resumes_from_an_older_checkpoint_with_literal_nan(tmp_path,
                                                                             monkeypatch):
     from evozero.domains import resume_run, start_run
-    from evozero.runs.events import EventLog
 
     config = _diverging_nas(budget={"individuals": 12, "train_steps": None})
     run = start_run(config, str(tmp_path), out=open(os.devnull, "w"))
-    write = EventLog.evaluation
-
-    def stop_after_four(log, record, *args):
-        write(log, record, *args)
-        if len(log._evaluations) == 4:
-            run._stop_signal = signal.SIGINT
-
-    monkeypatch.setattr(EventLog, "evaluation", stop_after_four)
-    with pytest.raises(Exception, match="SIGINT"):
+    stop_after_evaluations(run, 4, monkeypatch)
+    with pytest.raises(Interrupted, match="SIGINT"):
         run.execute()
     monkeypatch.undo()
     newest = run.rundir.checkpoint_dir / f"{run.rundir.checkpoint_sequences()[-1]:06d}.json"
