@@ -15,6 +15,7 @@ from helpers import nas_config, run_quietly, small_config, stop_after_evaluation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evozero.analysis.plots import load_run
 from evozero.runs.files import finite_json, json_line, json_text
 from evozero.runs.flow import Interrupted
 from evozero.runs.rundir import RunDir
@@ -161,6 +162,14 @@ def test_a_program_search_whose_programs_diverge_writes_strict_json(tmp_path):
     assert discoveries and all(record["fitness"] == 0.0 for record in discoveries)
     assert final["final_fitness"] == 0.0
     assert assert_strict_json_files(run.rundir.path) >= 5
+    # A null (a non-finite value) in a progress record is a gap in the plot, not an error.
+    path = run.rundir.path / RunDir.PROGRESS
+    records = [strict_loads(line) for line in path.read_bytes().splitlines()]
+    records[-1].update(best=None, mean=None)
+    path.write_text("".join(json_text(record) + "\n" for record in records))
+    data = load_run(run.rundir.path)
+    assert math.isnan(data.progress_mean[-1]) and math.isnan(data.progress_best[-1])
+    assert np.isfinite(data.progress_mean[:-1]).all()
 
 
 def _diverging_nas(**changes: Any):
