@@ -7,7 +7,6 @@ code 2; an interrupted run exits with 130 after writing its checkpoint.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -270,7 +269,9 @@ def _eval(args: argparse.Namespace) -> int:
     program, memory = load_program(args.program)
     report = evaluation_report(program, load_tasks(args.tasks, args.seed), memory, args.combine)
     if args.format == "json":
-        print(json.dumps(report, indent=2))
+        from evozero.runs.files import json_text
+
+        print(json_text(report, indent=2))
         return 0
     width = max(len(task["name"]) for task in report["tasks"])
     for task in report["tasks"]:

@@ -8,7 +8,6 @@ section); without, it evolves programs (:class:`ProgramDomain`). Both implement
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from evozero.nas.domain import NasDomain
 from evozero.programs.program import Program
 from evozero.runs import preflight
 from evozero.runs.domain import SearchDomain
+from evozero.runs.files import json_text
 from evozero.runs.flow import Run, create_run, reopen_run
 from evozero.runs.island import ProgramIsland, check_program_snapshot, warm_up
 from evozero.runs.rundir import RunDir, atomic_write_text
@@ -102,9 +102,9 @@ class ProgramDomain(SearchDomain):
 
         if history:
             events = run_history(rundir)
-            return json.dumps(events, indent=2) if as_json else format_history(events)
+            return json_text(events, indent=2) if as_json else format_history(events)
         summary = run_summary(rundir)
-        return json.dumps(summary, indent=2) if as_json else format_summary(summary)
+        return json_text(summary, indent=2) if as_json else format_summary(summary)
 
     def export(self, rundir: RunDir, path: str, name: str) -> str:
         """The run's best program as a Python module."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from evozero.config import Config, config_from_dict
 from evozero.domains import start_run
 from evozero.programs.program import Program
 from evozero.programs.randomize import randomize_rows
+from evozero.runs.events import EventLog
 from evozero.runs.flow import Run
 from ops.kinds import OP_ARRAYS
 from ops.table import OPS
@@ -50,6 +52,19 @@ def run_quietly(config: Config, root: Any) -> tuple[Run, dict]:
     """Start ``config`` under ``root`` and run it to its end without printing."""
     run = start_run(config, str(root), out=open(os.devnull, "w"))
     return run, run.execute()
+
+
+def stop_after_evaluations(run: Run, count: int, monkeypatch: Any) -> None:
+    """Make ``run`` stop as on SIGINT (a checkpoint, then Interrupted) once ``count``
+    evaluation records are written (NAS runs)."""
+    write = EventLog.evaluation
+
+    def written(log: EventLog, record: dict, *args: Any) -> None:
+        write(log, record, *args)
+        if len(log._evaluations) == count:
+            run._stop_signal = signal.SIGINT
+
+    monkeypatch.setattr(EventLog, "evaluation", written)
 
 
 def child_pids(pid: int) -> list[int]:

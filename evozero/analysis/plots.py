@@ -99,8 +99,10 @@ class RunData:
         return xs[order], np.maximum.accumulate(ys[order]) if ys.size else ys
 
 
-def _number(record: dict, key: str, where: str) -> float:
+def _number(record: dict, key: str, where: str, nullable: bool = False) -> float:
     value = record.get(key)
+    if nullable and value is None:   # strict JSON writes a NaN or infinite value as null
+        return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EvozeroError(f"{where}: record has no number {key!r} (got {value!r}); is this "
                            f"a run directory written by evozero?")
@@ -152,8 +154,8 @@ def load_run(path: str | Path, x: str = "individuals") -> RunData:
         d_x = d_raw + np.array([starts[int(e)] for e in d_exp]) if d_raw.size else d_raw
     return RunData(
         path=rundir.path, config=config, x=x, progress_x=p_x, progress_exp=p_exp,
-        progress_best=np.array([_number(r, "best", where_p) for r in progress]),
-        progress_mean=np.array([_number(r, "mean", where_p) for r in progress]),
+        progress_best=np.array([_number(r, "best", where_p, True) for r in progress]),
+        progress_mean=np.array([_number(r, "mean", where_p, True) for r in progress]),
         disc_x=d_x, disc_exp=d_exp,
         disc_fitness=np.array([_number(r, "fitness", where_d) for r in discoveries]),
         disc_programs=[str(r.get("program", "")) for r in discoveries],

@@ -5,7 +5,7 @@ and ``evozero.nas.data`` import them from here, so config stays below the NAS la
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,14 @@ def _shape_text(shape: tuple[int, int, int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
+#: The MNIST-1D data sets evozero.nas.data.load_dataset can make (see NasMnist1d).
+MNIST1D_RECIPES = ("published", "shuffled", "legacy")
+#: The generator seed of the published MNIST-1D data set.
+MNIST1D_PUBLISHED_SEED = 42
+# The legacy recipe seeds numpy's Generator, the others its legacy RandomState (< 2**32).
+_MNIST1D_SEED_MAX = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class NasTraining:
     """How each candidate network is trained (brief training, the search's fidelity)."""
@@ -123,12 +131,26 @@ class NasObjective:
 
 
 @dataclass(frozen=True)
+class NasMnist1d:
+    """Which MNIST-1D data ``dataset: mnist1d`` is: ``published`` (the mnist1d package's
+    ``make_dataset``, bit for bit: 4,000 training and 1,000 test sequences), ``shuffled``
+    (the same with the 40 positions of every sequence permuted, the package's
+    ``shuffle_seq``), or ``legacy`` (the sample evozero generated before these recipes,
+    split 3,000/1,000/1,000 by class); ``seed`` seeds the generator (42: the published
+    data)."""
+
+    recipe: str = _setting(_Choice(*MNIST1D_RECIPES), "published")
+    seed: int = _setting(_Int(0, _MNIST1D_SEED_MAX), MNIST1D_PUBLISHED_SEED)
+
+
+@dataclass(frozen=True)
 class Nas:
     """A neural architecture search: cells of ``space`` trained on ``dataset``."""
 
     space: str = _setting(_Choice("nb101", "nb201"), "nb201")
     dataset: str = _setting(_Choice(*DATASETS), "digits")
     data_seed: int = _setting(_Int(0, SEED_MAX), 0)
+    mnist1d: NasMnist1d = _section(NasMnist1d)
     max_vertices: int = _setting(_Int(2, 12), 7)
     max_edges: int = _setting(_Int(1, 66), 9)
     nb101_ops: tuple[str, ...] = _setting(_ChoiceList(*NB101_OPS), NB101_OPS)
@@ -156,3 +178,14 @@ class Nas:
             yield ("stacks", "dataset", "space"), (
                 f"too deep for data set {self.dataset} "
                 f"({_shape_text(DATASET_SHAPES[self.dataset])}): {problem}")
+
+
+def keys_added_since(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """The values, by dotted key, of the keys a resolved config (a run's config.yaml or a
+    checkpoint's copy of it) lacks because it was written before they existed, each the
+    value that means what that run did: a nas section without ``mnist1d`` was trained on
+    the legacy MNIST-1D sample."""
+    nas = resolved.get("nas")
+    if isinstance(nas, Mapping) and "mnist1d" not in nas:
+        return {"nas.mnist1d": {"recipe": "legacy", "seed": MNIST1D_PUBLISHED_SEED}}
+    return {}

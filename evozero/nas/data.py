@@ -3,18 +3,23 @@ ever downloaded.
 
 - ``digits``: the 1,797 8x8 handwritten digits bundled with scikit-learn (10 classes),
   shaped ``(N, 8, 8, 1)``. Needs the optional scikit-learn dependency.
-- ``mnist1d``: the MNIST-1D data set (Greydanus, 2020), generated here from its recipe:
-  ten hand-made 1-D digit templates of 12 points, each padded with a random run of zeros,
-  stretched, rescaled, shifted circularly, given smooth noise in the background and iid
-  noise everywhere, sheared, and resampled to 40 points. 5,000 examples (500 per class),
-  shaped ``(N, 1, 40, 1)``. Reference accuracies on it are about 32 % for logistic
-  regression, 68 % for an MLP and 94 % for a small CNN.
+- ``mnist1d``: the MNIST-1D data set (Greydanus, 2020), 5,000 sequences of 40 points
+  (500 per class), shaped ``(N, 1, 40, 1)``. By default the published one, generated bit
+  for bit as the ``mnist1d`` package makes it (:mod:`evozero.nas.mnist1d`): its 4,000
+  training sequences are split into train and validation here, its 1,000 test sequences
+  are the test split. Published accuracies on it: about 32 % for logistic regression,
+  68 % for an MLP and 94 % for a small CNN. The ``shuffled`` recipe permutes the 40
+  positions as the package's ``shuffle_seq`` does; the ``legacy`` recipe is the sample
+  evozero generated before (:func:`generate_mnist1d`: the same distortions, other draws),
+  whose three splits are all drawn by class as for digits.
 
-Both are split by class into train, validation (what the search scores on) and test (held
-out, only reported). The test split is fixed per data set (a fixed data seed), so test
-results of different search seeds are comparable; ``seed`` decides which of the remaining
-examples train and which validate. Inputs are float32 NHWC, standardised with the mean and
-standard deviation of the training split's pixels; labels are int64.
+Splits are stratified by class. The test split is fixed per data set (the package's
+test sequences, or for digits and legacy MNIST-1D a fixed data seed), so test results of
+different search seeds are comparable; ``seed`` decides which of the remaining examples
+train and which validate. Inputs are float32 NHWC, standardised with the mean and
+standard deviation of the training split's pixels (never the test split's: the package
+already standardises MNIST-1D over all 5,000 sequences, an affine map that the training
+split's standardisation undoes up to rounding); labels are int64.
 """
 from __future__ import annotations
 
@@ -23,10 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evozero.config.cell_search import DATASETS
+from evozero.config.cell_search import DATASETS, MNIST1D_RECIPES, NasMnist1d
 from evozero.errors import EvozeroError
+from evozero.nas.mnist1d import TEMPLATE_POINTS, Mnist1dArgs, make_mnist1d
 
-# Fixes the generated MNIST-1D examples and every test split (the published generator's seed).
+# Fixes every test split drawn here (the published generator's seed).
 _DATA_SEED = 42
 # Salts of np.random.default_rng([seed, salt]), one per purpose, as in evozero.evaluation.tasks.
 _TEST_SALT = 0x7E57
@@ -61,12 +67,15 @@ class Dataset:
 
 
 def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,
-                 test_fraction: float = 0.2) -> Dataset:
+                 test_fraction: float = 0.2, mnist1d: NasMnist1d | None = None) -> Dataset:
     """The data set ``name`` split into train / validation / test, stratified by class.
 
     ``test_fraction`` and ``valid_fraction`` are shares of all the examples; the test split
-    depends on ``test_fraction`` only, and ``seed`` picks the validation split from the
-    rest. The same arguments always give the same arrays.
+    depends on ``test_fraction`` only (for the published MNIST-1D recipes it is the
+    package's last ``test_fraction`` of the sequences: its test set), and ``seed`` picks
+    the validation split from the rest. ``mnist1d`` chooses the MNIST-1D recipe and
+    generator seed (None: the published data set). The same arguments always give the
+    same arrays.
     """
     if name not in DATASETS:
         raise EvozeroError(f"unknown data set {name!r}; the data sets are "
@@ -74,10 +83,22 @@ def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,
     _check_arguments(seed, valid_fraction, test_fraction)
     if name == "digits":
         images, labels = _digits()
-    else:
-        sequences, labels = generate_mnist1d()
-        images = sequences[:, None, :, None]
-    return _split(name, images, labels, seed, valid_fraction, test_fraction)
+        return _split(name, images, labels, seed, valid_fraction, test_fraction)
+    mnist1d = mnist1d or NasMnist1d()
+    if mnist1d.recipe not in MNIST1D_RECIPES:
+        raise EvozeroError(f"unknown MNIST-1D recipe {mnist1d.recipe!r}; the recipes are "
+                           f"{', '.join(MNIST1D_RECIPES)}")
+    if mnist1d.recipe == "legacy":
+        sequences, labels = generate_mnist1d(seed=mnist1d.seed)
+        return _split(name, sequences[:, None, :, None], labels, seed, valid_fraction,
+                      test_fraction)
+    published = make_mnist1d(Mnist1dArgs(train_split=1.0 - test_fraction,
+                                         shuffle_seq=mnist1d.recipe == "shuffled",
+                                         seed=mnist1d.seed))
+    return _split_off_validation(name, published.x[:, None, :, None], published.y,
+                                 published.x_test[:, None, :, None], published.y_test,
+                                 seed, round((len(published.y) + len(published.y_test))
+                                             * valid_fraction))
 
 
 def _check_arguments(seed: int, valid_fraction: float, test_fraction: float) -> None:
@@ -104,20 +125,29 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 def _split(name: str, inputs: np.ndarray, labels: np.ndarray, seed: int,
            valid_fraction: float, test_fraction: float) -> Dataset:
-    """The three stratified splits, standardised with the training split's statistics."""
-    count = len(labels)
-    n_test, n_valid = round(count * test_fraction), round(count * valid_fraction)
+    """The three stratified splits, the test split drawn with the fixed data seed."""
+    n_test, n_valid = round(len(labels) * test_fraction), round(len(labels) * valid_fraction)
     order = _stratified_order(labels, np.random.default_rng([_DATA_SEED, _TEST_SALT]))
     test, kept = order[:n_test], order[n_test:]
-    kept = kept[_stratified_order(labels[kept],
-                                  np.random.default_rng([int(seed), _VALID_SALT]))]
-    valid, train = kept[:n_valid], kept[n_valid:]
+    return _split_off_validation(name, inputs[kept], labels[kept], inputs[test], labels[test],
+                                 seed, n_valid)
+
+
+def _split_off_validation(name: str, inputs: np.ndarray, labels: np.ndarray,
+                          test_x: np.ndarray, test_y: np.ndarray, seed: int,
+                          n_valid: int) -> Dataset:
+    """``n_valid`` of ``inputs`` (stratified, chosen by ``seed``) validate, the rest train;
+    every split is standardised with the training split's statistics."""
+    order = _stratified_order(labels, np.random.default_rng([int(seed), _VALID_SALT]))
+    valid, train = order[:n_valid], order[n_valid:]
     mean, std = float(inputs[train].mean()), float(inputs[train].std())
 
-    def part(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return ((inputs[indices] - mean) / std).astype(np.float32), labels[indices].copy()
+    def part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return ((x - mean) / std).astype(np.float32), y.copy()
 
-    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = map(part, (train, valid, test))
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = (
+        part(inputs[train], labels[train]), part(inputs[valid], labels[valid]),
+        part(test_x, test_y))
     return Dataset(name, train_x, train_y, valid_x, valid_y, test_x, test_y,
                    classes=int(labels.max()) + 1, mean=mean, std=std)
 
@@ -137,26 +167,13 @@ def _stratified_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return np.argsort(keys, kind="stable")
 
 
-# --- MNIST-1D -----------------------------------------------------------------------------
-
-# The ten 12-point digit templates of the MNIST-1D paper, class 0 to 9.
-_TEMPLATES = np.array([
-    [5, 6, 6.5, 6.75, 7, 7, 7, 7, 6.75, 6.5, 6, 5],
-    [5, 3, 3, 3.4, 3.8, 4.2, 4.6, 5, 5.4, 5.8, 5, 5],
-    [5, 6, 6.5, 6.5, 6, 5.25, 4.75, 4, 3.5, 3.5, 4, 5],
-    [5, 6, 6.5, 6.5, 6, 5, 5, 6, 6.5, 6.5, 6, 5],
-    [5, 4.4, 3.8, 3.2, 2.6, 2.6, 5, 5, 5, 5, 5, 5],
-    [5, 3, 3, 3, 3, 5, 6, 6.5, 6.5, 6, 4.5, 5],
-    [5, 4, 3.5, 3.25, 3, 3, 3, 3, 3.25, 3.5, 4, 5],
-    [5, 7, 7, 6.6, 6.2, 5.8, 5.4, 5, 4.6, 4.2, 5, 5],
-    [5, 4, 3.5, 3.5, 4, 5, 5, 4, 3.5, 3.5, 4, 5],
-    [5, 4, 3.5, 3.5, 4, 5, 5, 5, 5, 4.7, 4.3, 5],
-])
+# --- legacy MNIST-1D -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Mnist1dRecipe:
-    """The distortions of MNIST-1D; the defaults are the published data set's.
+    """The distortions of the legacy MNIST-1D generator (the published ones, drawn in
+    another order from another generator).
 
     A 12-point template gets ``padding`` (low, high) zeros appended, is stretched to
     ``12 + padding[1]`` points, multiplied by ``1 + scale * (u - 0.5)``, shifted
@@ -180,15 +197,15 @@ class Mnist1dRecipe:
 @functools.lru_cache(maxsize=8)
 def generate_mnist1d(samples: int = 5000, seed: int = _DATA_SEED,
                      recipe: Mnist1dRecipe = Mnist1dRecipe()) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-1D sequences (float64, shape (n, recipe.length), not standardised) and their
-    int64 labels: ``samples // 10`` of each class, in shuffled order.
+    """Legacy MNIST-1D sequences (float64, shape (n, recipe.length), not standardised)
+    and their int64 labels: ``samples // 10`` of each class, in shuffled order.
 
     Deterministic for a seed and cached per argument set; the arrays are read-only.
     """
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(10, dtype=np.int64), samples // 10))
     count = len(labels)
-    stretched = _TEMPLATES.shape[1] + recipe.padding[1]
+    stretched = TEMPLATE_POINTS.shape[1] + recipe.padding[1]
     x = _stretched_templates(labels, rng, recipe, stretched)
     x *= 1.0 + recipe.scale * (rng.uniform(size=(count, 1)) - 0.5)
     shifts = rng.integers(0, recipe.max_shift, size=(count, 1), endpoint=True)
@@ -208,7 +225,7 @@ def _stretched_templates(labels: np.ndarray, rng: np.random.Generator,
                          recipe: Mnist1dRecipe, stretched: int) -> np.ndarray:
     """Each label's template followed by a random number of zeros, linearly resampled to
     ``stretched`` points: the more padding, the narrower the digit."""
-    templates = _TEMPLATES - _TEMPLATES.mean(axis=1, keepdims=True)
+    templates = TEMPLATE_POINTS - TEMPLATE_POINTS.mean(axis=1, keepdims=True)
     templates /= templates.std(axis=1, keepdims=True)
     # The digit starts at zero, and the background is told apart by being exactly zero;
     # the tiny offset keeps the template's own zeros from being taken for background.

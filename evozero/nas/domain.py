@@ -3,7 +3,6 @@ section and hands it to the NAS code (islands, evaluator, results, show, export,
 which never reads it from the config itself."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from evozero.nas.cost import cost_record
 from evozero.nas.evaluate import evaluator_for
 from evozero.nas.island import NasIsland, check_nas_snapshot, warm_up
 from evozero.runs.domain import SearchDomain
+from evozero.runs.files import json_text
 from evozero.runs.rundir import RunDir
 
 
@@ -74,7 +74,7 @@ class NasDomain(SearchDomain):
 
         summary = nas_summary(rundir, self.config, self.nas)
         if as_json:
-            return json.dumps(summary, indent=2)
+            return json_text(summary, indent=2)
         return format_nas_summary(summary, self.nas)
 
     def export(self, rundir: RunDir, path: str, name: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -20,17 +21,24 @@ _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fi
 def describe(config: Config, nas: Nas) -> str:
     """One line saying what the search does (``nas`` the config's nas section)."""
     how = "random search" if config.strategy == "random" else "regularized evolution"
-    return (f"{how} over {nas.space} cells on {nas.dataset}, {nas.training.epochs} epoch(s) "
+    data = nas.dataset
+    if data == "mnist1d":
+        data += f" ({nas.mnist1d.recipe} recipe, generator seed {nas.mnist1d.seed})"
+    return (f"{how} over {nas.space} cells on {data}, {nas.training.epochs} epoch(s) "
             f"per network, objective {nas.objective.kind}")
 
 
 def evaluation_line(record: dict[str, Any], experiment: int, island: int,
                     seconds: float) -> dict[str, Any]:
-    """The evaluations.jsonl record of one evaluated network."""
+    """The evaluations.jsonl record of one evaluated network. The file is strict JSON,
+    so a NaN or infinite value is written as null: ``diverged`` says whether training
+    diverged (an epoch's mean loss not finite, written null in ``losses``), and
+    ``first_epoch_accuracy`` is null when it was not measured (no hurdle)."""
     line = {"experiment": experiment, "island": island,
             "island_individual": record["island_individual"],
             "run_seconds": round(seconds, 3)}
     line.update({name: record.get(name) for name in _FIELDS})
+    line["diverged"] = not all(math.isfinite(loss) for loss in record.get("losses") or [])
     return line
 
 

@@ -47,8 +47,9 @@ def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
         best = {key: final[key] for key in ("cell", "hash", "valid_accuracy", "test_accuracy",
                                             "cost")}
     elif evaluations:
-        top = max(evaluations, key=lambda r: (r["fitness"] if r["fitness"] == r["fitness"]
-                                              else -1.0))
+        # A NaN fitness is null in the strict JSON file (or NaN in an older one).
+        top = max(evaluations, key=lambda r: (r["fitness"] if r["fitness"] is not None
+                                              and r["fitness"] == r["fitness"] else -1.0))
         best = {"cell": top["genome"], "hash": top["hash"], "cost": top["cost"],
                 "valid_accuracy": top["valid_accuracy"], "test_accuracy": top["test_accuracy"]}
     return {"run": str(rundir.path), "name": config.name, "finished": final is not None,

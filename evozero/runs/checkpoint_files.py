@@ -1,6 +1,10 @@
 """The checkpoint folder of a run: each checkpoint is ``NNNNNN.npz`` (its arrays) and
 ``NNNNNN.json`` (everything else, the npz's sha256 and the names of its arrays).
 
+The JSON file is strict JSON: a NaN or infinite float of the state is stored as
+``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``) and comes back as that float; older
+checkpoints that wrote NaN and Infinity literally are still read.
+
 The JSON file is written after its ``.npz`` and holds the npz's sha256, so the JSON is the
 commit mark: a checkpoint without one does not exist. ``.npz`` files are read with
 ``allow_pickle=False``. A corrupt newest checkpoint is *not* an error while an older one is
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import warnings
 import zipfile
@@ -23,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.runs.files import atomic_write_bytes, atomic_write_text, json_default, write_error
+from evozero.runs.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    json_default,
+    json_text,
+    write_error,
+)
 
 #: Format tag in every checkpoint JSON file; a different tag is treated as corrupt.
 CHECKPOINT_FILE_FORMAT = "evozero.checkpoint/1"
@@ -31,6 +42,9 @@ CHECKPOINT_FILE_FORMAT = "evozero.checkpoint/1"
 KEEP_CHECKPOINTS = 2
 # Placeholder for an array inside the JSON part of a checkpoint.
 _ARRAY_REF = "__ndarray__"
+# Placeholder for a NaN or infinite float (strict JSON has none), e.g. {"__float__": "-inf"}.
+_FLOAT_REF = "__float__"
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _CHECKPOINT_NAME = re.compile(r"^(\d+)\.json$")
 
 
@@ -48,8 +62,9 @@ def _split_arrays(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
         arrays[name] = value
         return {_ARRAY_REF: name}
     if isinstance(value, dict):
-        if set(value) == {_ARRAY_REF}:
-            raise TypeError(f"checkpoint value {where}: the key {_ARRAY_REF!r} is reserved")
+        if set(value) in ({_ARRAY_REF}, {_FLOAT_REF}):
+            raise TypeError(f"checkpoint value {where}: the key {next(iter(value))!r} is "
+                            f"reserved")
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
@@ -59,7 +74,9 @@ def _split_arrays(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, (list, tuple)):
         return [_split_arrays(item, f"{where}[{i}]", arrays) for i, item in enumerate(value)]
     if isinstance(value, np.generic):
-        return json_default(value)
+        value = json_default(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT_REF: "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"checkpoint value {where}: cannot store {type(value).__name__}; use "
@@ -70,6 +87,8 @@ def _join_arrays(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, dict):
         if set(value) == {_ARRAY_REF}:
             return arrays[value[_ARRAY_REF]]
+        if set(value) == {_FLOAT_REF}:
+            return _NONFINITE[value[_FLOAT_REF]]
         return {key: _join_arrays(item, arrays) for key, item in value.items()}
     if isinstance(value, list):
         return [_join_arrays(item, arrays) for item in value]
@@ -124,8 +143,7 @@ class CheckpointFolder:
                 "sha256": hashlib.sha256(npz).hexdigest(), "arrays": sorted(arrays),
                 "state": body}
         # Written last: the JSON (with the npz's hash) is what makes the checkpoint exist.
-        atomic_write_text(self.path / f"{stem}.json",
-                          json.dumps(meta, allow_nan=True) + "\n")
+        atomic_write_text(self.path / f"{stem}.json", json_text(meta) + "\n")
         previous = [self._last_good] if self._last_good is not None else existing
         self._prune(keep={number, *previous[-(KEEP_CHECKPOINTS - 1):]})
         self._last_good = number
@@ -203,7 +221,7 @@ class CheckpointFolder:
         try:
             return _join_arrays(meta["state"], arrays)
         except (KeyError, TypeError) as error:
-            raise _CorruptCheckpoint(f"{json_path}: refers to an unknown array ({error})") \
+            raise _CorruptCheckpoint(f"{json_path}: refers to an unknown array or float ({error})") \
                 from None
 
 

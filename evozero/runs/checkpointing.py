@@ -10,12 +10,14 @@ this module keeps the bookkeeping of a checkpoint in the making (:class:`Checkpo
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from evozero.config import Config, config_to_dict, island_config
+from evozero.config.cell_search import keys_added_since
 from evozero.errors import EvozeroError
 from evozero.runs.migration import IslandView
 from evozero.runs.rundir import RunDir
@@ -171,9 +173,11 @@ def check_config(saved: dict[str, Any], config: Config, rundir: RunDir,
             f"resuming with {RunDir.CONFIG} as it is now")
         return
     stored = saved.get("config")
-    old: dict[str, Any] = stored if isinstance(stored, dict) else {}
+    old: dict[str, Any] = _with_keys_added_since(stored) if isinstance(stored, dict) else {}
     new = config_to_dict(config)
-    if saved["config_sha256"] != config_hash(config):
+    # A checkpoint written before some keys existed hashes its config without them: with
+    # them set as they mean what the run did, an unchanged config compares equal.
+    if saved["config_sha256"] != config_hash(config) and _bound(old) != _bound(new):
         changes = changed_keys(_bound(old), _bound(new)) or [
             "(the checkpoint does not say which: its stored config is missing)"]
         raise EvozeroError(
@@ -185,6 +189,19 @@ def check_config(saved: dict[str, Any], config: Config, rundir: RunDir,
     for change in changed_keys({k: old.get(k) for k in RESUME_CHANGEABLE if k in old},
                                {k: new.get(k) for k in RESUME_CHANGEABLE if k in old}):
         say(f"note: changed since the last checkpoint: {change}")
+
+
+def _with_keys_added_since(stored: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's resolved config with the keys added since it was written, each set
+    to the value that means what its run did."""
+    completed = copy.deepcopy(stored)
+    for dotted, value in keys_added_since(stored).items():
+        *sections, name = dotted.split(".")
+        target = completed
+        for section in sections:
+            target = target[section]
+        target[name] = value
+    return completed
 
 
 def _bound(data: dict[str, Any]) -> dict[str, Any]:

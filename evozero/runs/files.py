@@ -6,12 +6,15 @@ appended with one ``os.write`` per line; a crash can leave at most a torn last l
 without its newline, which readers skip (as optuna's journal reader does) and the next
 append cuts off. A write that fails (disk full, read-only file system, a folder gone)
 raises :class:`WriteError` naming the file; the files already there are untouched.
+Every JSON file and line is strict JSON (:func:`json_text`): NaN and Infinity, which Python
+writes by default but JSON has not, become null, so any JSON reader can read a run.
 What the files of a run are is :mod:`evozero.runs.rundir`'s business.
 """
 from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -107,6 +110,28 @@ def fsync_directory(directory: str) -> None:
 
 
 
+def json_text(value: Any, **layout: Any) -> str:
+    """``value`` as strict JSON text (RFC 8259): numpy values become plain ones
+    (:func:`json_default`) and every NaN or infinite float becomes null, so the text never
+    holds NaN or Infinity; ``layout`` goes to :func:`json.dumps` (``indent``,
+    ``sort_keys``). A record that must say why a value is missing carries a field for it
+    (e.g. ``diverged`` beside a training loss)."""
+    return json.dumps(finite_json(value), allow_nan=False, **layout)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` as plain JSON data, non-finite floats replaced by None (see json_text)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return finite_json(json_default(value))
+
+
 def json_default(value: Any) -> Any:
     """numpy scalars and small arrays in progress records become plain JSON values."""
     if isinstance(value, np.str_):
@@ -125,10 +150,11 @@ def json_default(value: Any) -> Any:
 
 
 def json_line(record: dict) -> bytes:
+    """One JSON-lines record: strict JSON text (:func:`json_text`) and a newline."""
     if not isinstance(record, dict):
         raise TypeError(f"a JSON-lines record must be a dict, got {type(record).__name__}")
     # json.dumps never emits a raw newline, so one record is exactly one line.
-    return (json.dumps(record, default=json_default) + "\n").encode("utf-8")
+    return (json_text(record) + "\n").encode("utf-8")
 
 
 def append_line(path: Path, line: bytes) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TextIO
 
-from evozero.config import Config, dump_config, island_count, load_config
+from evozero.config import Config, dump_config, island_count
 from evozero.errors import EvozeroError, InternalError
 from evozero.runs.checkpointing import Checkpoints, load_checkpoint
 from evozero.runs.domain import SearchDomain
@@ -524,7 +524,7 @@ def reopen_run(path: str, domain_for: Callable[[Config], SearchDomain],
         if rundir.read_final() is not None:
             raise EvozeroError(f"{rundir.path}: this run has finished (final.json exists); "
                                f"see `evozero show {rundir.path}`")
-        config = load_config(rundir.config_path)
+        config = rundir.read_config()
         domain = domain_for(config)
         check_before_start(domain, workers)
         run = Run(domain, rundir, out, workers)

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from evozero.config import Config, load_config
+from evozero.config.cell_search import keys_added_since
+from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
 from evozero.runs.checkpoint_files import CheckpointFolder
 from evozero.runs.files import (
@@ -42,8 +44,8 @@ from evozero.runs.files import (
     append_line,
     atomic_write_text,
     fsync_directory,
-    json_default,
     json_line,
+    json_text,
     numbered_json_lines,
     read_json_lines,
     write_error,
@@ -235,7 +237,7 @@ class RunDir:
               "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(me) + "\n").encode("utf-8"), 0)
+            os.pwrite(fd, (json_text(me) + "\n").encode("utf-8"), 0)
         except OSError as error:
             os.close(fd)
             raise write_error(path, error) from None
@@ -278,8 +280,13 @@ class RunDir:
         return self._read_text(self.config_path)
 
     def read_config(self) -> Config:
-        """config.yaml loaded and validated as a :class:`evozero.config.Config`."""
-        return load_config(self.config_path)
+        """config.yaml loaded and validated as a :class:`evozero.config.Config`; a key it
+        lacks because it was written before the key existed takes the value that means
+        what the run did (:func:`evozero.config.cell_search.keys_added_since`)."""
+        data, _ = read_yaml(os.fspath(self.config_path), "config file")
+        added = keys_added_since(data) if isinstance(data, dict) else {}
+        return load_config(self.config_path, [f"{key}={json_text(value)}"
+                                              for key, value in added.items()])
 
     def write_best(self, text: str) -> None:
         """Replace best.txt (the best program so far, text form, with its fitness)."""
@@ -292,7 +299,7 @@ class RunDir:
 
     def write_final(self, result: dict) -> None:
         """Replace final.json (selection and final evaluation results)."""
-        text = json.dumps(result, default=json_default, indent=2) + "\n"
+        text = json_text(result, indent=2) + "\n"
         atomic_write_text(self.path / self.FINAL, text)
 
     def read_final(self) -> dict | None:

@@ -1,29 +1,47 @@
 """The offline NAS data sets: shapes, stratified deterministic splits, train-split
-normalisation, the MNIST-1D generator and its difficulty, and the error messages."""
+normalisation, the legacy MNIST-1D generator and the data's difficulty, and the error
+messages (the published MNIST-1D against its package: test_mnist1d_published.py)."""
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
+import os
 import sys
 import time
 
 import numpy as np
 import pytest
+import yaml
+from helpers import nas_config, stop_after_evaluations
 
+from evozero.config.cell_search import NasMnist1d
 from evozero.errors import EvozeroError
-from evozero.nas.data import DATASETS, Mnist1dRecipe, generate_mnist1d, load_dataset
+from evozero.nas.data import Mnist1dRecipe, generate_mnist1d, load_dataset
+from evozero.nas.mnist1d import make_mnist1d
+from evozero.runs.checkpointing import RESUME_CHANGEABLE
+from evozero.runs.flow import Interrupted
+from evozero.runs.rundir import RunDir
 
 pytestmark = pytest.mark.nas
 
 SPLITS = ("train", "valid", "test")
+LEGACY = NasMnist1d(recipe="legacy")
+# (data set, MNIST-1D recipe): every way the splits are made.
+CASES = [("digits", NasMnist1d()), ("mnist1d", NasMnist1d()), ("mnist1d", LEGACY)]
 
 
-def _raw_inputs(name: str) -> np.ndarray:
-    """The unnormalised NHWC inputs of a data set, in source order."""
+def _raw_inputs(name: str, mnist1d: NasMnist1d) -> np.ndarray:
+    """The unnormalised NHWC inputs of a data set, in source order (for the published
+    MNIST-1D: the package's training sequences, then its test sequences)."""
     if name == "digits":
         datasets = pytest.importorskip("sklearn.datasets")
         return datasets.load_digits().images[..., None] / 16.0
-    return generate_mnist1d()[0][:, None, :, None]
+    if mnist1d.recipe == "legacy":
+        return generate_mnist1d()[0][:, None, :, None]
+    published = make_mnist1d()
+    return np.concatenate([published.x, published.x_test])[:, None, :, None]
 
 
 def _source_indices(dataset, raw: np.ndarray) -> dict[str, np.ndarray]:
@@ -36,19 +54,20 @@ def _source_indices(dataset, raw: np.ndarray) -> dict[str, np.ndarray]:
             for split in SPLITS}
 
 
-@pytest.fixture(params=DATASETS)
-def name(request) -> str:
-    if request.param == "digits":
+@pytest.fixture(params=CASES, ids=["digits", "mnist1d", "mnist1d-legacy"])
+def case(request) -> tuple[str, NasMnist1d]:
+    if request.param[0] == "digits":
         pytest.importorskip("sklearn")
     return request.param
 
 
-@pytest.mark.parametrize("dataset_name, shape, total", [("digits", (8, 8, 1), 1797),
-                                                        ("mnist1d", (1, 40, 1), 5000)])
-def test_shapes_dtypes_and_classes(dataset_name, shape, total):
+@pytest.mark.parametrize("dataset_name, mnist1d, shape, total", [
+    ("digits", NasMnist1d(), (8, 8, 1), 1797), ("mnist1d", NasMnist1d(), (1, 40, 1), 5000),
+    ("mnist1d", LEGACY, (1, 40, 1), 5000)])
+def test_shapes_dtypes_and_classes(dataset_name, mnist1d, shape, total):
     if dataset_name == "digits":
         pytest.importorskip("sklearn")
-    dataset = load_dataset(dataset_name)
+    dataset = load_dataset(dataset_name, mnist1d=mnist1d)
     assert dataset.name == dataset_name
     assert dataset.input_shape == shape
     assert dataset.classes == 10
@@ -63,41 +82,54 @@ def test_shapes_dtypes_and_classes(dataset_name, shape, total):
     assert sizes[1] == sizes[2] == round(0.2 * total)
 
 
-def test_splits_are_disjoint_cover_everything_and_are_stratified(name):
-    raw = _raw_inputs(name)
-    dataset = load_dataset(name, seed=3, valid_fraction=0.25, test_fraction=0.15)
+def test_splits_are_disjoint_cover_everything_and_are_stratified(case):
+    name, mnist1d = case
+    raw = _raw_inputs(name, mnist1d)
+    dataset = load_dataset(name, seed=3, valid_fraction=0.25, test_fraction=0.15,
+                           mnist1d=mnist1d)
     indices = _source_indices(dataset, raw)
     together = np.concatenate(list(indices.values()))
     assert len(together) == len(np.unique(together)) == len(raw)
     labels = np.concatenate([dataset.train_y, dataset.valid_y, dataset.test_y])[
         np.argsort(together)]
-    class_sizes = np.bincount(labels)
-    for split, fraction in (("valid", 0.25), ("test", 0.15), ("train", 0.6)):
+    assert len(indices["valid"]) == round(0.25 * len(raw))
+    if name == "mnist1d" and mnist1d.recipe == "published":
+        # The package's own test split: its last 15 % (train_split 0.85), in its order.
+        np.testing.assert_array_equal(indices["test"], np.arange(4250, 5000))
+    else:
+        counts = np.bincount(labels[indices["test"]], minlength=10)
+        assert np.all(np.abs(counts - 0.15 * np.bincount(labels)) <= 2), counts
+    # Validation and training are drawn by class from what the test split leaves.
+    rest = np.bincount(labels[np.concatenate([indices["train"], indices["valid"]])])
+    for split in ("train", "valid"):
         counts = np.bincount(labels[indices[split]], minlength=10)
-        assert np.all(np.abs(counts - fraction * class_sizes) <= 2), (split, counts)
+        share = len(indices[split]) / rest.sum()
+        assert np.all(np.abs(counts - share * rest) <= 2), (split, counts)
 
 
-def test_splits_are_deterministic_and_only_train_valid_depend_on_the_seed(name):
-    raw = _raw_inputs(name)
-    first = _source_indices(load_dataset(name, seed=1), raw)
-    again = _source_indices(load_dataset(name, seed=1), raw)
-    other = _source_indices(load_dataset(name, seed=2), raw)
+def test_splits_are_deterministic_and_only_train_valid_depend_on_the_seed(case):
+    name, mnist1d = case
+    raw = _raw_inputs(name, mnist1d)
+    first = _source_indices(load_dataset(name, seed=1, mnist1d=mnist1d), raw)
+    again = _source_indices(load_dataset(name, seed=1, mnist1d=mnist1d), raw)
+    other = _source_indices(load_dataset(name, seed=2, mnist1d=mnist1d), raw)
     for split in SPLITS:
         np.testing.assert_array_equal(first[split], again[split])
     np.testing.assert_array_equal(first["test"], other["test"])
     assert set(first["valid"]) != set(other["valid"])
 
 
-def test_normalisation_uses_the_training_split_statistics(name):
-    raw = _raw_inputs(name)
-    dataset = load_dataset(name, seed=5)
+def test_normalisation_uses_the_training_split_statistics(case):
+    name, mnist1d = case
+    raw = _raw_inputs(name, mnist1d)
+    dataset = load_dataset(name, seed=5, mnist1d=mnist1d)
     train = raw[_source_indices(dataset, raw)["train"]]
     assert dataset.mean == pytest.approx(train.mean(), rel=1e-12)
     assert dataset.std == pytest.approx(train.std(), rel=1e-12)
     assert abs(dataset.train_x.mean()) < 1e-4
     assert dataset.train_x.std() == pytest.approx(1, abs=1e-4)
     # Another seed trains on other examples, hence other statistics.
-    assert load_dataset(name, seed=6).mean != dataset.mean
+    assert load_dataset(name, seed=6, mnist1d=mnist1d).mean != dataset.mean
 
 
 def test_digits_pixels_are_scaled_to_unit_range_before_standardising():
@@ -158,10 +190,11 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def test_mnist1d_is_as_hard_as_published_for_a_linear_model():
+@pytest.mark.parametrize("mnist1d", [NasMnist1d(), LEGACY], ids=["published", "legacy"])
+def test_mnist1d_is_as_hard_as_published_for_a_linear_model(mnist1d):
     # Published: about 32 % test accuracy for logistic regression, 94 % for a small CNN.
     with _one_blas_thread():
-        accuracy = _softmax_regression_accuracy(load_dataset("mnist1d"))
+        accuracy = _softmax_regression_accuracy(load_dataset("mnist1d", mnist1d=mnist1d))
     assert 0.22 < accuracy < 0.45
 
 
@@ -206,3 +239,46 @@ def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
     with pytest.raises(EvozeroError, match=r'scikit-learn.*pip install "evozero\[data\]"'):
         load_dataset("digits")
     assert load_dataset("mnist1d").classes == 10      # generated, so no scikit-learn needed
+
+
+def _as_made_before_mnist1d_recipes(rundir: RunDir) -> None:
+    """Rewrite ``rundir``'s config.yaml and newest checkpoint as evozero wrote them before
+    the nas.mnist1d key existed: without it, the checkpoint's config hash taken without it."""
+    data = yaml.safe_load(rundir.config_path.read_text())
+    del data["nas"]["mnist1d"]
+    rundir.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path = rundir.checkpoint_dir / f"{rundir.checkpoint_sequences()[-1]:06d}.json"
+    meta = json.loads(path.read_text())
+    config = meta["state"]["config"]
+    del config["nas"]["mnist1d"]
+    bound = {key: value for key, value in config.items() if key not in RESUME_CHANGEABLE}
+    text = json.dumps(json.loads(json.dumps(bound, default=str)), sort_keys=True)
+    meta["state"]["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    path.write_text(json.dumps(meta) + "\n")
+
+
+def test_a_run_made_before_the_recipes_keeps_its_legacy_data_on_show_and_resume(tmp_path,
+                                                                                monkeypatch):
+    from evozero.domains import resume_run, start_run
+
+    config = nas_config(nas={"dataset": "mnist1d", "mnist1d": {"recipe": "legacy"}},
+                        budget={"individuals": 8, "train_steps": None})
+    run = start_run(config, str(tmp_path), out=open(os.devnull, "w"))
+    stop_after_evaluations(run, 3, monkeypatch)
+    with pytest.raises(Interrupted):
+        run.execute()
+    monkeypatch.undo()
+    _as_made_before_mnist1d_recipes(run.rundir)
+    reopened = RunDir.open(run.rundir.path)
+    assert reopened.read_config().nas.mnist1d == LEGACY
+    # Asking for the published data on resume would change the run's data: refused.
+    text = reopened.config_path.read_text()
+    reopened.config_path.write_text(text.replace("  dataset: mnist1d\n",
+                                                 "  dataset: mnist1d\n  mnist1d:\n"
+                                                 "    recipe: published\n"))
+    with pytest.raises(EvozeroError, match=r"nas.mnist1d.recipe: \"legacy\" -> \"published\""):
+        resume_run(str(reopened.path), out=open(os.devnull, "w"))
+    reopened.config_path.write_text(text)
+    resumed = resume_run(str(reopened.path), out=open(os.devnull, "w"))
+    assert resumed.domain.config.nas.mnist1d == LEGACY
+    assert resumed.execute()["evaluations"] == 8
