@@ -135,35 +135,10 @@ def _gaussian(streams, t, mean, std):
 
 
 @jit
-def _inner_products(x, y, out, num_tasks, n):
-    """``out[t] = dot(x[t*n:(t+1)*n], y[t*n:(t+1)*n])``, each sum in element order.
-
-    Four tasks at a time: four independent sums keep the adder busy where one sum would
-    wait on each addition, and every task's sum is still added in the same order.
-    """
-    t = 0
-    while t + 4 <= num_tasks:
-        s0 = s1 = s2 = s3 = 0.0
-        k0, k1, k2, k3 = t * n, (t + 1) * n, (t + 2) * n, (t + 3) * n
-        for i in range(n):
-            s0 += x[k0 + i] * y[k0 + i]
-            s1 += x[k1 + i] * y[k1 + i]
-            s2 += x[k2 + i] * y[k2 + i]
-            s3 += x[k3 + i] * y[k3 + i]
-        out[t], out[t + 1], out[t + 2], out[t + 3] = s0, s1, s2, s3
-        t += 4
-    while t < num_tasks:
-        s = 0.0
-        for k in range(t * n, t * n + n):
-            s += x[k] * y[k]
-        out[t] = s
-        t += 1
-
-
-@jit
 def _matrix_vector(m, v, out, n):
     """``out[:n] = m @ v`` for a row-major n x n ``m``, each row's sum in element order,
-    four rows at a time (see :func:`_inner_products`)."""
+    four rows at a time: four independent sums keep the adder busy where one sum would wait
+    on each addition."""
     i = 0
     while i + 4 <= n:
         s0 = s1 = s2 = s3 = 0.0
@@ -388,7 +363,11 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 y = vectors[b, k]
                 vectors[o, k] = x / y
         elif op == VECTOR_INNER_PRODUCT:
-            _inner_products(vectors[a], vectors[b], scalars[o], num_tasks, n)
+            for t in range(num_tasks):
+                s = 0.0
+                for k in range(t * n, t * n + n):
+                    s += vectors[a, k] * vectors[b, k]
+                scalars[o, t] = s
         elif op == VECTOR_OUTER_PRODUCT:
             for t in range(num_tasks):
                 for i in range(n):
@@ -617,7 +596,9 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
         # --- control codes (ops.codes): the evaluation protocol
         elif op == TRAIN_BEGIN:
             if load_features:
-                vectors[0, :] = x_train[epoch, step, first_feature:first_feature + tn]
+                features = x_train[epoch, step, first_feature:first_feature + tn]
+                for k in range(tn):
+                    vectors[0, k] = features[k]
             for t in range(num_tasks):
                 scalars[0, t] = 0.0
         elif op == TRAIN_PREDICTED:
@@ -648,7 +629,9 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 n_broken = 0
         elif op == VALID_BEGIN:
             if load_features:
-                vectors[0, :] = x_valid[step, first_feature:first_feature + tn]
+                features = x_valid[step, first_feature:first_feature + tn]
+                for k in range(tn):
+                    vectors[0, k] = features[k]
             for t in range(num_tasks):
                 scalars[0, t] = 0.0
         elif op == VALID_END:

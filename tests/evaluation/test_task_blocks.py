@@ -21,8 +21,9 @@ from evozero.programs.liveness import strip_dead_code
 from evozero.programs.program import Program
 from evozero.programs.randomize import randomize_rows
 from evozero.programs.reference import linear_program, neural_net_program
-from ops.interpreter import _inner_products, _matrix_matrix, _matrix_vector
+from ops.interpreter import _matrix_matrix, _matrix_vector, run_instructions
 from ops.kinds import IN1_KIND, IN2_KIND, NUM_OPS, OP_ARRAYS
+from ops.table import OPS_BY_NAME
 
 MEMORY = (6, 6, 3)
 ALL_OPS = np.arange(1, NUM_OPS, dtype=np.int64)
@@ -111,12 +112,14 @@ _values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 @given(n=st.integers(1, 9), tasks=st.integers(1, 9), data=st.data())
 def test_inner_products_add_in_element_order(n, tasks, data):
-    x = np.array(data.draw(st.lists(_values, min_size=tasks * n, max_size=tasks * n)))
-    y = np.array(data.draw(st.lists(_values, min_size=tasks * n, max_size=tasks * n)))
-    out = np.zeros(tasks)
-    _inner_products(x, y, out, tasks, n)
-    expected = [_ordered_dot(x[t * n:(t + 1) * n], y[t * n:(t + 1) * n]) for t in range(tasks)]
-    np.testing.assert_array_equal(out, expected)
+    values = data.draw(st.lists(_values, min_size=2 * tasks * n, max_size=2 * tasks * n))
+    vectors = np.array(values).reshape(2, tasks, n)
+    scalars = np.zeros((1, tasks))
+    dot = OPS_BY_NAME["VECTOR_INNER_PRODUCT"].code
+    run_instructions(np.array([[dot, 0, 1, 0]]), np.zeros((1, 3)), 0, 1, scalars, vectors,
+                     np.zeros((1, tasks, n, n)), np.zeros(tasks, dtype=np.uint64))
+    expected = [_ordered_dot(vectors[0, t], vectors[1, t]) for t in range(tasks)]
+    np.testing.assert_array_equal(scalars[0], expected)
 
 
 @given(n=st.integers(1, 9), data=st.data())
