@@ -14,12 +14,14 @@ from evozero.config.schema import (
     _Bool,
     _Choice,
     _ChoiceList,
+    _Context,
     _FilePath,
     _Float,
     _Int,
     _Optional,
     _section,
     _setting,
+    _Spec,
     _Str,
 )
 from ops.rng import SEED_MAX
@@ -28,6 +30,31 @@ from ops.rng import SEED_MAX
 NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 #: The data set names evozero.nas.data.load_dataset knows.
 DATASETS = ("digits", "mnist1d")
+
+
+class _LatencyDrift(_Spec):
+    """``measure``, ``none``, or factors per batch size, kept as sorted (batch, factor)
+    pairs (hashable, like the rest of the section)."""
+
+    allowed = ("measure, none, or a mapping of batch sizes (whole numbers >= 1) to "
+               "factors (numbers > 0), such as {1: 0.65, 64: 0.8}")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | tuple[tuple[int, float], ...]:
+        if isinstance(value, str):
+            return _Choice("measure", "none").parse(value, key, ctx)
+        if not isinstance(value, dict) or not value:
+            raise self.fail(value, key, ctx)
+        factors = {}
+        for batch, factor in value.items():
+            size = int(batch) if isinstance(batch, str) and batch.strip().isdigit() else batch
+            where = f"{key}.{batch}"
+            factors[_Int(1, 65_536).parse(size, where, ctx)] = _Float(
+                0.0, min_open=True).parse(factor, where, ctx)
+        return tuple(sorted(factors.items()))
+
+    def dump(self, value: Any) -> Any:
+        # String keys: the config also goes into JSON (checkpoints), whose keys are strings.
+        return value if isinstance(value, str) else {str(b): f for b, f in value}
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,9 @@ class Nas:
     profile: str = _setting(_Str(), "host")
     profiles_file: str | None = _setting(_FilePath("device profile YAML file"), None)
     weight_inheritance: bool = _setting(_Bool(), False)
+    # How much faster or slower this machine runs than at calibration, as factors of the
+    # host profile's latency estimates (evozero.nas.drift): measured when a run is created.
+    latency_drift: str | tuple[tuple[int, float], ...] = _setting(_LatencyDrift(), "measure")
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
         if self.space == "nb201" and (self.max_vertices, self.max_edges, self.nb101_ops) != (
