@@ -42,7 +42,7 @@ from ops import neural
 
 #: Seconds of timing rounds when a run or a benchmark measures the drift (the warm-up
 #: calls before them load the kernels the run or benchmark needs anyway).
-DRIFT_SECONDS = 2.0
+DRIFT_SECONDS = 1.5
 # Rounds at most: a quick machine stops here before the time budget ends.
 MAX_ROUNDS = 200
 
@@ -50,7 +50,7 @@ MAX_ROUNDS = 200
 @dataclass(frozen=True)
 class Drift:
     """A measured drift: ``factors`` per batch size (time now / time at calibration),
-    from ``networks`` reference networks timed for ``seconds``."""
+    from ``networks`` reference networks, in ``seconds`` (warm-up included)."""
 
     factors: dict[int, float]
     networks: int
@@ -97,21 +97,21 @@ def measure_drift(profile: DeviceProfile, seconds: float = DRIFT_SECONDS) -> Dri
         return None
     networks = reference_networks()
     batches = sorted(calibrated)
+    began = time.perf_counter()
     neural.retain_freed_memory()
     with threadpool_limits(limits=1):
         calls = [forward_call(arch, batch) for batch in batches for arch in networks]
         repeats = [sample_repeats(call) for call in calls]
-        start = time.perf_counter()
         ms = [1e3 * t for t in interleaved_median_seconds(calls, repeats, MAX_ROUNDS,
-                                                          start + seconds)]
+                                                          time.perf_counter() + seconds)]
     now = {batch: ms[i * len(networks):(i + 1) * len(networks)]
            for i, batch in enumerate(batches)}
     return Drift(drift_from_timings(calibrated, now, f"the {profile.name} profile"),
-                 len(networks), time.perf_counter() - start)
+                 len(networks), time.perf_counter() - began)
 
 
 def describe_drift(factors: Mapping[int, float]) -> str:
-    """``x0.64 at batch 1, x0.71 at batch 64``."""
+    """The factors as text: ``x0.640 at batch 1, x0.710 at batch 64``."""
     return ", ".join(f"x{factor:.3f} at batch {batch}" for batch, factor in sorted(factors.items()))
 
 
@@ -139,4 +139,6 @@ def settle_run_drift(nas: Nas, say: Callable[[str], None]) -> Nas:
     say(f"latency drift: host estimates scaled {describe_drift(drift.factors)} "
         f"({drift.networks} reference networks re-timed in {drift.seconds:.1f} s; kept "
         f"in config.yaml as nas.latency_drift)")
-    return replace(nas, latency_drift=tuple(sorted(drift.factors.items())))
+    # Four decimals: what the config shows is what the evaluators use.
+    return replace(nas, latency_drift=tuple((batch, round(factor, 4))
+                                            for batch, factor in sorted(drift.factors.items())))

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from evozero.config import Config, config_to_dict, island_config
+from evozero.config import Config, config_from_dict, config_to_dict, island_config
 from evozero.errors import EvozeroError
 from evozero.runs.migration import IslandView
 from evozero.runs.rundir import RunDir
@@ -173,7 +173,7 @@ def check_config(saved: dict[str, Any], config: Config, rundir: RunDir,
     stored = saved.get("config")
     old: dict[str, Any] = stored if isinstance(stored, dict) else {}
     new = config_to_dict(config)
-    if saved["config_sha256"] != config_hash(config):
+    if saved["config_sha256"] != config_hash(config) and not _only_added_keys(saved, config):
         changes = changed_keys(_bound(old), _bound(new)) or [
             "(the checkpoint does not say which: its stored config is missing)"]
         raise EvozeroError(
@@ -187,6 +187,20 @@ def check_config(saved: dict[str, Any], config: Config, rundir: RunDir,
         say(f"note: changed since the last checkpoint: {change}")
 
 
+def _only_added_keys(saved: dict[str, Any], config: Config) -> bool:
+    """Whether the checkpoint's stored config, read by this version, is ``config``: it
+    differs only in keys added since the run started, at their defaults (which keep the
+    meaning the run had without them)."""
+    stored = saved.get("config")
+    if not isinstance(stored, dict) or saved["config_sha256"] != _hash(_bound(stored)):
+        return False
+    try:
+        then = config_from_dict(stored)
+    except EvozeroError:
+        return False
+    return config_hash(then) == config_hash(config)
+
+
 def _bound(data: dict[str, Any]) -> dict[str, Any]:
     """The resolved config ``data`` without the keys a resume may change, as plain JSON."""
     kept = {key: value for key, value in data.items() if key not in RESUME_CHANGEABLE}
@@ -195,7 +209,11 @@ def _bound(data: dict[str, Any]) -> dict[str, Any]:
 
 def config_hash(config: Config) -> str:
     """sha256 of the canonical resolved config, without the keys a resume may change."""
-    text = json.dumps(_bound(config_to_dict(config)), sort_keys=True, allow_nan=True)
+    return _hash(_bound(config_to_dict(config)))
+
+
+def _hash(bound: dict[str, Any]) -> str:
+    text = json.dumps(bound, sort_keys=True, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

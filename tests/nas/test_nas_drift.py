@@ -174,6 +174,51 @@ def test_a_run_measures_once_keeps_the_factors_and_a_resume_reuses_them(tmp_path
     assert scaled.profiles["host"].drift == {1: 0.5, 64: 0.75}
 
 
+def as_before_the_drift(run_path, config_yaml_drift=None) -> None:
+    """Make a new run's directory look like one from before nas.latency_drift existed:
+    the key gone from its checkpoint's config and hash, and from config.yaml unless
+    ``config_yaml_drift`` puts a value there."""
+    import hashlib
+    import json
+
+    from evozero.runs.checkpointing import RESUME_CHANGEABLE
+    checkpoint = sorted((run_path / "checkpoint").glob("*.json"))[-1]
+    data = json.loads(checkpoint.read_text())
+    config = data["state"]["config"]
+    del config["nas"]["latency_drift"]
+    bound = {k: v for k, v in config.items() if k not in RESUME_CHANGEABLE}
+    data["state"]["config_sha256"] = hashlib.sha256(
+        json.dumps(bound, sort_keys=True).encode()).hexdigest()
+    checkpoint.write_text(json.dumps(data))
+    written = yaml.safe_load((run_path / "config.yaml").read_text())
+    del written["nas"]["latency_drift"]
+    if config_yaml_drift is not None:
+        written["nas"]["latency_drift"] = config_yaml_drift
+    (run_path / "config.yaml").write_text(yaml.safe_dump(written))
+
+
+def test_a_run_from_before_the_drift_resumes_uncorrected(tmp_path, monkeypatch):
+    monkeypatch.setattr(drift_module, "measure_drift",
+                        lambda profile: Drift({1: 0.5, 64: 0.75}, NETWORKS, 2.0))
+    config = nas_config(nas={"profiles_file": write_profile(tmp_path)})
+    runs = []
+    for name, drift in (("old", None), ("edited", {1: 0.5})):
+        run = start_run(replace(config, name=name), str(tmp_path / "runs"), out=io.StringIO())
+        run.rundir.release()
+        as_before_the_drift(run.rundir.path, drift)
+        runs.append(run.rundir.path)
+    resumed = resume_run(str(runs[0]), out=io.StringIO())
+    resumed.execute()
+    plain = Evaluator(replace(config.nas, latency_drift="none"), config.seed)
+    for record in resumed.rundir.read_evaluations():
+        if not record["cache_hit"]:
+            cost = plain.cost(plain.architecture(Nb201Cell.parse(record["genome"])))
+            assert host_latency(record) == cost["latency_ms"]["host"]
+    # a key added since, but not at its default, changes the run: refused
+    with pytest.raises(EvozeroError, match="nas.latency_drift"):
+        resume_run(str(runs[1]), out=io.StringIO())
+
+
 def test_without_reference_timings_a_run_records_none_with_a_note(tmp_path):
     old = {k: v for k, v in PROFILE.items() if k != "machine"}
     lines: list[str] = []
@@ -230,3 +275,14 @@ def test_corrupted_reference_timings_are_clear_errors(tmp_path, timings, words):
 def test_reference_timings_of_another_set_of_networks_are_a_clear_error():
     with pytest.raises(EvozeroError, match="3 times for 2 reference networks.*calibrate"):
         drift_from_timings({1: [1.0, 2.0, 3.0]}, {1: [1.0, 2.0]}, "the host profile")
+
+
+def test_calibration_keeps_every_reference_networks_time_and_re_timing_reads_them(tmp_path):
+    from evozero.nas.calibrate import calibrate
+    profile = calibrate(str(tmp_path / "host.yaml"), seconds_budget=1.0, out=io.StringIO())
+    timings = profile.machine[REFERENCE_KEY]
+    assert sorted(timings) == [1, 64]
+    assert all(len(ms) == NETWORKS and min(ms) > 0 for ms in timings.values())
+    drift = measure_drift(profile, seconds=0.1)
+    assert drift is not None and sorted(drift.factors) == [1, 64]
+    assert all(math.isfinite(f) and f > 0 for f in drift.factors.values())
