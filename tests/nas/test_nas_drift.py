@@ -251,27 +251,6 @@ def test_bad_drift_factors_are_clear_errors(factor):
         replace(base, drift={0: 1.0})
 
 
-@pytest.mark.parametrize("timings, words", [
-    ({1: [0.1, -0.2]}, [f"machine.{REFERENCE_KEY}.1", "> 0", "-0.2"]),
-    ({1: [0.1, math.nan]}, [f"machine.{REFERENCE_KEY}.1", "nan"]),
-    ({1: [0.1, "fast"]}, [f"machine.{REFERENCE_KEY}.1", "'fast'"]),
-    ({1: []}, [f"machine.{REFERENCE_KEY}.1", "[]"]),
-    ({1: 0}, [f"machine.{REFERENCE_KEY}.1", "> 0"]),
-    ({"one": [0.1]}, ["batch size 'one'", "whole numbers >= 1"]),
-    ({0: [0.1]}, ["batch size 0"]),
-    ([0.1, 0.2], [f"machine.{REFERENCE_KEY}", "must map batch sizes"]),
-    ({}, [f"machine.{REFERENCE_KEY}", "must map batch sizes"]),
-])
-def test_corrupted_reference_timings_are_clear_errors(tmp_path, timings, words):
-    path = write_profile(tmp_path, {**PROFILE, "machine": {REFERENCE_KEY: timings}})
-    with pytest.raises(EvozeroError) as error:
-        load_profile(path)
-    message = str(error.value)
-    assert message.startswith(path)
-    for word in words:
-        assert word in message
-
-
 def test_reference_timings_of_another_set_of_networks_are_a_clear_error():
     with pytest.raises(EvozeroError, match="3 times for 2 reference networks.*calibrate"):
         drift_from_timings({1: [1.0, 2.0, 3.0]}, {1: [1.0, 2.0]}, "the host profile")
