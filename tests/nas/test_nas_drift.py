@@ -12,7 +12,7 @@ from helpers import nas_config
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evozero.bench.nas_latency import _summary
+from evozero.bench.nas_latency import _summary, verdict
 from evozero.config import load_config
 from evozero.domains import resume_run, start_run
 from evozero.errors import EvozeroError
@@ -102,11 +102,14 @@ def test_the_bench_reports_the_share_within_20_percent_before_and_after():
     import numpy as np
     measured = np.array([1.0, 2.0, 4.0, 8.0])
     raw = 1.6 * measured                       # the calibrated profile 1.6x too slow
-    figures = _summary(raw, raw / 1.6, measured, measured, measured, 1 / 1.6)
+    figures = _summary(raw, raw / 1.6, measured, measured, measured, 1 / 1.6, 1 / 1.6)
     assert figures["within_20"] == 0 and figures["median_ratio"] == pytest.approx(1.6)
     assert figures["within_20_corrected"] == 1
     assert figures["median_ratio_corrected"] == pytest.approx(1.0)
     assert figures["rho"] == pytest.approx(1.0)
+    assert verdict(figures, 1) == "meets goals"
+    moved = _summary(raw, raw / 1.6, measured, measured, measured, 1 / 1.6, 1.0)
+    assert verdict(moved, 1).endswith("the machine's speed changed after the start")
 
 
 # -- old profiles -----------------------------------------------------------------------
