@@ -1,21 +1,26 @@
 """The two search domains and the one place that picks between them.
 
-:func:`domain_for` is the only code that looks at a config's ``nas`` section: with one,
+:func:`domain_for` is the only code that picks by a config's ``nas`` section: with one,
 a run searches network cells (:class:`evozero.nas.domain.NasDomain`, handed the
 section); without, it evolves programs (:class:`ProgramDomain`). Both implement
 :class:`evozero.runs.domain.SearchDomain`, whose docstring gives their lifecycle.
-:func:`start_run` and :func:`resume_run` are a run's entry points: they pick the domain.
+:func:`start_run` and :func:`resume_run` are a run's entry points: they pick the domain
+(and a new cell search first measures the machine's latency drift, which it keeps).
 """
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from evozero.config import Config
 from evozero.errors import EvozeroError, InternalError
 from evozero.nas.domain import NasDomain
+from evozero.nas.drift import settle_run_drift
 from evozero.programs.program import Program
 from evozero.runs import preflight
 from evozero.runs.domain import SearchDomain
@@ -134,7 +139,13 @@ def domain_for(config: Config) -> SearchDomain:
 
 
 def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None) -> Run:
-    """Create the run directory for ``config`` (config.yaml written) and return the run."""
+    """Create the run directory for ``config`` (config.yaml written) and return the run.
+    A cell search measures the machine's latency drift first, which config.yaml keeps
+    (:func:`evozero.nas.drift.settle_run_drift`)."""
+    if config.nas is not None:
+        stream = out if out is not None else sys.stdout
+        config = replace(config, nas=settle_run_drift(
+            config.nas, lambda text: print(text, file=stream, flush=True)))
     return create_run(domain_for(config), out_root, out)
 
 

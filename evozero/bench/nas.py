@@ -180,7 +180,8 @@ def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
         f"{throughput['median_seconds']:.2f} s per network)")
 
     from evozero.bench.nas_latency import run as latency
-    say("3. estimated against measured latency, after calibrating this machine")
+    say("3. estimated against measured latency, after calibrating this machine, before and "
+        "after the drift correction a run makes")
     with tempfile.TemporaryDirectory() as root:
         profile = calibrate(str(Path(root) / "host.yaml"), out=io.StringIO())
     results["latency"] = latency(cells=30 if quick else 100, profile=profile, out=out)

@@ -14,12 +14,14 @@ from evozero.config.schema import (
     _Bool,
     _Choice,
     _ChoiceList,
+    _Context,
     _FilePath,
     _Float,
     _Int,
     _Optional,
     _section,
     _setting,
+    _Spec,
     _Str,
 )
 from ops.rng import SEED_MAX
@@ -73,6 +75,31 @@ MNIST1D_RECIPES = ("published", "shuffled", "legacy")
 MNIST1D_PUBLISHED_SEED = 42
 # The legacy recipe seeds numpy's Generator, the others its legacy RandomState (< 2**32).
 _MNIST1D_SEED_MAX = 2**32 - 1
+
+
+class _LatencyDrift(_Spec):
+    """``measure``, ``none``, or factors per batch size, kept as sorted (batch, factor)
+    pairs (hashable, like the rest of the section)."""
+
+    allowed = ("measure, none, or a mapping of batch sizes (whole numbers >= 1) to "
+               "factors (numbers > 0), such as {1: 0.65, 64: 0.8}")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | tuple[tuple[int, float], ...]:
+        if isinstance(value, str):
+            return _Choice("measure", "none").parse(value, key, ctx)
+        if not isinstance(value, dict) or not value:
+            raise self.fail(value, key, ctx)
+        factors = {}
+        for batch, factor in value.items():
+            size = int(batch) if isinstance(batch, str) and batch.strip().isdigit() else batch
+            where = f"{key}.{batch}"
+            factors[_Int(1, 65_536).parse(size, where, ctx)] = _Float(
+                0.0, min_open=True).parse(factor, where, ctx)
+        return tuple(sorted(factors.items()))
+
+    def dump(self, value: Any) -> Any:
+        # String keys: the config also goes into JSON (checkpoints), whose keys are strings.
+        return value if isinstance(value, str) else {str(b): f for b, f in value}
 
 
 @dataclass(frozen=True)
@@ -166,6 +193,9 @@ class Nas:
     profile: str = _setting(_Str(), "host")
     profiles_file: str | None = _setting(_FilePath("device profile YAML file"), None)
     weight_inheritance: bool = _setting(_Bool(), False)
+    # How much faster or slower this machine runs than at calibration, as factors of the
+    # host profile's latency estimates (evozero.nas.drift): measured when a run is created.
+    latency_drift: str | tuple[tuple[int, float], ...] = _setting(_LatencyDrift(), "measure")
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
         if self.space == "nb201" and (self.max_vertices, self.max_edges, self.nb101_ops) != (
@@ -184,8 +214,12 @@ def keys_added_since(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The values, by dotted key, of the keys a resolved config (a run's config.yaml or a
     checkpoint's copy of it) lacks because it was written before they existed, each the
     value that means what that run did: a nas section without ``mnist1d`` was trained on
-    the legacy MNIST-1D sample."""
+    the legacy MNIST-1D sample, and one without ``latency_drift`` estimated latency
+    uncorrected."""
     nas = resolved.get("nas")
+    added: dict[str, Any] = {}
     if isinstance(nas, Mapping) and "mnist1d" not in nas:
-        return {"nas.mnist1d": {"recipe": "legacy", "seed": MNIST1D_PUBLISHED_SEED}}
-    return {}
+        added["nas.mnist1d"] = {"recipe": "legacy", "seed": MNIST1D_PUBLISHED_SEED}
+    if isinstance(nas, Mapping) and "latency_drift" not in nas:
+        added["nas.latency_drift"] = "none"
+    return added

@@ -13,7 +13,10 @@ a loop of one kernel: a handful of random cells of both spaces (the reference ne
 are timed whole, and a scale and an addition per step fitted on them turn the loop
 figures into in-network ones. The corrected figures form the lookup table, and a
 per-kind model (:data:`evozero.nas.cost.FIT_TERMS`) fitted to them covers shapes not
-measured. Peak GEMM throughput and copy bandwidth feed the roofline fallback.
+measured. Peak GEMM throughput and copy bandwidth feed the roofline fallback. The
+profile keeps each reference network's time per batch size
+(:data:`evozero.nas.cost.REFERENCE_KEY`), against which a run or benchmark re-times them
+to measure how far the machine's speed has drifted (:mod:`evozero.nas.drift`).
 
 Measurement conditions: one BLAS thread (the search runs one worker process per core),
 :func:`ops.neural.retain_freed_memory`, this thread's CPU time, and every call sampled in interleaved
@@ -42,6 +45,7 @@ from evozero.config import Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cost import (
     FIT_TERMS,
+    REFERENCE_KEY,
     STEP_KINDS,
     DeviceProfile,
     Step,
@@ -70,8 +74,6 @@ MAX_ROUNDS = 500
 # Random cells per space timed whole for the in-network correction, and their seed.
 REFERENCE_CELLS = 6
 REFERENCE_SEED = 20240601
-#: Key of ``machine`` in a calibrated profile: {batch: total ms of the reference networks}.
-REFERENCE_KEY = "reference_networks_ms"
 
 
 def _window(spatial: tuple[int, int], size: int) -> tuple[int, int]:
@@ -365,10 +367,10 @@ def calibrate(path: str | os.PathLike, seconds_budget: float = 45.0,
     measured = len(points) // len(BATCHES)
     description = (f"This machine, calibrated by evozero calibrate on one thread ({measured} "
                    f"of {len(steps)} shapes at batch 1 and 64).")
-    # The reference networks' total time tells later measurements whether the machine
-    # still runs at the speed it was calibrated at.
+    # The reference networks' times tell later measurements (evozero.nas.drift) whether
+    # the machine still runs at the speed it was calibrated at.
     machine = {**machine_description(), REFERENCE_KEY: {
-        batch: round(sum(t for (_, b), t in zip(references, network_ms) if b == batch), 4)
+        batch: [round(t, 6) for (_, b), t in zip(references, network_ms) if b == batch]
         for batch in BATCHES}}
     draft = _host_profile(points, raw_ms, call_ms[1] * 1e3, gflops, bandwidth, description,
                           machine)

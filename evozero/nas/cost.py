@@ -43,16 +43,19 @@ model (:func:`fit_features`), or the roofline
 ``max(flops / peak, bytes / bandwidth) / efficiency + overhead`` with bytes the step's
 activation bytes at the batch plus its weight bytes.
 The network's time is the profile's per-call overhead plus the sum of its steps
-(sequential execution on one core).
+(sequential execution on one core), times the profile's drift factor at the batch size
+(:func:`drift_factor`; 1 unless a run or benchmark measured the machine's drift).
 """
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
@@ -65,6 +68,9 @@ STEP_KINDS = ("conv", "dwconv", "bn", "bn_relu", "relu", "maxpool", "avgpool", "
 #: Coefficients of a per-kind fitted model, one per :func:`fit_features` term.
 FIT_TERMS = ("intercept_us", "ns_per_flop", "ns_per_byte", "ns_per_window_value")
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+#: Key of ``machine`` in a calibrated profile: {batch: the calibration's reference
+#: networks' ms, one per network in order} (profiles calibrated before held their total).
+REFERENCE_KEY = "reference_networks_ms"
 
 
 def _elements(shape: Shape) -> int:
@@ -203,7 +209,11 @@ class DeviceProfile:
     ``efficiency`` maps a step kind to the fraction of the peak (compute and bandwidth) it
     reaches (1 when absent). ``fitted`` maps a step kind to :data:`FIT_TERMS`
     coefficients at the measured batch sizes. ``lut`` maps :func:`lut_key` strings to
-    measured ms. ``machine`` describes where a calibrated profile was measured.
+    measured ms. ``machine`` describes where a calibrated profile was measured, with the
+    reference networks' times (:data:`REFERENCE_KEY`). ``drift`` maps batch sizes to the
+    factor every estimate is multiplied by (:func:`drift_factor`): how fast the machine
+    runs now against its calibration (:mod:`evozero.nas.drift`); a run or a benchmark sets
+    it, the YAML form never holds it.
     """
 
     name: str
@@ -217,9 +227,17 @@ class DeviceProfile:
     fitted: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     lut: Mapping[str, float] = field(default_factory=dict)
     machine: Mapping[str, Any] = field(default_factory=dict)
+    drift: Mapping[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for batch, factor in self.drift.items():
+            if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+                raise EvozeroError(f"the {self.name} profile: drift: batch size {batch!r} "
+                                   f"must be a whole number >= 1")
+            _number({f"drift.{batch}": factor}, f"drift.{batch}", f"the {self.name} profile")
 
     def to_dict(self) -> dict[str, Any]:
-        """The YAML form (optional parts left out when empty)."""
+        """The YAML form (optional parts left out when empty; ``drift`` never)."""
         data: dict[str, Any] = {
             "name": self.name, "description": self.description,
             "peak_gflops": self.peak_gflops, "bandwidth_gbs": self.bandwidth_gbs,
@@ -267,9 +285,22 @@ def step_ms(step: Step, profile: DeviceProfile, batch: int) -> float:
     return seconds * 1e3 / profile.efficiency.get(step.kind, 1.0) + profile.overhead_us * 1e-3
 
 
+def drift_factor(profile: DeviceProfile, batch: int) -> float:
+    """What ``profile``'s estimates at ``batch`` are multiplied by: 1 without drift, the
+    drift of ``batch`` where it was measured, else interpolated on the logarithm of the
+    batch size between the nearest measured sizes (the nearest one's beyond them)."""
+    if not profile.drift:
+        return 1.0
+    sizes = sorted(profile.drift)
+    return float(np.interp(math.log(batch), [math.log(b) for b in sizes],
+                           [profile.drift[b] for b in sizes]))
+
+
 def estimate_ms(steps: Sequence[Step], profile: DeviceProfile, batch: int) -> float:
-    """Estimated ms of one inference call running ``steps`` on ``profile``."""
-    return profile.call_overhead_us * 1e-3 + sum(step_ms(s, profile, batch) for s in steps)
+    """Estimated ms of one inference call running ``steps`` on ``profile`` (scaled by its
+    drift)."""
+    return drift_factor(profile, batch) * (
+        profile.call_overhead_us * 1e-3 + sum(step_ms(s, profile, batch) for s in steps))
 
 
 # -- the record -------------------------------------------------------------------------
@@ -356,6 +387,23 @@ _OPTIONAL = ("call_overhead_us", "efficiency", "memory_limit_bytes", "fitted", "
              "machine")
 
 
+def _check_reference_timings(machine: Mapping, where: str) -> None:
+    timings = machine.get(REFERENCE_KEY)
+    if timings is None:
+        return
+    key = f"machine.{REFERENCE_KEY}"
+    allowed = ("must map batch sizes (whole numbers >= 1) to the reference networks' ms "
+               "(a list of numbers > 0, one per network)")
+    if not isinstance(timings, Mapping) or not timings:
+        raise EvozeroError(f"{where}: {key}: {allowed}, got {timings!r}")
+    for batch, ms in timings.items():
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise EvozeroError(f"{where}: {key}: batch size {batch!r}: {allowed}")
+        # A single number: the total, as profiles calibrated before per-network times.
+        for value in ms if isinstance(ms, list) and ms else [ms]:
+            _number({f"{key}.{batch}": value}, f"{key}.{batch}", where)
+
+
 def profile_from_dict(data: Any, where: str) -> DeviceProfile:
     """A profile from its YAML form; ``where`` (the file) prefixes every error."""
     if not isinstance(data, Mapping):
@@ -397,6 +445,8 @@ def profile_from_dict(data: Any, where: str) -> DeviceProfile:
             raise EvozeroError(f"{where}: lut: key {entry!r} must start with a step kind "
                                f"({', '.join(STEP_KINDS)}), as written by calibration")
         lut[entry] = _number({entry: value}, entry, f"{where}: lut")
+    machine = dict(_mapping(data, "machine", where))
+    _check_reference_timings(machine, where)
     return DeviceProfile(
         name=data["name"], description=data["description"],
         peak_gflops=_number(data, "peak_gflops", where),
@@ -405,7 +455,7 @@ def profile_from_dict(data: Any, where: str) -> DeviceProfile:
         call_overhead_us=_number(data, "call_overhead_us", where, open_low=False)
         if "call_overhead_us" in data else 0.0,
         efficiency=efficiency, memory_limit_bytes=limit, fitted=fitted, lut=lut,
-        machine=dict(_mapping(data, "machine", where)))
+        machine=machine)
 
 
 def load_profile(path: str | os.PathLike) -> DeviceProfile:
@@ -414,16 +464,29 @@ def load_profile(path: str | os.PathLike) -> DeviceProfile:
     return profile_from_dict(data, str(path))
 
 
-def load_profiles(path: str | os.PathLike | None = None) -> dict[str, DeviceProfile]:
-    """The shipped profiles, with ``host`` replaced by the calibrated one: the profile at
-    ``path`` when given (it must exist), else the one at
-    :func:`default_host_profile_path` if calibration has written it."""
+def host_profile(path: str | os.PathLike | None = None) -> DeviceProfile | None:
+    """The calibrated profile of this machine: the one at ``path`` when given (it must
+    exist), else the one at :func:`default_host_profile_path` if calibration has written
+    it (None if not)."""
+    host = Path(path) if path is not None else default_host_profile_path()
+    return load_profile(host) if path is not None or host.exists() else None
+
+
+def load_profiles(path: str | os.PathLike | None = None,
+                  drift: Mapping[int, float] | None = None) -> dict[str, DeviceProfile]:
+    """The shipped profiles, with ``host`` replaced by the calibrated one
+    (:func:`host_profile` of ``path``). ``drift`` (factors per batch size) scales the
+    profile of this machine, the calibrated one (the shipped ``host`` without
+    calibration); the other devices' profiles are not this machine's."""
     profiles = {}
     for file in sorted(PROFILES_DIR.glob("*.yaml")):
         profile = load_profile(file)
         profiles[profile.name] = profile
-    host = Path(path) if path is not None else default_host_profile_path()
-    if path is not None or host.exists():
-        calibrated = load_profile(host)
+    calibrated = host_profile(path)
+    name = "host"
+    if calibrated is not None:
         profiles[calibrated.name] = calibrated
+        name = calibrated.name
+    if drift:
+        profiles[name] = replace(profiles[name], drift=dict(drift))
     return profiles

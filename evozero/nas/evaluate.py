@@ -16,6 +16,7 @@ from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.cost import cost_record, load_profiles
 from evozero.nas.data import Dataset, load_dataset
+from evozero.nas.drift import recorded_drift
 from evozero.nas.model import Model
 from evozero.nas.network import Architecture
 from evozero.nas.skeleton import Skeleton, compile_cell
@@ -30,7 +31,7 @@ class Evaluator:
         self.seed = seed
         self.data: Dataset = load_dataset(nas.dataset, nas.data_seed, mnist1d=nas.mnist1d)
         self.skeleton = Skeleton(nas.stem_channels, nas.stacks, nas.cells_per_stack)
-        self.profiles = load_profiles(nas.profiles_file)
+        self.profiles = load_profiles(nas.profiles_file, recorded_drift(nas))
         if nas.profile not in self.profiles:
             raise EvozeroError(f"nas.profile: no device profile named {nas.profile!r}; "
                                f"known: {', '.join(sorted(self.profiles))}")

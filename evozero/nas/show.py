@@ -11,6 +11,7 @@ from evozero.analysis.show import key_settings, settings_line, unfinished
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
+from evozero.nas.drift import describe_drift, recorded_drift
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.model import Model
 from evozero.nas.results import load_network
@@ -55,6 +56,7 @@ def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
     return {"run": str(rundir.path), "name": config.name, "finished": final is not None,
             "space": nas.space, "dataset": nas.dataset,
             "objective": nas.objective.kind, "profile": nas.profile,
+            "latency_drift": recorded_drift(nas),
             "evaluations": len(evaluations),
             "trained": sum(1 for r in evaluations if not r["cache_hit"]),
             "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
@@ -82,6 +84,9 @@ def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
     lines += ["", f"validation accuracy {best['valid_accuracy']:.4f}   held-out test accuracy "
                   f"{best['test_accuracy']:.4f}", "cost record (per example, inference):"]
     lines += cost_lines(best["cost"])
+    if summary["latency_drift"]:
+        lines.append(f"  (host latency scaled by the drift measured at the run's start: "
+                     f"{describe_drift(summary['latency_drift'])})")
     front = summary["pareto_front"]
     if front:
         cost = nas.objective.cost

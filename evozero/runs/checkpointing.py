@@ -212,7 +212,11 @@ def _bound(data: dict[str, Any]) -> dict[str, Any]:
 
 def config_hash(config: Config) -> str:
     """sha256 of the canonical resolved config, without the keys a resume may change."""
-    text = json.dumps(_bound(config_to_dict(config)), sort_keys=True, allow_nan=True)
+    return _hash(_bound(config_to_dict(config)))
+
+
+def _hash(bound: dict[str, Any]) -> str:
+    text = json.dumps(bound, sort_keys=True, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -13,6 +13,7 @@ from evozero.bench.nas_latency import ranks, spearman
 from evozero.errors import EvozeroError
 from evozero.nas.calibrate import calibrate, relative_nnls
 from evozero.nas.cost import (
+    REFERENCE_KEY,
     DeviceProfile,
     cost_record,
     estimate_ms,
@@ -223,6 +224,16 @@ VALID = {"name": "dev", "description": "a device", "peak_gflops": 1.0, "bandwidt
     ({"fitted": {"conv": {"intercept_us": 1.0}}}, ["fitted.conv", "ns_per_flop"]),
     ({"lut": {"nonsense key": 1.0}}, ["lut", "'nonsense key'", "step kind"]),
     ({"lut": {"conv 1x1x1 > 1x1x1 k1x1 s1 p0x0 b1": 0}}, ["lut", "> 0", "0"]),
+    # the calibration's reference networks' times, which the drift correction reads
+    ({"machine": {REFERENCE_KEY: {1: [0.1, -0.2]}}}, [f"{REFERENCE_KEY}.1", "> 0", "-0.2"]),
+    ({"machine": {REFERENCE_KEY: {1: [0.1, math.nan]}}}, [f"{REFERENCE_KEY}.1", "nan"]),
+    ({"machine": {REFERENCE_KEY: {1: [0.1, "fast"]}}}, [f"{REFERENCE_KEY}.1", "'fast'"]),
+    ({"machine": {REFERENCE_KEY: {1: []}}}, [f"{REFERENCE_KEY}.1", "[]"]),
+    ({"machine": {REFERENCE_KEY: {1: 0}}}, [f"{REFERENCE_KEY}.1", "> 0"]),
+    ({"machine": {REFERENCE_KEY: {"one": [0.1]}}}, ["batch size 'one'", "whole numbers >= 1"]),
+    ({"machine": {REFERENCE_KEY: {0: [0.1]}}}, ["batch size 0"]),
+    ({"machine": {REFERENCE_KEY: [0.1, 0.2]}}, [REFERENCE_KEY, "must map batch sizes"]),
+    ({"machine": {REFERENCE_KEY: {}}}, [REFERENCE_KEY, "must map batch sizes"]),
 ])
 def test_profile_errors_name_file_key_value_and_allowed(tmp_path, change, words):
     path = write(tmp_path, {**VALID, **change})
