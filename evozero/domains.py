@@ -9,7 +9,6 @@ section); without, it evolves programs (:class:`ProgramDomain`). Both implement
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
