@@ -189,9 +189,13 @@ class Model:
             dx, dgamma, dbeta = bn_backward(gradient, cache)
             self.grads[index] = [dgamma, dbeta]
             return [dx]
-        if kind in ("conv", "dwconv"):
-            conv_backward = neural.conv_backward if kind == "conv" else neural.depthwise_backward
-            dx, dw = conv_backward(gradient, cache)
+        if kind == "conv":
+            # The input needs no gradient: the first convolution skips that product.
+            dx, dw = neural.conv_backward(gradient, cache, input_gradient=layer.inputs[0] != 0)
+            self.grads[index] = [dw]
+            return [dx]
+        if kind == "dwconv":
+            dx, dw = neural.depthwise_backward(gradient, cache)
             self.grads[index] = [dw]
             return [dx]
         if kind == "dense":
