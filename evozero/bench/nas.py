@@ -3,8 +3,8 @@
 1. Training speed: images/s of compiled cell networks, on 8x8 digits and at the NAS
    papers' scale (32x32x3 random inputs, NAS-Bench-201's and NAS-Bench-101's three
    stages), against their PyTorch twins (same layers, same weights, SGD with momentum and
-   weight decay), one thread each with BLAS on one thread, training steps interleaved; the
-   ratio is ours / torch. The PyTorch column appears only when torch is installed.
+   weight decay), one thread each with BLAS on one thread, training steps interleaved,
+   median CPU time per step; the ratio is ours / torch. The PyTorch column appears only when torch is installed.
 2. Search throughput: trained networks per minute of ``nas_digits_nb201.yaml`` (4 epochs
    on digits) with one island per core.
 3. Cost-model fidelity: estimated against measured latency (:mod:`evozero.bench.nas_latency`).
@@ -30,11 +30,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from evozero.bench.nas_torch import import_torch, torch_twin
-from evozero.bench.timing import interleaved_medians
 from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.domains import domain_for, start_run
 from evozero.errors import EvozeroError
-from evozero.nas.calibrate import calibrate
+from evozero.nas.calibrate import calibrate, interleaved_median_seconds
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.data import load_dataset
 from evozero.nas.island import NasIsland
@@ -141,11 +140,16 @@ def training_speed(cases: Sequence[SpeedCase], repeats: int,
             "ours": lambda: _our_step(model, x, y, velocities)}
         if torch is not None:
             steps["torch"] = _torch_step(torch, model, x, y)
-        medians = interleaved_medians(steps, repeats)
-        row = {"case": case.label, "ours": case.batch / medians["ours"]}
+        for step in steps.values():    # compile or load kernels, warm the allocators
+            step()
+        # CPU time of the process: on a shared machine it leaves out the moments another
+        # process holds the core, and it counts any helper thread a library starts.
+        seconds = dict(zip(steps, interleaved_median_seconds(
+            list(steps.values()), [1] * len(steps), repeats, clock=time.process_time)))
+        row = {"case": case.label, "ours": case.batch / seconds["ours"]}
         if torch is not None:
-            row.update(torch=case.batch / medians["torch"],
-                       ratio=medians["torch"] / medians["ours"])
+            row.update(torch=case.batch / seconds["torch"],
+                       ratio=seconds["torch"] / seconds["ours"])
         results.append(row)
     return results
 

@@ -77,10 +77,18 @@ def test_every_nb201_cell_runs_forward_and_backward(ops):
     assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
 
 
-def test_network_gradient_matches_finite_differences():
-    # The whole graph (projections, add, max-pool, gap, dense, batch statistics) against
+# Every NB-201 op: ReLU-conv-BN edges, average pooling, skip and none, and the residual
+# reduction block between the stages.
+NB201_ALL_OPS = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|"
+                                "+|skip_connect~0|nor_conv_3x3~1|none~2|")
+
+
+@pytest.mark.parametrize("cell, skeleton", [(CHAIN, Skeleton(3, 1, 1)),
+                                            (NB201_ALL_OPS, Skeleton(2, 2, 1))])
+def test_network_gradient_matches_finite_differences(cell, skeleton):
+    # The whole graph (projections, add, pooling, gap, dense, batch statistics) against
     # central differences on a few weights of every layer, in float64.
-    arch = compile_cell(CHAIN, Skeleton(3, 1, 1), (4, 4, 1), 3)
+    arch = compile_cell(cell, skeleton, (4, 4, 1), 3)
     model = Model(arch, seed=2, dtype=np.float64)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(5, 4, 4, 1))
