@@ -7,8 +7,7 @@ the last two stages, global average pooling, dense to 10 classes, softmax cross-
 SGD with Nesterov momentum. Prints images/s (median step time) and where a step's time
 goes. With ``--torch`` the same step in PyTorch (one thread, NCHW and channels-last) runs
 in interleaved rounds and the ratio of the speeds is printed; torch is only needed then.
-BLAS and OpenMP get one thread (when this module is imported before numpy starts its
-thread pools, as with ``python -m``), and ``retain_freed_memory`` is on (see its docstring).
+BLAS gets one thread (threadpoolctl), and ``retain_freed_memory`` is on (see its docstring).
 
     evozero bench layers [--quick]
     python -m evozero.bench.layers [--batch 64] [--channels 16] [--size 8] [--in-channels 1]
@@ -16,19 +15,15 @@ thread pools, as with ``python -m``), and ``retain_freed_memory`` is on (see its
 """
 from __future__ import annotations
 
-import os
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from ops.neural import (  # noqa: E402
+from ops.neural import (
     add_forward,
     bn_relu_backward,
     bn_relu_forward,
@@ -199,6 +194,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--default-malloc", action="store_true",
                         help="skip retain_freed_memory, to see what it buys")
     args = parser.parse_args(argv)
+    # The process may have started BLAS's thread pool already (the CLI imports numpy first).
+    with threadpool_limits(1):
+        _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> None:
     if not args.default_malloc:
         # Process-wide, so the PyTorch steps of the same process profit from it as well.
         retain_freed_memory()

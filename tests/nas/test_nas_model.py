@@ -12,6 +12,7 @@ from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
 from evozero.nas.data import load_dataset
 from evozero.nas.export import export_network
 from evozero.nas.model import Model
+from evozero.nas.network import Architecture
 from evozero.nas.skeleton import Skeleton, compile_cell, vertex_channels
 from evozero.nas.train import TrainSettings, accuracy, train
 from ops import neural
@@ -83,8 +84,18 @@ NB201_ALL_OPS = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1
                                 "+|skip_connect~0|nor_conv_3x3~1|none~2|")
 
 
+# Two 3x3 convolutions leave node 0 (one group); in the second cell node 1 is dead, so one
+# member of the group reaches no loss.
+NB201_SIBLINGS = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+                                 "+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+NB201_DEAD_SIBLING = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|"
+                                     "+|skip_connect~0|none~1|nor_conv_3x3~2|")
+
+
 @pytest.mark.parametrize("cell, skeleton", [(CHAIN, Skeleton(3, 1, 1)),
-                                            (NB201_ALL_OPS, Skeleton(2, 2, 1))])
+                                            (NB201_ALL_OPS, Skeleton(2, 2, 1)),
+                                            (NB201_SIBLINGS, Skeleton(2, 2, 1)),
+                                            (NB201_DEAD_SIBLING, Skeleton(2, 2, 1))])
 def test_network_gradient_matches_finite_differences(cell, skeleton):
     # The whole graph (projections, add, pooling, gap, dense, batch statistics) against
     # central differences on a few weights of every layer, in float64.
@@ -115,6 +126,25 @@ def test_network_gradient_matches_finite_differences(cell, skeleton):
             flat[k] = keep
             numeric = (up - down) / 2e-6
             assert abs(numeric - gflat[k]) <= 1e-4 * max(abs(numeric), abs(gflat[k])) + 1e-8
+
+
+@pytest.mark.parametrize("cell", [NB201_SIBLINGS, NB201_DEAD_SIBLING])
+def test_sibling_convolutions_and_duplicate_relus_change_no_result(cell, monkeypatch):
+    arch = compile_cell(cell, Skeleton(3, 2, 2), (6, 6, 2), 4)
+    assert arch.sibling_convs() and arch.duplicate_relus()
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(5, 6, 6, 2)), np.array([0, 1, 2, 3, 1])
+    merged = Model(arch, seed=1, dtype=np.float64)
+    monkeypatch.setattr(Architecture, "sibling_convs", lambda self: [])
+    monkeypatch.setattr(Architecture, "duplicate_relus", lambda self: {})
+    plain = Model(arch, seed=1, dtype=np.float64)
+    for model in (merged, plain):
+        model.backward(neural.softmax_cross_entropy(model.forward(x, training=True), y)[1])
+    np.testing.assert_allclose(merged.forward(x, training=False),
+                               plain.forward(x, training=False), rtol=1e-12, atol=1e-12)
+    for got, expected in zip(merged.gradients(), plain.gradients()):
+        assert got.shape == expected.shape and got.flags.c_contiguous
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_loss_falls_and_accuracy_rises_on_digits(digits):
