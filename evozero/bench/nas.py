@@ -4,7 +4,9 @@
    papers' scale (32x32x3 random inputs, NAS-Bench-201's and NAS-Bench-101's three
    stages), against their PyTorch twins (same layers, same weights, SGD with momentum and
    weight decay), one thread each with BLAS on one thread, training steps interleaved,
-   median CPU time per step; the ratio is ours / torch. The PyTorch column appears only when torch is installed.
+   median CPU time per step; the ratio is ours / torch. The PyTorch column appears only
+   when torch is installed. "merging" is the speed-up, in the same run, of the network's
+   layer merging (sibling convolutions, duplicate ReLUs) over running every layer alone.
 2. Search throughput: trained networks per minute of ``nas_digits_nb201.yaml`` (4 epochs
    on digits) with one island per core.
 3. Cost-model fidelity: estimated against measured latency (:mod:`evozero.bench.nas_latency`).
@@ -76,7 +78,7 @@ class SpeedCase:
         return f"{self.cell} {shape}, {size}, batch {self.batch}"
 
 
-_CELLS = {"nb201": _NB201, "nb101": _NB101}
+_CELLS: dict[str, Nb101Cell | Nb201Cell] = {"nb201": _NB201, "nb101": _NB101}
 # The digits rows of the search's own scale, and the NAS papers' scale on CIFAR-sized
 # random inputs: NAS-Bench-201's three stages (1 cell each, and 5 as in the benchmark),
 # NAS-Bench-101's three stacks (of 1 cell).
@@ -124,9 +126,10 @@ def _torch_step(torch: Any, model: Model, x: np.ndarray, y: np.ndarray) -> Calla
 
 def training_speed(cases: Sequence[SpeedCase], repeats: int,
                    torch: Any = None) -> list[dict[str, Any]]:
-    """Training images/s of ours, and of the PyTorch twin (same weights, steps
-    interleaved) when ``torch`` is the imported module, for each case; call it with BLAS
-    limited to one thread."""
+    """Training images/s of ours, its speed-up over the same network without layer merging
+    (``merging``), and the PyTorch twin's speed (same weights) when ``torch`` is the
+    imported module, steps interleaved, for each case; call it with BLAS limited to one
+    thread."""
     if torch is not None:
         torch.set_num_threads(1)
     neural.retain_freed_memory()
@@ -134,10 +137,12 @@ def training_speed(cases: Sequence[SpeedCase], repeats: int,
     for case in cases:
         x, y, input_shape, classes = _batch(case)
         arch = compile_cell(_CELLS[case.cell], case.skeleton, input_shape, classes)
-        model = Model(arch, seed=0)
+        model, unmerged = Model(arch, seed=0), Model(arch, seed=0, merge=False)
         velocities = [np.zeros_like(p) for p in model.parameters()]
+        unmerged_velocities = [np.zeros_like(p) for p in unmerged.parameters()]
         steps: dict[str, Callable[[], object]] = {
-            "ours": lambda: _our_step(model, x, y, velocities)}
+            "ours": lambda: _our_step(model, x, y, velocities),
+            "unmerged": lambda: _our_step(unmerged, x, y, unmerged_velocities)}
         if torch is not None:
             steps["torch"] = _torch_step(torch, model, x, y)
         for step in steps.values():    # compile or load kernels, warm the allocators
@@ -146,7 +151,8 @@ def training_speed(cases: Sequence[SpeedCase], repeats: int,
         # process holds the core, and it counts any helper thread a library starts.
         seconds = dict(zip(steps, interleaved_median_seconds(
             list(steps.values()), [1] * len(steps), repeats, clock=time.process_time)))
-        row = {"case": case.label, "ours": case.batch / seconds["ours"]}
+        row = {"case": case.label, "ours": case.batch / seconds["ours"],
+               "merging": seconds["unmerged"] / seconds["ours"]}
         if torch is not None:
             row.update(torch=case.batch / seconds["torch"],
                        ratio=seconds["torch"] / seconds["ours"])
@@ -237,10 +243,10 @@ def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
         speed += training_speed(PAPER_CASES, 3 if quick else 10, torch)
     results["training"] = speed
     for row in speed:
-        line = f"   {row['case']:<44} ours {row['ours']:>7,.0f} img/s"
+        line = f"   {row['case']:<48} ours {row['ours']:>7,.0f} img/s"
         if torch is not None:
             line += f"   torch {row['torch']:>7,.0f} img/s   ours/torch {row['ratio']:.2f}x"
-        say(line)
+        say(line + f"   (merging {row['merging']:.2f}x)")
 
     with tempfile.TemporaryDirectory() as root:
         throughput = evaluations_per_minute(20 if quick else 60, root)

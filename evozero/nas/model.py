@@ -41,7 +41,10 @@ def _initial_weights(layer: Layer, in_channels: int, rng: np.random.Generator
 class Model:
     """An architecture's weights and its forward and backward passes."""
 
-    def __init__(self, arch: Architecture, seed: int, dtype: type = np.float32) -> None:
+    def __init__(self, arch: Architecture, seed: int, dtype: type = np.float32,
+                 merge: bool = True) -> None:
+        """Weights drawn from ``seed``; ``merge`` False runs every layer on its own (no
+        duplicate ReLU read back, no sibling convolutions joined), as a reference."""
         self.arch = arch
         self.dtype = dtype        # float64 serves gradient checks
         rng = np.random.default_rng(seed)
@@ -56,13 +59,14 @@ class Model:
                 self.stats[index] = [np.zeros(channels, dtype), np.ones(channels, dtype)]
         self.grads: dict[int, list[np.ndarray]] = {}
         self._fused = arch.fused_relus()
-        duplicates = arch.duplicate_relus()
+        duplicates = arch.duplicate_relus() if merge else {}
         skipped = set(self._fused.values()) | set(duplicates)
         self._schedule = [i for i in range(1, len(arch.layers)) if i not in skipped]
         # What each layer reads, a duplicate relu replaced by the one that runs.
         self._inputs = [tuple(duplicates.get(i, i) for i in layer.inputs)
                         for layer in arch.layers]
-        self._siblings = {member: group for group in arch.sibling_convs() for member in group}
+        self._siblings = {member: group for group in (arch.sibling_convs() if merge else [])
+                          for member in group}
         self._caches: list[Any] = []
 
     # -- weights ------------------------------------------------------------------------
@@ -235,13 +239,13 @@ class Model:
             return [dx]
         if kind == "conv":
             # The images need no gradient: the first convolution skips that product.
-            dx, dw = neural.conv_backward(gradient, cache,
-                                          input_gradient=self._inputs[index][0] != 0)
+            input_gradient, dw = neural.conv_backward(
+                gradient, cache, input_gradient=self._inputs[index][0] != 0)
             group = self._siblings.get(index, (index,))
             bounds = self._channel_bounds(group)
             for member, lo, hi in zip(group, bounds, bounds[1:]):
                 self.grads[member] = [np.ascontiguousarray(dw[..., lo:hi])]
-            return [dx]
+            return [input_gradient]
         if kind == "dwconv":
             dx, dw = neural.depthwise_backward(gradient, cache)
             self.grads[index] = [dw]

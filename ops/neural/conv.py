@@ -169,8 +169,7 @@ def conv_backward(dy: np.ndarray, cache: ConvCache,
     w2 = w.reshape(kh * kw * cin, cout)
     pointwise = _is_pointwise(w, stride, pad_h, pad_w)
     blocks = _row_blocks(dy2.shape[0], w2.shape[0] * x.itemsize)
-    buffer = None if pointwise or cols is not None else _block_buffer(blocks, w2.shape[0],
-                                                                       x.dtype)
+    buffer = None
     dw = np.zeros_like(w2)
     for index, (first, stop) in enumerate(blocks):
         if pointwise:
@@ -178,6 +177,8 @@ def conv_backward(dy: np.ndarray, cache: ConvCache,
         elif cols is not None:
             block = cols[index]
         else:
+            if buffer is None:
+                buffer = _block_buffer(blocks, w2.shape[0], x.dtype)
             block = buffer[:stop - first]
             _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, block)
         dw += np.dot(block.T, dy2[first:stop])
