@@ -5,7 +5,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
@@ -127,10 +127,14 @@ def test_network_gradient_matches_finite_differences(cell, skeleton):
             assert abs(numeric - gflat[k]) <= 1e-4 * max(abs(numeric), abs(gflat[k])) + 1e-8
 
 
-@pytest.mark.parametrize("cell", [NB201_SIBLINGS, NB201_DEAD_SIBLING])
-def test_sibling_convolutions_and_duplicate_relus_change_no_result(cell):
-    arch = compile_cell(cell, Skeleton(3, 2, 2), (6, 6, 2), 4)
-    assert arch.sibling_convs() and arch.duplicate_relus()
+@settings(max_examples=15)
+@given(st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6).map(tuple))
+@example(NB201_SIBLINGS.edge_ops)
+@example(NB201_DEAD_SIBLING.edge_ops)
+def test_sibling_convolutions_and_duplicate_relus_change_no_result(ops):
+    arch = compile_cell(Nb201Cell(ops), Skeleton(3, 2, 2), (6, 6, 2), 4)
+    if ops in (NB201_SIBLINGS.edge_ops, NB201_DEAD_SIBLING.edge_ops):
+        assert arch.sibling_convs() and arch.duplicate_relus()
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(5, 6, 6, 2)), np.array([0, 1, 2, 3, 1])
     merged = Model(arch, seed=1, dtype=np.float64)
