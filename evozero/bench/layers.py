@@ -1,33 +1,29 @@
 """Training-step speed of the ops.neural layers on a small convolutional network.
 
-The network (8x8x1 inputs, batch 64 and C = 16 channels by default): conv3x3 1->C + BN +
+The network (8x8x1 inputs, batch 64 and C = 16 channels by default; ``--size 32
+--in-channels 3`` for CIFAR-sized inputs): conv3x3 -> C + BN +
 ReLU, conv3x3 C->C + BN + ReLU, maxpool 3x3 stride 1, conv1x1 C->C + BN + ReLU, sum of
 the last two stages, global average pooling, dense to 10 classes, softmax cross-entropy and
 SGD with Nesterov momentum. Prints images/s (median step time) and where a step's time
 goes. With ``--torch`` the same step in PyTorch (one thread, NCHW and channels-last) runs
 in interleaved rounds and the ratio of the speeds is printed; torch is only needed then.
-BLAS and OpenMP get one thread (when this module is imported before numpy starts its
-thread pools, as with ``python -m``), and ``retain_freed_memory`` is on (see its docstring).
+BLAS gets one thread (threadpoolctl), and ``retain_freed_memory`` is on (see its docstring).
 
     evozero bench layers [--quick]
-    python -m evozero.bench.layers [--batch 64] [--channels 16] [--steps 2000] [--torch]
-                                   [--default-malloc]
+    python -m evozero.bench.layers [--batch 64] [--channels 16] [--size 8] [--in-channels 1]
+                                   [--steps 2000] [--torch] [--default-malloc]
 """
 from __future__ import annotations
 
-import os
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from ops.neural import (  # noqa: E402
+from ops.neural import (
     add_forward,
     bn_relu_backward,
     bn_relu_forward,
@@ -45,7 +41,7 @@ from ops.neural import (  # noqa: E402
     softmax_cross_entropy,
 )
 
-CLASSES, SIZE = 10, 8
+CLASSES = 10
 LR, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 1e-4
 
 
@@ -68,10 +64,11 @@ class Stopwatch:
 class NumpyNet:
     """The benchmark network on ops.neural, its parameters and optimiser state."""
 
-    def __init__(self, rng: np.random.Generator, channels: int) -> None:
+    def __init__(self, rng: np.random.Generator, channels: int, in_channels: int) -> None:
         c = channels
         self.params = {
-            "w1": he_normal(rng, (3, 3, 1, c), 9), "w2": he_normal(rng, (3, 3, c, c), 9 * c),
+            "w1": he_normal(rng, (3, 3, in_channels, c), 9 * in_channels),
+            "w2": he_normal(rng, (3, 3, c, c), 9 * c),
             "w3": he_normal(rng, (1, 1, c, c), c), "wd": he_normal(rng, (c, CLASSES), c),
             "bd": np.zeros(CLASSES, np.float32)}
         for k in "123":
@@ -92,7 +89,8 @@ class NumpyNet:
         conv_cache, bn_cache = caches
         dy, grads["g" + k], grads["b" + k] = bn_relu_backward(dy, bn_cache)
         watch.lap(f"bn_relu{k} bwd")
-        dx, grads["w" + k] = conv_backward(dy, conv_cache)
+        # The first convolution reads the images, which need no gradient.
+        dx, grads["w" + k] = conv_backward(dy, conv_cache, input_gradient=k != "1")
         watch.lap(f"conv{k} bwd")
         return dx
 
@@ -129,7 +127,8 @@ class NumpyNet:
         return loss
 
 
-def torch_step_factory(batch: int, channels: int, channels_last: bool):
+def torch_step_factory(batch: int, channels: int, size: int, in_channels: int,
+                       channels_last: bool):
     """A function running one training step of the network in PyTorch (one thread)."""
     import torch
     from torch import nn
@@ -141,7 +140,8 @@ def torch_step_factory(batch: int, channels: int, channels_last: bool):
         def __init__(self) -> None:
             super().__init__()
             c = channels
-            self.c1, self.b1 = nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+            self.c1 = nn.Conv2d(in_channels, c, 3, padding=1, bias=False)
+            self.b1 = nn.BatchNorm2d(c)
             self.c2, self.b2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
             self.c3, self.b3 = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)
             self.fc = nn.Linear(c, CLASSES)
@@ -153,7 +153,7 @@ def torch_step_factory(batch: int, channels: int, channels_last: bool):
             return self.fc((b + c).mean((2, 3)))
 
     net = TorchNet()
-    x = torch.randn(batch, 1, SIZE, SIZE)
+    x = torch.randn(batch, in_channels, size, size)
     labels = torch.randint(0, CLASSES, (batch,))
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -186,25 +186,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--size", type=int, default=8, help="input height and width")
+    parser.add_argument("--in-channels", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds with --torch")
     parser.add_argument("--torch", action="store_true", help="compare with PyTorch on one thread")
     parser.add_argument("--default-malloc", action="store_true",
                         help="skip retain_freed_memory, to see what it buys")
     args = parser.parse_args(argv)
+    # The process may have started BLAS's thread pool already (the CLI imports numpy first).
+    with threadpool_limits(1):
+        _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> None:
     if not args.default_malloc:
         # Process-wide, so the PyTorch steps of the same process profit from it as well.
         retain_freed_memory()
 
     rng = np.random.default_rng(0)
-    net = NumpyNet(rng, args.channels)
-    x = rng.standard_normal((args.batch, SIZE, SIZE, 1), dtype=np.float32)
+    net = NumpyNet(rng, args.channels, args.in_channels)
+    x = rng.standard_normal((args.batch, args.size, args.size, args.in_channels),
+                            dtype=np.float32)
     labels = rng.integers(0, CLASSES, args.batch)
     contenders = {"ops.neural": lambda: net.step(x, labels, Stopwatch(enabled=False))}
     if args.torch:
         try:
-            contenders["torch NCHW"] = torch_step_factory(args.batch, args.channels, False)
-            contenders["torch channels-last"] = torch_step_factory(args.batch, args.channels, True)
+            shape = (args.batch, args.channels, args.size, args.in_channels)
+            contenders["torch NCHW"] = torch_step_factory(*shape, False)
+            contenders["torch channels-last"] = torch_step_factory(*shape, True)
         except ImportError:
             raise SystemExit("--torch needs PyTorch installed (pip install torch); "
                              "ops.neural itself never imports it") from None
@@ -219,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             cpu[name] += round_cpu
             wall[name] += round_wall
 
-    print(f"batch {args.batch}, {SIZE}x{SIZE}x1 inputs, {args.channels} channels, "
+    print(f"batch {args.batch}, {args.size}x{args.size}x{args.in_channels} inputs, "
+          f"{args.channels} channels, "
           f"{len(cpu['ops.neural'])} steps each, images/s from the median step")
     speeds = {name: args.batch / float(np.median(times)) for name, times in cpu.items()}
     for name in contenders:

@@ -1,8 +1,12 @@
 """``evozero bench nas``: the neural-op layer's figures.
 
-1. Training speed: images/s of a compiled cell network against its PyTorch twin (same
-   layers, same weights, SGD with momentum and weight decay), one thread each, training
-   steps interleaved; the ratio is ours / torch (PyTorch only here, when installed).
+1. Training speed: images/s of compiled cell networks, on 8x8 digits and at the NAS
+   papers' scale (32x32x3 random inputs, NAS-Bench-201's and NAS-Bench-101's three
+   stages), against their PyTorch twins (same layers, same weights, SGD with momentum and
+   weight decay), one thread each with BLAS on one thread, training steps interleaved,
+   median CPU time per step; the ratio is ours / torch. The PyTorch column appears only
+   when torch is installed. "merging" is the speed-up, in the same run, of the network's
+   layer merging (sibling convolutions, duplicate ReLUs) over running every layer alone.
 2. Search throughput: trained networks per minute of ``nas_digits_nb201.yaml`` (4 epochs
    on digits) with one island per core.
 3. Cost-model fidelity: estimated against measured latency (:mod:`evozero.bench.nas_latency`).
@@ -19,6 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,11 +32,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from evozero.bench.nas_torch import import_torch, torch_twin
-from evozero.bench.timing import interleaved_medians
 from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.domains import domain_for, start_run
 from evozero.errors import EvozeroError
-from evozero.nas.calibrate import calibrate
+from evozero.nas.calibrate import calibrate, interleaved_median_seconds
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.data import load_dataset
 from evozero.nas.island import NasIsland
@@ -53,6 +58,38 @@ _NB101 = Nb101Cell.make([[0, 1, 1, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 0], [0, 0, 0,
 
 # -- 1. training speed --------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SpeedCase:
+    """One training-speed row: a cell in a skeleton, on digits or on random inputs."""
+
+    cell: str                       # "nb201" or "nb101"
+    skeleton: Skeleton
+    input_shape: tuple[int, int, int] | None   # None: the digits data set (8x8x1)
+    batch: int
+
+    @property
+    def label(self) -> str:
+        """What the row trains, as the table prints it."""
+        size = "digits 8x8" if self.input_shape is None else \
+            "x".join(str(d) for d in self.input_shape)
+        skeleton = self.skeleton
+        shape = (f"C={skeleton.stem_channels}, {skeleton.stacks} stages of "
+                 f"{skeleton.cells_per_stack}")
+        return f"{self.cell} {shape}, {size}, batch {self.batch}"
+
+
+_CELLS: dict[str, Nb101Cell | Nb201Cell] = {"nb201": _NB201, "nb101": _NB101}
+# The digits rows of the search's own scale, and the NAS papers' scale on CIFAR-sized
+# random inputs: NAS-Bench-201's three stages (1 cell each, and 5 as in the benchmark),
+# NAS-Bench-101's three stacks (of 1 cell).
+DIGITS_CASES = tuple(SpeedCase(cell, Skeleton(16, 2, 1), None, batch)
+                     for cell in ("nb201", "nb101") for batch in (64, 256))
+PAPER_CASES = (SpeedCase("nb201", Skeleton(16, 3, 1), (32, 32, 3), 64),
+               SpeedCase("nb201", Skeleton(16, 3, 5), (32, 32, 3), 64),
+               SpeedCase("nb201", Skeleton(16, 3, 1), (32, 32, 3), 256),
+               SpeedCase("nb101", Skeleton(16, 3, 1), (32, 32, 3), 64))
+
+
 def _our_step(model: Model, x: np.ndarray, y: np.ndarray, velocities: list) -> None:
     logits = model.forward(x, training=True)
     _, dlogits = neural.softmax_cross_entropy(logits, y)
@@ -62,37 +99,72 @@ def _our_step(model: Model, x: np.ndarray, y: np.ndarray, velocities: list) -> N
         neural.sgd_step(param, grad, velocity, 0.05, 0.9, 5e-4 if decay else 0.0)
 
 
-def training_speed(batches: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
-    """Training images/s of ours and of the PyTorch twin for two cells, per batch size."""
-    torch = import_torch()
-    torch.set_num_threads(1)
+def _batch(case: SpeedCase) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], int]:
+    if case.input_shape is None:
+        data = load_dataset("digits")
+        return (data.train_x[:case.batch], data.train_y[:case.batch], data.input_shape,
+                data.classes)
+    rng = np.random.default_rng(0)
+    classes = 10
+    return (rng.standard_normal((case.batch, *case.input_shape), dtype=np.float32),
+            rng.integers(0, classes, case.batch), case.input_shape, classes)
+
+
+def _torch_step(torch: Any, model: Model, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    twin = torch_twin(model)
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    ty = torch.from_numpy(y)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(twin(tx), ty).backward()
+        optimizer.step()
+
+    return step
+
+
+def training_speed(cases: Sequence[SpeedCase], repeats: int,
+                   torch: Any = None) -> list[dict[str, Any]]:
+    """Training images/s of ours, its speed-up over the same network without layer merging
+    (``merging``), and the PyTorch twin's speed (same weights) when ``torch`` is the
+    imported module, steps interleaved, for each case; call it with BLAS limited to one
+    thread."""
+    if torch is not None:
+        torch.set_num_threads(1)
     neural.retain_freed_memory()
-    data = load_dataset("digits")
     results = []
-    for name, cell in (("nb201", _NB201), ("nb101", _NB101)):
-        arch = compile_cell(cell, Skeleton(16, 2, 1), data.input_shape, data.classes)
-        for batch in batches:
-            model = Model(arch, seed=0)
-            twin = torch_twin(model)
-            optimizer = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9,
-                                        weight_decay=5e-4)
-            velocities = [np.zeros_like(p) for p in model.parameters()]
-            x, y = data.train_x[:batch], data.train_y[:batch]
-            tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-            ty = torch.from_numpy(y)
-
-            def torch_step() -> None:
-                optimizer.zero_grad()
-                torch.nn.functional.cross_entropy(twin(tx), ty).backward()
-                optimizer.step()
-
-            medians = interleaved_medians(
-                {"ours": lambda: _our_step(model, x, y, velocities), "torch": torch_step},
-                repeats)
-            results.append({"cell": name, "batch": batch,
-                            "ours": batch / medians["ours"], "torch": batch / medians["torch"],
-                            "ratio": medians["torch"] / medians["ours"]})
+    for case in cases:
+        x, y, input_shape, classes = _batch(case)
+        arch = compile_cell(_CELLS[case.cell], case.skeleton, input_shape, classes)
+        model, unmerged = Model(arch, seed=0), Model(arch, seed=0, merge=False)
+        velocities = [np.zeros_like(p) for p in model.parameters()]
+        unmerged_velocities = [np.zeros_like(p) for p in unmerged.parameters()]
+        steps: dict[str, Callable[[], object]] = {
+            "ours": lambda: _our_step(model, x, y, velocities),
+            "unmerged": lambda: _our_step(unmerged, x, y, unmerged_velocities)}
+        if torch is not None:
+            steps["torch"] = _torch_step(torch, model, x, y)
+        for step in steps.values():    # compile or load kernels, warm the allocators
+            step()
+        # CPU time of the process: on a shared machine it leaves out the moments another
+        # process holds the core, and it counts any helper thread a library starts.
+        seconds = dict(zip(steps, interleaved_median_seconds(
+            list(steps.values()), [1] * len(steps), repeats, clock=time.process_time)))
+        row = {"case": case.label, "ours": case.batch / seconds["ours"],
+               "merging": seconds["unmerged"] / seconds["ours"]}
+        if torch is not None:
+            row.update(torch=case.batch / seconds["torch"],
+                       ratio=seconds["torch"] / seconds["ours"])
+        results.append(row)
     return results
+
+
+def _optional_torch() -> Any:
+    try:
+        return import_torch()
+    except EvozeroError:
+        return None
 
 
 # -- 2. search throughput ---------------------------------------------------------------
@@ -159,17 +231,22 @@ def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
 
-    say("1. training images/s, compiled cell network (16 channels, digits 8x8) against its "
-        "PyTorch twin, one thread each, interleaved")
-    try:
-        with threadpool_limits(1):
-            speed = training_speed((64,) if quick else (64, 256), 15 if quick else 40)
-        results["training"] = speed
-        for row in speed:
-            say(f"   {row['cell']} batch {row['batch']:>3}: ours {row['ours']:>8,.0f} img/s   "
-                f"torch {row['torch']:>8,.0f} img/s   ours/torch {row['ratio']:.2f}x")
-    except EvozeroError as error:
-        say(f"   skipped: {error}")
+    torch = _optional_torch()
+    say("1. training images/s of compiled cell networks" + (
+        " against their PyTorch twins (same weights), one thread each, steps interleaved"
+        if torch is not None else
+        ", one thread (torch is not installed: no PyTorch column; pip install torch==2.13.0 "
+        "for it)"))
+    with threadpool_limits(1):
+        speed = training_speed(DIGITS_CASES[::2] if quick else DIGITS_CASES,
+                               15 if quick else 40, torch)
+        speed += training_speed(PAPER_CASES, 3 if quick else 10, torch)
+    results["training"] = speed
+    for row in speed:
+        line = f"   {row['case']:<48} ours {row['ours']:>7,.0f} img/s"
+        if torch is not None:
+            line += f"   torch {row['torch']:>7,.0f} img/s   ours/torch {row['ratio']:.2f}x"
+        say(line + f"   (merging {row['merging']:.2f}x)")
 
     with tempfile.TemporaryDirectory() as root:
         throughput = evaluations_per_minute(20 if quick else 60, root)

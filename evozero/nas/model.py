@@ -1,7 +1,10 @@
 """A trainable network: an :class:`~evozero.nas.network.Architecture` with its weights,
 run forward and backward with the :mod:`ops.neural` kernels (float32, NHWC).
 
-A batch norm whose only reader is a ReLU runs as one fused kernel. Weights are kept per
+A batch norm whose only reader is a ReLU runs as one fused kernel; a ReLU of a tensor
+that is rectified already reads the earlier result; convolutions of one geometry that
+read the same tensor run as one convolution with their filters side by side (one im2col,
+one wider matrix product), their outputs and weight gradients split again. Weights are kept per
 layer name (see :class:`~evozero.nas.network.Layer`), which is what lets a child
 network start from its parent's trained weights where its layers are unchanged.
 """
@@ -38,7 +41,10 @@ def _initial_weights(layer: Layer, in_channels: int, rng: np.random.Generator
 class Model:
     """An architecture's weights and its forward and backward passes."""
 
-    def __init__(self, arch: Architecture, seed: int, dtype: type = np.float32) -> None:
+    def __init__(self, arch: Architecture, seed: int, dtype: type = np.float32,
+                 merge: bool = True) -> None:
+        """Weights drawn from ``seed``; ``merge`` False runs every layer on its own (no
+        duplicate ReLU read back, no sibling convolutions joined), as a reference."""
         self.arch = arch
         self.dtype = dtype        # float64 serves gradient checks
         rng = np.random.default_rng(seed)
@@ -55,8 +61,14 @@ class Model:
         # Pools with TensorFlow's 'same' padding (padded after the input).
         self._same_pools = {i for i in range(1, len(arch.layers)) if arch.pad_after(i) != (0, 0)}
         self._fused = arch.fused_relus()
-        fused_relus = set(self._fused.values())
-        self._schedule = [i for i in range(1, len(arch.layers)) if i not in fused_relus]
+        duplicates = arch.duplicate_relus() if merge else {}
+        skipped = set(self._fused.values()) | set(duplicates)
+        self._schedule = [i for i in range(1, len(arch.layers)) if i not in skipped]
+        # What each layer reads, a duplicate relu replaced by the one that runs.
+        self._inputs = [tuple(duplicates.get(i, i) for i in layer.inputs)
+                        for layer in arch.layers]
+        self._siblings = {member: group for group in (arch.sibling_convs() if merge else [])
+                          for member in group}
         self._caches: list[Any] = []
 
     # -- weights ------------------------------------------------------------------------
@@ -113,14 +125,32 @@ class Model:
         caches: list[Any] = [None] * len(layers)
         for index in self._schedule:
             layer = layers[index]
+            group = self._siblings.get(index)
+            if group is not None:
+                if index == group[0]:     # the first of the group computes them all
+                    outputs, caches[index] = self._forward_siblings(group, values)
+                    for member, output in zip(group, outputs):
+                        values[member] = output
+                continue
             values[index], caches[index] = self._forward_layer(
-                index, layer, [values[i] for i in layer.inputs], training)
+                index, layer, [values[i] for i in self._inputs[index]], training)
             if index in self._fused:
                 values[self._fused[index]] = values[index]
         self._caches = caches if training else []
         logits = values[-1]
         assert logits is not None   # the schedule ends with the last layer
         return logits
+
+    def _forward_siblings(self, group: tuple[int, ...], values: list) -> tuple[list, Any]:
+        layer = self.arch.layers[group[0]]
+        w = np.concatenate([self.weights[member][0] for member in group], axis=3)
+        y, cache = neural.conv_forward(values[self._inputs[group[0]][0]], w, layer.stride,
+                                       *layer.pad)
+        bounds = self._channel_bounds(group)
+        return [np.ascontiguousarray(y[..., lo:hi]) for lo, hi in zip(bounds, bounds[1:])], cache
+
+    def _channel_bounds(self, group: tuple[int, ...]) -> np.ndarray:
+        return np.cumsum([0] + [self.arch.layers[member].shape[2] for member in group])
 
     def _forward_layer(self, index: int, layer: Layer, inputs: list, training: bool) -> tuple:
         kind = layer.kind
@@ -162,13 +192,19 @@ class Model:
         flowing[-1] = dlogits.astype(self.dtype, copy=False)
         self.grads = {}
         for index in reversed(self._schedule):
+            group = self._siblings.get(index)
+            if group is not None and index != group[0]:
+                continue   # the group's first member runs last, when every gradient is in
             gradient = flowing[self._fused.get(index, index)]
+            if group is not None:
+                gradient = self._sibling_gradient(group, flowing)
             if gradient is None:       # nothing downstream depends on this layer
                 gradient = self._zero_gradient(index)
                 if gradient is None:
                     continue
             layer = layers[index]
-            for source, dx in zip(layer.inputs, self._backward_layer(index, layer, gradient)):
+            for source, dx in zip(self._inputs[index],
+                                  self._backward_layer(index, layer, gradient)):
                 if dx is None or source == 0:
                     continue
                 if flowing[source] is None:
@@ -176,6 +212,18 @@ class Model:
                 else:
                     flowing[source] = flowing[source] + dx
         self._caches = []
+
+    def _sibling_gradient(self, group: tuple[int, ...], flowing: list) -> np.ndarray | None:
+        # The output gradients of the group side by side, zeros for a member that reaches
+        # no loss; None when none does.
+        if all(flowing[member] is None for member in group):
+            for member in group:
+                self._zero_gradient(member)
+            return None
+        batch = next(g for g in (flowing[member] for member in group) if g is not None).shape[0]
+        return np.concatenate([flowing[member] if flowing[member] is not None else
+                               np.zeros((batch,) + self.arch.layers[member].shape, self.dtype)
+                               for member in group], axis=-1)
 
     def _zero_gradient(self, index: int) -> np.ndarray | None:
         # A weighted layer whose output reaches no loss still needs (zero) gradients.
@@ -193,9 +241,17 @@ class Model:
             dx, dgamma, dbeta = bn_backward(gradient, cache)
             self.grads[index] = [dgamma, dbeta]
             return [dx]
-        if kind in ("conv", "dwconv"):
-            conv_backward = neural.conv_backward if kind == "conv" else neural.depthwise_backward
-            dx, dw = conv_backward(gradient, cache)
+        if kind == "conv":
+            # The images need no gradient: the first convolution skips that product.
+            input_gradient, dw = neural.conv_backward(
+                gradient, cache, input_gradient=self._inputs[index][0] != 0)
+            group = self._siblings.get(index, (index,))
+            bounds = self._channel_bounds(group)
+            for member, lo, hi in zip(group, bounds, bounds[1:]):
+                self.grads[member] = [np.ascontiguousarray(dw[..., lo:hi])]
+            return [input_gradient]
+        if kind == "dwconv":
+            dx, dw = neural.depthwise_backward(gradient, cache)
             self.grads[index] = [dw]
             return [dx]
         if kind == "dense":

@@ -91,6 +91,31 @@ class Architecture:
                 if layer.kind == "relu" and self.layers[layer.inputs[0]].kind == "bn"
                 and len(readers[layer.inputs[0]]) == 1}
 
+    def duplicate_relus(self) -> dict[int, int]:
+        """``{relu index: earlier relu index}`` for every relu of a tensor that an earlier
+        relu rectifies already (NAS-Bench-201 edges leaving one node each start with one)."""
+        first: dict[int, int] = {}
+        duplicates = {}
+        for index, layer in enumerate(self.layers):
+            if layer.kind == "relu":
+                if layer.inputs[0] in first:
+                    duplicates[index] = first[layer.inputs[0]]
+                else:
+                    first[layer.inputs[0]] = index
+        return duplicates
+
+    def sibling_convs(self) -> list[tuple[int, ...]]:
+        """Groups, in layer order, of two or more spatial convolutions of one geometry that
+        read the same tensor (a relu and its duplicates count as one): a group shares one
+        im2col and one wider matrix product."""
+        duplicates = self.duplicate_relus()
+        groups: dict[tuple, list[int]] = {}
+        for index, layer in enumerate(self.layers):
+            if layer.kind == "conv" and layer.kernel != (1, 1):
+                source = duplicates.get(layer.inputs[0], layer.inputs[0])
+                groups.setdefault((source, layer.kernel, layer.stride, layer.pad), []).append(index)
+        return [tuple(group) for group in groups.values() if len(group) > 1]
+
 
 class Builder:
     """Appends layers and works out their shapes; layer indices are the handles."""

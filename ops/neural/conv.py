@@ -57,16 +57,18 @@ def _row_blocks(rows: int, row_bytes: int) -> list:
 
 
 @jit
-def _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first_row, stop_row):
+def _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first_row, cols):
+    # Fills cols with the im2col rows first_row, first_row + 1, ... (as many as cols has).
     n, h, w, c = x.shape
     segment = kw * c  # one kernel row: kw neighbouring pixels, contiguous in x and in cols
-    cols = np.empty((stop_row - first_row, kh * segment), dtype=x.dtype)
     flat_cols, flat_x = cols.reshape(-1), x.reshape(-1)
-    for r in range(first_row, stop_row):
-        b, oh, ow = r // (ho * wo), (r // wo) % ho, r % wo
+    # The output pixel of a row advances with the row: three divisions per row would
+    # cost more than copying a small kernel's row.
+    b, oh, ow = first_row // (ho * wo), (first_row // wo) % ho, first_row % wo
+    for r in range(cols.shape[0]):
         first, stop = window(ow, stride, pad_w, kw, w)
         j0, j1 = first - (ow * stride - pad_w), stop - (ow * stride - pad_w)
-        row = np.uint64((r - first_row) * kh * segment)
+        row = np.uint64(r * kh * segment)
         for i in range(kh):
             ih = oh * stride - pad_h + i
             start = row + np.uint64(i * segment)
@@ -77,7 +79,18 @@ def _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first_row, stop_row):
             source = np.uint64(((b * h + ih) * w + first) * c)
             copy_run(flat_cols, start + np.uint64(j0 * c), flat_x, source, (j1 - j0) * c)
             zero_run(flat_cols, start + np.uint64(j1 * c), segment - j1 * c)
-    return cols
+        ow += 1
+        if ow == wo:
+            ow = 0
+            oh += 1
+            if oh == ho:
+                oh = 0
+                b += 1
+
+
+def _block_buffer(spans: list, columns: int, dtype: np.dtype) -> np.ndarray:
+    """One im2col block's worth of memory, refilled block after block."""
+    return np.empty((spans[0][1] - spans[0][0], columns), dtype=dtype)
 
 
 @jit
@@ -109,9 +122,13 @@ def _im2col_product(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int
     """im2col(x) @ w2 as (N*Ho*Wo, Cout), and the im2col blocks if ``keep``."""
     rows = x.shape[0] * ho * wo
     y = np.empty((rows, w2.shape[1]), dtype=x.dtype)
+    spans = _row_blocks(rows, w2.shape[0] * x.itemsize)
+    buffer = _block_buffer(spans, w2.shape[0], x.dtype)
     blocks = []
-    for first, stop in _row_blocks(rows, w2.shape[0] * x.itemsize):
-        cols = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, stop)
+    for first, stop in spans:
+        cols = np.empty_like(buffer) if keep else buffer
+        cols = cols[:stop - first]
+        _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, cols)
         np.dot(cols, w2, out=y[first:stop])
         if keep:
             blocks.append(cols)
@@ -139,8 +156,10 @@ def conv_forward(x: np.ndarray, w: np.ndarray, stride: int, pad_h: int,
     return y.reshape(n, ho, wo, cout), ConvCache(x, w, stride, pad_h, pad_w, cols)
 
 
-def conv_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients ``(dx, dw)`` of :func:`conv_forward` given the output gradient ``dy``."""
+def conv_backward(dy: np.ndarray, cache: ConvCache,
+                  input_gradient: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Gradients ``(dx, dw)`` of :func:`conv_forward` given the output gradient ``dy``;
+    ``dx`` is None without ``input_gradient`` (a network's first layer needs none)."""
     x, w, stride, pad_h, pad_w, cols = cache
     kh, kw, cin, cout = w.shape
     n, h, wd, _ = x.shape
@@ -150,6 +169,7 @@ def conv_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndar
     w2 = w.reshape(kh * kw * cin, cout)
     pointwise = _is_pointwise(w, stride, pad_h, pad_w)
     blocks = _row_blocks(dy2.shape[0], w2.shape[0] * x.itemsize)
+    buffer = None
     dw = np.zeros_like(w2)
     for index, (first, stop) in enumerate(blocks):
         if pointwise:
@@ -157,9 +177,14 @@ def conv_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndar
         elif cols is not None:
             block = cols[index]
         else:
-            block = _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, stop)
+            if buffer is None:
+                buffer = _block_buffer(blocks, w2.shape[0], x.dtype)
+            block = buffer[:stop - first]
+            _im2col(x, kh, kw, stride, pad_h, pad_w, ho, wo, first, block)
         dw += np.dot(block.T, dy2[first:stop])
     dw = dw.reshape(w.shape)
+    if not input_gradient:
+        return None, dw
     if pointwise:
         return np.dot(dy2, w2.T).reshape(x.shape), dw
     if stride == 1 and pad_h < kh and pad_w < kw and cout <= cin:

@@ -9,6 +9,9 @@ views taken per pixel instead would pay a reference count each.
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ops.jit import jit
 
@@ -38,11 +41,34 @@ def tap_runs(lo, hi, stride, channels):
     return hi - lo, channels
 
 
+@intrinsic
+def _memcpy(typingctx, dst, d0, src, s0, length):
+    # LLVM's memcpy: the C library's copy, several times faster than a compiled loop on
+    # the runs of a few dozen elements that im2col copies (a loop's vector body and
+    # remainder cost more than the copy there).
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array)
+            and dst.dtype == src.dtype):
+        return None
+    signature = types.void(dst, d0, src, s0, length)
+
+    def codegen(context, builder, sig, args):
+        target = context.make_array(sig.args[0])(context, builder, args[0])
+        source = context.make_array(sig.args[2])(context, builder, args[2])
+        count = context.cast(builder, args[4], sig.args[4], types.intp)
+        itemsize = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        cgutils.raw_memcpy(builder, cgutils.gep(builder, target.data, args[1]),
+                           cgutils.gep(builder, source.data, args[3]), count, itemsize)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
 @jit
 def copy_run(dst, d0, src, s0, length):
-    """``dst[d0 + k] = src[s0 + k]`` for k < length."""
-    for k in range(np.uint64(length)):
-        dst[d0 + k] = src[s0 + k]
+    """``dst[d0 + k] = src[s0 + k]`` for k < length (contiguous arrays of one dtype, the
+    runs inside them, not overlapping)."""
+    if length > 0:
+        _memcpy(dst, d0, src, s0, length)
 
 
 @jit

@@ -5,7 +5,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
@@ -77,10 +77,28 @@ def test_every_nb201_cell_runs_forward_and_backward(ops):
     assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
 
 
-def test_network_gradient_matches_finite_differences():
-    # The whole graph (projections, add, max-pool, gap, dense, batch statistics) against
+# Every NB-201 op: ReLU-conv-BN edges, average pooling, skip and none, and the residual
+# reduction block between the stages.
+NB201_ALL_OPS = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|"
+                                "+|skip_connect~0|nor_conv_3x3~1|none~2|")
+
+
+# Two 3x3 convolutions leave node 0 (one group); in the second cell node 1 is dead, so one
+# member of the group reaches no loss.
+NB201_SIBLINGS = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+                                 "+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+NB201_DEAD_SIBLING = Nb201Cell.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|"
+                                     "+|skip_connect~0|none~1|nor_conv_3x3~2|")
+
+
+@pytest.mark.parametrize("cell, skeleton", [(CHAIN, Skeleton(3, 1, 1)),
+                                            (NB201_ALL_OPS, Skeleton(2, 2, 1)),
+                                            (NB201_SIBLINGS, Skeleton(2, 2, 1)),
+                                            (NB201_DEAD_SIBLING, Skeleton(2, 2, 1))])
+def test_network_gradient_matches_finite_differences(cell, skeleton):
+    # The whole graph (projections, add, pooling, gap, dense, batch statistics) against
     # central differences on a few weights of every layer, in float64.
-    arch = compile_cell(CHAIN, Skeleton(3, 1, 1), (4, 4, 1), 3)
+    arch = compile_cell(cell, skeleton, (4, 4, 1), 3)
     model = Model(arch, seed=2, dtype=np.float64)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(5, 4, 4, 1))
@@ -107,6 +125,27 @@ def test_network_gradient_matches_finite_differences():
             flat[k] = keep
             numeric = (up - down) / 2e-6
             assert abs(numeric - gflat[k]) <= 1e-4 * max(abs(numeric), abs(gflat[k])) + 1e-8
+
+
+@settings(max_examples=15)
+@given(st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6).map(tuple))
+@example(NB201_SIBLINGS.edge_ops)
+@example(NB201_DEAD_SIBLING.edge_ops)
+def test_sibling_convolutions_and_duplicate_relus_change_no_result(ops):
+    arch = compile_cell(Nb201Cell(ops), Skeleton(3, 2, 2), (6, 6, 2), 4)
+    if ops in (NB201_SIBLINGS.edge_ops, NB201_DEAD_SIBLING.edge_ops):
+        assert arch.sibling_convs() and arch.duplicate_relus()
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(5, 6, 6, 2)), np.array([0, 1, 2, 3, 1])
+    merged = Model(arch, seed=1, dtype=np.float64)
+    plain = Model(arch, seed=1, dtype=np.float64, merge=False)
+    for model in (merged, plain):
+        model.backward(neural.softmax_cross_entropy(model.forward(x, training=True), y)[1])
+    np.testing.assert_allclose(merged.forward(x, training=False),
+                               plain.forward(x, training=False), rtol=1e-12, atol=1e-12)
+    for got, expected in zip(merged.gradients(), plain.gradients()):
+        assert got.shape == expected.shape and got.flags.c_contiguous
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_loss_falls_and_accuracy_rises_on_digits(digits):

@@ -44,6 +44,7 @@ from ops.neural import (
     softmax_cross_entropy,
 )
 from ops.neural import conv as conv_module
+from ops.neural.runs import copy_run
 
 pytestmark = pytest.mark.nas
 
@@ -203,6 +204,29 @@ def test_conv_backward_matches_finite_differences(geometry, cout, seed):
         return y
 
     check_gradients(forward, lambda g: conv_backward(g, cache[0]), [x, w], rng)
+
+
+@FAST
+@given(size=st.integers(1, 64), start=st.integers(0, 63), target=st.integers(0, 63),
+       length=st.integers(0, 64), dtype=st.sampled_from((np.float32, np.float64)), seed=SEEDS)
+def test_copy_run_copies_exactly_the_run(size, start, target, length, dtype, seed):
+    rng = np.random.default_rng(seed)
+    source = rng.standard_normal(start + length + size).astype(dtype)
+    destination = rng.standard_normal(target + length + size).astype(dtype)
+    expected = destination.copy()
+    expected[target:target + length] = source[start:start + length]
+    copy_run(destination, np.uint64(target), source, np.uint64(start), length)
+    np.testing.assert_array_equal(destination, expected)
+
+
+def test_first_convolution_skips_the_input_gradient():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 5, 5, 3)), rng.standard_normal((3, 3, 3, 4))
+    y, cache = conv_forward(x, w, 1, 1, 1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw = conv_backward(dy, cache, input_gradient=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw, conv_backward(dy, cache)[1])
 
 
 @FAST
