@@ -131,13 +131,18 @@ def run_group(code, constants, bounds, scalars, vectors, matrices, streams, scra
 def task_block(code, num_tasks, n):
     """How many tasks run in lockstep: all of them while the memory ``code`` touches, for
     every task, fits in ``LOCKSTEP_BYTES``, else as many as fit (at least one)."""
-    used = np.zeros(4, dtype=np.int64)   # highest address + 1, per operand kind
+    num_s = num_v = num_m = 0   # highest address used + 1, per kind
     for row in range(code.shape[0]):
         op = code[row, 0]
         for kind, address in ((IN1_KIND[op], code[row, 1]), (IN2_KIND[op], code[row, 2]),
                               (OUT_KIND[op], code[row, 3])):
-            used[kind] = max(used[kind], address + 1)
-    per_task = 8 * (used[SCALAR_KIND] + used[VECTOR_KIND] * n + used[MATRIX_KIND] * n * n)
+            if kind == SCALAR_KIND:
+                num_s = max(num_s, address + 1)
+            elif kind == VECTOR_KIND:
+                num_v = max(num_v, address + 1)
+            elif kind == MATRIX_KIND:
+                num_m = max(num_m, address + 1)
+    per_task = 8 * (num_s + num_v * n + num_m * n * n)
     return max(1, min(num_tasks, LOCKSTEP_BYTES // max(per_task, 1)))
 
 
@@ -158,11 +163,17 @@ def run_blocks(code, constants, bounds, scalars, vectors, matrices, streams, scr
     train_steps = valid_steps = 0
     for first in range(0, num_tasks, block):
         size = min(block, num_tasks - first)
-        # C-contiguous views of the first ``size`` tasks' worth of each buffer.
-        block_scalars = scalars.reshape(scalars.size)[:num_s * size].reshape(num_s, size)
-        block_vectors = vectors.reshape(vectors.size)[:num_v * size * n].reshape(num_v, size * n)
-        block_matrices = matrices.reshape(matrices.size)[:num_m * size * n * n].reshape(
-            num_m, size * n * n)
+        if size == num_tasks:
+            # One block: the buffers themselves (a reshaped view costs a call per buffer,
+            # which shows on the many short runs of a search).
+            block_scalars, block_vectors, block_matrices = scalars, vectors, matrices
+        else:
+            # C-contiguous views of the first ``size`` tasks' worth of each buffer.
+            block_scalars = scalars.reshape(scalars.size)[:num_s * size].reshape(num_s, size)
+            block_vectors = vectors.reshape(vectors.size)[:num_v * size * n].reshape(
+                num_v, size * n)
+            block_matrices = matrices.reshape(matrices.size)[:num_m * size * n * n].reshape(
+                num_m, size * n * n)
         block_scalars[:] = 0.0
         block_vectors[:] = 0.0
         block_matrices[:] = 0.0
