@@ -613,10 +613,12 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                     matrices[o, k] = _gaussian(streams, t, constants[row, 0], constants[row, 1])
         # --- control codes (ops.codes): the evaluation protocol
         elif op == TRAIN_BEGIN:
-            if load_features:
-                features = x_train[epoch, step, first_feature:first_feature + tn]
+            if load_features and first_feature == 0:
                 for k in range(tn):
-                    vectors[0, k] = features[k]
+                    vectors[0, k] = x_train[epoch, step, k]
+            elif load_features:
+                for k in range(tn):
+                    vectors[0, k] = x_train[epoch, step, first_feature + k]
             for t in range(num_tasks):
                 scalars[0, t] = 0.0
         elif op == TRAIN_PREDICTED:
@@ -646,10 +648,12 @@ def run_tape(tape, constants, scalars, vectors, matrices, streams, n, scratch, x
                 broken[:] = False
                 n_broken = 0
         elif op == VALID_BEGIN:
-            if load_features:
-                features = x_valid[step, first_feature:first_feature + tn]
+            if load_features and first_feature == 0:
                 for k in range(tn):
-                    vectors[0, k] = features[k]
+                    vectors[0, k] = x_valid[step, k]
+            elif load_features:
+                for k in range(tn):
+                    vectors[0, k] = x_valid[step, first_feature + k]
             for t in range(num_tasks):
                 scalars[0, t] = 0.0
         elif op == VALID_END:
