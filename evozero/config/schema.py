@@ -376,6 +376,13 @@ class _WordOrCount(_Spec):
             raise self.fail(value, key, ctx) from None
 
 
+def check_setting(section: type, name: str, value: Any, source: str) -> Any:
+    """``value`` checked as the setting ``name`` of config section ``section`` (the same
+    rule a config file meets), an error located at ``source`` (e.g. a command-line option)."""
+    spec = next(f for f in dataclasses.fields(section) if f.name == name).metadata["spec"]
+    return spec.parse(value, name, _Context(source, {}, "."))
+
+
 def _setting(spec: _Spec, default: Any = dataclasses.MISSING, *, factory: Any = None) -> Any:
     """A dataclass field whose metadata holds its checker (the schema entry)."""
     if factory is not None:

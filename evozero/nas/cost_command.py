@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evozero.config import Nas
+from evozero.config.schema import check_setting
 from evozero.errors import EvozeroError
 from evozero.nas.cells import Nb101Cell, Nb201Cell
 from evozero.nas.cost import cost_record, load_profiles, nb201_flops
@@ -27,6 +28,7 @@ from evozero.nas.network import Shape
 from evozero.nas.show import cost_lines
 from evozero.nas.skeleton import Skeleton, compile_cell
 from evozero.nas.space import CellSpace
+from evozero.runs.files import json_text
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,13 @@ def network_for(cell: Nb101Cell | Nb201Cell, input_shape: Shape | None = None,
                 classes: int | None = None, stem_channels: int | None = None,
                 stacks: int | None = None, cells_per_stack: int | None = None) -> Network:
     """The network of ``cell``'s benchmark with the numbers given (not None) instead of
-    its own."""
+    its own; the skeleton's numbers must be ones a run's ``nas`` section accepts."""
     own = BENCHMARK_NETWORKS[_space(cell)]
+    for name, value, option in (("stem_channels", stem_channels, "--stem"),
+                                ("stacks", stacks, "--stacks"),
+                                ("cells_per_stack", cells_per_stack, "--cells-per-stack")):
+        if value is not None:
+            check_setting(Nas, name, value, f"evozero cost {option}")
     return Network(input_shape or own.input_shape, classes or own.classes,
                    stem_channels or own.stem_channels, stacks or own.stacks,
                    cells_per_stack or own.cells_per_stack)
@@ -157,4 +164,4 @@ def format_report(report: dict[str, Any]) -> str:
 
 def report_json(report: dict[str, Any]) -> str:
     """The report as strict JSON (no NaN or Infinity)."""
-    return json.dumps(report, indent=2, allow_nan=False)
+    return json_text(report, indent=2)

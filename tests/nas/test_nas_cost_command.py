@@ -103,6 +103,11 @@ def test_a_profile_that_cannot_hold_the_network_gives_null_latency(capsys):
       "--stacks", "2"], "needs even sizes; at most 1 stack fits 7x7x1"),
     (["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--profile", "toaster"],
      "unknown device profile 'toaster'; known: "),
+    # The skeleton's numbers follow the nas section's ranges: a huge one cannot hang.
+    (["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--cells-per-stack",
+      "100000"], "--cells-per-stack: cells_per_stack: must be an integer in [1, 64]"),
+    (["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--stem", "100000000"],
+     "--stem: stem_channels: must be an integer in [1, 4096]"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(capsys, args, message):
     assert main(["cost", *args]) == 2
