@@ -81,10 +81,9 @@ def _npz_split(path: str) -> tuple[int, int]:
     return train, max(1, rows - train)
 
 
-def evaluation_report(program: Program, tasks: list[Task],
-                      memory: tuple[int, int, int] | None = None,
-                      combine: str = "mean", seed: int = 0) -> dict[str, Any]:
-    """Per-task and combined fitness of ``program`` on ``tasks``."""
+def check_vm_memory(program: Program, tasks: list[Task],
+                    memory: tuple[int, int, int] | None = None) -> None:
+    """Raise EvozeroError unless the VM memory of ``program`` on ``tasks`` fits this machine."""
     sizes = resolve_memory(program, memory)
     need = sum(vm_memory_bytes(sizes, task.n_features, 1) for task in tasks)
     have = available_memory()
@@ -93,6 +92,13 @@ def evaluation_report(program: Program, tasks: list[Task],
                            f"({sizes[0]} scalars, {sizes[1]} vectors and {sizes[2]} matrices "
                            f"per task, for {len(tasks)} tasks), more than the "
                            f"{format_bytes(have)} available; use fewer tasks or features")
+
+
+def evaluation_report(program: Program, tasks: list[Task],
+                      memory: tuple[int, int, int] | None = None,
+                      combine: str = "mean", seed: int = 0) -> dict[str, Any]:
+    """Per-task and combined fitness of ``program`` on ``tasks``."""
+    check_vm_memory(program, tasks, memory)
     per_task = np.asarray(evaluate(program, tasks, combine=None, memory=memory, seed=seed))
     return {"combine": combine, "fitness": combine_fitness(per_task, combine),
             "tasks": [{"name": task.name, "fitness": float(value)}
