@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evozero.analysis",),
     ("evozero.nas",),
     ("evozero.domains",),
+    ("evozero.study",),
     ("evozero.bench", "evozero.cli", "evozero.__main__", "evozero"),
 )
 
