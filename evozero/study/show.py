@@ -155,7 +155,8 @@ def _baseline_mean(arms: list[dict], name: str) -> str:
     # Every arm sees the same baseline per seed; the first arm that has it says its level.
     for arm in arms:
         if name in arm["baselines"]:
-            return _mean(arm["baselines"][name]["final_fitness"]).split(" (")[0]
+            mean = arm["baselines"][name]["final_fitness"]["mean"]
+            return _MISSING if mean is None else f"{mean:.4f}"
     return _MISSING
 
 
