@@ -40,13 +40,18 @@ def show_study(study_dir: str | Path, as_json: bool = False) -> str:
     if not summary["finished_runs"]:
         lines.append("no run has finished yet; the figures appear as runs finish")
         return "\n".join(lines)
-    names = FITNESS_NAMES.get(summary["domain"], FITNESS_NAMES["programs"])
+    names = fitness_names(summary["domain"])
     lines += ["", *_table(["", *summary["arms"]], _arm_rows(summary["arms"], names))]
     if summary["compare"] is not None:
         lines += ["", *_comparison(summary["compare"], names)]
     lines += ["", *_best_run(summary["best_run"], Path(study_dir), summary["domain"]), "",
               *_methods(summary["methods"])]
     return "\n".join(lines)
+
+
+def fitness_names(domain: str | None) -> dict[str, str]:
+    """What each fitness of a run of ``domain`` is called (programs' names by default)."""
+    return FITNESS_NAMES.get(domain or "programs", FITNESS_NAMES["programs"])
 
 
 def _arm_rows(arms: dict[str, dict], names: dict[str, str]) -> list[list[str]]:
@@ -87,8 +92,7 @@ def _comparison(compare: dict, names: dict[str, str]) -> list[str]:
 def _best_run(best: dict | None, study_dir: Path, domain: str | None) -> list[str]:
     if best is None:
         return ["best run: none has a fitness yet"]
-    fitness = FITNESS_NAMES.get(domain, FITNESS_NAMES["programs"])[
-        best["ranked_by"].removesuffix("_fitness")]
+    fitness = fitness_names(domain)[best["ranked_by"].removesuffix("_fitness")]
     verdict = {True: ", succeeded", False: ", did not succeed", None: ""}[best["success"]]
     lines = [f"best run: {best['arm']} seed {best['seed']} ({best['run'] or 'no directory'}), "
              f"fitness on {fitness} {best['fitness']:.4f}{verdict}"]
