@@ -18,14 +18,17 @@ from evozero.programs.program import COMPONENTS, Program
 __version__ = "0.1.0"
 __all__ = ["COMPONENTS", "EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor",
            "EvozeroError", "Instruction", "Program", "TASK_KINDS", "Task", "evaluate",
-           "make_tasks", "strip_dead_code"]
+           "make_tasks", "run_study", "strip_dead_code"]
 # Imported on first use: the estimators need scikit-learn (the `data` extra).
 _ESTIMATORS = ("EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor")
 
 
 def __getattr__(name: str):
-    """The estimator classes, loaded on first access."""
+    """The estimator classes and run_study, loaded on first access."""
     if name in _ESTIMATORS:
         from evozero.analysis import estimator
         return getattr(estimator, name)
+    if name == "run_study":   # imported on first use: it brings in every search domain
+        from evozero.study.command import run_study
+        return run_study
     raise AttributeError(f"module 'evozero' has no attribute {name!r}")
