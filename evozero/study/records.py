@@ -55,6 +55,7 @@ def judge(record: dict[str, Any], study: Study, config: Config, final: dict[str,
     """Fill in ``record``'s success, threshold and effort to success (see README,
     "Studies")."""
     success = study.success
+    record["to_success"] = None
     if success == "solved":
         record["success"] = record["solved"]
         if record["solved"]:

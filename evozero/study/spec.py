@@ -64,7 +64,9 @@ class _Seeds(_Spec):
 
     def parse(self, value: Any, key: str, ctx: _Context) -> tuple[int, ...]:
         if isinstance(value, int) and not isinstance(value, bool):
-            return tuple(range(_Int(1, _MAX_SEEDS).parse(value, key, ctx)))
+            if not 1 <= value <= _MAX_SEEDS:
+                raise self.fail(value, key, ctx)
+            return tuple(range(value))
         if not isinstance(value, list | tuple) or not value or len(value) > _MAX_SEEDS:
             raise self.fail(value, key, ctx)
         seeds = tuple(_Int(0, SEED_MAX).parse(item, f"{key}[{i}]", ctx)
