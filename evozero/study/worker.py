@@ -95,7 +95,11 @@ class StudyHost:
             run = self._open(path, self.study, arm, seed, log)
             run.inline = True
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                run.execute()
+                try:
+                    run.execute()
+                except Interrupted as stop:
+                    print(f"stopped by {stop}; checkpoint written", flush=True)
+                    raise
         study, config = self.study, self.study.run_config(arm, seed)
         folder = self.directory.path
         bar = threshold(folder, study, config, seed) if isinstance(study.success, Baseline) \
