@@ -4,6 +4,16 @@
 It reads what the study wrote (``study.yaml``, ``runs.jsonl``; a torn last line is a run
 still being recorded and is skipped), so it works on a study that is still running. The
 statistics and their methods are :mod:`evozero.study.stats`'s.
+
+The summary: ``study``, ``domain``, ``success``, ``seeds``, ``planned_runs``,
+``finished_runs``, ``methods`` (what each interval is); ``arms``, per arm: ``runs``,
+``judged`` (runs with a verdict), ``successes``, ``success_rate`` {value, low, high},
+``to_success`` per effort {value (median), low, high, n}, ``fitness`` per search, select,
+final, tuned_final {mean, se, n}, ``evaluations`` and ``density_bound`` (no success),
+``baselines`` per name {final_fitness {mean, se, n}, versus (the arm's tuned-or-final
+fitness against the baseline's, paired by seed)}; ``compare``: ``arms`` (the pair),
+``success_ratio`` and the paired ``final_fitness``, ``search_fitness`` and ``tuned_final``
+{n, mean, low, high, wins, ties, losses}; ``best_run``. Undefined values are null.
 """
 from __future__ import annotations
 
@@ -36,8 +46,8 @@ METHODS = {
                      "bound from the arms' Wilson bounds",
     "paired": f"mean difference over the seeds both arms ran, Student t interval, 95 %; a "
               f"tie is a difference within {stats.TIE_TOLERANCE:g}",
-    "density_bound": "no success in N evaluations: exact one-sided 95 % bound 1 - 0.05^(1/N) "
-                     "(about 3/N) on the chance that one evaluation succeeds",
+    "density_bound": "exact one-sided 95 % bound 1 - 0.05^(1/N) (about 3/N) on the chance "
+                     "that one evaluation succeeds, after N evaluations without a success",
 }
 
 
@@ -61,14 +71,19 @@ def summarize(study_dir: str | Path) -> dict:
     EvozeroError if the directory is not a study or its files are not what a study writes.
     """
     study = read_study(study_dir)
-    records = read_records(study_dir, study["arms"])
+    return summary_of(study, read_records(study_dir, study["arms"]))
+
+
+def summary_of(study: dict, records: list[dict]) -> dict:
+    """The summary of ``records`` (:func:`read_records`) of ``study`` (:func:`read_study`)."""
     by_arm: dict[str, list[dict]] = {arm: [] for arm in study["arms"]}
     for record in records:
         by_arm[record["arm"]].append(record)
     domains = sorted({record["domain"] for record in records if record["domain"]})
     summary: dict[str, Any] = {
         "study": study["name"],
-        "domain": domains[0] if len(domains) == 1 else (domains or None),
+        # "programs" or "cells"; None before the first run or if the arms differ.
+        "domain": domains[0] if len(domains) == 1 else None,
         "success": study["success"],
         "seeds": len(study["seeds"]),
         "planned_runs": len(study["seeds"]) * len(study["arms"]),
