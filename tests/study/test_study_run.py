@@ -280,3 +280,17 @@ def test_tuning_is_for_programs_only(tmp_path):
     with pytest.raises(EvozeroError, match="tune: tunes programs, but arm 'cells' searches "
                                            "network cells"):
         load_study(path)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_study_on_ray_actors_records_the_same_runs(finished, tmp_path):
+    path = write_study(tmp_path, workers=2, backend="ray",
+                       success={"at_least": 0.3, "on": "search"})
+    records = run_study(str(path), out=str(tmp_path / "ray"), stream=_quiet())
+    local = {(r["arm"], r["seed"]): r for r in finished[1]}
+    assert len(records) == len(local)
+    for record in records:
+        same = local[(record["arm"], record["seed"])]
+        for key in ("program", "search_fitness", "final_fitness", "individuals", "success"):
+            assert record[key] == same[key], key
