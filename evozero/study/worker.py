@@ -102,9 +102,10 @@ class StudyHost:
                     raise
         study, config = self.study, self.study.run_config(arm, seed)
         folder = self.directory.path
-        bar = threshold(folder, study, config, seed) if isinstance(study.success, Baseline) \
-            else None
-        record = run_record(study, arm, seed, str(relative), RunDir.open(path), bar)
+        baseline_fitness = threshold(folder, study, config, seed) \
+            if isinstance(study.success, Baseline) else None
+        record = run_record(study, arm, seed, str(relative), RunDir.open(path),
+                            baseline_fitness)
         if study.tune is not None and record["program"] is not None:
             record["tuned"], record["baselines"] = tuned_and_baselines(
                 folder, study, config, seed, record["program"])
