@@ -16,7 +16,7 @@ import numpy as np
 
 from evozero.analysis.figure import new_figure, save_figure, series_color
 from evozero.errors import EvozeroError
-from evozero.study.show import EFFORT_NAMES, fitness_names
+from evozero.study.show import EFFORT_NAMES, fitness_names, outcome_counts
 from evozero.study.summary import read_records, read_study, summary_of
 
 #: Horizontal spread of the points of one arm (a fraction of the distance between arms).
@@ -164,7 +164,7 @@ def _differences(axes: Any, by_arm: dict[str, list[dict]], compare: dict | None,
     axes.hlines(paired["mean"], -0.25, 0.25, color="black", linewidth=1.6)
     axes.set_xticks([0], [f"{first} − {second}"])
     axes.set_xlim(-0.8, 0.8)
-    axes.set_title(f"paired difference per seed, mean (t 95 %): {paired['wins']} wins, "
-                   f"{paired['ties']} ties, {paired['losses']} losses", fontsize=10)
+    axes.set_title(f"paired difference per seed, mean (t 95 %): {outcome_counts(paired)}",
+                   fontsize=10)
     axes.set_ylabel(f"{first} − {second}, {name}")
     axes.grid(True, axis="y", alpha=0.3, linewidth=0.6)

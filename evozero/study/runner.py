@@ -89,7 +89,9 @@ class StudyRunner:
         count = max(1, min(study_workers(study, self.workers), len(pending)))
         planned = len(study.pairs())
         progress = StudyProgress(self.out, study.arm_names, planned, count)
-        where = "Ray actors" if study.backend == "ray" else "worker processes"
+        where = {("ray", True): "Ray actor", ("ray", False): "Ray actors",
+                 ("local", True): "worker process", ("local", False): "worker processes"}[
+            study.backend, count == 1]
         progress.say(f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds "
                      f"= {planned} runs, {planned - len(pending)} recorded; {len(pending)} "
                      f"to run on {count} {where} (each run's output: runs/ARM/seed-N/"

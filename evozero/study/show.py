@@ -214,5 +214,15 @@ def _paired(paired: dict) -> str:
     text = f"{paired['mean']:+.4f}"
     if paired["low"] is not None:
         text += f" [{paired['low']:+.4f}, {paired['high']:+.4f}]"
-    return (text + f" over {paired['n']} seeds: {paired['wins']} wins, {paired['ties']} ties, "
-            f"{paired['losses']} losses")
+    return text + f" over {paired['n']} seeds: {outcome_counts(paired)}"
+
+
+def outcome_counts(paired: dict) -> str:
+    """'3 wins, 0 ties, 1 loss' of a paired comparison."""
+    return ", ".join(_count(paired[key], word) for key, word in
+                     (("wins", "win"), ("ties", "tie"), ("losses", "loss")))
+
+
+def _count(number: int, word: str) -> str:
+    plural = word + ("es" if word.endswith("s") else "s")
+    return f"{number} {word if number == 1 else plural}"

@@ -44,7 +44,7 @@ def test_show_prints_the_hand_computed_figures(hand_study, capsys):
     # Katz 4 [0.657, 24.4]; paired t over the differences 0.1, 0, 0, -0.1, 0.1.
     assert _row(text, "ratio of success rates").endswith("4 [0.657, 24.4]")
     assert _row(text, "difference, final tasks").endswith(
-        "+0.0200 [-0.0839, +0.1239] over 5 seeds: 2 wins, 2 ties, 1 losses")
+        "+0.0200 [-0.0839, +0.1239] over 5 seeds: 2 wins, 2 ties, 1 loss")
     assert "best run: evolution seed 0 (runs/evolution/seed-0), fitness on final tasks " \
            "(held out) 0.9000, succeeded" in text
     assert "    s1 = 0" in text
@@ -127,7 +127,7 @@ def test_plot_of_a_study_draws_rates_efforts_fitnesses_and_differences(tmp_path,
     titles = captured.titles()
     assert titles[0] == "success rate (95 % Wilson interval)"
     assert titles[1].startswith("seconds to success")
-    assert titles[3].endswith("2 wins, 2 ties, 1 losses")
+    assert titles[3].endswith("2 wins, 2 ties, 1 loss")
     rates, efforts = captured.figure.axes[:2]
     assert efforts.get_yscale() == "log" and efforts.get_ylabel() == "seconds"
     # One point per successful run: 4 of evolution, 1 of random search.
