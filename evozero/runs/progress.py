@@ -66,8 +66,11 @@ def progress_line(record: dict[str, Any], used: float | None = None,
         line += f"  budget {100 * used:3.0f}%  ETA {'—' if eta is None else clock_text(eta)}"
     best = record["best"]
     best_text = "—" if best == _NO_BEST else f"{best:.6f}"
+    rate = record["individuals_per_second"]
+    # A network search evaluates a few individuals per second, a program search thousands.
+    rate_text = f"{rate:>9,.1f}" if rate < 10 else f"{rate:>9,.0f}"
     line += (f"  {record['individuals']:>11,} indiv  best {best_text}  mean "
-             f"{record['mean']:.4f}  {record['individuals_per_second']:>9,.0f} indiv/s  "
+             f"{record['mean']:.4f}  {rate_text} indiv/s  "
              f"cache hits {100 * record['cache_hit_rate']:4.1f}%")
     if len(record["islands"]) > 1:
         shares = "/".join(f"{100 * i['share']:.0f}" for i in record["islands"])

@@ -95,6 +95,11 @@ def test_before_any_evaluation_the_best_is_a_dash():
     assert "budget" not in progress_line(_record(), used=None, eta=50.0)
 
 
+def test_a_few_individuals_per_second_keep_a_decimal():
+    assert "      0.4 indiv/s" in progress_line(dict(_record(), individuals_per_second=0.44))
+    assert "   12,346 indiv/s" in progress_line(dict(_record(), individuals_per_second=12345.6))
+
+
 def test_budget_used_is_the_nearest_limit_averaged_over_islands():
     budget = Budget(individuals=1000, train_steps=10_000, seconds=None)
     views = [_view(0, individuals=500, train_steps=1000),     # individuals nearer: 0.5
