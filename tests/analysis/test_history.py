@@ -12,21 +12,12 @@ from evozero.analysis.show import format_history, history
 from evozero.cli import main
 from evozero.domains import start_run
 from evozero.programs.program import Program
+from evozero.programs.reference import LINEAR_TEXT
 from evozero.programs.simplify import program_changes, simplify
 from evozero.runs.rundir import RunDir
 from tests.helpers import small_config
 
-GRADIENT = """def Setup():
-  s2 = {rate}
-def Predict():
-  s1 = dot(v0, v1)
-def Learn():
-  s3 = s0 - s1
-  s3 = s2 * s3
-  v2 = s3 * v0
-  v1 = v1 + v2
-{extra}"""
-# Another island's lineage: nothing in common with GRADIENT but its shape.
+# Another island's lineage: nothing in common with the regressor but its shape.
 OTHER = """def Setup():
   s3 = 0.5
   v2 = v0 + v0
@@ -46,7 +37,8 @@ DEAD = "  s3 = s3 * s3\n"   # dead code at Learn's end: simplified away
 
 
 def _gradient(rate: float, extra: str = "") -> str:
-    return GRADIENT.format(rate=rate, extra=extra)
+    """The reference's gradient-descent linear regressor, ``extra`` lines after Learn."""
+    return LINEAR_TEXT.format(learning_rate=rate) + extra
 
 
 def _other(extra: str = "") -> str:
