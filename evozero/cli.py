@@ -75,8 +75,16 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE", help="override a config value, e.g. "
                      "--set population_size=100 --set search_tasks.num_tasks=5")
 
-    resume = commands.add_parser("resume", help="continue a stopped run from its checkpoint")
-    resume.add_argument("run", help="the run directory")
+    study = commands.add_parser("study", help="run arms (configs) over many seeds: a study")
+    study.add_argument("study", help="the study's YAML file")
+    study.add_argument("--out", default=None, metavar="DIR",
+                       help="the study directory to make (default: studies/NAME)")
+    study.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="runs at a time (default: the study file's workers)")
+
+    resume = commands.add_parser("resume", help="continue a stopped run or study from its "
+                                                "checkpoints")
+    resume.add_argument("run", help="the run or study directory")
     resume.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                         help="workers to continue on (default: the config's; the run keeps "
                              "its islands, spread over these workers)")
@@ -89,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("text", "json"), default="text")
 
     export = commands.add_parser("export", help="write a run's best program as Python")
-    export.add_argument("run", help="a run directory (its best program) or a program file")
+    export.add_argument("run", help="a run directory (its best program), a program file or a "
+                                    "built-in program (linear, logistic, affine, neural_net)")
     export.add_argument("--python", required=True, metavar="FILE", help="the .py file to write")
     export.add_argument("--name", default="EvolvedAlgorithm", help="name of the exported class")
 
@@ -104,13 +113,31 @@ def _parser() -> argparse.ArgumentParser:
                       help="overlay runs grouped by config name, with a legend")
 
     evaluate = commands.add_parser("eval", help="evaluate a program on other tasks")
-    evaluate.add_argument("program", help="a run directory (its best program) or a program file")
+    evaluate.add_argument("program", help="a run directory (its best program), a program file "
+                                          "or a built-in program (linear, logistic, affine, "
+                                          "neural_net)")
     evaluate.add_argument("--tasks", required=True,
                           help="a .npz file (x, y), a YAML task spec, or an experiment config "
                                "(its final_tasks)")
     evaluate.add_argument("--seed", type=int, help="root seed of the tasks (overrides the file's)")
     evaluate.add_argument("--combine", choices=("mean", "median"), default="mean")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
+
+    tune = commands.add_parser("tune", help="tune a program's constants on tasks, then test "
+                                            "it on held-out tasks")
+    tune.add_argument("program", help="a run directory (its best program), a program file, "
+                                      "or a built-in program (linear, logistic, affine, "
+                                      "neural_net)")
+    tune.add_argument("--tasks", required=True,
+                      help="the tuning tasks: a .npz file, a YAML task spec, or an experiment "
+                           "config (its select_tasks; its final_tasks are then the held-out "
+                           "tasks)")
+    tune.add_argument("--test", help="held-out tasks, in the forms --tasks takes")
+    tune.add_argument("--trials", type=_positive_int, default=100,
+                      help="trials, the first being the program as given (default 100)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the factors (default 0)")
+    tune.add_argument("--output", metavar="FILE", help="write the tuned program's text here")
+    tune.add_argument("--format", choices=("text", "json"), default="text")
 
     commands.add_parser("ops", help="list the instruction set")
 
@@ -190,8 +217,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     from evozero.domains import resume_run
+    from evozero.study.summary import is_study
 
+    if is_study(args.run):
+        from evozero.study.command import resume_command
+        return resume_command(args)
     return _execute(resume_run(args.run, workers=args.workers))
+
+
+def _study(args: argparse.Namespace) -> int:
+    from evozero.study.command import study_command
+
+    return study_command(args)
 
 
 def _execute(run: Run) -> int:
@@ -301,6 +338,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from evozero.analysis.tune_command import format_report, tune_report
+    from evozero.runs.files import atomic_write_text, json_text
+
+    if args.output is not None:
+        _check_output("--output", args.output)
+    report = tune_report(args.program, args.tasks, args.test, args.trials, args.seed)
+    if args.output is not None:
+        atomic_write_text(args.output, report["program"])
+    print(json_text(report, indent=2) if args.format == "json" else format_report(report))
+    return 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from ops.table import markdown
 
@@ -350,6 +400,6 @@ def _cost(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "export": _export, "plot": _plot,
-             "eval": _eval, "ops": _ops, "calibrate": _calibrate, "cost": _cost,
-             "bench": _bench}
+_COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
+             "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
+             "cost": _cost, "bench": _bench}

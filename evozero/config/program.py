@@ -37,9 +37,9 @@ from evozero.config.schema import (
     _Spec,
     _unknown,
 )
-from evozero.evaluation.tasks import KINDS, Task, make_tasks
+from evozero.evaluation.tasks import KINDS, VALID_SPLITS, Task, make_tasks
 from evozero.programs.mutation import MUTATION_NAMES
-from evozero.programs.reference import linear_program, neural_net_program
+from evozero.programs.reference import BUILTIN_PROGRAMS, builtin_program, neural_net_program
 from ops.rng import SEED_MAX
 from ops.table import OPS, OPS_BY_NAME
 
@@ -47,16 +47,17 @@ from ops.table import OPS, OPS_BY_NAME
 DEMO_OPS = ("SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT", "SCALAR_DIFF", "SCALAR_PRODUCT",
             "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM")
 #: Built-in initial populations; any other value is the path of a file of programs.
-INITIAL_POPULATIONS = ("noop", "random", "linear", "neural_net", "damaged_neural_net")
+INITIAL_POPULATIONS = ("noop", "random", *BUILTIN_PROGRAMS, "damaged_neural_net")
 
 
 @functools.cache
 def initial_memory(population: str) -> tuple[int, int, int] | None:
     """Memory (scalars, vectors, matrices) a hand-written initial population addresses, or
     None for populations that fit any memory (AutoML-Zero spec 5.1)."""
-    programs = {"linear": linear_program, "neural_net": neural_net_program,
-                "damaged_neural_net": lambda: neural_net_program(damaged=True)}
-    return programs[population]().memory_needs() if population in programs else None
+    if population == "damaged_neural_net":
+        return neural_net_program(damaged=True).memory_needs()
+    return builtin_program(population).memory_needs() if population in BUILTIN_PROGRAMS \
+        else None
 
 
 _OP_NAMES_BY_CODE = {op.code: op.name for op in OPS}
@@ -273,8 +274,9 @@ class Memory:
 class TaskSpec:
     """How to generate one set of tasks (the arguments of :func:`evozero.evaluation.tasks.make_tasks`).
 
-    ``pairs`` is an option of "digits" tasks, ``path`` and ``classification`` of "npz"
-    tasks; ``features`` is null for npz tasks unless given (it is then read from the file).
+    ``pairs`` is an option of "digits" and "mnist1d" tasks, ``valid_split`` of "mnist1d"
+    tasks, ``path`` and ``classification`` of "npz" tasks; ``features`` is null for npz
+    tasks unless given (it is then read from the file).
     """
 
     kind: str = _setting(_Choice(*KINDS), "linear")
@@ -287,6 +289,7 @@ class TaskSpec:
     data_seeds: tuple[int, ...] | None = _setting(_SeedList(), None)
     param_seeds: tuple[int, ...] | None = _setting(_SeedList(), None)
     pairs: str | tuple[tuple[int, int], ...] | None = _setting(_Pairs(), None)
+    valid_split: str | None = _setting(_Optional(_Choice(*VALID_SPLITS)), None)
     path: str | None = _setting(_FilePath(".npz file"), None)
     classification: bool | None = _setting(_Optional(_Bool()), None)
 
@@ -295,16 +298,20 @@ class TaskSpec:
         kind = raw.get("kind")
         if isinstance(kind, str) and kind.strip().lower() == "npz":
             raw.setdefault("features", None)
-        if isinstance(kind, str) and kind.strip().lower() == "digits":
+        if isinstance(kind, str) and kind.strip().lower() in ("digits", "mnist1d"):
             raw.setdefault("pairs", "all")
+        if isinstance(kind, str) and kind.strip().lower() == "mnist1d":
+            raw.setdefault("valid_split", "train")
         return raw
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
-        options = {"pairs": "digits", "path": "npz", "classification": "npz"}
-        for option, kind in options.items():
-            if getattr(self, option) is not None and self.kind != kind:
-                yield option, (f"is an option of {kind!r} tasks only, but kind is "
-                               f"{self.kind!r}; remove it or set kind: {kind}")
+        options = {"pairs": ("digits", "mnist1d"), "valid_split": ("mnist1d",),
+                   "path": ("npz",), "classification": ("npz",)}
+        for option, kinds in options.items():
+            if getattr(self, option) is not None and self.kind not in kinds:
+                names = " and ".join(repr(kind) for kind in kinds)
+                yield option, (f"is an option of {names} tasks only, but kind is "
+                               f"{self.kind!r}; remove it or set kind: {kinds[0]}")
         if self.kind == "npz" and self.path is None:
             yield ("path", "kind"), "npz tasks need path: the .npz file with arrays x and y"
         if self.features is None and self.kind != "npz":
@@ -319,6 +326,9 @@ class TaskSpec:
         """The kind-specific keyword options for make_tasks."""
         if self.kind == "digits":
             return {"pairs": "all" if self.pairs is None else self.pairs}
+        if self.kind == "mnist1d":
+            return {"pairs": "all" if self.pairs is None else self.pairs,
+                    "valid_split": self.valid_split or "train"}
         if self.kind == "npz":
             return {"path": self.path, "classification": self.classification}
         return {}
