@@ -1,6 +1,8 @@
 """Accuracy reached at equal training compute: what a NAS run had found by the time it
-had spent a given number of training steps (for example to compare runs with and without
-weight inheritance, whose networks cost the same steps but start from other weights).
+had spent a given number of training steps (:func:`best_at_train_steps`; for example to
+compare runs with and without weight inheritance, whose networks cost the same steps but
+start from other weights), and its best cell trained afresh (:func:`best_from_scratch`:
+with inheritance a network's accuracy also holds its ancestors' training).
 
 A run's compute is the running sum of ``train_steps`` over its evaluations.jsonl, in the
 order the networks were evaluated (a cache hit costs nothing; on several islands the
@@ -13,7 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from evozero.errors import EvozeroError
+from evozero.nas.evaluate import evaluator_for
+from evozero.nas.space import CellSpace
 from evozero.runs.rundir import RunDir
 
 
@@ -45,3 +51,21 @@ def best_at_train_steps(run: str | Path | RunDir, marks: Sequence[float]
                 best.update(networks=count, train_steps=spent)
         results.append(best)
     return results
+
+
+def best_from_scratch(run: str | Path | RunDir) -> dict[str, float]:
+    """The run's best cell (best.txt) trained afresh with the run's training settings and
+    the cell's own training seed, as a search without weight inheritance scores it:
+    ``valid_accuracy`` and ``test_accuracy``. Set beside the run's own result, it tells
+    how much of that came from the cell and how much from inherited training."""
+    rundir = run if isinstance(run, RunDir) else RunDir.open(str(run))
+    config = rundir.read_config()
+    text = rundir.read_best()
+    if config.nas is None or text is None:
+        raise EvozeroError(f"{rundir.path}: not a NAS run with a best cell (best.txt)")
+    evaluator = evaluator_for(config.nas, config.seed)
+    cell = CellSpace(config.nas).parse(text)
+    with threadpool_limits(1, user_api="blas"):   # one BLAS thread, as the islands train
+        result, _, _ = evaluator.train(evaluator.architecture(cell),
+                                       evaluator.train_seed(cell.hash()))
+    return {"valid_accuracy": result.valid_accuracy, "test_accuracy": result.test_accuracy}

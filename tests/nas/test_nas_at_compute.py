@@ -8,9 +8,9 @@ import pytest
 
 from evozero.domains import start_run
 from evozero.errors import EvozeroError
-from evozero.nas.at_compute import best_at_train_steps
+from evozero.nas.at_compute import best_at_train_steps, best_from_scratch
 from evozero.runs.rundir import RunDir
-from tests.helpers import small_config
+from tests.helpers import nas_config, small_config
 
 # (valid accuracy, test accuracy, train steps, cache hit)
 EVALUATIONS = [(0.50, 0.48, 100, False), (None, None, 100, False),   # diverged
@@ -50,3 +50,18 @@ def test_marks_must_be_finite_and_not_negative(run):
     for bad in (-1, float("inf"), float("nan")):
         with pytest.raises(EvozeroError, match="marks must be finite"):
             best_at_train_steps(run, [10, bad])
+
+
+def test_a_best_cell_from_scratch_scores_as_its_search_without_inheritance(tmp_path):
+    run = start_run(nas_config(budget={"individuals": 6, "train_steps": None}),
+                    str(tmp_path), out=open(os.devnull, "w"))
+    run.execute()
+    best = max((r for r in run.rundir.read_evaluations() if not r["cache_hit"]),
+               key=lambda r: r["valid_accuracy"])
+    assert best_from_scratch(run.rundir.path) == {
+        "valid_accuracy": best["valid_accuracy"], "test_accuracy": best["test_accuracy"]}
+
+
+def test_from_scratch_needs_a_nas_run_with_a_best_cell(run):
+    with pytest.raises(EvozeroError, match="not a NAS run with a best cell"):
+        best_from_scratch(run)
