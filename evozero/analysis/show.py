@@ -9,7 +9,7 @@ from evozero.config import Config
 from evozero.errors import EvozeroError
 from evozero.programs.liveness import resolve_memory
 from evozero.programs.program import Program
-from evozero.programs.simplify import program_diff, simplify
+from evozero.programs.simplify import program_changes, simplify
 from evozero.runs.rundir import RunDir
 
 # Settings a reader needs to make sense of a result, in the order show prints them; the
@@ -19,6 +19,9 @@ _KEY_SETTINGS = ("seed", "strategy", "population_size", "tournament_size", "muta
                  "max_experiments", "migration", "migrate_every", "deterministic")
 _PROGRAM_ONLY = frozenset({"mutate_prob", "initial_population", "fitness_combine",
                            "sufficient_fitness", "max_experiments"})
+# Changes a line of ``show --history`` lists before it only counts the rest (its JSON
+# form keeps them all): a few changes read at a glance, thirty do not.
+_CHANGES_SHOWN = 6
 
 
 def key_settings(config: Config, *, programs: bool = True) -> dict[str, Any]:
@@ -93,20 +96,35 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
 
 
 def history(rundir: RunDir) -> list[dict[str, Any]]:
-    """Every improvement of the best, with a one-line diff of the simplified programs."""
+    """Every improvement of the best, each with what changed since the previous best of
+    its lineage (its island in its experiment), both simplified: ``changes`` (a list) and
+    ``change`` (one line). An island's first best is compared with the previous best
+    overall instead, and ``against`` says which best each was compared with
+    (``same_lineage`` false for that fallback; None for the very first program)."""
     config = rundir.read_config()
     memory = config.memory.sizes
-    events = []
-    previous = None
+    events: list[dict[str, Any]] = []
+    latest: dict[tuple[int, int], tuple[dict[str, Any], Program]] = {}   # by lineage
+    previous: tuple[dict[str, Any], Program] | None = None
     for line, record in rundir.discovery_lines():
         record = _discovery(rundir, line, record, memory)
         current = simplify(record["program"], memory)
-        events.append({"experiment": record["experiment"], "island": record.get("island", 1),
-                       "individual": record["individual"],
-                       "seconds": record["seconds"], "fitness": record["fitness"],
-                       "change": "first program" if previous is None
-                       else program_diff(previous, current)})
-        previous = current
+        lineage = (record["experiment"], record.get("island", 1))
+        event: dict[str, Any] = {
+            "experiment": record["experiment"], "island": lineage[1],
+            "individual": record["individual"], "seconds": record["seconds"],
+            "fitness": record["fitness"], "against": None, "changes": [],
+            "change": "first program"}
+        base = latest.get(lineage, previous)
+        if base is not None:
+            base_event, base_program = base
+            event["against"] = {key: base_event[key] for key in ("experiment", "island",
+                                                                 "individual")}
+            event["against"]["same_lineage"] = lineage in latest
+            event["changes"] = program_changes(base_program, current)
+            event["change"] = "; ".join(event["changes"]) or "no change"
+        latest[lineage] = previous = (event, current)
+        events.append(event)
     return events
 
 
@@ -154,9 +172,29 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def format_history(events: list[dict[str, Any]]) -> str:
-    """The human-readable form of :func:`history`."""
-    lines = [f"{'seconds':>9} {'exp':>3} {'island':>6} {'individual':>11} {'fitness':>9}  change"]
+    """The human-readable form of :func:`history`: one line per new best, its first few
+    changes and how many more there are."""
+    lines = [f"{'seconds':>9} {'exp':>3} {'island':>6} {'individual':>11} {'fitness':>9}  "
+             f"change (simplified, since the island's previous best)"]
     for event in events:
         lines.append(f"{event['seconds']:>9.2f} {event['experiment']:>3} {event['island']:>6} "
-                     f"{event['individual']:>11,} {event['fitness']:>9.6f}  {event['change']}")
+                     f"{event['individual']:>11,} {event['fitness']:>9.6f}  "
+                     f"{_change_text(event)}")
     return "\n".join(lines)
+
+
+def _change_text(event: dict[str, Any]) -> str:
+    """A history event's change for its line: the first few changes, the rest counted,
+    after which best they are counted from when that is not the island's previous one."""
+    against, changes = event["against"], event["changes"]
+    if against is None or not changes:
+        return event["change"]
+    text = "; ".join(changes[:_CHANGES_SHOWN])
+    if len(changes) > _CHANGES_SHOWN:
+        text += f"; ... {len(changes) - _CHANGES_SHOWN} more"
+    if against["same_lineage"]:
+        return text
+    where = f"island {against['island']}" if against["experiment"] == event["experiment"] \
+        else f"experiment {against['experiment']} island {against['island']}"
+    return (f"[first best of this island; {len(changes)} change"
+            f"{'s' * (len(changes) != 1)} from the best of {where}] {text}")

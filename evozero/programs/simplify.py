@@ -18,7 +18,8 @@ with any seed) and needs no more memory than the original:
    and v0 keep theirs), so ``memory_needs`` shrinks;
 4. dead-code removal again.
 
-:func:`program_diff` summarises on one line what changed between two programs.
+:func:`program_changes` lists what changed between two programs, :func:`program_diff`
+summarises it on one line.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from evozero.programs.liveness import resolve_memory, strip_dead_code
 from evozero.programs.program import COMPONENTS, Program
 from ops.table import OPS, OPS_BY_NAME, SCALAR, VECTOR
 
-__all__ = ["simplify", "program_diff"]
+__all__ = ["simplify", "program_changes", "program_diff"]
 
 _CONST_SET = OPS_BY_NAME["SCALAR_CONST_SET"].code
 # Deterministic ops from scalars only to a scalar: the only ones folded.
@@ -65,11 +66,16 @@ def simplify(program: Program, memory: Sequence[int] | None = None) -> Program:
 
 
 def program_diff(old: Program, new: Program) -> str:
-    """One-line summary of the changes from ``old`` to ``new``, line by line per component.
+    """One-line summary of the changes from ``old`` to ``new``: the
+    :func:`program_changes` joined with ``"; "``; equal programs give ``"no change"``."""
+    return "; ".join(program_changes(old, new)) or "no change"
+
+
+def program_changes(old: Program, new: Program) -> list[str]:
+    """The changes from ``old`` to ``new``, line by line per component, in program order.
 
     Items read ``+ line (component)`` (added), ``- line (component)`` (removed) and
-    ``~ old -> new (component)`` (changed in place), joined with ``"; "``; equal
-    programs give ``"no change"``.
+    ``~ old -> new (component)`` (changed in place); equal programs give none.
     """
     items: list[str] = []
     for component in COMPONENTS:
@@ -91,7 +97,7 @@ def program_diff(old: Program, new: Program) -> str:
                          if k not in changed)
             items.extend(f"+ {line} ({component})" for k, line in enumerate(added)
                          if k not in changed)
-    return "; ".join(items) if items else "no change"
+    return items
 
 
 def _destination(line: str) -> str:

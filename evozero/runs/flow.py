@@ -36,7 +36,7 @@ from evozero.runs.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowe
 from evozero.runs.messages import Command, ErrorReply, IslandResult, Reply
 from evozero.runs.migration import IslandView, empty_arrivals, latest_arrivals, round_arrivals
 from evozero.runs.preflight import check_before_start
-from evozero.runs.progress import Console, progress_record
+from evozero.runs.progress import Console, budget_used, eta_seconds, progress_record
 from evozero.runs.rundir import RunDir
 from evozero.runs.state import RunState
 from evozero.runs.workers import LocalBackend, cores
@@ -480,7 +480,10 @@ class Run:
         record = {"seconds": round(self.seconds(), 3), "experiment": self.state.experiment + 1}
         record.update(progress_record(self.views, seconds))
         self.rundir.append_progress(record)
-        self.console.progress(record, final)
+        used = budget_used(self.views, self.config.budget, seconds)
+        limit = self.config.max_experiments
+        after = max(limit - self.state.experiment - 1, 0) if limit > 0 else 0
+        self.console.progress(record, final, used, eta_seconds(used, seconds, after), limit)
 
     def _say(self, text: str) -> None:
         self.console.say(text)

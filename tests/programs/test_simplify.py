@@ -11,7 +11,7 @@ import evozero as ez
 from evozero.evaluation.vm import evaluate_group, group_tasks
 from evozero.programs.liveness import strip_dead_code
 from evozero.programs.reference import linear_program, neural_net_program
-from evozero.programs.simplify import program_diff, simplify
+from evozero.programs.simplify import program_changes, program_diff, simplify
 from ops.kinds import IS_RANDOM
 from ops.table import OPS, OPS_BY_NAME
 
@@ -273,6 +273,8 @@ def test_program_diff():
                            .replace("  s3 = s3 * s2\n", "  s3 = s3 * s2\n  s4 = s0 - s1\n"))
     assert program_diff(old, new) == "- v2 = s3 * v0 (learn); + s4 = s0 - s1 (learn)"
     assert program_diff(new, old) == "- s4 = s0 - s1 (learn); + v2 = s3 * v0 (learn)"
+    assert program_changes(old, new) == ["- v2 = s3 * v0 (learn)", "+ s4 = s0 - s1 (learn)"]
+    assert program_changes(old, linear_program(0.01)) == []
     grown = ez.Program.parse(str(old).replace("def Predict():", "  v3[0.5] = 1.0\ndef Predict():"))
     assert program_diff(old, grown) == "+ v3[0.5] = 1.0 (setup)"
     moved = ez.Program.parse(str(old).replace("s1 = dot(v0, v1)", "s1 = dot(v1, v0)"))
