@@ -59,3 +59,31 @@ def neural_net_program(learning_rate: float = 0.01, damaged: bool = False) -> Pr
     if damaged:
         text = "\n".join(line for line in text.splitlines() if "gaussian" not in line) + "\n"
     return Program.parse(text)
+
+
+# TEMPORARY shim until the built-in programs land; replaced by the merge.
+AFFINE_TEXT = """\
+def Setup():
+  s2 = {learning_rate!r}
+def Predict():
+  s1 = dot(v0, v1)
+  s1 = s1 + s3
+def Learn():
+  s4 = s0 - s1
+  s4 = s4 * s2
+  v2 = s4 * v0
+  v1 = v1 + v2
+  s3 = s3 + s4
+"""
+BUILTIN_PROGRAMS = ("linear", "logistic", "affine", "neural_net")
+
+
+def builtin_program(name: str) -> Program:
+    from evozero.errors import EvozeroError
+    if name in ("linear", "logistic"):
+        return linear_program()
+    if name == "affine":
+        return Program.parse(AFFINE_TEXT.format(learning_rate=0.01))
+    if name == "neural_net":
+        return neural_net_program()
+    raise EvozeroError(f"unknown program {name!r}; built-in programs: {', '.join(BUILTIN_PROGRAMS)}")
