@@ -110,6 +110,22 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--combine", choices=("mean", "median"), default="mean")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
 
+    tune = commands.add_parser("tune", help="tune a program's constants on tasks, then test "
+                                            "it on held-out tasks")
+    tune.add_argument("program", help="a run directory (its best program), a program file, "
+                                      "or a built-in program (linear, logistic, affine, "
+                                      "neural_net)")
+    tune.add_argument("--tasks", required=True,
+                      help="the tuning tasks: a .npz file, a YAML task spec, or an experiment "
+                           "config (its select_tasks; its final_tasks are then the held-out "
+                           "tasks)")
+    tune.add_argument("--test", help="held-out tasks, in the forms --tasks takes")
+    tune.add_argument("--trials", type=_positive_int, default=100,
+                      help="trials, the first being the program as given (default 100)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the factors (default 0)")
+    tune.add_argument("--output", metavar="FILE", help="write the tuned program's text here")
+    tune.add_argument("--format", choices=("text", "json"), default="text")
+
     commands.add_parser("ops", help="list the instruction set")
 
     calibrate = commands.add_parser(
@@ -280,6 +296,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from evozero.analysis.tune_command import format_report, tune_report
+    from evozero.runs.files import atomic_write_text, json_text
+
+    if args.output is not None:
+        _check_output("--output", args.output)
+    report = tune_report(args.program, args.tasks, args.test, args.trials, args.seed)
+    if args.output is not None:
+        atomic_write_text(args.output, report["program"])
+    print(json_text(report, indent=2) if args.format == "json" else format_report(report))
+    return 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from ops.table import markdown
 
@@ -330,5 +359,5 @@ def _cost(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _run, "resume": _resume, "show": _show, "export": _export, "plot": _plot,
-             "eval": _eval, "ops": _ops, "calibrate": _calibrate, "cost": _cost,
+             "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate, "cost": _cost,
              "bench": _bench}

@@ -1,9 +1,11 @@
 """Evaluate a program on other tasks than those it was evolved on (``evozero eval``).
 
-A program comes from a run directory (its best program and the run's memory sizes) or a
-text file with one program. Tasks come from a ``.npz`` file (arrays ``x``, ``y``; see
-:func:`evozero.evaluation.tasks.make_tasks`), or a YAML file: either a whole experiment config (its
-``final_tasks`` are used) or one task spec (``kind``, ``num_tasks``, ``features``, ...).
+A program comes from a run directory (its best program and the run's memory sizes), a
+text file with one program, or the name of a built-in program (``linear``, ``logistic``,
+``affine``, ``neural_net``; an existing path of that name wins). Tasks come from a ``.npz``
+file (arrays ``x``, ``y``; see :func:`evozero.evaluation.tasks.make_tasks`), or a YAML
+file: either a whole experiment config (its ``final_tasks`` are used) or one task spec
+(``kind``, ``num_tasks``, ``features``, ...).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from evozero.evaluation.tasks import Task, make_tasks, read_npz_header
 from evozero.evaluation.vm import combine_fitness, evaluate
 from evozero.programs.liveness import resolve_memory
 from evozero.programs.program import Program
+from evozero.programs.reference import BUILTIN_PROGRAMS, builtin_program
 from evozero.resources import available_memory, format_bytes
 from evozero.runs.preflight import vm_memory_bytes
 from evozero.runs.rundir import RunDir
@@ -26,8 +29,15 @@ from ops.rng import SEED_MAX
 
 
 def load_program(path: str) -> tuple[Program, tuple[int, int, int] | None]:
-    """The program at ``path`` and the memory it ran with (None: what it needs)."""
+    """The program at ``path`` (a run directory or a program file; else the name of a
+    built-in program) and the memory it ran with (None: what it needs)."""
     source = Path(path)
+    if not source.exists():
+        if path.strip().lower() in BUILTIN_PROGRAMS:
+            return builtin_program(path), None
+        raise EvozeroError(f"{source}: cannot read the program (no such file or run "
+                           f"directory), and it names no built-in program (the built-ins "
+                           f"are {', '.join(BUILTIN_PROGRAMS)})")
     if source.is_dir():
         run = RunDir.open(source)
         memory = run.read_config().memory.sizes
@@ -71,10 +81,9 @@ def _npz_split(path: str) -> tuple[int, int]:
     return train, max(1, rows - train)
 
 
-def evaluation_report(program: Program, tasks: list[Task],
-                      memory: tuple[int, int, int] | None = None,
-                      combine: str = "mean", seed: int = 0) -> dict[str, Any]:
-    """Per-task and combined fitness of ``program`` on ``tasks``."""
+def check_vm_memory(program: Program, tasks: list[Task],
+                    memory: tuple[int, int, int] | None = None) -> None:
+    """Raise EvozeroError unless the VM memory of ``program`` on ``tasks`` fits this machine."""
     sizes = resolve_memory(program, memory)
     need = sum(vm_memory_bytes(sizes, task.n_features, 1) for task in tasks)
     have = available_memory()
@@ -83,6 +92,13 @@ def evaluation_report(program: Program, tasks: list[Task],
                            f"({sizes[0]} scalars, {sizes[1]} vectors and {sizes[2]} matrices "
                            f"per task, for {len(tasks)} tasks), more than the "
                            f"{format_bytes(have)} available; use fewer tasks or features")
+
+
+def evaluation_report(program: Program, tasks: list[Task],
+                      memory: tuple[int, int, int] | None = None,
+                      combine: str = "mean", seed: int = 0) -> dict[str, Any]:
+    """Per-task and combined fitness of ``program`` on ``tasks``."""
+    check_vm_memory(program, tasks, memory)
     per_task = np.asarray(evaluate(program, tasks, combine=None, memory=memory, seed=seed))
     return {"combine": combine, "fitness": combine_fitness(per_task, combine),
             "tasks": [{"name": task.name, "fitness": float(value)}

@@ -42,12 +42,7 @@ from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import KINDS, Task, make_tasks
 from evozero.programs.mutation import MUTATION_NAMES
 from evozero.programs.program import COMPONENTS, Program
-from evozero.programs.reference import (
-    BUILTIN_PROGRAMS,
-    builtin_program,
-    linear_program,
-    neural_net_program,
-)
+from evozero.programs.reference import BUILTIN_PROGRAMS, builtin_program, neural_net_program
 from ops.rng import SEED_MAX
 from ops.table import OPS, OPS_BY_NAME
 
@@ -55,16 +50,17 @@ from ops.table import OPS, OPS_BY_NAME
 DEMO_OPS = ("SCALAR_CONST_SET", "VECTOR_INNER_PRODUCT", "SCALAR_DIFF", "SCALAR_PRODUCT",
             "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM")
 #: Built-in initial populations; any other value is the path of a file of programs.
-INITIAL_POPULATIONS = ("noop", "random", "linear", "neural_net", "damaged_neural_net")
+INITIAL_POPULATIONS = ("noop", "random", *BUILTIN_PROGRAMS, "damaged_neural_net")
 
 
 @functools.cache
 def initial_memory(population: str) -> tuple[int, int, int] | None:
     """Memory (scalars, vectors, matrices) a hand-written initial population addresses, or
     None for populations that fit any memory (AutoML-Zero spec 5.1)."""
-    programs = {"linear": linear_program, "neural_net": neural_net_program,
-                "damaged_neural_net": lambda: neural_net_program(damaged=True)}
-    return programs[population]().memory_needs() if population in programs else None
+    if population == "damaged_neural_net":
+        return neural_net_program(damaged=True).memory_needs()
+    return builtin_program(population).memory_needs() if population in BUILTIN_PROGRAMS \
+        else None
 
 
 def named_program(value: str) -> Program:

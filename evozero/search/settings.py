@@ -13,7 +13,12 @@ from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import Task
 from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays
 from evozero.programs.program import Program
-from evozero.programs.reference import linear_program, neural_net_program
+from evozero.programs.reference import (
+    BUILTIN_PROGRAMS,
+    builtin_program,
+    linear_program,
+    neural_net_program,
+)
 from evozero.programs.slots import program_slots, slot_offsets
 from evozero.search.evolution import EVOLUTION, MEAN, MEDIAN, RANDOM_SEARCH, program_cost
 from evozero.search.state import Settings
@@ -51,10 +56,10 @@ def initial_programs(config: Config) -> list[Program] | None:
         return None
     if choice == "noop":
         return [Program.from_instructions()]
-    if choice == "linear":
-        return [linear_program()]
-    if choice in ("neural_net", "damaged_neural_net"):
-        return [neural_net_program(damaged=choice == "damaged_neural_net")]
+    if choice == "damaged_neural_net":
+        return [neural_net_program(damaged=True)]
+    if choice in BUILTIN_PROGRAMS:
+        return [builtin_program(choice)]
     return read_programs(choice)
 
 

@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from evozero.analysis.transfer import load_program, load_tasks
 from evozero.cli import main
 from evozero.config import config_from_dict
 from evozero.domains import start_run
 from evozero.evaluation.tasks import make_tasks
 from evozero.evaluation.vm import evaluate
-from evozero.programs.reference import linear_program
+from evozero.programs.reference import builtin_program, linear_program
 
 
 @pytest.fixture()
@@ -79,3 +80,16 @@ def test_bad_program_and_missing_file(tmp_path, capsys):
     assert "bad.txt" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "nothing.txt"), "--tasks", "x.yaml"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_built_in_programs_by_name_and_a_file_of_that_name_wins(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "tasks.yaml"
+    spec.write_text("kind: linear\nnum_tasks: 2\nfeatures: 4\ntrain: 200\nvalid: 50\n")
+    assert main(["eval", "affine", "--tasks", str(spec), "--format", "json"]) == 0
+    expected = evaluate(builtin_program("affine"), load_tasks(str(spec)))
+    assert json.loads(capsys.readouterr().out)["fitness"] == expected
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "affine").write_text(str(linear_program(0.05)))
+    assert load_program("affine") == (linear_program(0.05), None)
+    assert main(["eval", "affin", "--tasks", str(spec)]) == 2
+    assert "linear, logistic, affine, neural_net" in capsys.readouterr().err

@@ -649,3 +649,17 @@ def test_initial_population_memory_comes_from_the_programs():
         config_from_dict({"initial_population": "neural_net", "memory": short})
     config_from_dict({"initial_population": "neural_net",
                       "memory": dict(zip(("scalars", "vectors", "matrices"), need))})
+
+
+@pytest.mark.parametrize("name", ["linear", "logistic", "affine", "neural_net"])
+def test_every_built_in_program_is_an_initial_population(name):
+    from evozero.programs.reference import builtin_program
+    from evozero.search.settings import initial_programs
+    need = builtin_program(name).memory_needs()
+    config = config_from_dict({"initial_population": name,
+                               "memory": dict(zip(("scalars", "vectors", "matrices"), need))})
+    assert initial_programs(config) == [builtin_program(name)]
+    with pytest.raises(EvozeroError, match=f"needs memory scalars >= {need[0]}"):
+        config_from_dict({"initial_population": name,
+                          "memory": {"scalars": need[0] - 1, "vectors": need[1],
+                                     "matrices": need[2]}})
