@@ -1,0 +1,35 @@
+"""The configs of experiments/paper/ load, and the learning-only ones freeze what they say."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evozero.config import load_config
+from evozero.config.program import named_program
+from evozero.evaluation.vm import evaluate
+
+PAPER = Path(__file__).resolve().parents[2] / "experiments" / "paper"
+STUDIES = sorted(PAPER.glob("*.study.yaml"))
+RUN_CONFIGS = sorted(set(PAPER.glob("*.yaml")) - set(STUDIES))
+
+
+def test_the_page_lists_its_configs():
+    assert len(RUN_CONFIGS) >= 5 and len(STUDIES) >= 5
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=[p.name for p in RUN_CONFIGS])
+def test_run_config_loads(path):
+    config = load_config(path)
+    assert config.name == path.stem
+
+
+@pytest.mark.parametrize("name", ["fig4_linear_learn", "fig4_affine_learn"])
+def test_learning_only_configs_freeze_a_gradient_descent_learner_that_converges(name):
+    config = load_config(PAPER / f"{name}.yaml")
+    assert config.ops.frozen == ("setup", "predict") and config.ops.learn
+    learner = named_program(config.frozen_program)
+    # The fixed rate reaches the float64 floor of the fitness on the search tasks, where a
+    # tuned rate ends, so a learning-only search can match the tuned baseline.
+    fitness = evaluate(learner, config.search_tasks.make(), memory=config.memory.sizes)
+    assert fitness > 1 - 1e-12
