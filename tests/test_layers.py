@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evozero.analysis",),
     ("evozero.nas",),
     ("evozero.domains",),
+    ("evozero.study",),
     ("evozero.bench", "evozero.cli", "evozero.__main__", "evozero"),
 )
 
@@ -92,6 +93,7 @@ def test_no_module_imports_a_higher_layer():
 
 @pytest.mark.parametrize("module, layer", [
     ("ops.neural.conv", 0), ("evozero.errors", 1), ("evozero.programs.program", 2),
-    ("evozero.nas.show", 8), ("evozero", 10), ("evozero.cli", 10), ("numpy", None)])
+    ("evozero.nas.show", 8), ("evozero.study.stats", 10), ("evozero", 11), ("evozero.cli", 11),
+    ("numpy", None)])
 def test_layer_of(module, layer):
     assert layer_of(module) == layer

@@ -1,0 +1,1 @@
+"""Studies: many seeds of several arms, their statistics, show and plot."""
