@@ -124,42 +124,46 @@ class _Pairs(_Spec):
         return value if value is None or isinstance(value, str) else [list(p) for p in value]
 
 
-class _InitialPopulation(_Spec):
-    allowed = (f"one of {', '.join(INITIAL_POPULATIONS)} or the path of an existing file of "
-               f"programs (relative to the config file)")
+class _BuiltinOrFile(_Spec):
+    """A built-in name (case-insensitive) or the path of an existing file, resolved
+    relative to the config file."""
 
-    def parse(self, value: Any, key: str, ctx: _Context) -> str:
+    names: Any = ()
+    what = ""
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | None:
+        return self.name_or_path(value, key, ctx)
+
+    def name_or_path(self, value: Any, key: str, ctx: _Context) -> str:
+        """The lower-case built-in name or the absolute path ``value`` gives."""
         if not isinstance(value, str) or not value.strip():
             raise self.fail(value, key, ctx)
-        if value.strip().lower() in INITIAL_POPULATIONS:
+        if value.strip().lower() in self.names:
             return value.strip().lower()
         resolved = _resolve(value, ctx)
         if not os.path.isfile(resolved):
-            hint = _did_you_mean(value.strip().lower(), INITIAL_POPULATIONS)
-            raise ctx.error(key, f"{_show(value)} is neither a built-in population nor an "
+            hint = _did_you_mean(value.strip().lower(), self.names)
+            raise ctx.error(key, f"{_show(value)} is neither a built-in {self.what} nor an "
                                  f"existing file (looked for {resolved}); must be "
                                  f"{self.allowed}{'; ' + hint if hint else ''}")
         return resolved
 
 
-class _ProgramName(_Spec):
+class _InitialPopulation(_BuiltinOrFile):
+    names = INITIAL_POPULATIONS
+    what = "population"
+    allowed = (f"one of {', '.join(INITIAL_POPULATIONS)} or the path of an existing file of "
+               f"programs (relative to the config file)")
+
+
+class _ProgramName(_BuiltinOrFile):
+    names = BUILTIN_PROGRAMS
+    what = "program"
     allowed = (f"null, a built-in program ({', '.join(BUILTIN_PROGRAMS)}) or the path of a "
                f"file holding one program (relative to the config file)")
 
     def parse(self, value: Any, key: str, ctx: _Context) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(value, key, ctx)
-        if value.strip().lower() in BUILTIN_PROGRAMS:
-            return value.strip().lower()
-        resolved = _resolve(value, ctx)
-        if not os.path.isfile(resolved):
-            hint = _did_you_mean(value.strip().lower(), BUILTIN_PROGRAMS)
-            raise ctx.error(key, f"{_show(value)} is neither a built-in program nor an "
-                                 f"existing file (looked for {resolved}); must be "
-                                 f"{self.allowed}{'; ' + hint if hint else ''}")
-        return resolved
+        return None if value is None else self.name_or_path(value, key, ctx)
 
 
 class _OpList(_Spec):
