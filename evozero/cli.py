@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("text", "json"), default="text")
 
     export = commands.add_parser("export", help="write a run's best program as Python")
-    export.add_argument("run", help="a run directory (its best program) or a program file")
+    export.add_argument("run", help="a run directory (its best program), a program file or a "
+                                    "built-in program (linear, logistic, affine, neural_net)")
     export.add_argument("--python", required=True, metavar="FILE", help="the .py file to write")
     export.add_argument("--name", default="EvolvedAlgorithm", help="name of the exported class")
 
@@ -104,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="overlay runs grouped by config name, with a legend")
 
     evaluate = commands.add_parser("eval", help="evaluate a program on other tasks")
-    evaluate.add_argument("program", help="a run directory (its best program) or a program file")
+    evaluate.add_argument("program", help="a run directory (its best program), a program file "
+                                          "or a built-in program (linear, logistic, affine, "
+                                          "neural_net)")
     evaluate.add_argument("--tasks", required=True,
                           help="a .npz file (x, y), a YAML task spec, or an experiment config "
                                "(its final_tasks)")

@@ -215,9 +215,14 @@ def keys_added_since(resolved: Mapping[str, Any]) -> dict[str, Any]:
     checkpoint's copy of it) lacks because it was written before they existed, each the
     value that means what that run did: a nas section without ``mnist1d`` was trained on
     the legacy MNIST-1D sample, and one without ``latency_drift`` estimated latency
-    uncorrected."""
+    uncorrected; a task section without ``valid_split`` (an option of kinds added later)
+    had none."""
     nas = resolved.get("nas")
     added: dict[str, Any] = {}
+    for section in ("search_tasks", "select_tasks", "final_tasks"):
+        tasks = resolved.get(section)
+        if isinstance(tasks, Mapping) and "valid_split" not in tasks:
+            added[f"{section}.valid_split"] = None
     if isinstance(nas, Mapping) and "mnist1d" not in nas:
         added["nas.mnist1d"] = {"recipe": "legacy", "seed": MNIST1D_PUBLISHED_SEED}
     if isinstance(nas, Mapping) and "latency_drift" not in nas:

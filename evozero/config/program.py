@@ -39,7 +39,7 @@ from evozero.config.schema import (
     _unknown,
 )
 from evozero.errors import EvozeroError
-from evozero.evaluation.tasks import KINDS, Task, make_tasks
+from evozero.evaluation.tasks import KINDS, VALID_SPLITS, Task, make_tasks
 from evozero.programs.mutation import MUTATION_NAMES
 from evozero.programs.program import COMPONENTS, Program
 from evozero.programs.reference import BUILTIN_PROGRAMS, builtin_program, neural_net_program
@@ -315,8 +315,9 @@ class Memory:
 class TaskSpec:
     """How to generate one set of tasks (the arguments of :func:`evozero.evaluation.tasks.make_tasks`).
 
-    ``pairs`` is an option of "digits" tasks, ``path`` and ``classification`` of "npz"
-    tasks; ``features`` is null for npz tasks unless given (it is then read from the file).
+    ``pairs`` is an option of "digits" and "mnist1d" tasks, ``valid_split`` of "mnist1d"
+    tasks, ``path`` and ``classification`` of "npz" tasks; ``features`` is null for npz
+    tasks unless given (it is then read from the file).
     """
 
     kind: str = _setting(_Choice(*KINDS), "linear")
@@ -329,6 +330,7 @@ class TaskSpec:
     data_seeds: tuple[int, ...] | None = _setting(_SeedList(), None)
     param_seeds: tuple[int, ...] | None = _setting(_SeedList(), None)
     pairs: str | tuple[tuple[int, int], ...] | None = _setting(_Pairs(), None)
+    valid_split: str | None = _setting(_Optional(_Choice(*VALID_SPLITS)), None)
     path: str | None = _setting(_FilePath(".npz file"), None)
     classification: bool | None = _setting(_Optional(_Bool()), None)
 
@@ -337,16 +339,20 @@ class TaskSpec:
         kind = raw.get("kind")
         if isinstance(kind, str) and kind.strip().lower() == "npz":
             raw.setdefault("features", None)
-        if isinstance(kind, str) and kind.strip().lower() == "digits":
+        if isinstance(kind, str) and kind.strip().lower() in ("digits", "mnist1d"):
             raw.setdefault("pairs", "all")
+        if isinstance(kind, str) and kind.strip().lower() == "mnist1d":
+            raw.setdefault("valid_split", "train")
         return raw
 
     def _problems(self) -> Iterator[tuple[Any, str]]:
-        options = {"pairs": "digits", "path": "npz", "classification": "npz"}
-        for option, kind in options.items():
-            if getattr(self, option) is not None and self.kind != kind:
-                yield option, (f"is an option of {kind!r} tasks only, but kind is "
-                               f"{self.kind!r}; remove it or set kind: {kind}")
+        options = {"pairs": ("digits", "mnist1d"), "valid_split": ("mnist1d",),
+                   "path": ("npz",), "classification": ("npz",)}
+        for option, kinds in options.items():
+            if getattr(self, option) is not None and self.kind not in kinds:
+                names = " and ".join(repr(kind) for kind in kinds)
+                yield option, (f"is an option of {names} tasks only, but kind is "
+                               f"{self.kind!r}; remove it or set kind: {kinds[0]}")
         if self.kind == "npz" and self.path is None:
             yield ("path", "kind"), "npz tasks need path: the .npz file with arrays x and y"
         if self.features is None and self.kind != "npz":
@@ -361,6 +367,9 @@ class TaskSpec:
         """The kind-specific keyword options for make_tasks."""
         if self.kind == "digits":
             return {"pairs": "all" if self.pairs is None else self.pairs}
+        if self.kind == "mnist1d":
+            return {"pairs": "all" if self.pairs is None else self.pairs,
+                    "valid_split": self.valid_split or "train"}
         if self.kind == "npz":
             return {"path": self.path, "classification": self.classification}
         return {}

@@ -20,23 +20,30 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from evozero.errors import EvozeroError
+from evozero.evaluation.mnist1d import make_mnist1d
 from evozero.resources import available_memory, format_bytes
 
 #: The task kinds make_tasks knows.
-KINDS = ("linear", "nonlinear", "digits", "npz")
+KINDS = ("linear", "affine", "nonlinear", "digits", "mnist1d", "npz")
 
-#: The nine class pairs AutoML-Zero holds out of the search for selection and final tests.
+#: The nine class pairs AutoML-Zero holds out of the search for selection and final tests
+#: (of the digits and of MNIST-1D alike: both have the classes 0..9).
 HELD_OUT_PAIRS = ((0, 5), (0, 9), (1, 8), (2, 9), (3, 5), (3, 6), (3, 8), (4, 6), (8, 9))
 #: All 45 digit class pairs (i, j), i < j, in lexicographic order.
 ALL_PAIRS = tuple((i, j) for i in range(10) for j in range(i + 1, 10))
 #: The 36 pairs left for the search once HELD_OUT_PAIRS are removed.
 SEARCH_PAIRS = tuple(pair for pair in ALL_PAIRS if pair not in HELD_OUT_PAIRS)
 _NAMED_PAIRS = {"all": ALL_PAIRS, "search": SEARCH_PAIRS, "held_out": HELD_OUT_PAIRS}
+#: Where the validation examples of "mnist1d" tasks come from: the published training
+#: split (disjoint from the training examples) or the published test split.
+VALID_SPLITS = ("train", "test")
 
 _OPTIONS = {
     "linear": (),
+    "affine": (),
     "nonlinear": (),
     "digits": ("pairs",),
+    "mnist1d": ("pairs", "valid_split"),
     "npz": ("path", "classification"),
 }
 
@@ -128,12 +135,21 @@ class Task:
 def make_tasks(kind: str, num_tasks: int, features: int | None, train: int, valid: int,
                seed: int = 0, *, epochs: int = 1, data_seeds: Sequence[int] | None = None,
                param_seeds: Sequence[int] | None = None, **options: Any) -> list[Task]:
-    """Generate ``num_tasks`` tasks of one ``kind`` ("linear", "nonlinear", "digits", "npz").
+    """Generate ``num_tasks`` tasks of one ``kind`` (see :data:`KINDS`).
+
+    "linear": ``y = u.x``, "affine": ``y = u.x + a`` (the same ``u``, then ``a ~ N(0, 1)``
+    from the parameter seed), features ``N(0, 1)``; "nonlinear": a random two-layer ReLU
+    teacher; "digits" and "mnist1d": binary classification of a class pair of the 8x8
+    digits or of the published MNIST-1D (:mod:`evozero.evaluation.mnist1d`), randomly
+    projected to ``features`` dimensions.
 
     By default task i gets data seed ``SeedSequence([seed, i, 0])`` and parameter seed
     ``SeedSequence([seed, i, 1])`` (first 32-bit word each); ``data_seeds`` and
-    ``param_seeds`` override them. Options: ``pairs`` for "digits" (a list of (i, j) class
-    pairs with i < j, or "all", "search", "held_out"); ``path`` and ``classification``
+    ``param_seeds`` override them. Options: ``pairs`` for "digits" and "mnist1d" (a list
+    of (i, j) class pairs with i < j, or "all", "search", "held_out"); ``valid_split`` for
+    "mnist1d" ("train": training and validation examples both from the published
+    training split; "test": validation examples from the published test split, the
+    final evaluation of held-out pairs); ``path`` and ``classification``
     (True, False or None = auto) for "npz", where ``features=None`` takes F from the file.
     Bad arguments raise :class:`EvozeroError`.
     """
@@ -161,11 +177,19 @@ def make_tasks(kind: str, num_tasks: int, features: int | None, train: int, vali
     if kind == "npz":
         return _npz_tasks(options, features, train, valid, epochs, seeds)
     assert features is not None   # as above
-    if kind == "linear":
-        return [_linear(features, train, valid, epochs, d, p) for d, p in seeds]
+    if kind in ("linear", "affine"):
+        return [_linear(features, train, valid, epochs, d, p, kind == "affine")
+                for d, p in seeds]
     if kind == "nonlinear":
         return [_nonlinear(features, train, valid, epochs, d, p) for d, p in seeds]
-    pairs = _digit_pairs(options.get("pairs", "all"))   # the last kind: digits
+    pairs = _digit_pairs(options.get("pairs", "all"))
+    if kind == "mnist1d":
+        valid_split = options.get("valid_split", "train")
+        if valid_split not in VALID_SPLITS:
+            raise EvozeroError(f"valid_split must be one of {', '.join(VALID_SPLITS)}, "
+                               f"got {valid_split!r}")
+        return [_mnist1d(pairs[k % len(pairs)], valid_split, features, train, valid, epochs,
+                         d, p) for k, (d, p) in enumerate(seeds)]
     return [_digits(pairs[k % len(pairs)], features, train, valid, epochs, d, p)
             for k, (d, p) in enumerate(seeds)]
 
@@ -246,11 +270,16 @@ def _gaussian_features(features: int, train: int, valid: int,
 
 
 def _linear(features: int, train: int, valid: int, epochs: int, data_seed: int,
-            param_seed: int) -> Task:
+            param_seed: int, affine: bool = False) -> Task:
+    """``y = u.x``, or with ``affine`` ``y = u.x + a``: ``u`` as for linear tasks (so the
+    two kinds share it for equal seeds), then ``a ~ N(0, 1)`` from the same stream."""
     x_train, x_valid = _gaussian_features(features, train, valid, data_seed)
-    w = _param_rng(param_seed).standard_normal(features)
-    return Task("linear", x_train, x_train @ w, x_valid, x_valid @ w, False, epochs,
-                data_seed, param_seed, f"linear({_seed_text(data_seed, param_seed)})")
+    rng = _param_rng(param_seed)
+    w = rng.standard_normal(features)
+    bias = rng.standard_normal() if affine else 0.0
+    kind = "affine" if affine else "linear"
+    return Task(kind, x_train, x_train @ w + bias, x_valid, x_valid @ w + bias, False, epochs,
+                data_seed, param_seed, f"{kind}({_seed_text(data_seed, param_seed)})")
 
 
 def _nonlinear(features: int, train: int, valid: int, epochs: int, data_seed: int,
@@ -273,7 +302,7 @@ def _nonlinear(features: int, train: int, valid: int, epochs: int, data_seed: in
                 f"nonlinear({_seed_text(data_seed, param_seed)})")
 
 
-# --- projected binary classification on the digits ------------------------------------
+# --- projected binary classification on the digits and MNIST-1D ----------------------
 
 
 def _digit_pairs(pairs: Any) -> tuple[tuple[int, int], ...]:
@@ -331,6 +360,28 @@ def _stratified_split(labels: np.ndarray, train: int, valid: int,
     return rng.permutation(train_idx), rng.permutation(valid_idx)
 
 
+def _pair_examples(inputs: np.ndarray, classes: np.ndarray,
+                   pair: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of the two classes of ``pair``, labelled 1 (first) and 0 (second)."""
+    chosen = (classes == pair[0]) | (classes == pair[1])
+    return inputs[chosen], (classes[chosen] == pair[0]).astype(np.float64)
+
+
+def _projected_task(kind: str, pair: tuple[int, int], x_train: np.ndarray, y_train: np.ndarray,
+                    x_valid: np.ndarray, y_valid: np.ndarray, features: int, epochs: int,
+                    data_seed: int, param_seed: int) -> Task:
+    """A binary task of raw inputs projected by a random N(0, 1) matrix to ``features``
+    dimensions, standardised with the training examples' mean and deviation."""
+    projection = _param_rng(param_seed).standard_normal((x_train.shape[1], features))
+    x_train, x_valid = x_train @ projection, x_valid @ projection
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std[std == 0.0] = 1.0
+    return Task(kind, (x_train - mean) / std, y_train, (x_valid - mean) / std, y_valid, True,
+                epochs, data_seed, param_seed,
+                f"{kind} {pair[0]} vs {pair[1]} ({_seed_text(data_seed, param_seed)})")
+
+
 def _digits(pair: tuple[int, int], features: int, train: int, valid: int, epochs: int,
             data_seed: int, param_seed: int) -> Task:
     by_class = _digits_by_class()
@@ -340,15 +391,37 @@ def _digits(pair: tuple[int, int], features: int, train: int, valid: int, epochs
         raise EvozeroError(f"train + valid = {train + valid} exceeds the {len(labels)} examples "
                            f"of digits pair {pair}; at most {len(labels)} allowed")
     train_idx, valid_idx = _stratified_split(labels, train, valid, _data_rng(data_seed))
-    projection = _param_rng(param_seed).standard_normal((pixels.shape[1], features))
-    x_train = pixels[train_idx] @ projection
-    x_valid = pixels[valid_idx] @ projection
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0.0] = 1.0
-    return Task("digits", (x_train - mean) / std, labels[train_idx], (x_valid - mean) / std,
-                labels[valid_idx], True, epochs, data_seed, param_seed,
-                f"digits {pair[0]} vs {pair[1]} ({_seed_text(data_seed, param_seed)})")
+    return _projected_task("digits", pair, pixels[train_idx], labels[train_idx],
+                           pixels[valid_idx], labels[valid_idx], features, epochs, data_seed,
+                           param_seed)
+
+
+def _mnist1d(pair: tuple[int, int], valid_split: str, features: int, train: int, valid: int,
+             epochs: int, data_seed: int, param_seed: int) -> Task:
+    """A pair of the published MNIST-1D (4,000 training and 1,000 test sequences of 40
+    points): training examples from its training split; validation examples from the
+    same split (disjoint) or, with ``valid_split="test"``, from its test split."""
+    published = make_mnist1d()
+    x, y = _pair_examples(published.x, published.y, pair)
+    rng = _data_rng(data_seed)
+    if valid_split == "train":
+        if train + valid > len(y):
+            raise EvozeroError(f"train + valid = {train + valid} exceeds the {len(y)} training "
+                               f"examples of MNIST-1D pair {pair}; at most {len(y)} allowed "
+                               f"(or take valid from the test split: valid_split: test)")
+        train_idx, valid_idx = _stratified_split(y, train, valid, rng)
+        return _projected_task("mnist1d", pair, x[train_idx], y[train_idx], x[valid_idx],
+                               y[valid_idx], features, epochs, data_seed, param_seed)
+    x_test, y_test = _pair_examples(published.x_test, published.y_test, pair)
+    for need, have, split in ((train, len(y), "training"), (valid, len(y_test), "test")):
+        if need > have:
+            raise EvozeroError(f"{'train' if split == 'training' else 'valid'} = {need} exceeds "
+                               f"the {have} {split} examples of MNIST-1D pair {pair}; at most "
+                               f"{have} allowed")
+    train_idx, _ = _stratified_split(y, train, 0, rng)
+    valid_idx, _ = _stratified_split(y_test, valid, 0, rng)
+    return _projected_task("mnist1d", pair, x[train_idx], y[train_idx], x_test[valid_idx],
+                           y_test[valid_idx], features, epochs, data_seed, param_seed)
 
 
 # --- user data from a .npz file --------------------------------------------------------

@@ -5,7 +5,7 @@ ever downloaded.
   shaped ``(N, 8, 8, 1)``. Needs the optional scikit-learn dependency.
 - ``mnist1d``: the MNIST-1D data set (Greydanus, 2020), 5,000 sequences of 40 points
   (500 per class), shaped ``(N, 1, 40, 1)``. By default the published one, generated bit
-  for bit as the ``mnist1d`` package makes it (:mod:`evozero.nas.mnist1d`): its 4,000
+  for bit as the ``mnist1d`` package makes it (:mod:`evozero.evaluation.mnist1d`): its 4,000
   training sequences are split into train and validation here, its 1,000 test sequences
   are the test split. Published accuracies on it: about 32 % for logistic regression,
   68 % for an MLP and 94 % for a small CNN. The ``shuffled`` recipe permutes the 40
@@ -30,7 +30,7 @@ import numpy as np
 
 from evozero.config.cell_search import DATASETS, MNIST1D_RECIPES, NasMnist1d
 from evozero.errors import EvozeroError
-from evozero.nas.mnist1d import TEMPLATE_POINTS, Mnist1dArgs, make_mnist1d
+from evozero.evaluation.mnist1d import TEMPLATE_POINTS, Mnist1dArgs, make_mnist1d
 
 # Fixes every test split drawn here (the published generator's seed).
 _DATA_SEED = 42

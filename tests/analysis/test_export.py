@@ -302,3 +302,11 @@ def test_every_op_line_comes_from_the_table():
         line = instruction_line(spec.code, 0, 1, 2, (0.5, 0.25, 1.0))
         for helper in re.findall(r"(?<![\w.])([a-z_]+)\(", line):
             assert helper == "abs" or hasattr(export_runtime, helper), (spec.name, helper)
+
+
+def test_export_takes_a_built_in_program_by_name(tmp_path, capsys):
+    from evozero.cli import main
+
+    out = tmp_path / "affine.py"
+    assert main(["export", "affine", "--python", str(out)]) == 0
+    assert out.read_text() == export_python(ez.builtin_program("affine"))

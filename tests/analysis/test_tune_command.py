@@ -76,3 +76,23 @@ def test_bad_trials_exit_2(trials, specs, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["tune", "linear", "--tasks", specs[0], "--trials", trials])
     assert stop.value.code == 2 and "--trials: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_a_run_directory_is_tuned_in_its_own_memory(tmp_path, capsys):
+    from helpers import run_quietly, small_config
+
+    from evozero.analysis.show import best_program
+    from evozero.runs.rundir import RunDir
+
+    config = small_config(budget={"individuals": 300, "train_steps": None},
+                          memory={"scalars": 8, "vectors": 5, "matrices": 2})
+    run, _ = run_quietly(config, tmp_path / "runs")
+    spec = tmp_path / "tune.yaml"
+    spec.write_text(SPEC.format(seed=4))
+    assert main(["tune", str(run.rundir.path), "--tasks", str(spec), "--trials", "5",
+                 "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    best = best_program(RunDir.open(run.rundir.path), (8, 5, 2))
+    tuned = tune(best, load_tasks(str(spec)), trials=5, memory=(8, 5, 2))
+    assert report["tuned"]["fitness"] == tuned.fitness
+    assert report["program"] == str(tuned.program)

@@ -416,7 +416,7 @@ BAD = [
     ("unknown choice", "strategy: evolutoin\n", 1, "strategy", '"evolutoin"',
      'one of evolution, random, got "evolutoin"; did you mean "evolution"?'),
     ("unknown task kind", "select_tasks:\n  kind: linaer\n", 2, "select_tasks.kind",
-     '"linaer"', "one of linear, nonlinear, digits, npz"),
+     '"linaer"', "one of linear, affine, nonlinear, digits, mnist1d, npz"),
     ("unknown mutation", "mutations:\n  identty: 1\n", 2, "mutations.identty", '"identty"',
      'did you mean "identity"? allowed mutations: alter_param'),
     ("negative mutation weight", "mutations:\n  identity: -1\n", 2, "mutations.identity",
@@ -465,7 +465,7 @@ BAD = [
     ("no stop", "sufficient_fitness: null\n", 1, "sufficient_fitness", "0 (unlimited)",
      "max_experiments to an integer >= 1"),
     ("option of another kind", "final_tasks:\n  pairs: all\n", 2, "final_tasks.pairs",
-     "'linear'", "an option of 'digits' tasks only"),
+     "'linear'", "an option of 'digits' and 'mnist1d' tasks only"),
     ("seed count", "search_tasks:\n  num_tasks: 2\n  param_seeds: [1, 2, 3]\n", 3,
      "search_tasks.param_seeds", "3 seeds", "one seed per task"),
     ("duplicate key", "seed: 1\nseed: 2\n", 2, "seed", "seed", "give each key once"),
@@ -663,3 +663,40 @@ def test_every_built_in_program_is_an_initial_population(name):
         config_from_dict({"initial_population": name,
                           "memory": {"scalars": need[0] - 1, "vectors": need[1],
                                      "matrices": need[2]}})
+
+
+def test_mnist1d_task_sections_and_their_options():
+    config = config_from_dict({"final_tasks": {"kind": "mnist1d", "pairs": "held_out",
+                                               "valid_split": "test", "num_tasks": 2,
+                                               "features": 4, "train": 20, "valid": 10}})
+    assert config.final_tasks.options() == {"pairs": "held_out", "valid_split": "test"}
+    assert [t.name.split(" (")[0] for t in config.final_tasks.make()] == [
+        "mnist1d 0 vs 5", "mnist1d 0 vs 9"]
+    defaults = config_from_dict({"search_tasks": {"kind": "mnist1d"}}).search_tasks
+    assert (defaults.pairs, defaults.valid_split) == ("all", "train")
+    with pytest.raises(EvozeroError, match="search_tasks.valid_split: is an option of "
+                                           "'mnist1d' tasks only, but kind is 'digits'"):
+        config_from_dict({"search_tasks": {"kind": "digits", "valid_split": "test"}})
+    with pytest.raises(EvozeroError, match="must be one of train, test"):
+        config_from_dict({"search_tasks": {"kind": "mnist1d", "valid_split": "final"}})
+
+
+def test_a_checkpoint_from_before_valid_split_still_binds_its_config():
+    # Resolved configs written before the key existed lack it in every task section; the
+    # run's config, read today, has it as null: the same settings.
+    from types import SimpleNamespace
+
+    from evozero.config.root import config_to_dict
+    from evozero.runs.checkpointing import _bound, _hash, check_config
+
+    config = config_from_dict({"final_tasks": {"seed": 7}})
+    stored = config_to_dict(config)
+    for section in ("search_tasks", "select_tasks", "final_tasks"):
+        del stored[section]["valid_split"]
+    saved = {"config_sha256": _hash(_bound(stored)), "config": stored}
+    notes: list[str] = []
+    check_config(saved, config, SimpleNamespace(), notes.append)
+    assert notes == []
+    changed = config_from_dict({"final_tasks": {"seed": 8}})
+    with pytest.raises(EvozeroError, match="final_tasks.seed: 7 -> 8"):
+        check_config(saved, changed, SimpleNamespace(config_path="config.yaml"), notes.append)

@@ -27,7 +27,7 @@ def teacher_weights(task: Task) -> tuple[np.ndarray, float]:
 
 
 @FAST
-@given(kind=st.sampled_from(["linear", "nonlinear"]), num_tasks=st.integers(1, 3),
+@given(kind=st.sampled_from(["linear", "affine", "nonlinear"]), num_tasks=st.integers(1, 3),
        features=sizes, train=sizes, valid=sizes, epochs=st.integers(1, 3), seed=seeds)
 def test_synthetic_shapes_and_dtypes(kind, num_tasks, features, train, valid, epochs, seed):
     made = make_tasks(kind, num_tasks, features, train, valid, seed, epochs=epochs)
@@ -45,7 +45,7 @@ def test_synthetic_shapes_and_dtypes(kind, num_tasks, features, train, valid, ep
 
 
 @FAST
-@given(kind=st.sampled_from(["linear", "nonlinear"]), seed=seeds)
+@given(kind=st.sampled_from(["linear", "affine", "nonlinear"]), seed=seeds)
 def test_same_seed_same_arrays_different_seed_different_arrays(kind, seed):
     first = make_tasks(kind, 2, 4, 6, 3, seed)
     again = make_tasks(kind, 2, 4, 6, 3, seed)
@@ -325,7 +325,7 @@ def test_npz_size_errors(npz_file):
 
 
 @pytest.mark.parametrize("kwargs, names", [
-    (dict(kind="quadratic"), ["quadratic", "linear, nonlinear, digits, npz"]),
+    (dict(kind="quadratic"), ["quadratic", "linear, affine, nonlinear, digits, mnist1d, npz"]),
     (dict(num_tasks=0), ["num_tasks", "0", ">= 1"]),
     (dict(features=0), ["features", ">= 1"]),
     (dict(features=None), ["features", "None"]),

@@ -229,7 +229,7 @@ def test_mixed_task_shapes_keep_task_order():
     (("linear", 3, 4, 10, 0), {}, "valid must be an integer >= 1, got 0"),
     (("linear", 0, 4, 10, 10), {}, "num_tasks must be an integer >= 1, got 0"),
     (("linear", 3, 4, 10, 10), {"epochs": 0}, "epochs must be an integer >= 1, got 0"),
-    (("cubic", 3, 4, 10, 10), {}, "unknown task kind 'cubic'; allowed: linear, nonlinear"),
+    (("cubic", 3, 4, 10, 10), {}, "unknown task kind 'cubic'; allowed: linear, affine, nonlinear"),
     (("linear", 3, 4, 10, 10), {"pairs": "all"}, "unknown option(s) pairs for 'linear' tasks"),
     (("digits", 1, 4, 10, 10), {"pairs": [(3, 3)]}, "pairs must be"),
     (("digits", 1, 4, 300, 100), {"pairs": [(0, 1)]}, "exceeds the"),

@@ -14,14 +14,14 @@ from scipy.interpolate import interp1d
 from scipy.ndimage import gaussian_filter
 
 from evozero.config.cell_search import NasMnist1d
-from evozero.nas.data import load_dataset
-from evozero.nas.mnist1d import (
+from evozero.evaluation.mnist1d import (
     Mnist1dArgs,
     _correlate_reflect,
     _gaussian_kernel,
     _interpolate,
     make_mnist1d,
 )
+from evozero.nas.data import load_dataset
 
 pytestmark = pytest.mark.nas
 

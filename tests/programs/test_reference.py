@@ -61,7 +61,7 @@ def test_the_names_and_their_memory():
 
 @pytest.mark.parametrize("name, kind, rate, with_bias", [
     ("linear", "linear", 0.01, False), ("logistic", "digits", 0.1, False),
-    ("affine", "nonlinear", 0.01, True), ("affine", "linear", 0.05, True)])
+    ("affine", "affine", 0.01, True), ("affine", "linear", 0.05, True)])
 def test_sgd_learners_match_their_math(name, kind, rate, with_bias):
     program = BUILTIN_PROGRAMS[name](rate)
     task = make_tasks(kind, 1, 4, 60, 20, seed=3, epochs=2)[0]
