@@ -21,7 +21,8 @@ from evozero.programs.reference import BUILTIN_PROGRAMS, builtin_program
 __version__ = "0.1.0"
 __all__ = ["BUILTIN_PROGRAMS", "COMPONENTS", "EvolvedClassifier", "EvolvedEstimator",
            "EvolvedRegressor", "EvozeroError", "Instruction", "Program", "TASK_KINDS", "Task",
-           "Tuned", "builtin_program", "evaluate", "make_tasks", "strip_dead_code", "tune"]
+           "Tuned", "builtin_program", "evaluate", "make_tasks", "run_study", "strip_dead_code",
+           "tune"]
 # Imported on first use: the estimators need scikit-learn (the `data` extra), and the
 # analysis layer sits above the config layer, which imports this package.
 _ESTIMATORS = ("EvolvedClassifier", "EvolvedEstimator", "EvolvedRegressor")
@@ -29,12 +30,15 @@ _TUNING = ("Tuned", "tune")
 
 
 def __getattr__(name: str):
-    """The estimator classes and tuning (:func:`evozero.analysis.tuning.tune`), loaded on
-    first access."""
+    """The estimator classes, tuning (:func:`evozero.analysis.tuning.tune`) and
+    run_study, loaded on first access."""
     if name in _ESTIMATORS:
         from evozero.analysis import estimator
         return getattr(estimator, name)
     if name in _TUNING:
         from evozero.analysis import tuning
         return getattr(tuning, name)
+    if name == "run_study":   # imported on first use: it brings in every search domain
+        from evozero.study.command import run_study
+        return run_study
     raise AttributeError(f"module 'evozero' has no attribute {name!r}")

@@ -75,8 +75,16 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE", help="override a config value, e.g. "
                      "--set population_size=100 --set search_tasks.num_tasks=5")
 
-    resume = commands.add_parser("resume", help="continue a stopped run from its checkpoint")
-    resume.add_argument("run", help="the run directory")
+    study = commands.add_parser("study", help="run arms (configs) over many seeds: a study")
+    study.add_argument("study", help="the study's YAML file")
+    study.add_argument("--out", default=None, metavar="DIR",
+                       help="the study directory to make (default: studies/NAME)")
+    study.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="runs at a time (default: the study file's workers)")
+
+    resume = commands.add_parser("resume", help="continue a stopped run or study from its "
+                                                "checkpoints")
+    resume.add_argument("run", help="the run or study directory")
     resume.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                         help="workers to continue on (default: the config's; the run keeps "
                              "its islands, spread over these workers)")
@@ -209,8 +217,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     from evozero.domains import resume_run
+    from evozero.study.summary import is_study
 
+    if is_study(args.run):
+        from evozero.study.command import resume_command
+        return resume_command(args)
     return _execute(resume_run(args.run, workers=args.workers))
+
+
+def _study(args: argparse.Namespace) -> int:
+    from evozero.study.command import study_command
+
+    return study_command(args)
 
 
 def _execute(run: Run) -> int:
@@ -382,6 +400,7 @@ def _cost(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "resume": _resume, "show": _show, "export": _export, "plot": _plot,
-             "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate, "cost": _cost,
+_COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
+             "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
+             "cost": _cost,
              "bench": _bench}

@@ -137,15 +137,17 @@ def domain_for(config: Config) -> SearchDomain:
     return ProgramDomain(config) if nas is None else NasDomain(config, nas)
 
 
-def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None) -> Run:
-    """Create the run directory for ``config`` (config.yaml written) and return the run.
-    A cell search measures the machine's latency drift first, which config.yaml keeps
+def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None,
+              name: str | None = None) -> Run:
+    """Create the run directory for ``config`` (config.yaml written; named ``name``,
+    default the config's name) and return the run. A cell search measures the machine's
+    latency drift first, which config.yaml keeps
     (:func:`evozero.nas.drift.settle_run_drift`)."""
     if config.nas is not None:
         stream = out if out is not None else sys.stdout
         config = replace(config, nas=settle_run_drift(
             config.nas, lambda text: print(text, file=stream, flush=True)))
-    return create_run(domain_for(config), out_root, out)
+    return create_run(domain_for(config), out_root, out, name)
 
 
 def resume_run(path: str, out: TextIO | None = None, workers: int | None = None) -> Run:

@@ -26,10 +26,12 @@ from typing import Any, NoReturn, TextIO
 
 from evozero.config import Config, dump_config, island_count
 from evozero.errors import EvozeroError, InternalError
+from evozero.runs import stopflag
 from evozero.runs.checkpointing import Checkpoints, load_checkpoint
 from evozero.runs.domain import SearchDomain
 from evozero.runs.events import EventLog, ordered
 from evozero.runs.files import WriteError
+from evozero.runs.inline import InlineBackend
 from evozero.runs.island import FINISHED, RUNNING, WAITING, IslandSpec, nan_lowest
 from evozero.runs.messages import Command, ErrorReply, IslandResult, Reply
 from evozero.runs.migration import IslandView, empty_arrivals, latest_arrivals, round_arrivals
@@ -86,6 +88,9 @@ class Run:
         self.console = Console(out if out is not None else sys.stdout)
         self.out = self.console.out
         self.workers = workers            # None: as the config says
+        #: True: the islands live in this process (:class:`InlineBackend`), as in a
+        #: study's worker; False: in worker processes or Ray actors, as configured.
+        self.inline = False
         self.state = RunState()
         self.backend: Any = None
         self.views: list[IslandView] = []
@@ -128,6 +133,8 @@ class Run:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
+        if self.inline:
+            stopflag.request()   # the island's long work runs right here: it gives up
 
     def _stop_if_asked(self) -> None:
         """Between phases (after compiling, before the final evaluation) a stop request
@@ -143,14 +150,16 @@ class Run:
         config = self.config
         self.domain.warm_up(self._say)
         self._stop_if_asked()
-        workers = self.workers if self.workers is not None else available_workers(config)
+        workers = 1 if self.inline else (
+            self.workers if self.workers is not None else available_workers(config))
         if self.state.islands == 0:
             self.state.islands = island_count(config, workers)
         workers = max(1, min(workers, self.state.islands))
-        self.backend = make_backend(config, workers)
-        where = "Ray" if config.backend == "ray" else "worker processes"
-        self._say(f"{self.state.islands} island{'s' if self.state.islands > 1 else ''} on "
-                  f"{workers} {where}, migration "
+        self.backend = InlineBackend() if self.inline else make_backend(config, workers)
+        where = ("in this process" if self.inline else
+                 f"on {workers} {'Ray' if config.backend == 'ray' else 'worker processes'}")
+        self._say(f"{self.state.islands} island{'s' if self.state.islands > 1 else ''} "
+                  f"{where}, migration "
                   f"{'off' if config.migration == 'none' else f'every {config.migrate_every:,} individuals'}"
                   f"{', deterministic' if config.deterministic else ''}")
 
@@ -490,10 +499,11 @@ class Run:
             self.rundir.write_best(self.state.kept["program"])
 
 
-def create_run(domain: SearchDomain, out_root: str = "runs", out: TextIO | None = None
-               ) -> Run:
+def create_run(domain: SearchDomain, out_root: str = "runs", out: TextIO | None = None,
+               name: str | None = None) -> Run:
     """Create the run directory for the domain's config (config.yaml written) and return
-    the run."""
+    the run; it is named ``name`` (default: the config's name), with a number added when
+    that name is taken."""
     config = domain.config
     check_before_start(domain)
     made: list[Run] = []
@@ -507,7 +517,7 @@ def create_run(domain: SearchDomain, out_root: str = "runs", out: TextIO | None 
             made[0]._say(f"warning: {rundir.lock_note}")
         made[0]._write_checkpoint()
 
-    rundir = RunDir.create(out_root, config.name or "run", setup)
+    rundir = RunDir.create(out_root, name or config.name or "run", setup)
     run = made[0]
     print(f"run directory: {rundir.path}   (seed {config.seed})", file=run.out, flush=True)
     return run

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,8 @@ def cluster_cpus(address: str | None) -> int:
 class _Actor:
     """A worker host living in a Ray actor."""
 
-    def __init__(self) -> None:
-        self.host = WorkerHost()
+    def __init__(self, make_host: Callable[[], Any]) -> None:
+        self.host = make_host()
 
     def handle(self, command: Command) -> Reply:
         return self.host.handle_safely(command)
@@ -72,12 +73,14 @@ class _Actor:
 class RayBackend:
     """Workers as Ray actors, one CPU each (see the module docstring)."""
 
-    def __init__(self, workers: int, address: str | None) -> None:
+    def __init__(self, workers: int, address: str | None,
+                 make_host: Callable[[], Any] = WorkerHost) -> None:
         self.ray = connect(address)
+        self.make_host = make_host   # what an actor serves with (a study: its runs)
         self._started_here = address is None
         self.workers = workers
         self._actor_class = self.ray.remote(num_cpus=1, max_restarts=0)(_Actor)
-        self._actors = [self._actor_class.remote() for _ in range(workers)]
+        self._actors = [self._actor_class.remote(make_host) for _ in range(workers)]
         self._pending: dict[Any, tuple[int, int]] = {}   # reply ref -> (worker, sequence)
         self._sequence = itertools.count()
         self._deaths: dict[int, str] = {}
@@ -127,9 +130,9 @@ class RayBackend:
         self._pending = {ref: owner for ref, owner in self._pending.items()
                          if owner[0] != worker}
         self.ray.kill(self._actors[worker], no_restart=True)
-        self._actors[worker] = self._actor_class.remote()
+        self._actors[worker] = self._actor_class.remote(self.make_host)
 
-    def interrupt(self) -> None:
+    def interrupt(self, signum: int | None = None) -> None:
         """Nothing to do: Ray runs an actor's command to its end (see the module
         docstring)."""
 

@@ -51,7 +51,7 @@ from evozero.runs.files import (
     write_error,
 )
 
-__all__ = ["RunDir", "check_run_name"]
+__all__ = ["RunDir", "check_run_name", "release_lock", "take_lock"]
 
 # Longest run name in bytes: with a "-NNNNN" suffix or the hidden temporary name it must
 # still fit the 255 bytes most file systems allow for one name.
@@ -100,6 +100,57 @@ def _lock_holder(fd: int) -> str | None:
         return None
 
 
+
+
+def take_lock(path: Path, busy: Callable[[str], str]) -> tuple[int | None, str | None]:
+    """An exclusive ``flock`` on the lock file ``path``, which then holds this process's
+    pid, host and start time: returns its descriptor (None when the file system cannot
+    lock) and a note for the user (whose stale lock was taken over, or that locking
+    failed; None: nothing to say).
+
+    EvozeroError ``busy(holder)`` if another live process holds it. A lock left by a
+    process that died is free (the kernel released it). A forked child closes its copy at
+    once, so a killed holder frees the lock even if a child of it lingers.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise write_error(path, error) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise EvozeroError(busy(holder or "its pid is not written yet")) from None
+        return None, (f"{path}: cannot lock on this file system ({error.strerror or error});"
+                      f" make sure no other process writes here")
+    previous = _lock_holder(fd)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json_text(me) + "\n").encode("utf-8"), 0)
+    except OSError as error:
+        os.close(fd)
+        raise write_error(path, error) from None
+    _HELD_LOCKS.add(fd)
+    # release_lock empties the file: a holder written there died holding it.
+    note = None if previous is None else \
+        f"took over the lock of {previous}, which ended without releasing it"
+    return fd, note
+
+
+def release_lock(fd: int | None) -> None:
+    """Give up a lock :func:`take_lock` took (None: nothing to give up)."""
+    if fd is None:
+        return
+    _HELD_LOCKS.discard(fd)
+    try:
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass   # the lock is freed by close all the same
+    os.close(fd)
 
 
 class RunDir:
@@ -205,59 +256,20 @@ class RunDir:
     # --- the one writer ---------------------------------------------------------------
 
     def acquire(self) -> None:
-        """Become the one writer of this run: an exclusive ``flock`` on writer.lock, which
-        then holds this process's pid, host and start time.
-
-        EvozeroError naming the holder if another live process writes the run. A lock left
-        by a process that died is free (the kernel released it); :attr:`lock_note` then
-        says whose it was. Also a note, not an error, if the file system cannot lock.
-        """
-        path = self.path / self.LOCK
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise write_error(path, error) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            holder = _lock_holder(fd)
-            os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                who = holder or "its pid is not written yet"
-                raise EvozeroError(
-                    f"{self.path}: another process is writing this run ({who}); one "
-                    f"`evozero run` or `evozero resume` at a time may write a run "
-                    f"directory: wait for it to end or stop it, then resume") from None
-            self.lock_note = (f"{path}: cannot lock the run directory on this file system "
-                              f"({error.strerror or error}); make sure no other process "
-                              f"writes it")
-            return
-        previous = _lock_holder(fd)
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json_text(me) + "\n").encode("utf-8"), 0)
-        except OSError as error:
-            os.close(fd)
-            raise write_error(path, error) from None
-        self._lock_fd = fd
-        _HELD_LOCKS.add(fd)
-        if previous is not None:   # release() empties the file: its holder died
-            self.lock_note = f"took over the lock of {previous}, which ended without " \
-                             f"releasing it"
+        """Become the one writer of this run: an exclusive ``flock`` on writer.lock
+        (:func:`take_lock`). EvozeroError naming the holder if another live process
+        writes the run; :attr:`lock_note` says whose stale lock was taken over, or that
+        the file system cannot lock."""
+        self._lock_fd, self.lock_note = take_lock(
+            self.path / self.LOCK,
+            lambda who: f"{self.path}: another process is writing this run ({who}); one "
+                        f"`evozero run` or `evozero resume` at a time may write a run "
+                        f"directory: wait for it to end or stop it, then resume")
 
     def release(self) -> None:
         """Stop being the run's writer (a no-op if this object does not hold the lock)."""
         fd, self._lock_fd = self._lock_fd, None
-        if fd is None:
-            return
-        _HELD_LOCKS.discard(fd)
-        try:
-            os.ftruncate(fd, 0)
-        except OSError:
-            pass   # the lock is freed by close all the same
-        os.close(fd)
+        release_lock(fd)
 
     # --- whole files ------------------------------------------------------------------
 

@@ -16,6 +16,12 @@ def request() -> None:
     _requested = True
 
 
+def clear() -> None:
+    """Forget a stop request (a process that goes on to other work after one)."""
+    global _requested
+    _requested = False
+
+
 def requested() -> bool:
     """Whether a stop was requested."""
     return _requested

@@ -33,6 +33,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from evozero.errors import EvozeroError
@@ -171,9 +172,11 @@ def _beat(connection: Any, lock: threading.Lock, every: float) -> None:
             return
 
 
-def serve(connection: Any, main_end: Any = None, parent: int | None = None) -> None:
-    """A worker process's loop: commands in, replies out, until None, an error, the end of
-    a SIGTERM's grace, or the main process is gone."""
+def serve(connection: Any, main_end: Any = None, parent: int | None = None,
+          make_host: Callable[[], Any] = WorkerHost) -> None:
+    """A worker process's loop: commands in, replies out (by the host ``make_host``
+    makes, whose ``handle_safely`` answers a command), until None, an error, the end of a
+    SIGTERM's grace, or the main process is gone."""
     main = parent if parent is not None else os.getppid()
     die_with_parent(main)
     # Ctrl-C and a terminal's hangup reach the whole process group; the main process
@@ -190,7 +193,7 @@ def serve(connection: Any, main_end: Any = None, parent: int | None = None) -> N
     lock = threading.Lock()
     threading.Thread(target=_beat, args=(connection, lock, heartbeat_seconds() / 4),
                      daemon=True).start()
-    host = WorkerHost()
+    host = make_host()
     while True:
         try:
             while not connection.poll(0.2):
@@ -239,10 +242,11 @@ class LocalBackend:
     :func:`heartbeat_seconds` is killed and reported dead.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, make_host: Callable[[], Any] = WorkerHost) -> None:
         import multiprocess
         self.context = multiprocess.get_context(start_method())
         self.workers = workers
+        self.make_host = make_host   # what a worker serves with (a study: its runs)
         self.heartbeat = heartbeat_seconds()
         self._send_seconds = self.heartbeat if start_method() == "spawn" \
             else min(self.heartbeat, _SEND_SECONDS)
@@ -258,7 +262,8 @@ class LocalBackend:
 
     def _start(self, worker: int) -> None:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=serve, args=(child, parent, os.getpid()),
+        process = self.context.Process(target=serve,
+                                       args=(child, parent, os.getpid(), self.make_host),
                                        daemon=True, name=f"evozero-worker-{worker + 1}")
         process.start()
         child.close()
@@ -367,14 +372,15 @@ class LocalBackend:
         self._in_flight[worker] = False
         self._start(worker)
 
-    def interrupt(self) -> None:
-        """Ask every worker's long work to give up (SIGUSR1), so it answers soon."""
-        if not hasattr(signal, "SIGUSR1"):
+    def interrupt(self, signum: int | None = None) -> None:
+        """Ask every worker's long work to give up (SIGUSR1), so it answers soon; or send
+        ``signum`` (a study's workers stop their runs on SIGINT)."""
+        if signum is None and not hasattr(signal, "SIGUSR1"):
             return
         for process in self._processes:
             if process.is_alive():
                 try:
-                    os.kill(process.pid, signal.SIGUSR1)
+                    os.kill(process.pid, signum if signum is not None else signal.SIGUSR1)
                 except ProcessLookupError:
                     pass
 

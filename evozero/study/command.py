@@ -1,0 +1,87 @@
+"""The entry points of a study: ``evozero study FILE`` and ``evozero resume STUDY`` (the
+command line's handlers) and :func:`run_study` (the Python API)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from evozero.nas.drift import settle_run_drift
+from evozero.runs.flow import Interrupted
+from evozero.study.directory import StudyDir
+from evozero.study.runner import StudyRunner
+from evozero.study.spec import Study, load_study
+
+#: Folder a study's directory is made in when no --out is given.
+DEFAULT_ROOT = "studies"
+EXIT_INTERRUPTED = 130
+
+
+def start_study(path: str, out: str | None = None, workers: int | None = None,
+                stream: TextIO | None = None) -> StudyRunner:
+    """Check the study file ``path`` and make its directory (``out``, default
+    ``studies/NAME``); returns the study ready to execute."""
+    stream = stream if stream is not None else sys.stdout
+    study = _settle_drift(load_study(path), stream)
+    directory = StudyDir.create(out if out is not None else Path(DEFAULT_ROOT) / study.name,
+                                study)
+    print(f"study directory: {directory.path}", file=stream, flush=True)
+    return StudyRunner(directory, study, workers, stream)
+
+
+def resume_study(path: str, workers: int | None = None, stream: TextIO | None = None
+                 ) -> StudyRunner:
+    """Reopen the study directory ``path`` to run what it has not recorded yet."""
+    directory = StudyDir.open(path)
+    directory.acquire()
+    try:
+        study = directory.study()
+    except BaseException:
+        directory.release()
+        raise
+    return StudyRunner(directory, study, workers, stream)
+
+
+def _settle_drift(study: Study, stream: TextIO) -> Study:
+    """A cell search measures the machine's latency drift once per arm, so every run of
+    the arm (and every resume) uses the same scale (see docs/design.md)."""
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    configs = {name: config if config.nas is None else
+               dataclasses.replace(config, nas=settle_run_drift(config.nas, say))
+               for name, config in study.configs.items()}
+    return dataclasses.replace(study, configs=configs)
+
+
+def run_study(path: str, out: str | None = None, workers: int | None = None,
+              stream: TextIO | None = None) -> list[dict[str, Any]]:
+    """Run the study file ``path`` into the directory ``out`` (default ``studies/NAME``)
+    on ``workers`` workers (default: the file's) and return its run records (the lines
+    of runs.jsonl). Progress goes to ``stream`` (default stdout)."""
+    return start_study(path, out, workers, stream).execute()
+
+
+def study_command(args: argparse.Namespace) -> int:
+    """``evozero study FILE [--out DIR] [--workers N]``."""
+    return _execute(start_study(args.study, args.out, args.workers))
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    """``evozero resume STUDY [--workers N]``."""
+    return _execute(resume_study(args.run, args.workers))
+
+
+def _execute(runner: StudyRunner) -> int:
+    path = runner.directory.path
+    try:
+        records = runner.execute()
+    except Interrupted as stop:
+        print(f"\nstopped by {stop}; the running runs wrote their checkpoints. Continue "
+              f"with: evozero resume {path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"study directory: {path} ({len(records)} runs recorded); see `evozero show "
+          f"{path}`")
+    return 0

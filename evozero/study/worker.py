@@ -1,0 +1,116 @@
+"""A study worker: takes one (arm, seed) at a time and carries its run to a record.
+
+A :class:`StudyHost` is what each of the study's long-lived workers serves with (a
+process of the local backend, or a Ray actor: :mod:`evozero.runs.workers`,
+:mod:`evozero.runs.ray_backend`). A job is a run: the host creates its directory
+(``runs/ARM/seed-N``), or resumes it from its checkpoint, or, when it finished but was not
+recorded, only reads it; the run's islands live in the worker's own process
+(:class:`evozero.runs.inline.InlineBackend`), so the kernels load once per worker, not
+once per run. The run's console output goes to its ``console.log``. The reply carries the
+run's record (:mod:`evozero.study.records`).
+
+On SIGINT or SIGTERM the run writes its checkpoint and the reply is ``interrupted``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from evozero.domains import domain_for, resume_run, start_run
+from evozero.errors import EvozeroError
+from evozero.runs.flow import Interrupted, Run
+from evozero.runs.rundir import RunDir
+from evozero.study.directory import StudyDir
+from evozero.study.records import run_record
+from evozero.study.spec import Study
+
+CONSOLE_FILE = "console.log"
+
+
+class RunLog(io.TextIOBase):
+    """A run's console, written to ``console.log`` in its directory; what is written
+    before the directory exists (it is built under another name) is kept until then."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._early: list[str] = []
+
+    def writable(self) -> bool:
+        """It is written to."""
+        return True
+
+    def isatty(self) -> bool:
+        """Never a terminal: each message is a line of its own."""
+        return False
+
+    def write(self, text: str) -> int:
+        """Append ``text`` to console.log (or keep it until the folder exists)."""
+        self._early.append(text)
+        if self.folder.is_dir():
+            with open(self.folder / CONSOLE_FILE, "a", encoding="utf-8") as handle:
+                handle.write("".join(self._early))
+            self._early = []
+        return len(text)
+
+
+class StudyHost:
+    """The jobs of one study worker (see the module docstring)."""
+
+    def __init__(self, directory: str, study: Study) -> None:
+        self.directory = StudyDir(directory)
+        self.study = study
+        # Once per worker, before any run: a run's seconds are its search, not the load
+        # (or first compile) of the kernels.
+        for config in study.configs.values():
+            domain_for(config).warm_up(lambda text: None)
+
+    def handle_safely(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Carry out ``job`` ({"arm", "seed"}); the reply is ``done`` with the record,
+        ``interrupted``, or ``error`` (``user`` False for a fault of evozero's own)."""
+        arm, seed = job["arm"], job["seed"]
+        reply: dict[str, Any] = {"arm": arm, "seed": seed}
+        try:
+            return {**reply, "kind": "done", "record": self.run(arm, seed)}
+        except Interrupted:
+            return {**reply, "kind": "interrupted"}
+        except EvozeroError as error:
+            return {**reply, "kind": "error", "user": True, "error": str(error)}
+        except Exception as error:   # reported to the main process, which stops the study
+            return {**reply, "kind": "error", "user": False,
+                    "error": f"{type(error).__name__}: {error}",
+                    "traceback": "".join(traceback.format_exception(error))}
+
+    def run(self, arm: str, seed: int) -> dict[str, Any]:
+        """Carry the run of ``arm`` and ``seed`` to its end; returns its record."""
+        relative = self.directory.run_path(arm, seed)
+        path = self.directory.path / relative
+        log = RunLog(path)
+        finished = path.is_dir() and RunDir(path).read_final() is not None
+        if not finished:
+            run = self._open(path, self.study, arm, seed, log)
+            run.inline = True
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                run.execute()
+        return run_record(self.study, arm, seed, str(relative), RunDir.open(path))
+
+    @staticmethod
+    def _open(path: Path, study: Study, arm: str, seed: int, log: TextIO) -> Run:
+        """The run at ``path``: resumed from its checkpoint, or created (anew, when what
+        is there holds nothing worth keeping)."""
+        if path.is_dir():
+            if (path / RunDir.CONFIG).is_file() and RunDir(path).load_checkpoint() is not None:
+                return resume_run(str(path), out=log)
+            print(f"{path}: no valid checkpoint; the run starts over", file=log)
+            shutil.rmtree(path)
+        # A run being created when the study was killed leaves a hidden partial folder.
+        for partial in path.parent.glob(f".{path.name}.*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+        run = start_run(study.run_config(arm, seed), str(path.parent), out=log, name=path.name)
+        if run.rundir.path != path:
+            run.rundir.release()
+            raise EvozeroError(f"{path}: another process created this run at the same time")
+        return run
