@@ -1,6 +1,7 @@
 """The configs of experiments/paper/ load, and the learning-only ones freeze what they say."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from evozero.config import load_config
 from evozero.config.program import named_program
 from evozero.evaluation.vm import evaluate
+from evozero.study.spec import Baseline, load_study
 
 PAPER = Path(__file__).resolve().parents[2] / "experiments" / "paper"
 STUDIES = sorted(PAPER.glob("*.study.yaml"))
@@ -22,6 +24,25 @@ def test_the_page_lists_its_configs():
 def test_run_config_loads(path):
     config = load_config(path)
     assert config.name == path.stem
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+def test_study_file_validates(path):
+    study = load_study(path)
+    assert study.name == path.name.removesuffix(".study.yaml")
+    for arm in study.arms:
+        assert study.configs[arm.name].workers == 1
+
+
+@pytest.mark.parametrize("name", ["fig4_linear_learn", "fig4_linear_whole",
+                                  "fig4_affine_learn", "fig4_affine_whole"])
+def test_fig4_arms_differ_only_in_strategy_at_equal_evaluations(name):
+    study = load_study(PAPER / f"{name}.study.yaml")
+    evolution, random = (study.configs[arm] for arm in ("evolution", "random"))
+    assert (evolution.strategy, random.strategy) == ("evolution", "random")
+    assert dataclasses.replace(random, strategy="evolution") == evolution
+    assert evolution.budget.individuals is not None and evolution.budget.train_steps is None
+    assert isinstance(study.success, Baseline)
 
 
 @pytest.mark.parametrize("name", ["fig4_linear_learn", "fig4_affine_learn"])
