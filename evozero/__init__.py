@@ -31,7 +31,7 @@ _TUNING = ("Tuned", "tune")
 
 def __getattr__(name: str):
     """The estimator classes, tuning (:func:`evozero.analysis.tuning.tune`) and
-    run_study, loaded on first access."""
+    :func:`evozero.study.command.run_study`, loaded on first access."""
     if name in _ESTIMATORS:
         from evozero.analysis import estimator
         return getattr(estimator, name)

@@ -43,10 +43,9 @@ from evozero.config.schema import (
 )
 from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
+from evozero.programs.reference import BUILTIN_PROGRAMS
 from evozero.runs.files import json_text
 from ops.rng import SEED_MAX
-
-BUILTIN_PROGRAMS = ("linear", "logistic", "affine", "neural_net")  # MERGE-TUNE
 
 #: Most seeds and arms a study may have: far beyond any sensible study, so a typo (an
 #: extra 000) is caught before a directory of a million runs is planned.

@@ -24,9 +24,10 @@ from evozero.domains import domain_for, resume_run, start_run
 from evozero.errors import EvozeroError
 from evozero.runs.flow import Interrupted, Run
 from evozero.runs.rundir import RunDir
+from evozero.study.baselines import threshold, tuned_and_baselines
 from evozero.study.directory import StudyDir
 from evozero.study.records import run_record
-from evozero.study.spec import Study
+from evozero.study.spec import Baseline, Study
 
 CONSOLE_FILE = "console.log"
 
@@ -94,8 +95,20 @@ class StudyHost:
             run = self._open(path, self.study, arm, seed, log)
             run.inline = True
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                run.execute()
-        return run_record(self.study, arm, seed, str(relative), RunDir.open(path))
+                try:
+                    run.execute()
+                except Interrupted as stop:
+                    print(f"stopped by {stop}; checkpoint written", flush=True)
+                    raise
+        study, config = self.study, self.study.run_config(arm, seed)
+        folder = self.directory.path
+        bar = threshold(folder, study, config, seed) if isinstance(study.success, Baseline) \
+            else None
+        record = run_record(study, arm, seed, str(relative), RunDir.open(path), bar)
+        if study.tune is not None and record["program"] is not None:
+            record["tuned"], record["baselines"] = tuned_and_baselines(
+                folder, study, config, seed, record["program"])
+        return record
 
     @staticmethod
     def _open(path: Path, study: Study, arm: str, seed: int, log: TextIO) -> Run:

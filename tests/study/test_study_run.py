@@ -229,3 +229,26 @@ def test_judge_effort_counts_earlier_experiments_and_the_kept_program(tmp_path):
     record["select_fitness"] = 0.4
     judge(record, study, study.configs["evolution"], final, discoveries, None)
     assert record["success"] is False and record["to_success"] is None
+
+
+def test_baseline_success_and_tuned_records(tmp_path):
+    path = write_study(tmp_path, seeds=[1], success={"baseline": "linear", "tune_trials": 5},
+                       tune={"trials": 4, "baselines": ["linear", "neural_net"]})
+    records = run_study(str(path), out=str(tmp_path / "out"), stream=_quiet())
+    baselines = sorted((tmp_path / "out" / "baselines").iterdir())
+    # One threshold and one result per baseline, shared by the two arms of seed 1.
+    assert len(baselines) == 3 and all(p.name.startswith("seed-1-") for p in baselines)
+    evolution, random = records
+    assert evolution["threshold"] == random["threshold"] > 0.0
+    assert evolution["baselines"] == random["baselines"]
+    assert set(evolution["baselines"]) == {"linear", "neural_net"}
+    for record in records:
+        best = max([record["search_fitness"]] + [
+            d["fitness"] for d in RunDir.open(tmp_path / "out" / record["run"])
+            .read_discoveries()])
+        assert record["success"] == (best >= record["threshold"])
+        tuned = record["tuned"]
+        assert tuned["fitness"] >= 0.0 and tuned["final_fitness"] is not None
+        assert tuned["program"].startswith("def Setup():")
+        for result in record["baselines"].values():
+            assert set(result) == {"fitness", "final_fitness"}
