@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="best program (raw and simplified), fitness and "
                                             "settings of a run")
-    show.add_argument("run", help="the run directory")
+    show.add_argument("run", help="the run directory, or a study directory")
     show.add_argument("--history", action="store_true",
                       help="every improvement of the best, with what changed")
     show.add_argument("--format", choices=("text", "json"), default="text")
@@ -103,10 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--name", default="EvolvedAlgorithm", help="name of the exported class")
 
     plot = commands.add_parser("plot", help="fitness curves of one or more runs, as a PNG")
-    plot.add_argument("runs", nargs="+", help="run directories (several seeds give a band)")
+    plot.add_argument("runs", nargs="+", help="run directories (several seeds give a band), "
+                                              "or one study directory")
     plot.add_argument("-o", "--output", default="fitness.png", help="the PNG to write")
     plot.add_argument("--x", choices=("individuals", "seconds", "train_steps"),
-                      default="individuals", help="what the horizontal axis counts")
+                      default="individuals", help="what the horizontal axis counts (for a "
+                                                  "study: which effort to success is shown)")
     plot.add_argument("--compare", action="store_true",
                       help="overlay runs grouped by config name, with a legend")
 
@@ -245,7 +247,16 @@ def _execute(run: Run) -> int:
 def _show(args: argparse.Namespace) -> int:
     from evozero.domains import domain_for
     from evozero.runs.rundir import RunDir
+    from evozero.study.summary import is_study
 
+    if is_study(args.run):
+        from evozero.study.show import show_study
+
+        if args.history:
+            raise EvozeroError(f"--history shows one run; give one of the study's runs, "
+                               f"e.g. {os.path.join(args.run, 'runs', 'ARM', 'seed-0')}")
+        print(show_study(args.run, args.format == "json"))
+        return 0
     rundir = RunDir.open(args.run)
     domain = domain_for(rundir.read_config())
     print(domain.show(rundir, args.history, args.format == "json"))
@@ -293,7 +304,17 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from evozero.domains import domain_for
     from evozero.runs.rundir import RunDir
+    from evozero.study.summary import is_study
 
+    studies = [path for path in args.runs if is_study(path)]
+    if studies:
+        from evozero.study.plot import plot_study
+
+        if len(args.runs) > 1 or args.compare:
+            raise EvozeroError(f"{studies[0]} is a study: plot it alone, without --compare "
+                               f"(its figure already compares the arms)")
+        print(f"wrote {plot_study(studies[0], args.output, effort=args.x)}")
+        return 0
     runs = [(path, domain_for(RunDir.open(path).read_config())) for path in args.runs]
     path = runs[0][1].plot(runs, args.output, x=args.x, compare=args.compare)
     print(f"wrote {path}")
@@ -381,4 +402,5 @@ def _cost(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
              "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
-             "cost": _cost, "bench": _bench}
+             "cost": _cost,
+             "bench": _bench}
