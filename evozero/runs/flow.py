@@ -69,11 +69,17 @@ def make_backend(config: Config, workers: int) -> Any:
 
 def available_workers(config: Config) -> int:
     """Workers ``workers: auto`` means: this machine's cores, or the Ray cluster's CPUs."""
-    if config.workers != "auto":
-        return int(config.workers)
-    if config.backend == "ray":
+    return resolve_workers(config.workers, config.backend, config.address)
+
+
+def resolve_workers(workers: str | int, backend: str, address: str | None) -> int:
+    """``workers`` as a count (``auto``: this machine's cores, or with ``backend: ray``
+    the CPUs of the Ray cluster at ``address``)."""
+    if workers != "auto":
+        return int(workers)
+    if backend == "ray":
         from evozero.runs.ray_backend import cluster_cpus
-        return cluster_cpus(config.address)
+        return cluster_cpus(address)
     return cores()
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from evozero.analysis.figure import new_figure, save_figure, series_color
 from evozero.errors import EvozeroError
-from evozero.study.show import EFFORT_NAMES, FITNESS_NAMES
+from evozero.study.show import EFFORT_NAMES, fitness_names
 from evozero.study.summary import read_records, read_study, summary_of
 
 #: Horizontal spread of the points of one arm (a fraction of the distance between arms).
@@ -42,7 +42,7 @@ def plot_study(study_dir: str | Path, output: str | Path,
     rows = 2 if succeeded else 1
     figure = new_figure((11.0, 4.2 * rows), left=0.07, right=0.98, bottom=0.1 / rows,
                         top=1 - 0.17 / rows, wspace=0.25, hspace=0.4)
-    names = FITNESS_NAMES.get(summary["domain"], FITNESS_NAMES["programs"])
+    names = fitness_names(summary["domain"])
     panel = 1
     if succeeded:
         _success_rates(figure.add_subplot(rows, 2, 1), summary["arms"])

@@ -26,8 +26,8 @@ from collections import deque
 from typing import Any, TextIO
 
 from evozero.errors import EvozeroError, InternalError
-from evozero.runs.flow import STOP_SIGNALS, Interrupted
-from evozero.runs.workers import LocalBackend, cores
+from evozero.runs.flow import STOP_SIGNALS, Interrupted, resolve_workers
+from evozero.runs.workers import LocalBackend
 from evozero.study.directory import StudyDir
 from evozero.study.progress import StudyProgress
 from evozero.study.spec import Study
@@ -49,12 +49,7 @@ def study_workers(study: Study, workers: int | None) -> int:
     machine's cores, or the Ray cluster's CPUs)."""
     if workers is not None:
         return workers
-    if study.workers != "auto":
-        return int(study.workers)
-    if study.backend == "ray":
-        from evozero.runs.ray_backend import cluster_cpus
-        return cluster_cpus(study.address)
-    return cores()
+    return resolve_workers(study.workers, study.backend, study.address)
 
 
 class StudyRunner:

@@ -10,7 +10,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from evozero.analysis.show import run_program
+from evozero.errors import EvozeroError
+from evozero.programs.simplify import simplify
 from evozero.runs.files import json_text
+from evozero.runs.rundir import RunDir
 from evozero.study.summary import summarize
 
 #: How each fitness of a run is named, by domain (a cell's fitnesses are accuracies).
@@ -36,13 +40,18 @@ def show_study(study_dir: str | Path, as_json: bool = False) -> str:
     if not summary["finished_runs"]:
         lines.append("no run has finished yet; the figures appear as runs finish")
         return "\n".join(lines)
-    names = FITNESS_NAMES.get(summary["domain"], FITNESS_NAMES["programs"])
+    names = fitness_names(summary["domain"])
     lines += ["", *_table(["", *summary["arms"]], _arm_rows(summary["arms"], names))]
     if summary["compare"] is not None:
         lines += ["", *_comparison(summary["compare"], names)]
-    lines += ["", *_best_run(summary["best_run"], Path(study_dir), names), "",
+    lines += ["", *_best_run(summary["best_run"], Path(study_dir), summary["domain"]), "",
               *_methods(summary["methods"])]
     return "\n".join(lines)
+
+
+def fitness_names(domain: str | None) -> dict[str, str]:
+    """What each fitness of a run of ``domain`` is called (programs' names by default)."""
+    return FITNESS_NAMES.get(domain or "programs", FITNESS_NAMES["programs"])
 
 
 def _arm_rows(arms: dict[str, dict], names: dict[str, str]) -> list[list[str]]:
@@ -80,18 +89,36 @@ def _comparison(compare: dict, names: dict[str, str]) -> list[str]:
     return lines + _table(None, [[f"  {label}", text] for label, text in rows])
 
 
-def _best_run(best: dict | None, study_dir: Path, names: dict[str, str]) -> list[str]:
+def _best_run(best: dict | None, study_dir: Path, domain: str | None) -> list[str]:
     if best is None:
         return ["best run: none has a fitness yet"]
-    fitness = names[best["ranked_by"].removesuffix("_fitness")]
+    fitness = fitness_names(domain)[best["ranked_by"].removesuffix("_fitness")]
     verdict = {True: ", succeeded", False: ", did not succeed", None: ""}[best["success"]]
     lines = [f"best run: {best['arm']} seed {best['seed']} ({best['run'] or 'no directory'}), "
              f"fitness on {fitness} {best['fitness']:.4f}{verdict}"]
-    if best["program"]:
+    simplified = _simplified(best, study_dir) if domain == "programs" else None
+    if simplified is not None:
+        lines.append("its program, simplified (dead code removed):")
+        lines += ["  " + line for line in simplified.splitlines()]
+    elif best["program"]:
         lines += ["  " + line for line in best["program"].splitlines()]
     if best["run"]:
         lines.append(f"(evozero show {study_dir / best['run']} shows that run in full)")
     return lines
+
+
+def _simplified(best: dict, study_dir: Path) -> str | None:
+    """The best run's program simplified for the memory of its run's config; None if the
+    run directory or the program cannot be read (the raw program is shown instead)."""
+    if not best["run"] or not best["program"]:
+        return None
+    try:
+        rundir = RunDir.open(study_dir / best["run"])
+        memory = rundir.read_config().memory.sizes
+        program = run_program(best["program"], str(study_dir / "runs.jsonl"), memory)
+    except EvozeroError:
+        return None
+    return str(simplify(program, memory))
 
 
 def _methods(methods: dict[str, str]) -> list[str]:

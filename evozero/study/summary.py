@@ -4,6 +4,16 @@
 It reads what the study wrote (``study.yaml``, ``runs.jsonl``; a torn last line is a run
 still being recorded and is skipped), so it works on a study that is still running. The
 statistics and their methods are :mod:`evozero.study.stats`'s.
+
+The summary: ``study``, ``domain``, ``success``, ``seeds``, ``planned_runs``,
+``finished_runs``, ``methods`` (what each interval is); ``arms``, per arm: ``runs``,
+``judged`` (runs with a verdict), ``successes``, ``success_rate`` {value, low, high},
+``to_success`` per effort {value (median), low, high, n}, ``fitness`` per search, select,
+final, tuned_final {mean, se, n}, ``evaluations`` and ``density_bound`` (no success),
+``baselines`` per name {final_fitness {mean, se, n}, versus (the arm's tuned-or-final
+fitness against the baseline's, paired by seed)}; ``compare``: ``arms`` (the pair),
+``success_ratio`` and the paired ``final_fitness``, ``search_fitness`` and ``tuned_final``
+{n, mean, low, high, wins, ties, losses}; ``best_run``. Undefined values are null.
 """
 from __future__ import annotations
 

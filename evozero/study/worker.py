@@ -18,7 +18,7 @@ import io
 import shutil
 import traceback
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from evozero.domains import domain_for, resume_run, start_run
 from evozero.errors import EvozeroError
@@ -89,7 +89,7 @@ class StudyHost:
         """Carry the run of ``arm`` and ``seed`` to its end; returns its record."""
         relative = self.directory.run_path(arm, seed)
         path = self.directory.path / relative
-        log = RunLog(path)
+        log = cast(TextIO, RunLog(path))   # a text stream to whatever writes to it
         finished = path.is_dir() and RunDir(path).read_final() is not None
         if not finished:
             run = self._open(path, self.study, arm, seed, log)
@@ -102,9 +102,10 @@ class StudyHost:
                     raise
         study, config = self.study, self.study.run_config(arm, seed)
         folder = self.directory.path
-        bar = threshold(folder, study, config, seed) if isinstance(study.success, Baseline) \
-            else None
-        record = run_record(study, arm, seed, str(relative), RunDir.open(path), bar)
+        baseline_fitness = threshold(folder, study, config, seed) \
+            if isinstance(study.success, Baseline) else None
+        record = run_record(study, arm, seed, str(relative), RunDir.open(path),
+                            baseline_fitness)
         if study.tune is not None and record["program"] is not None:
             record["tuned"], record["baselines"] = tuned_and_baselines(
                 folder, study, config, seed, record["program"])

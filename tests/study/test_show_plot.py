@@ -162,3 +162,25 @@ def test_plot_refuses_an_empty_study_and_a_study_mixed_with_runs(tmp_path, capsy
     assert main(["plot", str(study), "--compare", "-o", str(output)]) == EXIT_BAD_INPUT
     assert "plot it alone" in capsys.readouterr().err
     assert not (tmp_path / "e.png").exists() and not output.exists()
+
+
+def test_show_simplifies_the_best_program_with_its_runs_memory(tmp_path):
+    from helpers import random_program, small_config
+
+    from evozero.config.loading import dump_config
+    from evozero.programs.simplify import simplify
+
+    config = small_config()
+    program = random_program(5, (6, 2, 6), memory=config.memory.sizes)
+    simplified = str(simplify(program, config.memory.sizes))
+    assert simplified != str(program)
+    study = write_study(tmp_path / "study", [run_record("evolution", 0, program=str(program),
+                                                        final_fitness=0.9)])
+    text = show_study(study)
+    assert "(dead code removed)" not in text  # no run directory: the program as recorded
+    assert "\n".join("  " + line for line in str(program).splitlines()) in text
+    (study / "runs" / "evolution" / "seed-0").mkdir(parents=True)
+    (study / "runs" / "evolution" / "seed-0" / "config.yaml").write_text(dump_config(config))
+    text = show_study(study)
+    assert "its program, simplified (dead code removed):\n" + "\n".join(
+        "  " + line for line in simplified.splitlines()) in text

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import cli
+from helpers import cli, nas_data
 from study_helpers import write_study
 
 import evozero
@@ -252,3 +252,45 @@ def test_baseline_success_and_tuned_records(tmp_path):
         assert tuned["program"].startswith("def Setup():")
         for result in record["baselines"].values():
             assert set(result) == {"fitness", "final_fitness"}
+
+
+def test_a_cell_search_study_records_accuracies(tmp_path):
+    nas = nas_data()
+    for key in ("name", "workers"):
+        nas.pop(key)
+    (tmp_path / "nas.yaml").write_text(yaml.safe_dump(nas))
+    path = write_study(tmp_path, seeds=[0], success={"at_least": 0.1, "on": "final"},
+                       arms={"evolution": {"config": "nas.yaml"},
+                             "random": {"config": "nas.yaml", "set": {"strategy": "random"}}})
+    records = run_study(str(path), out=str(tmp_path / "out"), stream=_quiet())
+    assert [r["arm"] for r in records] == ["evolution", "random"]
+    for record in records:
+        final = RunDir.open(tmp_path / "out" / record["run"]).read_final()
+        assert record["domain"] == "cells" and record["program"] == final["cell"]
+        assert record["search_fitness"] == record["select_fitness"] == final["valid_accuracy"]
+        assert record["final_fitness"] == final["test_accuracy"]
+        assert record["success"] == (final["test_accuracy"] >= 0.1)
+
+
+def test_tuning_is_for_programs_only(tmp_path):
+    (tmp_path / "nas.yaml").write_text(yaml.safe_dump(
+        {k: v for k, v in nas_data().items() if k not in ("name", "workers")}))
+    path = write_study(tmp_path, tune={"trials": 3},
+                       arms={"cells": {"config": "nas.yaml"}})
+    with pytest.raises(EvozeroError, match="tune: tunes programs, but arm 'cells' searches "
+                                           "network cells"):
+        load_study(path)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_study_on_ray_actors_records_the_same_runs(finished, tmp_path):
+    path = write_study(tmp_path, workers=2, backend="ray",
+                       success={"at_least": 0.3, "on": "search"})
+    records = run_study(str(path), out=str(tmp_path / "ray"), stream=_quiet())
+    local = {(r["arm"], r["seed"]): r for r in finished[1]}
+    assert len(records) == len(local)
+    for record in records:
+        same = local[(record["arm"], record["seed"])]
+        for key in ("program", "search_fitness", "final_fitness", "individuals", "success"):
+            assert record[key] == same[key], key

@@ -7,8 +7,13 @@ import yaml
 from study_helpers import write_study
 
 from evozero.errors import EvozeroError
-from evozero.study.spec import AtLeast, Baseline, load_study, read_resolved_study, \
-    resolved_study_text
+from evozero.study.spec import (
+    AtLeast,
+    Baseline,
+    load_study,
+    read_resolved_study,
+    resolved_study_text,
+)
 
 
 @pytest.mark.parametrize("changes, expected", [
