@@ -402,4 +402,5 @@ def _cost(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
              "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
-             "cost": _cost, "bench": _bench}
+             "cost": _cost,
+             "bench": _bench}

@@ -14,6 +14,7 @@ import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,10 @@ from evozero.config.schema import (
     _Spec,
     _unknown,
 )
+from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import KINDS, VALID_SPLITS, Task, make_tasks
 from evozero.programs.mutation import MUTATION_NAMES
+from evozero.programs.program import COMPONENTS, Program
 from evozero.programs.reference import BUILTIN_PROGRAMS, builtin_program, neural_net_program
 from ops.rng import SEED_MAX
 from ops.table import OPS, OPS_BY_NAME
@@ -58,6 +61,20 @@ def initial_memory(population: str) -> tuple[int, int, int] | None:
         return neural_net_program(damaged=True).memory_needs()
     return builtin_program(population).memory_needs() if population in BUILTIN_PROGRAMS \
         else None
+
+
+def named_program(value: str) -> Program:
+    """A built-in program (by name) or the one program of the text file at path ``value``."""
+    if value in BUILTIN_PROGRAMS:
+        return builtin_program(value)
+    try:
+        text = Path(value).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise EvozeroError(f"{value}: cannot read the program ({error})") from None
+    try:
+        return Program.parse(text)
+    except EvozeroError as error:
+        raise EvozeroError(f"{value}: {error} (the file must hold exactly one program)") from None
 
 
 _OP_NAMES_BY_CODE = {op.code: op.name for op in OPS}
@@ -107,22 +124,46 @@ class _Pairs(_Spec):
         return value if value is None or isinstance(value, str) else [list(p) for p in value]
 
 
-class _InitialPopulation(_Spec):
-    allowed = (f"one of {', '.join(INITIAL_POPULATIONS)} or the path of an existing file of "
-               f"programs (relative to the config file)")
+class _BuiltinOrFile(_Spec):
+    """A built-in name (case-insensitive) or the path of an existing file, resolved
+    relative to the config file."""
 
-    def parse(self, value: Any, key: str, ctx: _Context) -> str:
+    names: Any = ()
+    what = ""
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | None:
+        return self.name_or_path(value, key, ctx)
+
+    def name_or_path(self, value: Any, key: str, ctx: _Context) -> str:
+        """The lower-case built-in name or the absolute path ``value`` gives."""
         if not isinstance(value, str) or not value.strip():
             raise self.fail(value, key, ctx)
-        if value.strip().lower() in INITIAL_POPULATIONS:
+        if value.strip().lower() in self.names:
             return value.strip().lower()
         resolved = _resolve(value, ctx)
         if not os.path.isfile(resolved):
-            hint = _did_you_mean(value.strip().lower(), INITIAL_POPULATIONS)
-            raise ctx.error(key, f"{_show(value)} is neither a built-in population nor an "
+            hint = _did_you_mean(value.strip().lower(), self.names)
+            raise ctx.error(key, f"{_show(value)} is neither a built-in {self.what} nor an "
                                  f"existing file (looked for {resolved}); must be "
                                  f"{self.allowed}{'; ' + hint if hint else ''}")
         return resolved
+
+
+class _InitialPopulation(_BuiltinOrFile):
+    names = INITIAL_POPULATIONS
+    what = "population"
+    allowed = (f"one of {', '.join(INITIAL_POPULATIONS)} or the path of an existing file of "
+               f"programs (relative to the config file)")
+
+
+class _ProgramName(_BuiltinOrFile):
+    names = BUILTIN_PROGRAMS
+    what = "program"
+    allowed = (f"null, a built-in program ({', '.join(BUILTIN_PROGRAMS)}) or the path of a "
+               f"file holding one program (relative to the config file)")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | None:
+        return None if value is None else self.name_or_path(value, key, ctx)
 
 
 class _OpList(_Spec):
@@ -351,6 +392,11 @@ class OpLists:
     setup: tuple[str, ...] = _setting(_OpList(), DEMO_OPS)
     predict: tuple[str, ...] = _setting(_OpList(), DEMO_OPS)
     learn: tuple[str, ...] = _setting(_OpList(), DEMO_OPS)
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """The frozen components: those whose op list is empty."""
+        return tuple(c for c in COMPONENTS if not getattr(self, c))
 
     def codes(self, component: str) -> np.ndarray:
         """The int64 op codes of ``component`` ("setup", "predict" or "learn")."""

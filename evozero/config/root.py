@@ -22,7 +22,9 @@ from evozero.config.program import (
     TaskSpec,
     _InitialPopulation,
     _Mutations,
+    _ProgramName,
     initial_memory,
+    named_program,
 )
 from evozero.config.schema import (
     _COUNT_MAX,
@@ -46,7 +48,7 @@ from evozero.config.schema import (
     _WordOrCount,
 )
 from evozero.errors import EvozeroError
-from evozero.programs.program import COMPONENTS
+from evozero.programs.program import COMPONENTS, Program
 from ops.rng import SEED_MAX
 from ops.table import MATRIX, OPS_BY_NAME, VECTOR
 
@@ -110,6 +112,7 @@ class Config:
     ops: OpLists = _section(OpLists)
     sizes: Sizes = _section(Sizes)
     initial_population: str = _setting(_InitialPopulation(), "random")
+    frozen_program: str | None = _setting(_ProgramName(), None)
     strategy: str = _setting(_Choice("evolution", "random"), "evolution")
     population_size: int = _setting(_Int(2, _SIZE_MAX), 1000)
     tournament_size: int = _setting(_Int(1, _SIZE_MAX), 10)
@@ -167,6 +170,7 @@ class Config:
                     island_config(self, i)
                 except EvozeroError as error:
                     yield "islands", str(error)
+        yield from self._frozen_problems()
         need = initial_memory(self.initial_population)
         have = self.memory.sizes
         if need and any(h < n for h, n in zip(have, need)):
@@ -174,6 +178,40 @@ class Config:
                 f"the {self.initial_population!r} initial population needs memory "
                 f"scalars >= {need[0]}, vectors >= {need[1]}, matrices >= {need[2]}; "
                 f"the config has {have[0]}, {have[1]}, {have[2]}")
+
+    def _frozen_problems(self) -> Iterator[tuple[Any, str]]:
+        # Checked here, not when the run starts: a frozen component that cannot hold the
+        # program, or memory it overruns, would only show as a search that never learns.
+        if self.frozen_program is None:
+            return
+        frozen = self.ops.frozen
+        if not frozen:
+            yield ("frozen_program", "ops"), (
+                "gives the frozen components (those with an empty op list), but no op list "
+                "is empty; empty the op lists of the components to keep fixed (e.g. "
+                "ops.setup: [] and ops.predict: []) or remove frozen_program")
+            return
+        try:
+            program = named_program(self.frozen_program)
+        except EvozeroError as error:
+            yield "frozen_program", str(error)
+            return
+        for component, length in zip(COMPONENTS, program.sizes):
+            bound = getattr(self.sizes, component).max
+            if component in frozen and length > bound:
+                yield ("frozen_program", f"sizes.{component}"), (
+                    f"{self.frozen_program}: its {component} has {length} instructions but "
+                    f"sizes.{component}.max is {bound}; raise sizes.{component}.max to "
+                    f">= {length}")
+                return
+        need = Program.from_instructions().with_components(program, frozen).memory_needs()
+        have = self.memory.sizes
+        if any(h < n for h, n in zip(have, need)):
+            yield ("frozen_program", "memory"), (
+                f"{self.frozen_program}: the frozen components ({', '.join(frozen)}) need "
+                f"memory scalars >= "
+                f"{need[0]}, vectors >= {need[1]}, matrices >= {need[2]}; the config has "
+                f"{have[0]}, {have[1]}, {have[2]}")
 
     def _memory_problems(self) -> Iterator[tuple[Any, str]]:
         # The randomizer draws output addresses from v1.. and any address from m0..; with

@@ -147,6 +147,17 @@ class Program:
         return [Instruction(int(r[0]), int(r[1]), int(r[2]), int(r[3]), tuple(float(c) for c in k))
                 for r, k in zip(self.code[start:stop], self.constants[start:stop])]
 
+    def with_components(self, source: Program, components: Iterable[str]) -> Program:
+        """A copy of this program whose ``components`` (names of :data:`COMPONENTS`) are
+        those of ``source``."""
+        taken = set(components)
+        unknown = taken - set(COMPONENTS)
+        if unknown:
+            raise EvozeroError(f"unknown component(s) {', '.join(sorted(unknown))}; "
+                               f"components: {', '.join(COMPONENTS)}")
+        return Program.from_instructions(*((source if c in taken else self).instructions(c)
+                                           for c in COMPONENTS))
+
     def memory_needs(self) -> tuple[int, int, int]:
         """Smallest (scalars, vectors, matrices) sizes that hold every address used.
 

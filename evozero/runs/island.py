@@ -47,7 +47,7 @@ from evozero.search.seeds import (
     search_tasks,
     select_tasks,
 )
-from evozero.search.settings import build_settings, initial_programs
+from evozero.search.settings import build_settings, frozen_components, initial_programs
 from evozero.search.state import STATE_ARRAYS, SearchState
 from ops.codes import (
     BEST_INDIVIDUAL,
@@ -385,7 +385,8 @@ def slot_rules(config: Config) -> SlotRules:
     allowed[:, NO_OP] = True          # initial programs are padded with no-ops
     for c, component in enumerate(COMPONENTS):
         allowed[c, config.ops.codes(component)] = True
-    for program in initial_programs(config) or ():
+    seeded = [*(initial_programs(config) or ()), frozen_components(config)]
+    for program in (p for p in seeded if p is not None):
         for c in range(3):
             allowed[c, program.code[program.bounds[c]:program.bounds[c + 1], 0]] = True
     return SlotRules(max_sizes=tuple(getattr(config.sizes, c).max for c in COMPONENTS),

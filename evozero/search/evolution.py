@@ -385,14 +385,28 @@ def _refresh_hurdle(fitness, recent, count, window, percentile, values):
 
 
 @jit
+def _take_frozen(code, constants, lengths, frozen, offsets, allowed_counts):
+    """Copy the frozen components (op count 0) of the single program ``frozen`` into a slot."""
+    frozen_code, frozen_constants, frozen_lengths = frozen
+    for c in range(3):
+        if allowed_counts[c] == 0:
+            stop = offsets[c + 1] if c < 2 else code.shape[0]
+            code[offsets[c]:stop] = frozen_code[offsets[c]:stop]
+            constants[offsets[c]:stop] = frozen_constants[offsets[c]:stop]
+            lengths[c] = frozen_lengths[c]
+
+
+@jit
 def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f, layout,
-           init, init_random, eval_seed, groups, memories, work, cache, op_arrays, max_children):
+           init, init_random, frozen, eval_seed, groups, memories, work, cache, op_arrays,
+           max_children):
     """Run up to ``max_children`` children of one experiment; return a batch outcome.
 
     BUDGET_SPENT once the individual or training-step budget is reached (checked before
     each child), IMPROVED right after a child that beats the best fitness (copied to
     ``best``), BATCH_DONE otherwise. The first population-size children fill the
-    population from ``init`` (or at random).
+    population from ``init`` (or at random). A random program's frozen components are
+    those of ``frozen`` (one program in a slot).
     """
     code, constants, lengths, fitness = pop
     best_code, best_constants, best_lengths = best
@@ -419,6 +433,8 @@ def evolve(pop, best, counters, values, streams, recent, settings_i, settings_f,
             random_program_slots(child_code, child_constants, offsets, child_lengths, init_sizes,
                                  allowed, allowed_counts, sizes, streams, MUTATION_STREAM,
                                  op_arrays)
+            _take_frozen(child_code, child_constants, child_lengths, frozen, offsets,
+                         allowed_counts)
         elif filling:
             k = slot % init_code.shape[0]
             child_code[:] = init_code[k]

@@ -121,7 +121,9 @@ class SearchRunner:
         return int(evolve(_population(state), _best(state), state.counters, state.values,
                           state.streams, state.recent, s.ints, s.floats, self.layout,
                           SlotPrograms(s.init_code, s.init_constants, s.init_lengths),
-                          s.init_random, np.uint64(s.eval_seed), self.groups, self.memories,
+                          s.init_random,
+                          SlotPrograms(s.frozen_code, s.frozen_constants, s.frozen_lengths),
+                          np.uint64(s.eval_seed), self.groups, self.memories,
                           self.work, cache_arrays(state.cache), OP_ARRAYS, int(max_children)))
 
     def immigrate(self, state: SearchState, code: np.ndarray, constants: np.ndarray,

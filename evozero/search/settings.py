@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from evozero.config import Config
+from evozero.config.program import named_program
 from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import Task
 from evozero.programs.mutation import CONSTANT_RULES, mutation_arrays
@@ -62,6 +63,16 @@ def initial_programs(config: Config) -> list[Program] | None:
     return read_programs(choice)
 
 
+def frozen_components(config: Config) -> Program | None:
+    """The components of ``frozen_program`` that every initial and every random program
+    takes for its frozen components (empty op lists), in a program whose other components
+    are empty; None when the config has no frozen_program."""
+    if config.frozen_program is None:
+        return None
+    return Program.from_instructions().with_components(named_program(config.frozen_program),
+                                                       config.ops.frozen)
+
+
 def read_programs(path: str) -> list[Program]:
     """Every program in a text file (each starts at its ``def Setup():`` line)."""
     try:
@@ -99,6 +110,13 @@ def _check_fits(program: Program, config: Config, where: str) -> None:
                            f"matrices) but the config's memory is {have}")
 
 
+def _padded_slot(program: Program, offsets: np.ndarray, rows: int, init_sizes: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    code, constants, lengths = program_slots(program, offsets, rows)
+    # Shorter programs are padded with no-ops up to the initial sizes.
+    return code, constants, np.maximum(lengths, init_sizes)
+
+
 def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Settings:
     """Kernel settings for one search experiment on ``tasks``."""
     names = ("setup", "predict", "learn")
@@ -116,12 +134,19 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
     given = initial_programs(config)
     # A random population is drawn in the kernel; one empty program fills the slots.
     programs = given if given is not None else [Program.from_instructions()]
+    # What a random program's frozen components hold: no-ops of the initial sizes, or the
+    # frozen program's components (which every given program takes too).
+    frozen = frozen_components(config)
+    if frozen is None:
+        frozen = Program.from_instructions()
+    else:
+        _check_fits(frozen, config, f"frozen_program {config.frozen_program}")
+        programs = [p.with_components(frozen, config.ops.frozen) for p in programs]
     slots = []
     for number, program in enumerate(programs):
         _check_fits(program, config, f"initial_population program {number + 1}")
-        code, constants, lengths = program_slots(program, offsets, rows)
-        # Shorter programs are padded with no-ops up to the initial sizes.
-        slots.append((code, constants, np.maximum(lengths, init_sizes)))
+        slots.append(_padded_slot(program, offsets, rows, init_sizes))
+    frozen_slot = _padded_slot(frozen, offsets, rows, init_sizes)
     n_train = tasks[0].n_train * tasks[0].epochs
     baseline = (neural_net_program() if config.compute_budget.baseline == "neural_net"
                 else linear_program())
@@ -154,4 +179,5 @@ def build_settings(config: Config, tasks: list[Task], eval_seed: int) -> Setting
         mutation_types=mutation_types, mutation_weights=mutation_weights,
         init_code=np.stack([s[0] for s in slots]), init_constants=np.stack([s[1] for s in slots]),
         init_lengths=np.stack([s[2] for s in slots]),
-        init_random=given is None, eval_seed=eval_seed)
+        init_random=given is None, frozen_code=frozen_slot[0],
+        frozen_constants=frozen_slot[1], frozen_lengths=frozen_slot[2], eval_seed=eval_seed)

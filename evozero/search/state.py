@@ -33,6 +33,9 @@ class Settings:
     init_constants: np.ndarray
     init_lengths: np.ndarray
     init_random: bool
+    frozen_code: np.ndarray    # (R, 4) what every random program's frozen components hold
+    frozen_constants: np.ndarray
+    frozen_lengths: np.ndarray
     eval_seed: int
 
     @property

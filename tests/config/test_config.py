@@ -27,6 +27,7 @@ from evozero.config import (
     load_config,
 )
 from evozero.errors import EvozeroError
+from evozero.programs.reference import linear_program
 from ops.table import OPS_BY_NAME
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -117,6 +118,7 @@ def every_section_changed(directory: Path) -> dict:
     """Raw data with a non-default value in every section and every kind of value."""
     np.savez(directory / "data.npz", x=np.zeros((4, 3)), y=np.zeros(4))
     (directory / "programs.txt").write_text("def setup():\n", encoding="utf-8")
+    (directory / "frozen.txt").write_text(str(linear_program(0.1)), encoding="utf-8")
     return {
         "name": "everything",
         "seed": 12345,
@@ -132,6 +134,7 @@ def every_section_changed(directory: Path) -> dict:
         "sizes": {"setup": {"init": 3, "min": 1, "max": 7}, "predict": 4,
                   "learn": {"min": 2, "max": 20}},
         "initial_population": "programs.txt",
+        "frozen_program": "frozen.txt",
         "strategy": "random",
         "population_size": 100,
         "tournament_size": 100,
@@ -190,6 +193,7 @@ def test_loaded_paths_are_absolute(tmp_path):
     config = config_from_dict(every_section_changed(tmp_path), base_dir=tmp_path)
     assert config.final_tasks.path == str(tmp_path / "data.npz")
     assert config.initial_population == str(tmp_path / "programs.txt")
+    assert config.frozen_program == str(tmp_path / "frozen.txt")
 
 
 def test_default_round_trips_and_dump_is_plain_yaml(tmp_path):
@@ -446,6 +450,16 @@ BAD = [
      "memory.vectors is 1", "set memory.vectors >= 2"),
     ("population needs memory", "initial_population: neural_net\n", 1,
      "initial_population", "'neural_net'", "scalars >= 5, vectors >= 9, matrices >= 2"),
+    ("unknown frozen program", "frozen_program: linaer\n", 1, "frozen_program", '"linaer"',
+     'did you mean "linear"?'),
+    ("frozen program without a frozen component", "frozen_program: linear\n", 1,
+     "frozen_program", "no op list is empty", "ops.setup: [] and ops.predict: []"),
+    ("frozen program too long", "ops: {setup: [], predict: []}\nsizes: {predict: 1}\n"
+     "frozen_program: affine\n", 3, "frozen_program", "its predict has 2 instructions",
+     "raise sizes.predict.max to >= 2"),
+    ("frozen program needs memory", "memory: {scalars: 4, vectors: 3, matrices: 0}\n"
+     "ops: {setup: [], learn: [SCALAR_SUM]}\nfrozen_program: neural_net\n", 3,
+     "frozen_program", "frozen components (setup) need memory", "scalars >= 4, vectors >= 3, matrices >= 1"),
     ("no budget", "budget:\n  train_steps: null\n", 2, "budget.train_steps", "",
      "at least one of budget.individuals, budget.train_steps, budget.seconds"),
     ("no stop", "sufficient_fitness: null\n", 1, "sufficient_fitness", "0 (unlimited)",
@@ -605,6 +619,25 @@ def test_config_stays_below_the_layers_that_use_it():
                             check=True).stdout
     for above in ("search", "runs", "analysis", "nas", "bench"):
         assert f"'{above}'" not in loaded, loaded
+
+
+def test_frozen_program_file_must_hold_one_readable_program(tmp_path):
+    (tmp_path / "two.txt").write_text(str(linear_program()) * 2, encoding="utf-8")
+    message = error_of(tmp_path, "ops: {setup: []}\nfrozen_program: two.txt\n")
+    assert message.startswith(f"{tmp_path / 'exp.yaml'}:2: frozen_program: ")
+    assert "no more functions after Learn" in message and "exactly one program" in message
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe")
+    message = error_of(tmp_path, "ops: {setup: []}\nfrozen_program: bad.txt\n")
+    assert "cannot read the program" in message and str(tmp_path / "bad.txt") in message
+
+
+def test_frozen_program_checks_only_the_frozen_components(tmp_path):
+    # neural_net's Predict and Learn need 5/9/2, its Setup only 4/3/1.
+    config = load_text(tmp_path, "memory: {scalars: 4, vectors: 3, matrices: 1}\n"
+                                 "ops: {setup: []}\nsizes: {setup: 3}\n"
+                                 "frozen_program: neural_net\n")
+    assert config.frozen_program == "neural_net"
+    assert config.ops.frozen == ("setup",)
 
 
 def test_initial_population_memory_comes_from_the_programs():

@@ -309,3 +309,20 @@ def test_initial_population_choices(tmp_path, choice):
     expected = {"file": linear_program(0.05), "linear": linear_program(),
                 "noop": Program.from_instructions()}[choice]
     assert _without_noops(first) == _without_noops(expected)
+
+
+def test_learning_only_run_keeps_the_frozen_components_across_islands(tmp_path):
+    from evozero.programs.reference import linear_program
+    config = small_config(
+        memory={"scalars": 4, "vectors": 3, "matrices": 1}, frozen_program="linear",
+        ops={"setup": [], "predict": [],
+             "learn": ["SCALAR_DIFF", "SCALAR_PRODUCT", "SCALAR_VECTOR_PRODUCT", "VECTOR_SUM"]},
+        sizes={"setup": 5, "predict": 1, "learn": 4}, islands=2, migrate_every=200,
+        deterministic=True)
+    run, result = run_quietly(config, tmp_path)
+    linear = linear_program()
+    # Migrants passed the islands' checks, and every discovery kept Setup and Predict.
+    programs = [Program.parse(record["program"]) for record in run.rundir.read_discoveries()]
+    programs.append(Program.parse(result["program"]))
+    for program in programs:
+        assert _without_noops(program)[:2] == _without_noops(linear)[:2]

@@ -12,8 +12,9 @@ import pytest
 from evozero.config import config_from_dict
 from evozero.evaluation.fec_cache import COUNT
 from evozero.evaluation.vm import evaluate, group_tasks
+from evozero.programs.instruction import Instruction
 from evozero.programs.mutation import MUTATION_NAMES
-from evozero.programs.reference import neural_net_program
+from evozero.programs.reference import linear_program, neural_net_program
 from evozero.programs.slots import slots_program
 from evozero.search.evolution import (
     BATCH_DONE,
@@ -43,6 +44,7 @@ from ops.codes import (
     TRAIN_STEPS,
 )
 from ops.rng import next_uniform
+from ops.table import OPS_BY_NAME
 
 EVAL_SEED = 12345
 STATE_SEED = 7
@@ -569,3 +571,84 @@ def test_no_budget_rejects_without_compute_budget():
     experiment.run()
     assert experiment.state.counter(BUDGET_REJECTS) == 0
     assert experiment.state.best_fitness > 0
+
+
+# --- frozen program (learning-only search) -------------------------------------------------
+
+LEARNING_ONLY = dict(memory={"scalars": 4, "vectors": 3, "matrices": 1},
+                     ops={"setup": [], "predict": [],
+                          "learn": ["SCALAR_DIFF", "SCALAR_PRODUCT", "SCALAR_VECTOR_PRODUCT",
+                                    "VECTOR_SUM"]},
+                     sizes={"setup": 5, "predict": 1, "learn": 4}, frozen_program="linear")
+
+
+def frozen_parts(experiment: Experiment, k: int | None = None) -> list[list]:
+    """Setup and Predict of population member ``k`` (None: the best program)."""
+    program = experiment.program(k) if k is not None else experiment.state.best_program(
+        experiment.settings.offsets)
+    return [program.instructions(c) for c in ("setup", "predict")]
+
+
+def expected_frozen(sizes: tuple[int, int]) -> list[list]:
+    """linear's Setup and Predict padded with no-ops to ``sizes`` instructions."""
+    linear = linear_program()
+    parts = [linear.instructions(c) for c in ("setup", "predict")]
+    return [part + [Instruction(0, 0, 0, 0, (0.0, 0.0, 0.0))] * (n - len(part))
+            for part, n in zip(parts, sizes)]
+
+
+@pytest.mark.parametrize("strategy, mutations", [
+    ("evolution", {"alter_param": 1, "randomize_instruction": 1, "randomize_component": 1,
+                   "randomize_algorithm": 1, "insert_instruction": 1, "remove_instruction": 1,
+                   "trade_instruction": 1}),
+    ("random", {"alter_param": 1}),
+])
+def test_frozen_components_come_from_the_frozen_program_and_stay(strategy, mutations):
+    experiment = Experiment(strategy=strategy, mutations=mutations, mutate_prob=1.0,
+                            sizes={"setup": 5, "predict": 1, "learn": {"init": 4, "min": 1,
+                                                                      "max": 6}},
+                            **{k: v for k, v in LEARNING_ONLY.items() if k != "sizes"})
+    want = expected_frozen((5, 1))
+    experiment.run_to(experiment.population)
+    learns = set()
+    for k in range(experiment.population):
+        assert frozen_parts(experiment, k) == want
+        learns.add(str(experiment.program(k)))
+    assert len(learns) > experiment.population // 2     # Learn itself is random
+    while experiment.step(37) != BUDGET_SPENT:
+        for k in range(experiment.population):
+            assert frozen_parts(experiment, k) == want
+    assert frozen_parts(experiment) == want
+    learn_ops = {OPS_BY_NAME[name].code for name in LEARNING_ONLY["ops"]["learn"]}
+    for k in range(experiment.population):
+        assert {inst.op for inst in experiment.program(k).instructions("learn")} <= learn_ops
+    if strategy == "evolution":
+        counts = experiment.state.counters[MUTATION_COUNTS:]
+        assert (counts[[MUTATION_NAMES[name] for name in mutations]] > 0).all()
+
+
+def test_given_initial_programs_take_the_frozen_components():
+    experiment = Experiment(initial_population="noop", **LEARNING_ONLY)
+    experiment.run()
+    want = expected_frozen((5, 1))
+    for k in range(experiment.population):
+        assert frozen_parts(experiment, k) == want
+
+
+def test_learning_only_search_reaches_gradient_descent():
+    # With Setup and Predict given, Learn is 4 instructions over 4 ops: a small space.
+    experiment = Experiment(population_size=100, tournament_size=10,
+                            budget={"individuals": 20_000, "train_steps": None},
+                            **LEARNING_ONLY)
+    experiment.run()
+    assert experiment.state.best_fitness >= experiment.evaluate(linear_program())
+
+
+def test_without_frozen_program_random_frozen_components_are_no_ops():
+    experiment = Experiment(ops={**LEARNING_ONLY["ops"], "setup": ["SCALAR_CONST_SET"]},
+                            memory=LEARNING_ONLY["memory"], sizes={"setup": 2, "predict": 3,
+                                                                   "learn": 4})
+    experiment.run_to(experiment.population)
+    for k in range(experiment.population):
+        predict = experiment.program(k).instructions("predict")
+        assert [inst.op for inst in predict] == [0, 0, 0]
