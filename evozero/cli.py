@@ -179,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--format", choices=("text", "json"), default="text")
 
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
-    bench.add_argument("what", choices=("vm", "search", "scaling", "nas", "layers"),
+    bench.add_argument("what", choices=("vm", "search", "scaling", "study", "nas", "layers"),
                        help="what to measure")
     bench.add_argument("--quick", action="store_true", help="smaller workload, rougher figures")
     bench.add_argument("--sizes", nargs="?", const="4,8,16,32,64,256", type=_feature_sizes,
@@ -373,6 +373,9 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "scaling":
         from evozero.bench.scaling import run as bench_scaling
         bench_scaling(quick=args.quick)
+    elif args.what == "study":
+        from evozero.bench.study import run as bench_study
+        bench_study(quick=args.quick)
     elif args.what == "layers":
         from evozero.bench.layers import main as layers
         layers(["--steps", "400"] if args.quick else [])
