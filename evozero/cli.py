@@ -53,7 +53,7 @@ def _feature_sizes(text: str) -> tuple[int, ...]:
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
-    from evozero.nas.cost_command import parse_input_shape
+    from evozero.nas.reports.cost_command import parse_input_shape
 
     try:
         return parse_input_shape(text)
@@ -294,8 +294,8 @@ def _check_output(option: str, path: str) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from evozero.nas.calibrate import calibrate
-    from evozero.nas.cost import default_host_profile_path
+    from evozero.nas.devices.calibrate import calibrate
+    from evozero.nas.devices.cost import default_host_profile_path
 
     calibrate(args.output or str(default_host_profile_path()), seconds_budget=args.seconds)
     return 0
@@ -386,7 +386,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _cost(args: argparse.Namespace) -> int:
-    from evozero.nas.cost_command import (
+    from evozero.nas.reports.cost_command import (
         cost_report,
         format_report,
         network_for,

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from evozero.config import Config
 from evozero.errors import EvozeroError, InternalError
 from evozero.nas.domain import NasDomain
-from evozero.nas.drift import settle_run_drift
+from evozero.nas.devices.drift import settle_run_drift
 from evozero.programs.program import Program
 from evozero.runs import preflight
 from evozero.runs.domain import SearchDomain
@@ -142,7 +142,7 @@ def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None,
     """Create the run directory for ``config`` (config.yaml written; named ``name``,
     default the config's name) and return the run. A cell search measures the machine's
     latency drift first, which config.yaml keeps
-    (:func:`evozero.nas.drift.settle_run_drift`)."""
+    (:func:`evozero.nas.devices.drift.settle_run_drift`)."""
     if config.nas is not None:
         stream = out if out is not None else sys.stdout
         config = replace(config, nas=settle_run_drift(

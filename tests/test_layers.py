@@ -23,6 +23,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evozero.search",),
     ("evozero.runs",),
     ("evozero.analysis",),
+    ("evozero.nas.spaces",),
+    ("evozero.nas.training",),
+    ("evozero.nas.devices",),
+    ("evozero.nas.evaluate",),
+    ("evozero.nas.table",),
+    ("evozero.nas.search",),
+    ("evozero.nas.reports",),
     ("evozero.nas",),
     ("evozero.domains",),
     ("evozero.study",),
@@ -93,7 +100,8 @@ def test_no_module_imports_a_higher_layer():
 
 @pytest.mark.parametrize("module, layer", [
     ("ops.neural.conv", 0), ("evozero.errors", 1), ("evozero.programs.program", 2),
-    ("evozero.nas.show", 8), ("evozero.study.stats", 10), ("evozero", 11), ("evozero.cli", 11),
+    ("evozero.nas.reports.show", 14), ("evozero.nas.spaces.cells", 8), ("evozero.nas.domain", 15),
+    ("evozero.study.stats", 17), ("evozero", 18), ("evozero.cli", 18),
     ("numpy", None)])
 def test_layer_of(module, layer):
     assert layer_of(module) == layer

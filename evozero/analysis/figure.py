@@ -4,7 +4,7 @@ median-and-band curve of several runs, and writing the image.
 Figures are :class:`~matplotlib.figure.Figure` objects on their own Agg canvas (no pyplot,
 no global state), so plotting is safe in threads, tests and headless servers. What a
 figure shows is left to :mod:`evozero.analysis.plots` (program runs) and
-:mod:`evozero.nas.plots` (NAS runs).
+:mod:`evozero.nas.reports.plots` (NAS runs).
 """
 from __future__ import annotations
 

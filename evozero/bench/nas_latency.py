@@ -4,7 +4,7 @@ latency matches the measured latency of real networks.
 For random valid cells of each space (NAS-Bench-101: 7 vertices, at most 9 edges, drawn
 uniformly among valid genomes; NAS-Bench-201: uniform over its 15,625 cells), compiled
 in the digits skeleton (8x8x1 input, 10 classes), the inference time of
-:class:`~evozero.nas.model.Model` is measured at batch 1 and at the training batch, in
+:class:`~evozero.nas.training.model.Model` is measured at batch 1 and at the training batch, in
 the conditions calibration measures in (one BLAS thread, the steady allocator, thread
 CPU time): the median of repeated samples after a warm-up, the cells interleaved, in two
 passes. Per space and batch the table gives:
@@ -14,7 +14,7 @@ passes. Per space and batch the table gives:
 - ``+-20%``: the share of cells estimated within 20 % of their measurement, and
   ``est/meas`` the median ratio, before and after the drift correction: at the start the
   calibration's reference networks are re-timed as a run re-times them
-  (:func:`evozero.nas.drift.measure_drift`), and ``drift`` (their time now over their time
+  (:func:`evozero.nas.devices.drift.measure_drift`), and ``drift`` (their time now over their time
   at calibration; 1 when the machine runs as fast as it did then) scales the estimates;
 - ``during``: the drift measured again on the reference networks interleaved with the
   cells; far from ``drift`` (by more than 15 %), the machine's speed changed after the
@@ -37,13 +37,13 @@ from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
-from evozero.nas.calibrate import (
+from evozero.nas.devices.calibrate import (
     forward_call,
     interleaved_median_seconds,
     reference_networks,
     sample_repeats,
 )
-from evozero.nas.cost import (
+from evozero.nas.devices.cost import (
     REFERENCE_KEY,
     DeviceProfile,
     cost_record,
@@ -52,9 +52,9 @@ from evozero.nas.cost import (
     execution_steps,
     load_profiles,
 )
-from evozero.nas.drift import describe_drift, drift_from_timings, measure_drift
-from evozero.nas.skeleton import Skeleton, compile_cell
-from evozero.nas.space import CellSpace
+from evozero.nas.devices.drift import describe_drift, drift_from_timings, measure_drift
+from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.spaces.space import CellSpace
 from ops import neural
 
 SPACES = ("nb101", "nb201")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.nas.model import Model
+from evozero.nas.training.model import Model
 
 
 def import_torch() -> Any:

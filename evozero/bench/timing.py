@@ -1,5 +1,5 @@
 """Shared timing helpers for the benchmarks: medians of repeated runs (the interleaved
-sampling loop is :func:`evozero.nas.calibrate.interleaved_median_seconds`, which the
+sampling loop is :func:`evozero.nas.devices.calibrate.interleaved_median_seconds`, which the
 latency calibration uses as well)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from evozero.nas.calibrate import interleaved_median_seconds
+from evozero.nas.devices.calibrate import interleaved_median_seconds
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:

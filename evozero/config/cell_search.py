@@ -1,7 +1,7 @@
 """The settings of cell search (the ``nas`` section) and the vocabularies it names.
 
-This module owns the NAS-Bench-101 op names and the data-set names: ``evozero.nas.cells``
-and ``evozero.nas.data`` import them from here, so config stays below the NAS layer.
+This module owns the NAS-Bench-101 op names and the data-set names: ``evozero.nas.spaces.cells``
+and ``evozero.nas.training.data`` import them from here, so config stays below the NAS layer.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from ops.rng import SEED_MAX
 
 #: The ops a NAS-Bench-101 cell's inner vertices may carry.
 NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
-#: The data set names evozero.nas.data.load_dataset knows.
+#: The data set names evozero.nas.training.data.load_dataset knows.
 DATASETS = ("digits", "mnist1d")
 #: The (H, W, C) shape of one example of each data set (1-D sequences have H = 1).
 DATASET_SHAPES = {"digits": (8, 8, 1), "mnist1d": (1, 40, 1)}
@@ -69,7 +69,7 @@ def _shape_text(shape: tuple[int, int, int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-#: The MNIST-1D data sets evozero.nas.data.load_dataset can make (see NasMnist1d).
+#: The MNIST-1D data sets evozero.nas.training.data.load_dataset can make (see NasMnist1d).
 MNIST1D_RECIPES = ("published", "shuffled", "legacy")
 #: The generator seed of the published MNIST-1D data set.
 MNIST1D_PUBLISHED_SEED = 42
@@ -194,7 +194,7 @@ class Nas:
     profiles_file: str | None = _setting(_FilePath("device profile YAML file"), None)
     weight_inheritance: bool = _setting(_Bool(), False)
     # How much faster or slower this machine runs than at calibration, as factors of the
-    # host profile's latency estimates (evozero.nas.drift): measured when a run is created.
+    # host profile's latency estimates (evozero.nas.devices.drift): measured when a run is created.
     latency_drift: str | tuple[tuple[int, float], ...] = _setting(_LatencyDrift(), "measure")
 
     def _problems(self) -> Iterator[tuple[Any, str]]:

@@ -9,11 +9,11 @@ from typing import Any
 
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.nas import results
-from evozero.nas.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
-from evozero.nas.cost import cost_record
+from evozero.nas.reports import results
+from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.devices.cost import cost_record
 from evozero.nas.evaluate import evaluator_for
-from evozero.nas.island import NasIsland, check_nas_snapshot, warm_up
+from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
 from evozero.runs.rundir import RunDir
@@ -54,11 +54,11 @@ class NasDomain(SearchDomain):
 
     def evaluation_line(self, record: dict[str, Any], experiment: int, island: int,
                         seconds: float) -> dict[str, Any]:
-        """The network's evaluation record, as :func:`evozero.nas.results.evaluation_line`."""
+        """The network's evaluation record, as :func:`evozero.nas.reports.results.evaluation_line`."""
         return results.evaluation_line(record, experiment, island, seconds)
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
-        """See :func:`evozero.nas.island.check_nas_snapshot`."""
+        """See :func:`evozero.nas.search.island.check_nas_snapshot`."""
         check_nas_snapshot(snapshot, config, self.nas, where)
 
     def final_result(self, rundir: RunDir, state: Any, seconds: float
@@ -70,7 +70,7 @@ class NasDomain(SearchDomain):
     def show(self, rundir: RunDir, history: bool, as_json: bool) -> str:
         """The best cell, its accuracy and cost record, totals and key settings (a cell
         search keeps no history beyond evaluations.jsonl)."""
-        from evozero.nas.show import format_nas_summary, nas_summary
+        from evozero.nas.reports.show import format_nas_summary, nas_summary
 
         summary = nas_summary(rundir, self.config, self.nas)
         if as_json:
@@ -79,9 +79,9 @@ class NasDomain(SearchDomain):
 
     def export(self, rundir: RunDir, path: str, name: str) -> str:
         """The best network, trained, as a numpy module and its weights file."""
-        from evozero.nas.export import export_network
-        from evozero.nas.show import trained_model
-        from evozero.nas.train import accuracy
+        from evozero.nas.reports.export import export_network
+        from evozero.nas.reports.show import trained_model
+        from evozero.nas.training.train import accuracy
 
         model, evaluator, cell = trained_model(rundir, self.nas, self.config.seed)
         data = evaluator.data
@@ -93,8 +93,8 @@ class NasDomain(SearchDomain):
 
     def plot(self, runs: Sequence[tuple[str, SearchDomain]], output: str, x: str,
              compare: bool) -> Path:
-        """The NAS figure (:mod:`evozero.nas.plots`); every run must be a cell search."""
-        from evozero.nas.plots import plot_nas_runs
+        """The NAS figure (:mod:`evozero.nas.reports.plots`); every run must be a cell search."""
+        from evozero.nas.reports.plots import plot_nas_runs
 
         nas_runs = []
         for path, domain in runs:

@@ -13,14 +13,14 @@ import numpy as np
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.cells import Nb101Cell, Nb201Cell
-from evozero.nas.cost import cost_record, load_profiles
-from evozero.nas.data import Dataset, load_dataset
-from evozero.nas.drift import recorded_drift
-from evozero.nas.model import Model
-from evozero.nas.network import Architecture
-from evozero.nas.skeleton import Skeleton, compile_cell
-from evozero.nas.train import TrainResult, TrainSettings, train
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
+from evozero.nas.devices.cost import cost_record, load_profiles
+from evozero.nas.training.data import Dataset, load_dataset
+from evozero.nas.devices.drift import recorded_drift
+from evozero.nas.training.model import Model
+from evozero.nas.spaces.network import Architecture
+from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.training.train import TrainResult, TrainSettings, train
 
 
 class Evaluator:

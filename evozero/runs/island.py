@@ -14,7 +14,7 @@ back. :class:`ProgramIsland` evolves programs with the one-process search loop a
   and stops when it solves them, so the main process never evaluates;
 - reports each improvement of its best as a discovery.
 
-The cell-search island is :class:`evozero.nas.island.NasIsland`.
+The cell-search island is :class:`evozero.nas.search.island.NasIsland`.
 """
 from __future__ import annotations
 

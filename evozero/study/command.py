@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from evozero.nas.drift import settle_run_drift
+from evozero.nas.devices.drift import settle_run_drift
 from evozero.runs.flow import Interrupted
 from evozero.study.directory import StudyDir
 from evozero.study.runner import StudyRunner

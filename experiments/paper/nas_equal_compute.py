@@ -7,11 +7,11 @@ seed: a Markdown table (and, with --json, the numbers).
 Marks are fractions of the smallest total training steps any run of the study spent, so
 every run has reached each mark. At each mark, per arm: the mean validation and test
 accuracy of the best network (by validation) found within that many steps
-(:func:`evozero.nas.at_compute.best_at_train_steps`); for the study's compared pair, the
+(:func:`evozero.nas.reports.at_compute.best_at_train_steps`); for the study's compared pair, the
 paired difference of the test accuracy with its 95 % t interval and wins/ties/losses
 (:func:`evozero.study.stats.paired_difference`, as `evozero show STUDY`). With
 --from-scratch, a second table: each arm's best cells trained afresh
-(:func:`evozero.nas.at_compute.best_from_scratch`, one network per run), beside the
+(:func:`evozero.nas.reports.at_compute.best_from_scratch`, one network per run), beside the
 accuracy the runs recorded for them.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evozero.nas.at_compute import best_at_train_steps, best_from_scratch
+from evozero.nas.reports.at_compute import best_at_train_steps, best_from_scratch
 from evozero.study import stats
 from evozero.study.summary import read_records, read_study
 

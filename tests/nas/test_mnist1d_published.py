@@ -21,7 +21,7 @@ from evozero.evaluation.mnist1d import (
     _interpolate,
     make_mnist1d,
 )
-from evozero.nas.data import load_dataset
+from evozero.nas.training.data import load_dataset
 
 pytestmark = pytest.mark.nas
 

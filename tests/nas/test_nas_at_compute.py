@@ -8,7 +8,7 @@ import pytest
 
 from evozero.domains import start_run
 from evozero.errors import EvozeroError
-from evozero.nas.at_compute import best_at_train_steps, best_from_scratch
+from evozero.nas.reports.at_compute import best_at_train_steps, best_from_scratch
 from evozero.runs.rundir import RunDir
 from tests.helpers import nas_config, small_config
 

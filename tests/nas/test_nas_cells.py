@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evozero.errors import EvozeroError
-from evozero.nas.cells import NB101_OPS, NB201_OPS, Nb101Cell, Nb201Cell
+from evozero.nas.spaces.cells import NB101_OPS, NB201_OPS, Nb101Cell, Nb201Cell
 
 pytestmark = pytest.mark.nas
 

@@ -11,8 +11,8 @@ import yaml
 
 from evozero.bench.nas_latency import ranks, spearman
 from evozero.errors import EvozeroError
-from evozero.nas.calibrate import calibrate, relative_nnls
-from evozero.nas.cost import (
+from evozero.nas.devices.calibrate import calibrate, relative_nnls
+from evozero.nas.devices.cost import (
     REFERENCE_KEY,
     DeviceProfile,
     cost_record,
@@ -23,7 +23,7 @@ from evozero.nas.cost import (
     lut_key,
     step_ms,
 )
-from evozero.nas.network import Architecture, Builder
+from evozero.nas.spaces.network import Architecture, Builder
 
 pytestmark = pytest.mark.nas
 

@@ -19,7 +19,7 @@ from helpers import nas_config, stop_after_evaluations
 from evozero.config.cell_search import NasMnist1d
 from evozero.errors import EvozeroError
 from evozero.evaluation.mnist1d import make_mnist1d
-from evozero.nas.data import Mnist1dRecipe, generate_mnist1d, load_dataset
+from evozero.nas.training.data import Mnist1dRecipe, generate_mnist1d, load_dataset
 from evozero.runs.checkpointing import RESUME_CHANGEABLE
 from evozero.runs.flow import Interrupted
 from evozero.runs.rundir import RunDir

@@ -16,10 +16,10 @@ from evozero.bench.nas_latency import _summary, verdict
 from evozero.config import load_config
 from evozero.domains import resume_run, start_run
 from evozero.errors import EvozeroError
-from evozero.nas import drift as drift_module
-from evozero.nas.calibrate import REFERENCE_CELLS
-from evozero.nas.cells import Nb201Cell
-from evozero.nas.cost import (
+from evozero.nas.devices import drift as drift_module
+from evozero.nas.devices.calibrate import REFERENCE_CELLS
+from evozero.nas.spaces.cells import Nb201Cell
+from evozero.nas.devices.cost import (
     REFERENCE_KEY,
     DeviceProfile,
     drift_factor,
@@ -28,9 +28,9 @@ from evozero.nas.cost import (
     load_profile,
     load_profiles,
 )
-from evozero.nas.drift import Drift, drift_from_timings, measure_drift, settle_run_drift
+from evozero.nas.devices.drift import Drift, drift_from_timings, measure_drift, settle_run_drift
 from evozero.nas.evaluate import Evaluator
-from evozero.nas.network import Architecture, Builder
+from evozero.nas.spaces.network import Architecture, Builder
 
 pytestmark = pytest.mark.nas
 
@@ -260,7 +260,7 @@ def test_reference_timings_of_another_set_of_networks_are_a_clear_error():
 
 
 def test_calibration_keeps_every_reference_networks_time_and_re_timing_reads_them(tmp_path):
-    from evozero.nas.calibrate import calibrate
+    from evozero.nas.devices.calibrate import calibrate
     profile = calibrate(str(tmp_path / "host.yaml"), seconds_budget=1.0, out=io.StringIO())
     timings = profile.machine[REFERENCE_KEY]
     assert sorted(timings) == [1, 64]

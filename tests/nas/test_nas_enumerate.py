@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from evozero.errors import EvozeroError
-from evozero.nas.cells import NB101_OPS, Nb101Cell, _on_a_path, graph_hash
-from evozero.nas.nb101_count import count_unique_nb101, graph_key, on_a_path_mask
+from evozero.nas.spaces.cells import NB101_OPS, Nb101Cell, _on_a_path, graph_hash
+from evozero.nas.spaces.nb101_count import count_unique_nb101, graph_key, on_a_path_mask
 
 pytestmark = pytest.mark.nas
 

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from evozero.nas.cells import NB201_OPS, Nb101Cell, Nb201Cell
-from evozero.nas.data import load_dataset
-from evozero.nas.export import export_network
-from evozero.nas.model import Model
-from evozero.nas.skeleton import Skeleton, compile_cell, vertex_channels
-from evozero.nas.train import TrainSettings, accuracy, train
+from evozero.nas.spaces.cells import NB201_OPS, Nb101Cell, Nb201Cell
+from evozero.nas.training.data import load_dataset
+from evozero.nas.reports.export import export_network
+from evozero.nas.training.model import Model
+from evozero.nas.spaces.skeleton import Skeleton, compile_cell, vertex_channels
+from evozero.nas.training.train import TrainSettings, accuracy, train
 from ops import neural
 
 pytestmark = pytest.mark.nas
@@ -210,7 +210,7 @@ def test_exported_module_reproduces_the_predictions(tmp_path, digits):
 
 def test_export_runtime_network_matches_the_model(digits):
     """The runtime module itself (not only its copy in a generated file) runs the network."""
-    from evozero.nas.export_runtime import Network
+    from evozero.nas.reports.export_runtime import Network
     arch = compile_cell(CHAIN, TINY, digits.input_shape, digits.classes)
     model = Model(arch, seed=0)
     train(model, digits, TrainSettings(epochs=1), seed=0)

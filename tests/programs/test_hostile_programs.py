@@ -25,7 +25,7 @@ from evozero.analysis.estimator import EvolvedRegressor
 from evozero.config import load_config
 from evozero.domains import domain_for
 from evozero.errors import EvozeroError
-from evozero.nas.cells import Nb101Cell
+from evozero.nas.spaces.cells import Nb101Cell
 from evozero.programs.instruction import ADDRESS_LIMIT, Instruction
 from evozero.runs.checkpointing import check_checkpoint_islands
 from evozero.runs.island import IslandSpec, ProgramIsland, check_program_snapshot

@@ -19,7 +19,7 @@ from helpers import child_pids, cli, is_running
 from evozero.config import config_from_dict
 from evozero.domains import domain_for
 from evozero.errors import EvozeroError
-from evozero.nas.island import NasIsland
+from evozero.nas.search.island import NasIsland
 from evozero.runs import stopflag
 from evozero.runs.rundir import RunDir
 from evozero.runs.workers import HEARTBEAT_VARIABLE, LocalBackend, WorkerHost

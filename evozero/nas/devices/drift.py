@@ -4,12 +4,12 @@ the host profile's latency estimates.
 A machine's speed wanders after calibration (busy neighbours on a shared machine,
 frequency scaling, caches and memory in another state), and the calibrated estimates
 keep their ranking but lose their scale. :func:`measure_drift` re-times the calibration's
-reference networks (:func:`evozero.nas.calibrate.reference_networks`) in the conditions
+reference networks (:func:`evozero.nas.devices.calibrate.reference_networks`) in the conditions
 calibration measured them in, for about :data:`DRIFT_SECONDS`, and takes per batch size
 the median over the networks of their time now over their time at calibration
 (:func:`drift_from_timings`; the median, so that one network caught by a passing spell
 does not move it). The host profile's estimates at that batch size are multiplied by it
-(:func:`evozero.nas.cost.drift_factor`).
+(:func:`evozero.nas.devices.cost.drift_factor`).
 
 A run measures the drift once, when it is created (:func:`settle_run_drift`): the
 factors replace ``measure`` in its config.yaml as ``nas.latency_drift``, every worker's
@@ -31,13 +31,13 @@ from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.calibrate import (
+from evozero.nas.devices.calibrate import (
     forward_call,
     interleaved_median_seconds,
     reference_networks,
     sample_repeats,
 )
-from evozero.nas.cost import REFERENCE_KEY, DeviceProfile, host_profile
+from evozero.nas.devices.cost import REFERENCE_KEY, DeviceProfile, host_profile
 from ops import neural
 
 #: Seconds of timing rounds when a run or a benchmark measures the drift (the warm-up

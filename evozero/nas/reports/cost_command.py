@@ -7,7 +7,7 @@ the counts can be set beside its tables: NAS-Bench-201's TinyNetwork (32x32x3 in
 16, N = 5 cells per stage, 10 classes) and NAS-Bench-101's CIFAR-10 network (32x32x3,
 stem 128, 3 stacks of 3 cells, 10 classes).
 
-The report holds the cost record (:func:`evozero.nas.cost.cost_record`) and
+The report holds the cost record (:func:`evozero.nas.devices.cost.cost_record`) and
 ``benchmark_flops``, the FLOPs as NAS-Bench-201 counts them (:func:`nb201_flops`).
 Latencies a profile cannot run (peak memory over its limit) are ``null`` in JSON, with
 ``feasible`` saying why.
@@ -22,12 +22,12 @@ from typing import Any
 from evozero.config import Nas
 from evozero.config.schema import check_setting
 from evozero.errors import EvozeroError
-from evozero.nas.cells import Nb101Cell, Nb201Cell
-from evozero.nas.cost import cost_record, load_profiles, nb201_flops
-from evozero.nas.network import Shape
-from evozero.nas.show import cost_lines
-from evozero.nas.skeleton import Skeleton, compile_cell
-from evozero.nas.space import CellSpace
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
+from evozero.nas.devices.cost import cost_record, load_profiles, nb201_flops
+from evozero.nas.spaces.network import Shape
+from evozero.nas.reports.show import cost_lines
+from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.spaces.space import CellSpace
 from evozero.runs.files import json_text
 
 

@@ -1,9 +1,9 @@
 """``evozero calibrate``: measure this machine into the ``host`` device profile.
 
-Every step kind (:data:`evozero.nas.cost.STEP_KINDS`) is timed as the executor really
+Every step kind (:data:`evozero.nas.devices.cost.STEP_KINDS`) is timed as the executor really
 runs it: a small network of a few copies of the step (a chain when the step keeps its
 input's shape, else copies side by side on the network input) goes through
-:class:`evozero.nas.model.Model` in inference mode, so the executor's dispatch and numpy
+:class:`evozero.nas.training.model.Model` in inference mode, so the executor's dispatch and numpy
 glue count as they do in a real network; a network holding only the input gives the
 per-call overhead, which is subtracted. Shapes follow our networks: 8x8, 4x4, 2x2 images
 and length-40/20/10 sequences, 4-64 channels, batch 1 and 64.
@@ -12,11 +12,11 @@ A network runs many different kernels in turn, which costs each step a little mo
 a loop of one kernel: a handful of random cells of both spaces (the reference networks)
 are timed whole, and a scale and an addition per step fitted on them turn the loop
 figures into in-network ones. The corrected figures form the lookup table, and a
-per-kind model (:data:`evozero.nas.cost.FIT_TERMS`) fitted to them covers shapes not
+per-kind model (:data:`evozero.nas.devices.cost.FIT_TERMS`) fitted to them covers shapes not
 measured. Peak GEMM throughput and copy bandwidth feed the roofline fallback. The
 profile keeps each reference network's time per batch size
-(:data:`evozero.nas.cost.REFERENCE_KEY`), against which a run or benchmark re-times them
-to measure how far the machine's speed has drifted (:mod:`evozero.nas.drift`).
+(:data:`evozero.nas.devices.cost.REFERENCE_KEY`), against which a run or benchmark re-times them
+to measure how far the machine's speed has drifted (:mod:`evozero.nas.devices.drift`).
 
 Measurement conditions: one BLAS thread (the search runs one worker process per core),
 :func:`ops.neural.retain_freed_memory`, this thread's CPU time, and every call sampled in interleaved
@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.cost import (
+from evozero.nas.devices.cost import (
     FIT_TERMS,
     REFERENCE_KEY,
     STEP_KINDS,
@@ -54,10 +54,10 @@ from evozero.nas.cost import (
     fit_features,
     lut_key,
 )
-from evozero.nas.model import Model
-from evozero.nas.network import Architecture, Layer
-from evozero.nas.skeleton import Skeleton, compile_cell
-from evozero.nas.space import CellSpace
+from evozero.nas.training.model import Model
+from evozero.nas.spaces.network import Architecture, Layer
+from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.spaces.space import CellSpace
 from ops import neural
 
 BATCHES = (1, 64)
@@ -224,7 +224,7 @@ def relative_nnls(rows: Sequence[Sequence[float]] | np.ndarray,
 
 def fit_kind(rows: Sequence[Sequence[float]], ms: Sequence[float]) -> dict[str, float]:
     """:data:`FIT_TERMS` coefficients of one step kind from measured ``ms`` and the
-    :func:`~evozero.nas.cost.fit_features` ``rows`` of the measured steps."""
+    :func:`~evozero.nas.devices.cost.fit_features` ``rows`` of the measured steps."""
     # In ms per unit of each feature: ms -> us for the intercept, ms -> ns for the others.
     units = np.array([1e3 if term == "intercept_us" else 1e6 for term in FIT_TERMS])
     coefficients = relative_nnls(rows, ms) * units
@@ -367,7 +367,7 @@ def calibrate(path: str | os.PathLike, seconds_budget: float = 45.0,
     measured = len(points) // len(BATCHES)
     description = (f"This machine, calibrated by evozero calibrate on one thread ({measured} "
                    f"of {len(steps)} shapes at batch 1 and 64).")
-    # The reference networks' times tell later measurements (evozero.nas.drift) whether
+    # The reference networks' times tell later measurements (evozero.nas.devices.drift) whether
     # the machine still runs at the speed it was calibrated at.
     machine = {**machine_description(), REFERENCE_KEY: {
         batch: [round(t, 6) for (_, b), t in zip(references, network_ms) if b == batch]

@@ -1,13 +1,13 @@
 """Exhaustive count of the unique NAS-Bench-101 cells.
 
 Every strictly upper-triangular matrix of 2 to ``max_vertices`` vertices is kept when
-pruning (:meth:`evozero.nas.cells.Nb101Cell.pruned`) removes no vertex and it has at most
+pruning (:meth:`evozero.nas.spaces.cells.Nb101Cell.pruned`) removes no vertex and it has at most
 ``max_edges`` edges; a matrix that loses vertices to pruning has the phenotype of a smaller
 matrix and is counted at that size. Each kept matrix, with every labelling of its interior
 vertices, is keyed by :func:`graph_key` and the distinct keys are counted. With the
 benchmark's limits (7 vertices, 9 edges, 3 ops) this gives 423,624.
 
-:func:`graph_key` is :func:`evozero.nas.cells.graph_hash` with 64-bit integer colours in
+:func:`graph_key` is :func:`evozero.nas.spaces.cells.graph_hash` with 64-bit integer colours in
 place of MD5 strings, run in two lanes with independent seeds so a key has 128 bits and a
 collision over the whole enumeration is out of reach.
 """
@@ -100,7 +100,7 @@ def _workspace(size: int) -> tuple[np.ndarray, ...]:
 
 def graph_key(matrix: np.ndarray, labels: Sequence[int]) -> tuple[int, int]:
     """A 128-bit isomorphism-invariant key of a labelled directed graph: two graphs share
-    a key exactly when :func:`evozero.nas.cells.graph_hash` gives them the same hash
+    a key exactly when :func:`evozero.nas.spaces.cells.graph_hash` gives them the same hash
     (barring a hash collision in either)."""
     matrix = np.asarray(matrix) != 0
     size = matrix.shape[0]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evozero.nas.data import Dataset
-from evozero.nas.model import Model
+from evozero.nas.training.data import Dataset
+from evozero.nas.training.model import Model
 from evozero.runs import stopflag
 from ops import neural
 

@@ -2,7 +2,7 @@
 
 ``export_network`` writes ``FILE.py`` (the layers as plain numpy, readable) and
 ``FILE.npz`` (the trained weights, loaded from beside the module). The layers run in
-:class:`evozero.nas.export_runtime.Network`, whose source the module copies. The
+:class:`evozero.nas.reports.export_runtime.Network`, whose source the module copies. The
 module's ``predict(x)`` takes raw inputs as the data set gives them (digits: 0-16 pixel
 values, ``(N, 8, 8)`` or ``(N, 64)``; MNIST-1D: ``(N, 40)`` sequences), normalises them as
 in training, and returns the class of each; ``logits(x)`` returns the scores.
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from evozero.analysis.export import runtime_parts
-from evozero.nas import export_runtime
-from evozero.nas.model import Model
+from evozero.nas.reports import export_runtime
+from evozero.nas.training.model import Model
 from evozero.runs.files import atomic_write_bytes, atomic_write_text
 
-# Digits pixels are scaled to [0, 1] before standardisation (see evozero.nas.data).
+# Digits pixels are scaled to [0, 1] before standardisation (see evozero.nas.training.data).
 _SCALE = {"digits": 1.0 / 16.0, "mnist1d": 1.0}
 
 

@@ -1,4 +1,4 @@
-"""Compile a cell genome into an :class:`~evozero.nas.network.Architecture`.
+"""Compile a cell genome into an :class:`~evozero.nas.spaces.network.Architecture`.
 
 Both spaces keep their benchmark's macro skeleton, scaled to small inputs (8x8 digits,
 length-40 MNIST-1D) by :class:`Skeleton`'s numbers:
@@ -31,8 +31,8 @@ import numpy as np
 
 from evozero.config.cell_search import skeleton_problem
 from evozero.errors import EvozeroError
-from evozero.nas.cells import NB201_NODES, Nb101Cell, Nb201Cell
-from evozero.nas.network import Architecture, Builder, Shape
+from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
+from evozero.nas.spaces.network import Architecture, Builder, Shape
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""A trainable network: an :class:`~evozero.nas.network.Architecture` with its weights,
+"""A trainable network: an :class:`~evozero.nas.spaces.network.Architecture` with its weights,
 run forward and backward with the :mod:`ops.neural` kernels (float32, NHWC).
 
 A batch norm whose only reader is a ReLU runs as one fused kernel; a ReLU of a tensor
 that is rectified already reads the earlier result; convolutions of one geometry that
 read the same tensor run as one convolution with their filters side by side (one im2col,
 one wider matrix product), their outputs and weight gradients split again. Weights are kept per
-layer name (see :class:`~evozero.nas.network.Layer`), which is what lets a child
+layer name (see :class:`~evozero.nas.spaces.network.Layer`), which is what lets a child
 network start from its parent's trained weights where its layers are unchanged.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from evozero.nas.network import Architecture, Layer
+from evozero.nas.spaces.network import Architecture, Layer
 from ops import neural
 
 # Layers whose weights train, and the kinds that carry running statistics.

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from evozero.config import Config, Nas
-from evozero.nas.pareto import pareto_front
+from evozero.nas.search.pareto import pareto_front
 from evozero.runs.files import atomic_write_bytes
 from evozero.runs.rundir import RunDir
 

@@ -35,7 +35,7 @@ Record keys (float32 everywhere; "per example" figures do not depend on the batc
   exceeds the limit.
 - ``batch``, ``train_batch``: the batch sizes the figures above were taken at.
 
-Latency is estimated as the executor runs the network (:mod:`evozero.nas.model`): one
+Latency is estimated as the executor runs the network (:mod:`evozero.nas.training.model`): one
 *step* per layer in order, except that a bn whose only reader is a relu runs fused with it
 as one ``bn_relu`` step; the input layer is no step. A step's time comes from, in order
 of precedence, a measured lookup table (:func:`lut_key`), the profile's per-kind fitted
@@ -59,7 +59,7 @@ import numpy as np
 
 from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
-from evozero.nas.network import Architecture, Shape
+from evozero.nas.spaces.network import Architecture, Shape
 
 BYTES_PER_VALUE = 4
 #: Step kinds the estimator knows: the layer kinds the executor runs plus the fused pair.
@@ -212,7 +212,7 @@ class DeviceProfile:
     measured ms. ``machine`` describes where a calibrated profile was measured, with the
     reference networks' times (:data:`REFERENCE_KEY`). ``drift`` maps batch sizes to the
     factor every estimate is multiplied by (:func:`drift_factor`): how fast the machine
-    runs now against its calibration (:mod:`evozero.nas.drift`); a run or a benchmark sets
+    runs now against its calibration (:mod:`evozero.nas.devices.drift`); a run or a benchmark sets
     it, the YAML form never holds it.
     """
 

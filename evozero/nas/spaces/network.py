@@ -3,8 +3,8 @@
 An :class:`Architecture` is a DAG of :class:`Layer` records in execution order (layer 0
 is the input); each layer names the earlier layers it reads and the shape it produces
 for one example, ``(H, W, C)`` (1-D data has ``H == 1`` and kernels of height 1). The
-same record serves the trainer (:mod:`evozero.nas.model`), the cost model
-(:mod:`evozero.nas.cost`) and the code export.
+same record serves the trainer (:mod:`evozero.nas.training.model`), the cost model
+(:mod:`evozero.nas.devices.cost`) and the code export.
 
 Layer kinds and their fields:
 

@@ -20,7 +20,7 @@ import numpy as np
 from evozero.analysis.figure import draw_median_band, new_figure, save_figure, series_color
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.pareto import cost_of, pareto_front
+from evozero.nas.search.pareto import cost_of, pareto_front
 from evozero.runs.rundir import RunDir
 
 _COST_LABELS = {"latency_ms": "estimated latency (ms, {profile})", "macs": "MACs",

@@ -1,4 +1,4 @@
-"""The runtime of exported networks: the code :mod:`evozero.nas.export` copies into every
+"""The runtime of exported networks: the code :mod:`evozero.nas.reports.export` copies into every
 generated module, kept here as a real module so it is imported, linted and tested.
 
 :class:`Network` runs a trained network's forward pass with numpy alone (sliding-window

@@ -21,7 +21,7 @@ import numpy as np
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.cells import INPUT, NB201_OPS, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.spaces.cells import INPUT, NB201_OPS, OUTPUT, Nb101Cell, Nb201Cell
 
 Cell = Nb101Cell | Nb201Cell
 # Draws before a space is declared unable to produce a valid cell.

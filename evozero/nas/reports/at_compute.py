@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from evozero.errors import EvozeroError
 from evozero.nas.evaluate import evaluator_for
-from evozero.nas.space import CellSpace
+from evozero.nas.spaces.space import CellSpace
 from evozero.runs.rundir import RunDir
 
 

@@ -1,0 +1,1 @@
+"""Search strategies over cells, one module per family, and the island that runs them."""
