@@ -142,8 +142,12 @@ def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None,
     """Create the run directory for ``config`` (config.yaml written; named ``name``,
     default the config's name) and return the run. A cell search measures the machine's
     latency drift first, which config.yaml keeps
-    (:func:`evozero.nas.devices.drift.settle_run_drift`)."""
-    if config.nas is not None:
+    (:func:`evozero.nas.devices.drift.settle_run_drift`); a table search measures
+    nothing (its table holds the latencies)."""
+    if config.nas is not None and config.nas.table is not None:
+        # The table holds every network's latency: nothing of this machine is measured.
+        config = replace(config, nas=replace(config.nas, latency_drift="none"))
+    elif config.nas is not None:
         stream = out if out is not None else sys.stdout
         config = replace(config, nas=settle_run_drift(
             config.nas, lambda text: print(text, file=stream, flush=True)))
