@@ -29,6 +29,7 @@ class LocalSearch(CellStrategy):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.seen: dict[int, float] = {}     # cell index -> fitness (failed: -inf)
+        self._unseen = np.ones(NB201_CELLS, dtype=bool)
         self.current: int | None = None      # None: the next cell is a random start
         self.pending: list[int] = []         # neighbours of the current cell still to try
 
@@ -37,7 +38,7 @@ class LocalSearch(CellStrategy):
         after moving to the best neighbour, or a random start at a local optimum."""
         while True:
             if self.current is None:
-                unseen = np.setdiff1d(np.arange(NB201_CELLS), list(self.seen))
+                unseen = np.flatnonzero(self._unseen)
                 self._arrive(int(unseen[rng.integers(len(unseen))]), rng)
                 assert self.current is not None
                 return self.current, self.signal_epoch
@@ -59,6 +60,7 @@ class LocalSearch(CellStrategy):
     def tell(self, index: int, epochs: int, fitness: float) -> None:
         """Remember the cell's fitness."""
         self.seen[index] = -np.inf if fitness != fitness else float(fitness)
+        self._unseen[index] = False
 
     def _arrive(self, index: int, rng: np.random.Generator) -> None:
         neighbours = neighbour_indices(index)
@@ -84,5 +86,7 @@ class LocalSearch(CellStrategy):
         if not -1 <= state["current"] < NB201_CELLS:
             raise EvozeroError(f"{where}: current must be a cell index or -1")
         self.seen = dict(zip(seen, fitness))
+        self._unseen = np.ones(NB201_CELLS, dtype=bool)
+        self._unseen[seen] = False
         self.current = None if state["current"] < 0 else state["current"]
         self.pending = list(state["pending"])
