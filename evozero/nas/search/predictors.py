@@ -92,11 +92,11 @@ def encode(cells: Sequence[Nb101Cell | Nb201Cell]) -> np.ndarray:
         ops = np.array([[NB201_OPS.index(op) for op in c.edge_ops] for c in nb201])
         return nb201_path_encoding(ops)
     if len(nb101) == len(cells):
-        rows = [nb101_encoding(c) for c in nb101]
-        if len({len(r) for r in rows}) > 1:
+        # Columns mean the same only under one vertex limit and one op list.
+        if len({(c.max_vertices, c.allowed_ops) for c in nb101}) > 1:
             raise EvozeroError("NAS-Bench-101 cells with different vertex limits or op "
                                "lists cannot be encoded together")
-        return np.stack(rows)
+        return np.stack([nb101_encoding(c) for c in nb101])
     kinds = sorted({type(c).__name__ for c in cells})
     raise EvozeroError(f"cells to encode must all be Nb101Cell or all Nb201Cell, got "
                        f"{', '.join(kinds)}")
