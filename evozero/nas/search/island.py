@@ -39,9 +39,11 @@ from evozero.config.cell_search import CELL_STRATEGIES
 from evozero.errors import EvozeroError
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.search.asha import Asha
+from evozero.nas.search.bohb import Bohb
 from evozero.nas.search.local import LocalSearch
 from evozero.nas.search.lookup import TableLookup, lookup_for
 from evozero.nas.search.pareto import cost_of, dominated
+from evozero.nas.search.predictor import PredictorSearch
 from evozero.nas.search.reinforce import Reinforce
 from evozero.nas.search.strategy import CellStrategy
 from evozero.nas.spaces.space import CellSpace
@@ -86,7 +88,8 @@ def make_strategy(config: Config, nas: Nas, rng: np.random.Generator) -> CellStr
     signal = nas.lookup.epoch or epochs
     if config.strategy == "reinforce":
         return Reinforce(nas, epochs, signal, rng)
-    kind = {"asha": Asha, "local": LocalSearch}[config.strategy]
+    kind = {"asha": Asha, "bohb": Bohb, "local": LocalSearch,
+            "predictor": PredictorSearch}[config.strategy]
     return kind(nas, epochs, signal)
 
 
