@@ -10,13 +10,13 @@ from typing import Any
 from evozero.analysis.show import key_settings, settings_line, unfinished
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.devices.drift import describe_drift, recorded_drift
 from evozero.nas.evaluate import Evaluator, evaluator_for
-from evozero.nas.training.model import Model
 from evozero.nas.reports.results import load_network
+from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.skeleton import compile_cell
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.training.model import Model
 from evozero.runs.rundir import RunDir
 
 
