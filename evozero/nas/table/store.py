@@ -29,6 +29,8 @@ from evozero.errors import EvozeroError
 from evozero.nas.spaces.cells import NB201_OPS, Nb201Cell
 from evozero.runs.files import atomic_write_bytes, json_text
 
+#: The tables that come with evozero, by name (package data).
+SHIPPED = {"nb201-mnist1d": Path(__file__).resolve().parent / "data" / "nb201-mnist1d.npz"}
 #: The table format this code reads and writes.
 TABLE_FORMAT = 1
 #: Cells of the NAS-Bench-201 space: five ops on each of six edges.
@@ -155,11 +157,19 @@ def _floats(values: np.ndarray) -> list[float]:
     return [float(v) for v in values]
 
 
-def load_table(path: str | Path) -> Table:
-    """The table in ``path``, checked whole (EvozeroError naming the file otherwise)."""
+def table_path(name_or_path: str | Path) -> Path:
+    """The file of a shipped table's name (:data:`SHIPPED`), or the path given."""
+    return SHIPPED.get(str(name_or_path), Path(name_or_path))
+
+
+def load_table(name_or_path: str | Path) -> Table:
+    """The table named (a shipped one) or in the file given, checked whole
+    (EvozeroError naming the file otherwise)."""
+    path = table_path(name_or_path)
     where = str(path)
-    if not Path(path).is_file():
-        raise EvozeroError(f"{where}: no table file there")
+    if not path.is_file():
+        raise EvozeroError(f"{where}: no table file there (the shipped tables: "
+                           f"{', '.join(SHIPPED)}; or build one with `evozero table build`)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
