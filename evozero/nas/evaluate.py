@@ -70,13 +70,13 @@ class Evaluator:
     def train(self, arch: Architecture, seed: int,
               hurdle: Callable[[float], bool] | None = None,
               inherit: dict[str, list[np.ndarray]] | None = None,
-              per_epoch: bool = False) -> tuple[TrainResult, Model, int]:
+              record_epochs: bool = False) -> tuple[TrainResult, Model, int]:
         """Train ``arch`` (starting from ``inherit``'s weights where layers match);
         returns the result, the trained model and how many layers inherited.
-        ``per_epoch``: record every epoch's accuracies (see :func:`train`)."""
+        ``record_epochs``: record every epoch's accuracies (see :func:`train`)."""
         model = Model(arch, seed)
         inherited = model.inherit(inherit) if inherit else 0
-        return (train(model, self.data, self.training, seed, hurdle, per_epoch), model,
+        return (train(model, self.data, self.training, seed, hurdle, record_epochs), model,
                 inherited)
 
     def fitness(self, valid_accuracy: float, cost: dict[str, Any]) -> float:

@@ -91,7 +91,8 @@ def training_record(evaluator: Evaluator, cell: Nb201Cell, costs: bool) -> dict[
     latency per device profile)."""
     arch = evaluator.architecture(cell)
     started = time.thread_time()
-    result, _, _ = evaluator.train(arch, evaluator.train_seed(cell.hash()), per_epoch=True)
+    result, _, _ = evaluator.train(arch, evaluator.train_seed(cell.hash()),
+                                    record_epochs=True)
     record: dict[str, Any] = {
         "train_loss": result.losses, "train_accuracy": result.train_accuracies,
         "valid_accuracy": result.valid_accuracies, "test_accuracy": result.test_accuracy,
@@ -347,7 +348,7 @@ def _train(build: TableBuild, nas: Nas, pending: deque[tuple[int, int]],
     previous = {signum: signal.signal(signum, lambda signum, frame: stop.append(signum))
                 for signum in STOP_SIGNALS}
     host = functools.partial(TableHost, nas)
-    backend = make_backend(count, host) if make_backend else LocalBackend(count, host)
+    backend: Any = make_backend(count, host) if make_backend else LocalBackend(count, host)
     jobs: dict[int, tuple[int, int]] = {}
     failures: dict[tuple[int, int], int] = {}
     interrupted = False
