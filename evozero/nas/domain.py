@@ -16,6 +16,7 @@ from evozero.nas.devices.cost import cost_record
 from evozero.nas.devices.drift import settle_run_drift
 from evozero.nas.evaluate import evaluator_for
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
+from evozero.nas.training.data import record_dataset
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
 from evozero.runs.rundir import RunDir
@@ -33,8 +34,9 @@ class NasDomain(SearchDomain):
 
     def settle(self, say: Callable[[str], None]) -> Config:
         """The config with the machine's latency drift measured
-        (:func:`evozero.nas.devices.drift.settle_run_drift`)."""
-        return replace(self.config, nas=settle_run_drift(self.nas, say))
+        (:func:`evozero.nas.devices.drift.settle_run_drift`) and a data file's sha256
+        recorded (:func:`evozero.nas.training.data.record_dataset`)."""
+        return replace(self.config, nas=record_dataset(settle_run_drift(self.nas, say)))
 
     def check_inputs(self) -> None:
         """Load the data set and the device profiles."""
