@@ -180,7 +180,7 @@ def _examples(path: str, key: str, x: np.ndarray) -> np.ndarray:
 def _labels(path: str, key: str, y: np.ndarray) -> np.ndarray:
     bad = y[(y != np.round(y)) | (y < 0)]
     if len(bad):
-        raise EvozeroError(f"{path}: {key} holds {bad[0]!r}; labels must be whole numbers "
+        raise EvozeroError(f"{path}: {key} holds {float(bad[0]):g}; labels must be whole numbers "
                            f"0..classes-1")
     return y.astype(np.int64)
 

@@ -5,7 +5,8 @@
 :class:`evozero.nas.reports.export_runtime.Network`, whose source the module copies. The
 module's ``predict(x)`` takes raw inputs as the data set gives them (digits: 0-16 pixel
 values, ``(N, 8, 8)`` or ``(N, 64)``; MNIST-1D: ``(N, 40)`` sequences; a data file: as its
-``x`` holds them), normalises them as in training, and returns the class of each; ``logits(x)`` returns the scores.
+``x`` holds them), normalises them as in training, and returns the class of each;
+``logits(x)`` returns the scores.
 """
 from __future__ import annotations
 
