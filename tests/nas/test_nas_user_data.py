@@ -2,8 +2,12 @@
 config loads, split and standardised as the built-in sets, bound to its runs by sha256."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,8 @@ from evozero.runs.flow import Interrupted
 from evozero.runs.rundir import RunDir
 
 pytestmark = pytest.mark.nas
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _examples(count: int, shape: tuple[int, ...], classes: int = 3, seed: int = 0
@@ -184,3 +190,20 @@ def test_a_run_on_a_file_shows_exports_and_resumes_only_on_the_same_file(tmp_pat
     raw_test = data.test_x.astype(np.float64) * data.std + data.mean
     assert np.mean(net.predict(raw_test) == data.test_y) == pytest.approx(
         final["test_accuracy"], abs=1e-9)
+
+
+def test_the_readme_example_makes_a_file_and_config_that_search(tmp_path):
+    section = README.read_text()[README.read_text().index("### Your own data"):]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    heredocs = dict(re.findall(r"^(python3 -|cat > \S+) <<'EOF'.*?\n(.*?)^EOF$", script,
+                               re.M | re.S))
+    subprocess.run([sys.executable, "-c", heredocs["python3 -"]], cwd=tmp_path, check=True)
+    (tmp_path / "bars.yaml").write_text(heredocs["cat > bars.yaml"])
+    config = load_config(str(tmp_path / "bars.yaml"))
+    assert config.nas.dataset == str(tmp_path / "bars.npz")
+    # Shorter than the README's search, on one worker: the example's files are what counts.
+    short = dataclasses.replace(config, workers=1, budget=dataclasses.replace(
+        config.budget, individuals=2), nas=dataclasses.replace(
+        config.nas, training=dataclasses.replace(config.nas.training, epochs=1)))
+    run = start_run(short, str(tmp_path / "runs"), out=open(os.devnull, "w"))
+    assert run.execute()["evaluations"] == 2
