@@ -24,7 +24,6 @@ from evozero.config.schema import (
     _resolve,
     _section,
     _setting,
-    _show,
     _Spec,
     _Str,
 )
@@ -45,25 +44,24 @@ def dataset_is_file(dataset: str) -> bool:
     return dataset not in DATASETS
 
 
-class _Dataset(_Spec):
+class _Dataset(_FilePath):
     """A built-in data set's name, or the path of the user's .npz file, resolved relative
     to the config file (its contents are checked with the whole section: see Nas)."""
 
-    allowed = (f"{', '.join(DATASETS)} or the path of a .npz file of images or sequences "
-               f"x and integer labels y (relative to the config file)")
+    def __init__(self) -> None:
+        super().__init__(".npz file")
+        self.allowed = (f"{', '.join(DATASETS)} or the path of a .npz file of images or "
+                        f"sequences x and integer labels y (relative to the config file)")
 
     def parse(self, value: Any, key: str, ctx: _Context) -> str:
         if value in DATASETS:
             return value
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(value, key, ctx)
-        resolved = _resolve(value, ctx)
-        if not os.path.isfile(resolved):
-            hint = _did_you_mean(value, DATASETS)
-            raise ctx.error(key, f"no data set or file {_show(value)} (looked for "
-                                 f"{resolved}); {hint + ' ' if hint else ''}must be "
-                                 f"{self.allowed}")
-        return resolved
+        hint = _did_you_mean(value, DATASETS)
+        if value is None or hint and not os.path.isfile(_resolve(value, ctx)):
+            raise self.fail(value, key, ctx, hint)
+        path = super().parse(value, key, ctx)
+        assert path is not None   # None was refused above
+        return path
 
 
 def skeleton_problem(space: str, input_shape: tuple[int, int, int], stacks: int) -> str | None:
