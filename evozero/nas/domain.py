@@ -4,16 +4,19 @@ which never reads it from the config itself."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.devices.cost import cost_record
+from evozero.nas.devices.drift import settle_run_drift
 from evozero.nas.evaluate import evaluator_for
 from evozero.nas.reports import results
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
 from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.training.data import record_dataset
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
 from evozero.runs.rundir import RunDir
@@ -23,10 +26,17 @@ class NasDomain(SearchDomain):
     """Cell search: networks built from cells, trained and scored on a data set."""
 
     island_class = NasIsland
+    candidates = "cells"
 
     def __init__(self, config: Config, nas: Nas) -> None:
         super().__init__(config, nas)
         self.nas = nas
+
+    def settle(self, say: Callable[[str], None]) -> Config:
+        """The config with the machine's latency drift measured
+        (:func:`evozero.nas.devices.drift.settle_run_drift`) and a data file's sha256
+        recorded (:func:`evozero.nas.training.data.record_dataset`)."""
+        return replace(self.config, nas=record_dataset(settle_run_drift(self.nas, say)))
 
     def check_inputs(self) -> None:
         """Load the data set and the device profiles."""

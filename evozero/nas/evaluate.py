@@ -29,7 +29,8 @@ class Evaluator:
     def __init__(self, nas: Nas, seed: int) -> None:
         self.nas = nas
         self.seed = seed
-        self.data: Dataset = load_dataset(nas.dataset, nas.data_seed, mnist1d=nas.mnist1d)
+        self.data: Dataset = load_dataset(nas.dataset, nas.data_seed, mnist1d=nas.mnist1d,
+                                           sha256=nas.dataset_sha256)
         self.skeleton = Skeleton(nas.stem_channels, nas.stacks, nas.cells_per_stack)
         self.profiles = load_profiles(nas.profiles_file, recorded_drift(nas))
         if nas.profile not in self.profiles:

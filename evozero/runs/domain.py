@@ -8,8 +8,9 @@ the same object for what it shows, exports and plots of a run directory.
 
 Lifecycle of a domain in a run: it is made once from the run's config (a cell search also
 holds the config's nas section, which its code is handed instead of reading the config).
-Before a run starts, and before a resume, :meth:`~SearchDomain.check_inputs` reads what
-the config names and :func:`evozero.runs.preflight.check_before_start` asks it for its
+A new run (or study arm) first takes the config :meth:`~SearchDomain.settle` returns and
+makes its domain from that. Before a run starts, and before a resume,
+:meth:`~SearchDomain.check_inputs` reads what the config names and :func:`evozero.runs.preflight.check_before_start` asks it for its
 memory parts and then :meth:`~SearchDomain.check_population`. The flow then calls
 :meth:`~SearchDomain.warm_up` once before it starts workers, :meth:`~SearchDomain.describe`
 as each experiment begins, and builds every island's spec with
@@ -37,6 +38,9 @@ class SearchDomain(ABC):
 
     #: The island class the workers build (it travels in the island spec, by name).
     island_class: type[IslandBase]
+    #: What its candidates are: ``"programs"`` or ``"cells"`` (network cells), for code
+    #: above the domains that treats them differently (a study's records and checks).
+    candidates: str
 
     def __init__(self, config: Config, section: Any = None) -> None:
         self.config = config
@@ -52,6 +56,12 @@ class SearchDomain(ABC):
                           island_class=self.island_class, section=self.section)
 
     # -- before a run -----------------------------------------------------------------
+
+    @abstractmethod
+    def settle(self, say: Callable[[str], None]) -> Config:
+        """The config as a new run keeps it: what it leaves to be measured or recorded
+        when a run is created is filled in, so that every worker and every resume uses
+        the same values (``say`` tells the user what was measured)."""
 
     @abstractmethod
     def check_inputs(self) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from evozero.nas.devices.drift import settle_run_drift
+from evozero.domains import domain_for
 from evozero.runs.flow import Interrupted
 from evozero.study.directory import StudyDir
 from evozero.study.runner import StudyRunner
@@ -24,7 +24,7 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
     """Check the study file ``path`` and make its directory (``out``, default
     ``studies/NAME``); returns the study ready to execute."""
     stream = stream if stream is not None else sys.stdout
-    study = _settle_drift(load_study(path), stream)
+    study = _settle(load_study(path), stream)
     directory = StudyDir.create(out if out is not None else Path(DEFAULT_ROOT) / study.name,
                                 study)
     print(f"study directory: {directory.path}", file=stream, flush=True)
@@ -44,15 +44,14 @@ def resume_study(path: str, workers: int | None = None, stream: TextIO | None = 
     return StudyRunner(directory, study, workers, stream)
 
 
-def _settle_drift(study: Study, stream: TextIO) -> Study:
-    """A cell search measures the machine's latency drift once per arm, so every run of
-    the arm (and every resume) uses the same scale (see docs/design.md)."""
+def _settle(study: Study, stream: TextIO) -> Study:
+    """Each arm's config settled once by its domain (a cell search measures the machine's
+    latency drift), so every run of the arm (and every resume) uses the same values (see
+    docs/design.md)."""
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
 
-    configs = {name: config if config.nas is None else
-               dataclasses.replace(config, nas=settle_run_drift(config.nas, say))
-               for name, config in study.configs.items()}
+    configs = {name: domain_for(config).settle(say) for name, config in study.configs.items()}
     return dataclasses.replace(study, configs=configs)
 
 

@@ -42,6 +42,7 @@ from evozero.config.schema import (
     _WordOrCount,
 )
 from evozero.config.yaml_file import read_yaml
+from evozero.domains import domain_for
 from evozero.errors import EvozeroError
 from evozero.programs.reference import BUILTIN_PROGRAMS
 from evozero.runs.files import json_text
@@ -360,10 +361,11 @@ def _arm_problems(study: Study) -> Iterator[tuple[str, str]]:
     threshold needs one experiment (its search tasks are the threshold's)."""
     for arm in study.arms:
         config = study.configs[arm.name]
-        if config.nas is not None and isinstance(study.success, Baseline):
+        cells = domain_for(config).candidates == "cells"
+        if cells and isinstance(study.success, Baseline):
             yield "success", (f"a baseline program cannot judge arm {arm.name!r}: it "
                               f"searches network cells (use solved or at_least)")
-        if config.nas is not None and study.tune is not None:
+        if cells and study.tune is not None:
             yield "tune", (f"tunes programs, but arm {arm.name!r} searches network cells; "
                            f"remove tune")
         if isinstance(study.success, Baseline) and config.max_experiments != 1:
