@@ -11,7 +11,8 @@ holds the config's nas section, which its code is handed instead of reading the 
 A new run (or study arm) first takes the config :meth:`~SearchDomain.settle` returns and
 makes its domain from that. Before a run starts, and before a resume,
 :meth:`~SearchDomain.check_inputs` reads what the config names and
-:func:`evozero.runs.preflight.check_before_start` asks it for its memory parts and then :meth:`~SearchDomain.check_population`. The flow then calls
+:func:`evozero.runs.preflight.check_before_start` asks it for its memory parts and then
+:meth:`~SearchDomain.check_population`. The flow then calls
 :meth:`~SearchDomain.warm_up` once before it starts workers, :meth:`~SearchDomain.describe`
 as each experiment begins, and builds every island's spec with
 :meth:`~SearchDomain.island_spec` (the spec names the :attr:`~SearchDomain.island_class`
