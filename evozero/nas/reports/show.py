@@ -10,13 +10,13 @@ from typing import Any
 from evozero.analysis.show import key_settings, settings_line, unfinished
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.devices.drift import describe_drift, recorded_drift
 from evozero.nas.evaluate import Evaluator, evaluator_for
-from evozero.nas.training.model import Model
 from evozero.nas.reports.results import load_network
+from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.skeleton import compile_cell
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.training.model import Model
 from evozero.runs.rundir import RunDir
 
 
@@ -105,6 +105,16 @@ def cost_lines(cost: dict[str, Any]) -> list[str]:
     return lines
 
 
+def best_cell(rundir: RunDir, nas: Nas, text: str) -> Nb101Cell | Nb201Cell:
+    """The cell of the run's best.txt (its ``text``); EvozeroError naming the file when
+    it is not a cell of the run's space."""
+    try:
+        return CellSpace(nas).parse(text)
+    except EvozeroError as error:
+        raise EvozeroError(f"{rundir.path / RunDir.BEST}: not a cell of this run's space "
+                           f"({nas.space}): {error}") from None
+
+
 def trained_model(rundir: RunDir, nas: Nas, seed: int) -> tuple[Model, Evaluator, str]:
     """The best network of a run of the nas section ``nas`` and ``seed``, with its trained
     weights (trained again from its recorded seed when the run kept none), its evaluator
@@ -113,7 +123,7 @@ def trained_model(rundir: RunDir, nas: Nas, seed: int) -> tuple[Model, Evaluator
     if text is None:
         raise EvozeroError(f"{rundir.path}: the run has no best cell yet (no best.txt)")
     evaluator = evaluator_for(nas, seed)
-    cell = CellSpace(nas).parse(text)
+    cell = best_cell(rundir, nas, text)
     arch = evaluator.architecture(cell)
     weights = load_network(rundir)
     if weights:
