@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from evozero.analysis.tuning import MAX_TRIALS
 from evozero.config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from evozero.config.loading import _yaml_marks
 from evozero.config.root import _MAX_WORKERS
@@ -50,7 +51,6 @@ from ops.rng import SEED_MAX
 #: Most seeds and arms a study may have: far beyond any sensible study, so a typo (an
 #: extra 000) is caught before a directory of a million runs is planned.
 _MAX_SEEDS = 100_000
-_MAX_TRIALS = 10**7
 #: What ``success: {at_least: X, on: ...}`` may compare X with.
 SUCCESS_ON = ("search", "select", "final")
 #: The key study.yaml keeps the arms' resolved configs under.
@@ -129,7 +129,7 @@ class Baseline:
     """Success: the run's best search fitness reaches the tuned ``baseline`` program's."""
 
     baseline: str = _setting(_ProgramName(), "linear")
-    tune_trials: int = _setting(_Int(1, _MAX_TRIALS), 100)
+    tune_trials: int = _setting(_Int(1, MAX_TRIALS), 100)
 
 
 class _Success(_Spec):
@@ -158,7 +158,7 @@ class _Success(_Spec):
 class Tune:
     """After each run: its best program tuned, and these baselines tuned the same way."""
 
-    trials: int = _setting(_Int(1, _MAX_TRIALS), 100)
+    trials: int = _setting(_Int(1, MAX_TRIALS), 100)
     baselines: tuple[str, ...] = _setting(_ProgramNames(), ())
 
 
