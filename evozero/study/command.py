@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from evozero.nas.devices.drift import settle_run_drift
+from evozero.runs.files import atomic_write_text
 from evozero.runs.flow import Interrupted
+from evozero.study.binding import check_binding
 from evozero.study.directory import StudyDir
 from evozero.study.runner import StudyRunner
 from evozero.study.spec import Study, load_study
+from evozero.study.summary import RUNS_FILE
 
 #: Folder a study's directory is made in when no --out is given.
 DEFAULT_ROOT = "studies"
@@ -34,10 +37,17 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
 def resume_study(path: str, workers: int | None = None, stream: TextIO | None = None
                  ) -> StudyRunner:
     """Reopen the study directory ``path`` to run what it has not recorded yet."""
+    stream = stream if stream is not None else sys.stdout
     directory = StudyDir.open(path)
     directory.acquire()
     try:
         study = directory.study()
+        check_binding(directory.path, study, lambda text: print(text, file=stream))
+        runs = directory.path / RUNS_FILE
+        if not runs.exists():
+            print(f"note: {runs} was missing; the finished runs are recorded again from "
+                  f"their run directories", file=stream)
+            atomic_write_text(runs, "")
     except BaseException:
         directory.release()
         raise

@@ -46,6 +46,7 @@ from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
 from evozero.programs.reference import BUILTIN_PROGRAMS
 from evozero.runs.files import json_text
+from evozero.study.summary import RESOLVED_MARK
 from ops.rng import SEED_MAX
 
 #: Most seeds and arms a study may have: far beyond any sensible study, so a typo (an
@@ -384,7 +385,7 @@ def study_to_dict(study: Study) -> dict[str, Any]:
 
 def resolved_study_text(study: Study) -> str:
     """The text of study.yaml: the resolved study with the arms' resolved configs."""
-    header = ("# evozero resolved study: every default filled in, paths absolute, and the\n"
+    header = (f"{RESOLVED_MARK}: every default filled in, paths absolute, and the\n"
               "# config each arm runs with (its runs replace seed). `evozero resume DIR`\n"
               "# continues the study from this file.\n")
     data = study_to_dict(study)

@@ -51,10 +51,24 @@ METHODS = {
 }
 
 
+#: The first line of the study.yaml a study directory holds (a study file has none).
+RESOLVED_MARK = "# evozero resolved study"
+
+
 def is_study(path: str | Path) -> bool:
-    """Whether ``path`` is a study directory (it holds study.yaml and runs.jsonl)."""
+    """Whether ``path`` is a study directory: it holds study.yaml and runs.jsonl, or the
+    study.yaml a study writes (whose runs.jsonl was lost)."""
     path = Path(path)
-    return (path / STUDY_FILE).is_file() and (path / RUNS_FILE).is_file()
+    study = path / STUDY_FILE
+    if not study.is_file():
+        return False
+    if (path / RUNS_FILE).is_file():
+        return True
+    try:
+        with open(study, encoding="utf-8", errors="replace") as handle:
+            return handle.read(len(RESOLVED_MARK)) == RESOLVED_MARK
+    except OSError:
+        return False
 
 
 def write_summary(study_dir: str) -> dict:
@@ -111,6 +125,10 @@ def read_study(study_dir: str | Path) -> dict:
     if not is_study(directory):
         raise EvozeroError(f"{directory}: not a study directory (a study holds {STUDY_FILE} "
                            f"and {RUNS_FILE}; `evozero study FILE` makes one)")
+    if not (directory / RUNS_FILE).is_file():
+        raise EvozeroError(f"{directory}: the study's {RUNS_FILE} (its record of finished "
+                           f"runs) is missing; `evozero resume {directory}` records the "
+                           f"finished runs again from their run directories")
     path = str(directory / STUDY_FILE)
     data, _ = read_yaml(path, "study file")
     if not isinstance(data, dict):
