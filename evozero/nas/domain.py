@@ -3,6 +3,7 @@ section and hands it to the NAS code (islands, evaluator, results, show, export,
 which never reads it from the config itself."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,14 @@ class NasDomain(SearchDomain):
                         seconds: float) -> dict[str, Any]:
         """The network's evaluation record, as :func:`evozero.nas.reports.results.evaluation_line`."""
         return results.evaluation_line(record, experiment, island, seconds)
+
+    def fitness_problem(self, value: Any) -> str | None:
+        """A network's fitness is NaN (its training diverged: it ranks lowest) or a finite
+        number >= 0 (an objective such as MnasNet's may exceed 1)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not (math.isnan(value) or 0.0 <= value < math.inf):
+            return "must be NaN (a diverged network) or a finite number >= 0"
+        return None
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.nas.search.island.check_nas_snapshot`."""
