@@ -3,6 +3,7 @@ key settings, and the timeline of discoveries."""
 from __future__ import annotations
 
 from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 
 from evozero.config import Config
@@ -63,6 +64,8 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     config = rundir.read_config()
     memory = config.memory.sizes
     final = rundir.read_final()
+    if final is not None:
+        _check_final(final, rundir.path / RunDir.FINAL)
     progress = rundir.read_progress()
     lines = rundir.discovery_lines()
     program = best_program(rundir, memory)
@@ -93,6 +96,24 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
         summary["program"] = str(program)
         summary["simplified"] = str(simplify(program, memory))
     return summary
+
+
+def _check_final(final: dict[str, Any], path: Path) -> None:
+    """Raise EvozeroError naming ``path`` (final.json) unless the fields show reads are
+    there with their types."""
+    for key, kinds, what in (("solved", (bool,), "true or false"),
+                             ("individuals", (int,), "a whole number"),
+                             ("experiments", (int,), "a whole number"),
+                             ("islands", (int,), "a whole number"),
+                             ("seconds", (int, float), "a number")):
+        value = final.get(key, 1 if key == "islands" else None)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise EvozeroError(f"{path}: {key!r} must be {what}, got {str(value)[:60]}")
+    for key in ("search_fitness", "select_fitness", "final_fitness"):
+        value = final.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise EvozeroError(f"{path}: {key!r} must be a number or null, got "
+                               f"{str(value)[:60]}")
 
 
 def history(rundir: RunDir) -> list[dict[str, Any]]:
