@@ -73,6 +73,14 @@ class ProgramDomain(SearchDomain):
         """Program islands report discoveries, never evaluation records."""
         raise InternalError("a program island reported an evaluation record")
 
+    def check_candidate(self, text: Any, where: str) -> None:
+        """A program within the config's memory."""
+        from evozero.analysis.show import run_program
+
+        if not isinstance(text, str):
+            raise EvozeroError(f"{where}: must be a program's text, got {str(text)[:60]}")
+        run_program(text, where, self.config.memory.sizes)
+
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.runs.island.check_program_snapshot`."""
         check_program_snapshot(snapshot, config, where)

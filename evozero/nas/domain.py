@@ -15,6 +15,7 @@ from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb20
 from evozero.nas.devices.cost import cost_record
 from evozero.nas.evaluate import evaluator_for
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
+from evozero.nas.spaces.space import CellSpace
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
 from evozero.runs.rundir import RunDir
@@ -65,6 +66,16 @@ class NasDomain(SearchDomain):
                 or not (math.isnan(value) or 0.0 <= value < math.inf):
             return "must be NaN (a diverged network) or a finite number >= 0"
         return None
+
+    def check_candidate(self, text: Any, where: str) -> None:
+        """A cell of the run's space."""
+        if not isinstance(text, str):
+            raise EvozeroError(f"{where}: must be a cell's text, got {str(text)[:60]}")
+        try:
+            CellSpace(self.nas).parse(text)
+        except EvozeroError as error:
+            raise EvozeroError(f"{where}: not a cell of this run's space ({self.nas.space}): "
+                               f"{error}") from None
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.nas.search.island.check_nas_snapshot`."""

@@ -167,8 +167,10 @@ def checked_state(driver: Any, domain: SearchDomain, where: str) -> RunState:
             raise EvozeroError(f"{where}.kept: missing, but the run has finished an "
                                f"experiment or is solved")
         return state
-    if not isinstance(kept, dict) or not isinstance(kept.get("program"), str):
+    if not isinstance(kept, dict):
         raise EvozeroError(f"{where}.kept: must be the kept candidate with its program")
+    # Checked now, not by the final evaluation after a whole experiment.
+    domain.check_candidate(kept.get("program"), f"{where}.kept.program")
     _fitnesses(kept, domain, f"{where}.kept")
     experiment = kept.get("experiment")
     if isinstance(experiment, bool) or not isinstance(experiment, int) \
@@ -216,7 +218,9 @@ def check_checkpoint_islands(saved: Any, domain: SearchDomain, islands: int,
             if not isinstance(result, dict):
                 raise EvozeroError(f"{where}: island {number + 1}: its result must be a "
                                    f"mapping, got {type(result).__name__}")
-            _fitnesses(result, domain, f"{where}: island {number + 1}: result")
+            at = f"{where}: island {number + 1}: result"
+            domain.check_candidate(result.get("program"), f"{at}.program")
+            _fitnesses(result, domain, at)
         if entry["snapshot"] is not None:
             domain.check_snapshot(entry["snapshot"], island_config(domain.config, number),
                                   f"{where}: island {number + 1}")

@@ -97,6 +97,11 @@ class SearchDomain(ABC):
         return None
 
     @abstractmethod
+    def check_candidate(self, text: Any, where: str) -> None:
+        """Raise EvozeroError naming ``where`` unless ``text`` is a candidate of this
+        domain's config in its text form (what best.txt holds), as a checkpoint keeps it."""
+
+    @abstractmethod
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """Raise EvozeroError unless ``snapshot`` is one an island of ``config`` (its own
         config) may continue from."""

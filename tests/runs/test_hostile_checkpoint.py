@@ -20,6 +20,7 @@ from evozero.runs.rundir import RunDir
 NAN = {"__float__": "nan"}
 INF = {"__float__": "inf"}
 PROGRAM = "def Setup():\ndef Predict():\ndef Learn():\n"
+CELL = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
 def _experiment(number: int, **changes) -> dict:
@@ -72,6 +73,10 @@ def _files(run: Path) -> dict[str, bytes]:
      "driver.kept.search_fitness: must be a finite number in [0, 1], got nan"),
     (lambda s: s["driver"].update(_one_done(select_fitness=1.5)),
      "driver.kept.select_fitness: must be a finite number in [0, 1]"),
+    (lambda s: s["driver"].update(_one_done(program="def Setup():\n  s1 = s9999")),
+     "driver.kept.program: not a valid program of this run"),
+    (lambda s: s["driver"].update(_one_done(program=5)),
+     "driver.kept.program: must be a program's text"),
     (lambda s: s["driver"].update(_one_done(experiment=7)),
      "driver.kept.experiment: must be a whole number in [1, 2]"),
     (lambda s: s["driver"].update(_one_done(), experiments=[_experiment(1, search_fitness=2.0)]),
@@ -102,6 +107,9 @@ def test_a_network_fitness_may_be_nan_or_above_one_but_not_negative():
     # A diverged network's fitness is NaN, and MnasNet's objective may exceed 1.
     domain = domain_for(nas_config())
     for fitness in (float("nan"), 1.3):
-        checked_state(_one_done(search_fitness=fitness, select_fitness=fitness), domain, "x")
+        checked_state(_one_done(program=CELL, search_fitness=fitness, select_fitness=fitness),
+                      domain, "x")
     with pytest.raises(EvozeroError, match="kept.search_fitness: must be NaN"):
-        checked_state(_one_done(search_fitness=-0.5), domain, "x")
+        checked_state(_one_done(program=CELL, search_fitness=-0.5), domain, "x")
+    with pytest.raises(EvozeroError, match=r"kept.program: not a cell of this run's space"):
+        checked_state(_one_done(), domain, "x")
