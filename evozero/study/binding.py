@@ -22,10 +22,14 @@ from evozero.errors import EvozeroError
 from evozero.runs.checkpointing import changed_keys
 from evozero.runs.files import atomic_write_text, json_text, numbered_json_lines
 from evozero.study.spec import RESOLVED_CONFIGS, Study, study_to_dict
-from evozero.study.summary import RUNS_FILE, STUDY_FILE
+from evozero.study.summary import (
+    BINDING_FILE,
+    BINDING_FORMAT,
+    RUNS_FILE,
+    STUDY_FILE,
+    read_binding,
+)
 
-BINDING_FILE = "binding.json"
-BINDING_FORMAT = "evozero.study-binding/1"
 #: Study keys a resume may change (README, "Studies"): none changes what a run computes
 #: or how it is judged. ``seeds`` may change only by keeping every recorded seed.
 STUDY_CHANGEABLE = ("name", "workers", "backend", "address", "seeds", "compare")
@@ -80,7 +84,7 @@ def check_binding(folder: Path, study: Study, say: Callable[[str], None]) -> Non
             f"{STUDY_FILE} as it is now")
         write_binding(folder, study)
         return
-    stored = _read_binding(path)
+    stored = read_binding(path)
     if stored["study_sha256"] != current:
         changes = changed_keys(stored["study"], bound_study(study)) or [
             "(the change is in a value the binding does not show)"]
@@ -101,19 +105,6 @@ def check_binding(folder: Path, study: Study, say: Callable[[str], None]) -> Non
             raise EvozeroError(f"{folder / STUDY_FILE}: seeds: drops seed "
                                f"{record.get('seed')!r}, which {where} records; a resume "
                                f"may add seeds but keeps every recorded one")
-
-
-def _read_binding(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise EvozeroError(f"{path}: unreadable ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != BINDING_FORMAT \
-            or not isinstance(data.get("study"), dict) \
-            or not isinstance(data.get("study_sha256"), str):
-        raise EvozeroError(f"{path}: not an {BINDING_FORMAT} file (the binding a study "
-                           f"writes when it starts)")
-    return data
 
 
 def check_run_config(run_config: Config, arm_config: Config, where: Path, arm: str) -> None:

@@ -181,3 +181,16 @@ def test_the_changes_a_resume_may_make_are_in_the_readme():
     section = readme[readme.index("A resume of a study may change"):][:600]
     for key in STUDY_CHANGEABLE:
         assert f"`{key}`" in section, key
+
+
+@pytest.mark.parametrize("command", ["show", "plot"])
+def test_show_and_plot_refuse_a_success_the_records_were_not_judged_by(finished, tmp_path,
+                                                                       capsys, command):
+    directory = _copy(finished, tmp_path)
+    _edit(directory, lambda s: s["success"].update(at_least=0.9))
+    argv = [command, str(directory)] + (["-o", str(tmp_path / "s.png")] if command == "plot"
+                                        else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{directory / 'study.yaml'}: changed since the study started" in err
+    assert "success.at_least: 0.3 -> 0.9" in err
