@@ -3,7 +3,6 @@ key settings, and the timeline of discoveries."""
 from __future__ import annotations
 
 from itertools import zip_longest
-from pathlib import Path
 from typing import Any
 
 from evozero.config import Config
@@ -11,6 +10,7 @@ from evozero.errors import EvozeroError
 from evozero.programs.liveness import resolve_memory
 from evozero.programs.program import Program
 from evozero.programs.simplify import program_changes, simplify
+from evozero.runs.files import check_fields
 from evozero.runs.rundir import RunDir
 
 # Settings a reader needs to make sense of a result, in the order show prints them; the
@@ -65,8 +65,11 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     memory = config.memory.sizes
     final = rundir.read_final()
     if final is not None:
-        _check_final(final, rundir.path / RunDir.FINAL)
+        check_fields(final, _FINAL_FIELDS, str(rundir.path / RunDir.FINAL))
     progress = rundir.read_progress()
+    if progress:
+        check_fields(progress[-1], _PROGRESS_FIELDS, f"{rundir.path / RunDir.PROGRESS}: "
+                                                     f"its last record")
     lines = rundir.discovery_lines()
     program = best_program(rundir, memory)
     if program is None and lines:
@@ -98,22 +101,11 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     return summary
 
 
-def _check_final(final: dict[str, Any], path: Path) -> None:
-    """Raise EvozeroError naming ``path`` (final.json) unless the fields show reads are
-    there with their types."""
-    for key, kinds, what in (("solved", (bool,), "true or false"),
-                             ("individuals", (int,), "a whole number"),
-                             ("experiments", (int,), "a whole number"),
-                             ("islands", (int,), "a whole number"),
-                             ("seconds", (int, float), "a number")):
-        value = final.get(key, 1 if key == "islands" else None)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise EvozeroError(f"{path}: {key!r} must be {what}, got {str(value)[:60]}")
-    for key in ("search_fitness", "select_fitness", "final_fitness"):
-        value = final.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise EvozeroError(f"{path}: {key!r} must be a number or null, got "
-                               f"{str(value)[:60]}")
+# The fields of final.json and of a progress record that show reads, with their types.
+_FINAL_FIELDS = {"solved": bool, "individuals": int, "experiments": int, "seconds": (int, float),
+                 **{f"{key}_fitness": (int, float, type(None))
+                    for key in ("search", "select", "final")}}
+_PROGRESS_FIELDS = {"individuals": int, "seconds": (int, float), "experiment": int}
 
 
 def history(rundir: RunDir) -> list[dict[str, Any]]:

@@ -184,6 +184,30 @@ def test_show_names_final_json_with_the_wrong_types(finished, tmp_path, capsys, 
     assert str(run / RunDir.FINAL) in line and expected in line
 
 
+def test_show_names_a_progress_record_with_the_wrong_types(finished, tmp_path, capsys):
+    run = _copy(finished, tmp_path)
+    (run / RunDir.FINAL).unlink()
+    (run / RunDir.PROGRESS).write_text('{"individuals": "x", "seconds": 1, "experiment": 1}\n')
+    line = _error(capsys, "show", str(run))
+    assert f"{run / RunDir.PROGRESS}: its last record: 'individuals' must be a whole " \
+           f"number, got x" in line
+
+
+@pytest.mark.nas
+@pytest.mark.parametrize("damage, expected", [
+    (lambda run: (run / RunDir.FINAL).write_text('{"cell": 5}'),
+     f"{RunDir.FINAL}: 'cell' must be text, got 5"),
+    (lambda run: ((run / RunDir.FINAL).unlink(),
+                  (run / RunDir.EVALUATIONS).write_text('{"genome": "|x~0|"}\n')),
+     f"{RunDir.EVALUATIONS}: record 1: 'hash' must be text, got None"),
+])
+def test_show_names_a_nas_record_with_the_wrong_types(finished_nas, tmp_path, capsys, damage,
+                                                      expected):
+    run = _copy(finished_nas, tmp_path)
+    damage(run)
+    assert expected in _error(capsys, "show", str(run))
+
+
 def test_plot_into_a_folder_is_refused_before_drawing(finished, tmp_path, capsys):
     line = _error(capsys, "plot", str(finished), "-o", str(tmp_path))
     assert f"--output {tmp_path}: is a folder" in line
