@@ -256,7 +256,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # Validated completely before anything is created on disk.
     config = load_config(args.config, args.overrides, seed=args.seed)
-    return _execute(start_run(config, args.out))
+    return _execute(start_run(config, args.out, source=args.config))
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -146,16 +146,16 @@ def domain_for(config: Config) -> SearchDomain:
 
 
 def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None,
-              name: str | None = None) -> Run:
+              name: str | None = None, source: str | None = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written; named ``name``,
-    default the config's name) and return the run. A cell search measures the machine's
-    latency drift first, which config.yaml keeps
-    (:func:`evozero.nas.devices.drift.settle_run_drift`)."""
+    default the config's name) and return the run; ``source``, the config's file, is named
+    by a refusal. A cell search measures the machine's latency drift first, which
+    config.yaml keeps (:func:`evozero.nas.devices.drift.settle_run_drift`)."""
     if config.nas is not None:
         stream = out if out is not None else sys.stdout
         config = replace(config, nas=settle_run_drift(
             config.nas, lambda text: print(text, file=stream, flush=True)))
-    return create_run(domain_for(config), out_root, out, name)
+    return create_run(domain_for(config), out_root, out, name, source)
 
 
 def resume_run(path: str, out: TextIO | None = None, workers: int | None = None) -> Run:

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from evozero.domains import domain_for
+from evozero.errors import EvozeroError
 from evozero.nas.devices.drift import settle_run_drift
 from evozero.runs.files import atomic_write_text
 from evozero.runs.flow import Interrupted
+from evozero.runs.preflight import check_before_start
 from evozero.study.binding import check_binding
 from evozero.study.directory import StudyDir
 from evozero.study.runner import StudyRunner
@@ -28,6 +31,7 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
     ``studies/NAME``); returns the study ready to execute."""
     stream = stream if stream is not None else sys.stdout
     study = _settle_drift(load_study(path), stream)
+    _check_arms(study)
     directory = StudyDir.create(out if out is not None else Path(DEFAULT_ROOT) / study.name,
                                 study)
     print(f"study directory: {directory.path}", file=stream, flush=True)
@@ -52,6 +56,18 @@ def resume_study(path: str, workers: int | None = None, stream: TextIO | None = 
         directory.release()
         raise
     return StudyRunner(directory, study, workers, stream)
+
+
+def _check_arms(study: Study) -> None:
+    """Each arm's runs pass the checks a run passes before it starts (task files and
+    sizes, the initial population, memory), so a study that cannot run is refused before
+    its directory is made, naming the study file and the arm, not by its first run."""
+    for name, config in study.configs.items():
+        try:
+            check_before_start(domain_for(config), workers=1)
+        except EvozeroError as error:
+            raise EvozeroError(f"{study.path}: arms.{name}: its runs cannot start: "
+                               f"{error}") from None
 
 
 def _settle_drift(study: Study, stream: TextIO) -> Study:

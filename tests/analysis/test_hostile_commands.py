@@ -99,6 +99,15 @@ def test_sizes_the_data_cannot_give_name_the_file(capsys, tmp_path, command):
     assert line.startswith(f"error: {spec}: ") and "exceeds" in line
 
 
+def test_run_names_the_config_whose_task_sizes_the_data_cannot_give(capsys, tmp_path):
+    config = tmp_path / "digits.yaml"
+    config.write_text("search_tasks: {kind: digits, num_tasks: 2, features: 16, train: 5000, "
+                      "valid: 20}\n")
+    line = _error(capsys, "run", str(config), "--out", str(tmp_path / "runs"))
+    assert line.startswith(f"error: {config}: search_tasks: train + valid = 5020 exceeds")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_tune_names_the_section_of_a_config_whose_sizes_fail(capsys, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("select_tasks: {kind: digits, num_tasks: 2, features: 16, train: 5000, "

@@ -194,3 +194,14 @@ def test_show_and_plot_refuse_a_success_the_records_were_not_judged_by(finished,
     err = capsys.readouterr().err
     assert f"{directory / 'study.yaml'}: changed since the study started" in err
     assert "success.at_least: 0.3 -> 0.9" in err
+
+
+def test_an_arm_whose_runs_cannot_start_is_refused_before_the_study_exists(tmp_path, capsys):
+    path = write_study(tmp_path, config={"search_tasks": {
+        "kind": "digits", "num_tasks": 2, "features": 16, "train": 5000, "valid": 20}})
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: arms.evolution: its runs cannot start: "
+                          f"search_tasks: train + valid = 5020 exceeds"), err
+    assert not out.exists()
