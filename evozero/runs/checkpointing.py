@@ -207,12 +207,19 @@ def check_checkpoint_islands(saved: Any, domain: SearchDomain, islands: int,
     if saved is None:
         return
     entries = saved.get("islands") if isinstance(saved, dict) else None
+    completed = saved.get("completed_round") if isinstance(saved, dict) else None
     if not isinstance(entries, list) or len(entries) != islands \
-            or not isinstance(saved.get("completed_round"), int) \
+            or isinstance(completed, bool) or not isinstance(completed, int) or completed < 0 \
             or not all(isinstance(entry, dict) and "snapshot" in entry for entry in entries):
         raise EvozeroError(f"{where}: the checkpoint's islands are not {islands} island "
                            f"entries with a completed round")
     for number, entry in enumerate(entries):
+        # What a resume reads of an entry besides its snapshot and result.
+        if not isinstance(entry.get("summary"), dict) or not isinstance(entry.get("events"),
+                                                                         list) \
+                or not all(isinstance(event, dict) for event in entry["events"]):
+            raise EvozeroError(f"{where}: island {number + 1}: its entry needs a summary (a "
+                               f"mapping) and its events (a list of mappings)")
         result = entry.get("result")
         if result is not None:
             if not isinstance(result, dict):

@@ -37,6 +37,16 @@ def _one_done(**kept) -> dict:
                      "experiment": 1, **kept}}
 
 
+def _entry(**changes) -> dict:
+    """A checkpoint's entry of an island that has no snapshot yet."""
+    return {"snapshot": None, "result": None, "summary": {}, "events": [], **changes}
+
+
+def _islands(state: dict, islands: dict) -> None:
+    state["driver"]["islands"] = 1
+    state["islands"] = islands
+
+
 @pytest.fixture
 def stopped(tmp_path) -> Path:
     """A run of two experiments as `evozero run` leaves it after set-up, its lock free."""
@@ -73,6 +83,15 @@ def _files(run: Path) -> dict[str, bytes]:
      "driver.kept.search_fitness: must be a finite number in [0, 1], got nan"),
     (lambda s: s["driver"].update(_one_done(select_fitness=1.5)),
      "driver.kept.select_fitness: must be a finite number in [0, 1]"),
+    (lambda s: _islands(s, {"completed_round": -1, "islands": [_entry()]}),
+     "the checkpoint's islands are not 1 island entries with a completed round"),
+    (lambda s: _islands(s, {"completed_round": 0, "islands": [_entry(events=None)]}),
+     "island 1: its entry needs a summary (a mapping) and its events"),
+    (lambda s: _islands(s, {"completed_round": 0, "islands": [_entry(summary=[])]}),
+     "island 1: its entry needs a summary"),
+    (lambda s: _islands(s, {"completed_round": 0, "islands": [_entry(result={
+        "program": PROGRAM, "search_fitness": NAN, "select_fitness": 0.5})]}),
+     "island 1: result.search_fitness: must be a finite number in [0, 1], got nan"),
     (lambda s: s["driver"].update(_one_done(program="def Setup():\n  s1 = s9999")),
      "driver.kept.program: not a valid program of this run"),
     (lambda s: s["driver"].update(_one_done(program=5)),
