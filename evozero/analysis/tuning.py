@@ -115,7 +115,7 @@ def tune(program: Program, tasks: Sequence[Task], *, trials: int = 100, seed: in
     return best
 
 
-def _factors(seed: int, trials: int, count: int) -> Iterator[np.ndarray]:
+def _factors(seed: int, trials: int, count: int) -> Iterator[Sequence[float]]:
     """``trials`` rows of ``count`` factors 10 ** U(-LOG10_RANGE, LOG10_RANGE) from
     ``numpy.random.default_rng(seed)``, drawn a block of rows at a time."""
     rng = np.random.default_rng(seed)
