@@ -184,6 +184,36 @@ def _parser() -> argparse.ArgumentParser:
                       help="report only this device profile (repeatable; default: all)")
     cost.add_argument("--format", choices=("text", "json"), default="text")
 
+    table = commands.add_parser(
+        "table", help="the tabular benchmark: build, verify, query or describe a table")
+    actions = table.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="train every NB-201 network of a config's "
+                                             "recipe into a table (resumable)")
+    build.add_argument("config", help="YAML config whose nas section is the recipe")
+    build.add_argument("directory", help="build folder (run the same command to continue)")
+    build.add_argument("--workers", type=_positive_int, default=None,
+                       help="worker processes (default: this machine's cores)")
+    build.add_argument("--second-seeds", type=int, default=2000, metavar="N",
+                       help="networks trained with a second seed (default 2000)")
+    build.add_argument("--backend", choices=("local", "ray"), default="local")
+    build.add_argument("--address", default=None, help="Ray cluster address (with ray)")
+    verify = actions.add_parser("verify", help="retrain random cells and compare them with "
+                                               "the table bit for bit")
+    verify.add_argument("table", nargs="?", default="nb201-mnist1d",
+                        help="table file or shipped name (default nb201-mnist1d)")
+    verify.add_argument("--cells", type=_positive_int, default=20)
+    verify.add_argument("--seed", type=int, default=0)
+    query = actions.add_parser("query", help="a cell's record in the table")
+    query.add_argument("cell", help="a NAS-Bench-201 string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
+    query.add_argument("--table", default="nb201-mnist1d",
+                       help="table file or shipped name (default nb201-mnist1d)")
+    query.add_argument("--format", choices=("text", "json"), default="text")
+    info = actions.add_parser("info", help="the table's figures: spread, best cell, seed "
+                                           "noise, early epochs against the last")
+    info.add_argument("table", nargs="?", default="nb201-mnist1d",
+                      help="table file or shipped name (default nb201-mnist1d)")
+    info.add_argument("--format", choices=("text", "json"), default="text")
+
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
     bench.add_argument("what", choices=("vm", "search", "scaling", "study", "nas", "layers"),
                        help="what to measure")
@@ -339,6 +369,38 @@ def _check_output(option: str, path: str, example: str = "evolved.py",
                            f"or choose another path")
 
 
+def _table(args: argparse.Namespace) -> int:
+    from evozero.config import Nas, load_config
+    from evozero.domains import domain_for
+    from evozero.nas.table import command
+    from evozero.nas.table.recipe import recipe_config
+    from evozero.nas.table.store import load_table
+    from evozero.runs.flow import Interrupted
+    from evozero.runs.workers import cores
+
+    if args.action in ("query", "info"):
+        table = load_table(args.table)
+        print(command.query_text(table, args.cell, args.format == "json")
+              if args.action == "query" else command.describe(table, args.format == "json"))
+        return 0
+    if args.action == "verify":
+        table = load_table(args.table)
+        config = recipe_config(table.meta["recipe"])
+        return command.verify_command(table, domain_for(config).section, args.cells, args.seed)
+    config = load_config(args.config)
+    nas = domain_for(config).section
+    if not isinstance(nas, Nas):
+        raise EvozeroError(f"{args.config}: has no nas section; a table is built from a "
+                           f"cell-search config (see experiments/nb201_mnist1d_table.yaml)")
+    try:
+        return command.build_command(args.directory, config, nas, args.workers or cores(),
+                                     args.second_seeds, args.backend, args.address)
+    except Interrupted as stop:
+        print(f"\nstopped by {stop}; every finished training is recorded. Continue with "
+              f"the same command.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from evozero.nas.devices.calibrate import calibrate
     from evozero.nas.devices.cost import default_host_profile_path
@@ -452,5 +514,5 @@ def _cost(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
              "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
-             "cost": _cost,
+             "cost": _cost, "table": _table,
              "bench": _bench}

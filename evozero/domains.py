@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from evozero.config import Config
 from evozero.errors import EvozeroError, InternalError
-from evozero.nas.domain import NasDomain
 from evozero.nas.devices.drift import settle_run_drift
+from evozero.nas.domain import NasDomain
 from evozero.programs.program import Program
 from evozero.runs import preflight
 from evozero.runs.domain import SearchDomain

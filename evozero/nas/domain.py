@@ -10,11 +10,11 @@ from typing import Any
 
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.nas.reports import results
-from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import cost_record
 from evozero.nas.evaluate import evaluator_for
+from evozero.nas.reports import results
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
+from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.space import CellSpace
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text

@@ -13,13 +13,13 @@ import numpy as np
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import cost_record, load_profiles
-from evozero.nas.training.data import Dataset, load_dataset
 from evozero.nas.devices.drift import recorded_drift
-from evozero.nas.training.model import Model
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.spaces.network import Architecture
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.training.data import Dataset, load_dataset
+from evozero.nas.training.model import Model
 from evozero.nas.training.train import TrainResult, TrainSettings, train
 
 
@@ -69,13 +69,15 @@ class Evaluator:
 
     def train(self, arch: Architecture, seed: int,
               hurdle: Callable[[float], bool] | None = None,
-              inherit: dict[str, list[np.ndarray]] | None = None
-              ) -> tuple[TrainResult, Model, int]:
+              inherit: dict[str, list[np.ndarray]] | None = None,
+              record_epochs: bool = False) -> tuple[TrainResult, Model, int]:
         """Train ``arch`` (starting from ``inherit``'s weights where layers match);
-        returns the result, the trained model and how many layers inherited."""
+        returns the result, the trained model and how many layers inherited.
+        ``record_epochs``: record every epoch's accuracies (see :func:`train`)."""
         model = Model(arch, seed)
         inherited = model.inherit(inherit) if inherit else 0
-        return train(model, self.data, self.training, seed, hurdle), model, inherited
+        return (train(model, self.data, self.training, seed, hurdle, record_epochs), model,
+                inherited)
 
     def fitness(self, valid_accuracy: float, cost: dict[str, Any]) -> float:
         """The objective: accuracy, or MnasNet's reward (Pareto runs rank by accuracy

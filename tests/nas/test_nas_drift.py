@@ -18,7 +18,6 @@ from evozero.domains import resume_run, start_run
 from evozero.errors import EvozeroError
 from evozero.nas.devices import drift as drift_module
 from evozero.nas.devices.calibrate import REFERENCE_CELLS
-from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.devices.cost import (
     REFERENCE_KEY,
     DeviceProfile,
@@ -30,6 +29,7 @@ from evozero.nas.devices.cost import (
 )
 from evozero.nas.devices.drift import Drift, drift_from_timings, measure_drift, settle_run_drift
 from evozero.nas.evaluate import Evaluator
+from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.spaces.network import Architecture, Builder
 
 pytestmark = pytest.mark.nas

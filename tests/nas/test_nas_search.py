@@ -15,9 +15,9 @@ from helpers import cli, nas_config, nas_data, run_quietly, small_config
 from evozero.cli import main
 from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.evaluate import Evaluator
 from evozero.nas.search.pareto import dominated
+from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.spaces.space import CellSpace
 from evozero.runs.rundir import RunDir
 

@@ -22,10 +22,10 @@ from typing import Any
 from evozero.config import Nas
 from evozero.config.schema import check_setting
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import cost_record, load_profiles, nb201_flops
-from evozero.nas.spaces.network import Shape
 from evozero.nas.reports.show import cost_lines
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
+from evozero.nas.spaces.network import Shape
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
 from evozero.nas.spaces.space import CellSpace
 from evozero.runs.files import json_text

@@ -27,9 +27,9 @@ from threadpoolctl import threadpool_limits
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.evaluate import Evaluator, evaluator_for
-from evozero.nas.training.model import Model
 from evozero.nas.search.pareto import dominated
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.training.model import Model
 from evozero.runs import stopflag
 from evozero.runs.island import (
     RUNNING,
