@@ -40,6 +40,7 @@ COMMANDS = {
                   ["calibrate", "--output", "{out}"]),
     "bench": ("evozero.bench.vm.make_tasks", ["bench", "vm", "--quick"]),
     "ops": ("ops.table.markdown", ["ops"]),
+    "table": ("evozero.nas.table.store.load_table", ["table", "info"]),
 }
 
 
