@@ -32,13 +32,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+#: Longest measuring budget `evozero calibrate --seconds` takes (a day): an infinite or
+#: absurd budget would measure forever.
+_MAX_CALIBRATE_SECONDS = 86_400.0
+
+
+def _calibrate_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    if not 0 < value <= _MAX_CALIBRATE_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, "
+                                         f"{_MAX_CALIBRATE_SECONDS:g}], got {text!r}")
     return value
 
 
@@ -146,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(used as profile 'host' by NAS runs)")
     calibrate.add_argument("--output", default=None, metavar="FILE",
                            help="the profile YAML to write (default: the user's host profile)")
-    calibrate.add_argument("--seconds", type=_positive_float, default=45.0,
+    calibrate.add_argument("--seconds", type=_calibrate_seconds, default=45.0,
                            help="measuring budget in seconds (default 45)")
 
     cost = commands.add_parser(
@@ -219,11 +225,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _joined_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with each value that starts with '-' joined to its option (``--input
+    -1x32x3`` becomes ``--input=-1x32x3``), so argparse reads it as the option's value and
+    its check names what is wrong with it, instead of reporting a missing argument."""
+    takes_value: set[str] = set()
+    options: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            options.update(action.option_strings)
+            if action.option_strings and action.nargs is None:
+                takes_value.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if token in takes_value and following is not None and following.startswith("-") \
+                and following not in options and following != "--":
+            joined.append(f"{token}={following}")
+            index += 2
+            continue
+        joined.append(token)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evozero`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(_joined_values(parser, list(sys.argv[1:] if argv is None
+                                                         else argv)))
     try:
         return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        # `run` and `study` stop with a checkpoint of their own; every other command
+        # writes its files whole (atomically) or not at all, so stopping is safe anywhere.
+        print(f"\nstopped by SIGINT (Ctrl-C): evozero {args.command} wrote nothing "
+              f"half-way", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except EvozeroError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -242,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # Validated completely before anything is created on disk.
     config = load_config(args.config, args.overrides, seed=args.seed)
-    return _execute(start_run(config, args.out))
+    return _execute(start_run(config, args.out, source=args.config))
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -311,14 +355,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(option: str, path: str) -> None:
-    """A file ``path`` can be written: not a folder, in a folder that exists (checked
-    before anything is written, as an export writes more than one file)."""
+def _check_output(option: str, path: str, example: str = "evolved.py",
+                  folder_made: bool = False) -> None:
+    """A file ``path`` can be written: not a folder, in a folder that exists unless the
+    command makes it (``folder_made``), checked before anything is written, as an export
+    writes more than one file and a plot would land beside the folder as FOLDER.png."""
     if os.path.isdir(path):
         raise EvozeroError(f"{option} {path}: is a folder; give the file to write, for "
-                           f"example {os.path.join(path, 'evolved.py')}")
+                           f"example {os.path.join(path, example)}")
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
+    if not folder_made and not os.path.isdir(folder):
         raise EvozeroError(f"{option} {path}: the folder {folder} does not exist; create it "
                            f"or choose another path")
 
@@ -368,6 +414,7 @@ def _plot(args: argparse.Namespace) -> int:
     from evozero.runs.rundir import RunDir
     from evozero.study.summary import is_study
 
+    _check_output("--output", args.output, "fitness.png", folder_made=True)
     studies = [path for path in args.runs if is_study(path)]
     if studies:
         from evozero.study.plot import plot_study

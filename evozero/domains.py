@@ -77,6 +77,14 @@ class ProgramDomain(SearchDomain):
         """Program islands report discoveries, never evaluation records."""
         raise InternalError("a program island reported an evaluation record")
 
+    def check_candidate(self, text: Any, where: str) -> None:
+        """A program within the config's memory."""
+        from evozero.analysis.show import run_program
+
+        if not isinstance(text, str):
+            raise EvozeroError(f"{where}: must be a program's text, got {str(text)[:60]}")
+        run_program(text, where, self.config.memory.sizes)
+
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.runs.island.check_program_snapshot`."""
         check_program_snapshot(snapshot, config, where)
@@ -142,14 +150,15 @@ def domain_for(config: Config) -> SearchDomain:
 
 
 def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None,
-              name: str | None = None) -> Run:
+              name: str | None = None, source: str | None = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written; named ``name``,
-    default the config's name) and return the run, with the config its domain settles
+    default the config's name) and return the run (``source``, the config's file, is named
+    by a refusal), with the config its domain settles
     (:meth:`~evozero.runs.domain.SearchDomain.settle`: a cell search measures the
     machine's latency drift first), which config.yaml keeps."""
     stream = out if out is not None else sys.stdout
     config = domain_for(config).settle(lambda text: print(text, file=stream, flush=True))
-    return create_run(domain_for(config), out_root, out, name)
+    return create_run(domain_for(config), out_root, out, name, source)
 
 
 def resume_run(path: str, out: TextIO | None = None, workers: int | None = None) -> Run:

@@ -3,6 +3,7 @@ section and hands it to the NAS code (islands, evaluator, results, show, export,
 which never reads it from the config itself."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from evozero.nas.evaluate import evaluator_for
 from evozero.nas.reports import results
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
 from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.spaces.space import CellSpace
 from evozero.nas.training.data import record_dataset
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
@@ -66,6 +68,24 @@ class NasDomain(SearchDomain):
                         seconds: float) -> dict[str, Any]:
         """The network's evaluation record, as :func:`evozero.nas.reports.results.evaluation_line`."""
         return results.evaluation_line(record, experiment, island, seconds)
+
+    def fitness_problem(self, value: Any) -> str | None:
+        """A network's fitness is NaN (its training diverged: it ranks lowest) or a finite
+        number >= 0 (an objective such as MnasNet's may exceed 1)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not (math.isnan(value) or 0.0 <= value < math.inf):
+            return "must be NaN (a diverged network) or a finite number >= 0"
+        return None
+
+    def check_candidate(self, text: Any, where: str) -> None:
+        """A cell of the run's space."""
+        if not isinstance(text, str):
+            raise EvozeroError(f"{where}: must be a cell's text, got {str(text)[:60]}")
+        try:
+            CellSpace(self.nas).parse(text)
+        except EvozeroError as error:
+            raise EvozeroError(f"{where}: not a cell of this run's space ({self.nas.space}): "
+                               f"{error}") from None
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.nas.search.island.check_nas_snapshot`."""

@@ -99,6 +99,19 @@ class SearchDomain(ABC):
                         seconds: float) -> dict[str, Any]:
         """The evaluations.jsonl line of one evaluation record an island reported."""
 
+    def fitness_problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` as a fitness a checkpoint keeps (None: nothing).
+        A program's fitness is a finite number in [0, 1]."""
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0.0 <= value <= 1.0:
+            return "must be a finite number in [0, 1]"
+        return None
+
+    @abstractmethod
+    def check_candidate(self, text: Any, where: str) -> None:
+        """Raise EvozeroError naming ``where`` unless ``text`` is a candidate of this
+        domain's config in its text form (what best.txt holds), as a checkpoint keeps it."""
+
     @abstractmethod
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """Raise EvozeroError unless ``snapshot`` is one an island of ``config`` (its own

@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from evozero.domains import domain_for
+from evozero.errors import EvozeroError
+from evozero.runs.files import atomic_write_text
 from evozero.runs.flow import Interrupted
+from evozero.runs.preflight import check_before_start
+from evozero.study.binding import check_binding
 from evozero.study.directory import StudyDir
 from evozero.study.runner import StudyRunner
 from evozero.study.spec import Study, load_study
+from evozero.study.summary import RUNS_FILE
 
 #: Folder a study's directory is made in when no --out is given.
 DEFAULT_ROOT = "studies"
@@ -25,6 +30,7 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
     ``studies/NAME``); returns the study ready to execute."""
     stream = stream if stream is not None else sys.stdout
     study = _settle(load_study(path), stream)
+    _check_arms(study)
     directory = StudyDir.create(out if out is not None else Path(DEFAULT_ROOT) / study.name,
                                 study)
     print(f"study directory: {directory.path}", file=stream, flush=True)
@@ -34,14 +40,33 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
 def resume_study(path: str, workers: int | None = None, stream: TextIO | None = None
                  ) -> StudyRunner:
     """Reopen the study directory ``path`` to run what it has not recorded yet."""
+    stream = stream if stream is not None else sys.stdout
     directory = StudyDir.open(path)
     directory.acquire()
     try:
         study = directory.study()
+        check_binding(directory.path, study, lambda text: print(text, file=stream))
+        runs = directory.path / RUNS_FILE
+        if not runs.exists():
+            print(f"note: {runs} was missing; the finished runs are recorded again from "
+                  f"their run directories", file=stream)
+            atomic_write_text(runs, "")
     except BaseException:
         directory.release()
         raise
     return StudyRunner(directory, study, workers, stream)
+
+
+def _check_arms(study: Study) -> None:
+    """Each arm's runs pass the checks a run passes before it starts (task files and
+    sizes, the initial population, memory), so a study that cannot run is refused before
+    its directory is made, naming the study file and the arm, not by its first run."""
+    for name, config in study.configs.items():
+        try:
+            check_before_start(domain_for(config), workers=1)
+        except EvozeroError as error:
+            raise EvozeroError(f"{study.path}: arms.{name}: its runs cannot start: "
+                               f"{error}") from None
 
 
 def _settle(study: Study, stream: TextIO) -> Study:

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from evozero.errors import EvozeroError
 from evozero.nas.evaluate import evaluator_for
-from evozero.nas.spaces.space import CellSpace
+from evozero.nas.reports.show import best_cell
 from evozero.runs.domain import SearchDomain
 from evozero.runs.rundir import RunDir
 
@@ -67,7 +67,7 @@ def best_from_scratch(run: str | Path | RunDir, domain: SearchDomain) -> dict[st
         raise EvozeroError(f"{rundir.path}: not a NAS run with a best cell (best.txt)")
     nas = domain.section
     evaluator = evaluator_for(nas, domain.config.seed)
-    cell = CellSpace(nas).parse(text)
+    cell = best_cell(rundir, nas, text)
     with threadpool_limits(1, user_api="blas"):   # one BLAS thread, as the islands train
         result, _, _ = evaluator.train(evaluator.architecture(cell),
                                        evaluator.train_seed(cell.hash()))

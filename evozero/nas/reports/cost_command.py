@@ -90,8 +90,9 @@ def parse_cell(text: str | None, matrix: str | None, ops: str | None) -> Nb101Ce
             raise EvozeroError(f"give the cell once: either {text!r} or --matrix/--ops")
         try:
             rows = json.loads(matrix)
-        except json.JSONDecodeError as error:
-            raise EvozeroError(f"--matrix {matrix[:60]!r}: not JSON ({error}); write it as "
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise EvozeroError(f"--matrix {matrix[:60]!r}: not JSON "
+                               f"({str(error) or 'nested too deeply'}); write it as "
                                f"[[0,1,...],...]") from None
         text = json.dumps({"matrix": rows, "ops": [op.strip() for op in ops.split(",")]})
     if text is None:
