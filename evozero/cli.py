@@ -32,13 +32,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+#: Longest measuring budget `evozero calibrate --seconds` takes (a day): an infinite or
+#: absurd budget would measure forever.
+_MAX_CALIBRATE_SECONDS = 86_400.0
+
+
+def _calibrate_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    if not 0 < value <= _MAX_CALIBRATE_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, "
+                                         f"{_MAX_CALIBRATE_SECONDS:g}], got {text!r}")
     return value
 
 
@@ -146,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(used as profile 'host' by NAS runs)")
     calibrate.add_argument("--output", default=None, metavar="FILE",
                            help="the profile YAML to write (default: the user's host profile)")
-    calibrate.add_argument("--seconds", type=_positive_float, default=45.0,
+    calibrate.add_argument("--seconds", type=_calibrate_seconds, default=45.0,
                            help="measuring budget in seconds (default 45)")
 
     cost = commands.add_parser(
@@ -178,6 +184,36 @@ def _parser() -> argparse.ArgumentParser:
                       help="report only this device profile (repeatable; default: all)")
     cost.add_argument("--format", choices=("text", "json"), default="text")
 
+    table = commands.add_parser(
+        "table", help="the tabular benchmark: build, verify, query or describe a table")
+    actions = table.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="train every NB-201 network of a config's "
+                                             "recipe into a table (resumable)")
+    build.add_argument("config", help="YAML config whose nas section is the recipe")
+    build.add_argument("directory", help="build folder (run the same command to continue)")
+    build.add_argument("--workers", type=_positive_int, default=None,
+                       help="worker processes (default: this machine's cores)")
+    build.add_argument("--second-seeds", type=int, default=2000, metavar="N",
+                       help="networks trained with a second seed (default 2000)")
+    build.add_argument("--backend", choices=("local", "ray"), default="local")
+    build.add_argument("--address", default=None, help="Ray cluster address (with ray)")
+    verify = actions.add_parser("verify", help="retrain random cells and compare them with "
+                                               "the table bit for bit")
+    verify.add_argument("table", nargs="?", default="nb201-mnist1d",
+                        help="table file or shipped name (default nb201-mnist1d)")
+    verify.add_argument("--cells", type=_positive_int, default=20)
+    verify.add_argument("--seed", type=int, default=0)
+    query = actions.add_parser("query", help="a cell's record in the table")
+    query.add_argument("cell", help="a NAS-Bench-201 string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
+    query.add_argument("--table", default="nb201-mnist1d",
+                       help="table file or shipped name (default nb201-mnist1d)")
+    query.add_argument("--format", choices=("text", "json"), default="text")
+    info = actions.add_parser("info", help="the table's figures: spread, best cell, seed "
+                                           "noise, early epochs against the last")
+    info.add_argument("table", nargs="?", default="nb201-mnist1d",
+                      help="table file or shipped name (default nb201-mnist1d)")
+    info.add_argument("--format", choices=("text", "json"), default="text")
+
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
     bench.add_argument("what", choices=("vm", "search", "scaling", "study", "nas", "layers"),
                        help="what to measure")
@@ -192,11 +228,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _joined_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with each value that starts with '-' joined to its option (``--input
+    -1x32x3`` becomes ``--input=-1x32x3``), so argparse reads it as the option's value and
+    its check names what is wrong with it, instead of reporting a missing argument."""
+    takes_value: set[str] = set()
+    options: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            options.update(action.option_strings)
+            if action.option_strings and action.nargs is None:
+                takes_value.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if token in takes_value and following is not None and following.startswith("-") \
+                and following not in options and following != "--":
+            joined.append(f"{token}={following}")
+            index += 2
+            continue
+        joined.append(token)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evozero`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(_joined_values(parser, list(sys.argv[1:] if argv is None
+                                                         else argv)))
     try:
         return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        # `run` and `study` stop with a checkpoint of their own; every other command
+        # writes its files whole (atomically) or not at all, so stopping is safe anywhere.
+        print(f"\nstopped by SIGINT (Ctrl-C): evozero {args.command} wrote nothing "
+              f"half-way", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except EvozeroError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -215,7 +289,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # Validated completely before anything is created on disk.
     config = load_config(args.config, args.overrides, seed=args.seed)
-    return _execute(start_run(config, args.out))
+    return _execute(start_run(config, args.out, source=args.config))
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -284,16 +358,50 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(option: str, path: str) -> None:
-    """A file ``path`` can be written: not a folder, in a folder that exists (checked
-    before anything is written, as an export writes more than one file)."""
+def _check_output(option: str, path: str, example: str = "evolved.py",
+                  folder_made: bool = False) -> None:
+    """A file ``path`` can be written: not a folder, in a folder that exists unless the
+    command makes it (``folder_made``), checked before anything is written, as an export
+    writes more than one file and a plot would land beside the folder as FOLDER.png."""
     if os.path.isdir(path):
         raise EvozeroError(f"{option} {path}: is a folder; give the file to write, for "
-                           f"example {os.path.join(path, 'evolved.py')}")
+                           f"example {os.path.join(path, example)}")
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
+    if not folder_made and not os.path.isdir(folder):
         raise EvozeroError(f"{option} {path}: the folder {folder} does not exist; create it "
                            f"or choose another path")
+
+
+def _table(args: argparse.Namespace) -> int:
+    from evozero.config import Nas, load_config
+    from evozero.domains import domain_for
+    from evozero.nas.table import command
+    from evozero.nas.table.recipe import recipe_config
+    from evozero.nas.table.store import load_table
+    from evozero.runs.flow import Interrupted
+    from evozero.runs.workers import cores
+
+    if args.action in ("query", "info"):
+        table = load_table(args.table)
+        print(command.query_text(table, args.cell, args.format == "json")
+              if args.action == "query" else command.describe(table, args.format == "json"))
+        return 0
+    if args.action == "verify":
+        table = load_table(args.table)
+        config = recipe_config(table.meta["recipe"])
+        return command.verify_command(table, domain_for(config).section, args.cells, args.seed)
+    config = load_config(args.config)
+    nas = domain_for(config).section
+    if not isinstance(nas, Nas):
+        raise EvozeroError(f"{args.config}: has no nas section; a table is built from a "
+                           f"cell-search config (see experiments/nb201_mnist1d_table.yaml)")
+    try:
+        return command.build_command(args.directory, config, nas, args.workers or cores(),
+                                     args.second_seeds, args.backend, args.address)
+    except Interrupted as stop:
+        print(f"\nstopped by {stop}; every finished training is recorded. Continue with "
+              f"the same command.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -309,6 +417,7 @@ def _plot(args: argparse.Namespace) -> int:
     from evozero.runs.rundir import RunDir
     from evozero.study.summary import is_study
 
+    _check_output("--output", args.output, "fitness.png", folder_made=True)
     studies = [path for path in args.runs if is_study(path)]
     if studies:
         from evozero.study.plot import plot_study
@@ -413,5 +522,5 @@ def _cost(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
              "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
-             "cost": _cost,
+             "cost": _cost, "table": _table,
              "bench": _bench}

@@ -5,21 +5,20 @@ a run searches network cells (:class:`evozero.nas.domain.NasDomain`, handed the
 section); without, it evolves programs (:class:`ProgramDomain`). Both implement
 :class:`evozero.runs.domain.SearchDomain`, whose docstring gives their lifecycle.
 :func:`start_run` and :func:`resume_run` are a run's entry points: they pick the domain
-(and a new cell search first measures the machine's latency drift, which it keeps).
+(and settle a new run's config through its domain: a cell search first measures the
+machine's latency drift, which the run keeps).
 """
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from evozero.config import Config
 from evozero.errors import EvozeroError, InternalError
 from evozero.nas.domain import NasDomain
-from evozero.nas.devices.drift import settle_run_drift
 from evozero.programs.program import Program
 from evozero.runs import preflight
 from evozero.runs.domain import SearchDomain
@@ -36,6 +35,11 @@ class ProgramDomain(SearchDomain):
     """Program search: regularized evolution of AutoML-Zero programs on tasks."""
 
     island_class = ProgramIsland
+    candidates = "programs"
+
+    def settle(self, say: Callable[[str], None]) -> Config:
+        """A program search leaves nothing to measure: the config as it is."""
+        return self.config
 
     def check_inputs(self) -> None:
         """Read the header of every .npz task file."""
@@ -72,6 +76,14 @@ class ProgramDomain(SearchDomain):
                         seconds: float) -> dict[str, Any]:
         """Program islands report discoveries, never evaluation records."""
         raise InternalError("a program island reported an evaluation record")
+
+    def check_candidate(self, text: Any, where: str) -> None:
+        """A program within the config's memory."""
+        from evozero.analysis.show import run_program
+
+        if not isinstance(text, str):
+            raise EvozeroError(f"{where}: must be a program's text, got {str(text)[:60]}")
+        run_program(text, where, self.config.memory.sizes)
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.runs.island.check_program_snapshot`."""
@@ -138,20 +150,15 @@ def domain_for(config: Config) -> SearchDomain:
 
 
 def start_run(config: Config, out_root: str = "runs", out: TextIO | None = None,
-              name: str | None = None) -> Run:
+              name: str | None = None, source: str | None = None) -> Run:
     """Create the run directory for ``config`` (config.yaml written; named ``name``,
-    default the config's name) and return the run. A cell search measures the machine's
-    latency drift first, which config.yaml keeps
-    (:func:`evozero.nas.devices.drift.settle_run_drift`); a table search measures
-    nothing (its table holds the latencies)."""
-    if config.nas is not None and config.nas.table is not None:
-        # The table holds every network's latency: nothing of this machine is measured.
-        config = replace(config, nas=replace(config.nas, latency_drift="none"))
-    elif config.nas is not None:
-        stream = out if out is not None else sys.stdout
-        config = replace(config, nas=settle_run_drift(
-            config.nas, lambda text: print(text, file=stream, flush=True)))
-    return create_run(domain_for(config), out_root, out, name)
+    default the config's name) and return the run (``source``, the config's file, is named
+    by a refusal), with the config its domain settles
+    (:meth:`~evozero.runs.domain.SearchDomain.settle`: a cell search measures the
+    machine's latency drift first), which config.yaml keeps."""
+    stream = out if out is not None else sys.stdout
+    config = domain_for(config).settle(lambda text: print(text, file=stream, flush=True))
+    return create_run(domain_for(config), out_root, out, name, source)
 
 
 def resume_run(path: str, out: TextIO | None = None, workers: int | None = None) -> Run:

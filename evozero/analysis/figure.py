@@ -8,6 +8,7 @@ figure shows is left to :mod:`evozero.analysis.plots` (program runs) and
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from evozero.errors import EvozeroError
+from evozero.runs.files import atomic_write_bytes
 
 DPI = 120
 #: Qualitative colours (matplotlib's tab10), taken explicitly instead of from rcParams.
@@ -44,9 +46,12 @@ def new_figure(size: tuple[float, float], **margins: float) -> Figure:
 def save_figure(figure: Figure, output: str | Path) -> Path:
     """Write ``figure`` to ``output`` (folders created); a clear error if it cannot."""
     output = Path(output)
+    buffer = io.BytesIO()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(output, dpi=DPI)
+        # Into memory first, then replaced whole: a stopped plot leaves no half a PNG.
+        figure.savefig(buffer, dpi=DPI, format=output.suffix[1:] or "png")
+        atomic_write_bytes(output, buffer.getvalue())
     except (OSError, ValueError) as error:
         raise EvozeroError(f"{output}: cannot write the plot ({error})") from None
     return output

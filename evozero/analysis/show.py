@@ -10,6 +10,7 @@ from evozero.errors import EvozeroError
 from evozero.programs.liveness import resolve_memory
 from evozero.programs.program import Program
 from evozero.programs.simplify import program_changes, simplify
+from evozero.runs.files import check_fields
 from evozero.runs.rundir import RunDir
 
 # Settings a reader needs to make sense of a result, in the order show prints them; the
@@ -63,7 +64,12 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
     config = rundir.read_config()
     memory = config.memory.sizes
     final = rundir.read_final()
+    if final is not None:
+        check_fields(final, _FINAL_FIELDS, str(rundir.path / RunDir.FINAL))
     progress = rundir.read_progress()
+    if progress:
+        check_fields(progress[-1], _PROGRESS_FIELDS, f"{rundir.path / RunDir.PROGRESS}: "
+                                                     f"its last record")
     lines = rundir.discovery_lines()
     program = best_program(rundir, memory)
     if program is None and lines:
@@ -93,6 +99,13 @@ def run_summary(rundir: RunDir) -> dict[str, Any]:
         summary["program"] = str(program)
         summary["simplified"] = str(simplify(program, memory))
     return summary
+
+
+# The fields of final.json and of a progress record that show reads, with their types.
+_FINAL_FIELDS = {"solved": bool, "individuals": int, "experiments": int, "seconds": (int, float),
+                 **{f"{key}_fitness": (int, float, type(None))
+                    for key in ("search", "select", "final")}}
+_PROGRESS_FIELDS = {"individuals": int, "seconds": (int, float), "experiment": int}
 
 
 def history(rundir: RunDir) -> list[dict[str, Any]]:

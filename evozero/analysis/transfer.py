@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from evozero.analysis.show import best_program
-from evozero.config import load_task_spec
+from evozero.config import TaskSpec, load_task_spec
 from evozero.errors import EvozeroError
 from evozero.evaluation.tasks import Task, make_tasks, read_npz_header
 from evozero.evaluation.vm import combine_fitness, evaluate
@@ -40,7 +40,12 @@ def load_program(path: str) -> tuple[Program, tuple[int, int, int] | None]:
                            f"are {', '.join(BUILTIN_PROGRAMS)})")
     if source.is_dir():
         run = RunDir.open(source)
-        memory = run.read_config().memory.sizes
+        config = run.read_config()
+        if config.nas is not None:
+            raise EvozeroError(f"{source}: a cell search (its config has a nas section), "
+                               f"whose best is a network, not a program; `evozero show "
+                               f"{source}` and `evozero export {source}` take it")
+        memory = config.memory.sizes
         program = best_program(run, memory)
         if program is None:
             raise EvozeroError(f"{source}: the run has no best program yet (no best.txt)")
@@ -67,7 +72,16 @@ def load_tasks(path: str, seed: int | None = None) -> list[Task]:
     spec = load_task_spec(path)
     if seed is not None:
         spec = spec.with_seed(seed)
-    return spec.make()
+    return made_tasks(spec, path)
+
+
+def made_tasks(spec: TaskSpec, where: str) -> list[Task]:
+    """The tasks of ``spec``; a size the data cannot give (say, more digit examples than
+    a pair has) is an EvozeroError naming ``where``, the file and key it came from."""
+    try:
+        return spec.make()
+    except EvozeroError as error:
+        raise EvozeroError(f"{where}: {error}") from None
 
 
 def _npz_split(path: str) -> tuple[int, int]:

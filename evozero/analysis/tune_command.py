@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evozero.analysis.transfer import check_vm_memory, load_program, load_tasks
+from evozero.analysis.transfer import check_vm_memory, load_program, load_tasks, made_tasks
 from evozero.analysis.tuning import tune
 from evozero.config import load_config
 from evozero.config.yaml_file import read_yaml
@@ -23,7 +23,8 @@ def tuning_tasks(path: str) -> tuple[list[Task], list[Task] | None]:
         data, _ = read_yaml(path, "task spec or config")
         if data is None or (isinstance(data, dict) and "kind" not in data):
             config = load_config(path)
-            return config.select_tasks.make(), config.final_tasks.make()
+            return (made_tasks(config.select_tasks, f"{path}: select_tasks"),
+                    made_tasks(config.final_tasks, f"{path}: final_tasks"))
     return load_tasks(path), None
 
 

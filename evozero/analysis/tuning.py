@@ -11,7 +11,7 @@ from evaluation seed 0, as ``evozero eval`` evaluates.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,12 @@ from ops.rng import SEED_MAX
 #: Factors are 10 ** U(-LOG10_RANGE, LOG10_RANGE).
 LOG10_RANGE = 3.0
 EVALUATION_SEED = 0
+#: Most trials a tuning takes: far beyond any sensible tuning, so a typo (an extra 000)
+#: is refused instead of running for years.
+MAX_TRIALS = 10**7
+# Trials whose factors are drawn at once: the draws of any number of trials fit in memory
+# (drawn block by block, they are the same numbers as drawn all at once).
+_DRAW_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,10 @@ def tune(program: Program, tasks: Sequence[Task], *, trials: int = 100, seed: in
          memory: tuple[int, int, int] | None = None) -> Tuned:
     """Tune ``program``'s constants on ``tasks``: the best of ``trials`` trials (see the
     module docstring); deterministic given the arguments."""
-    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise EvozeroError(f"trials must be an integer >= 1, got {trials!r}"[:200])
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) \
+            or not 1 <= trials <= MAX_TRIALS:
+        raise EvozeroError(f"trials must be an integer in [1, {MAX_TRIALS}], got "
+                           f"{trials!r}"[:200])
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= seed <= SEED_MAX:
         raise EvozeroError(f"seed must be an integer in [0, {SEED_MAX}], got {seed!r}"[:200])
@@ -91,9 +99,7 @@ def tune(program: Program, tasks: Sequence[Task], *, trials: int = 100, seed: in
     if not positions:
         return best
     groups = group_tasks(tasks)
-    draws = 10.0 ** np.random.default_rng(int(seed)).uniform(
-        -LOG10_RANGE, LOG10_RANGE, size=(int(trials) - 1, len(positions)))
-    for factors in draws:
+    for factors in _factors(int(seed), int(trials) - 1, len(positions)):
         candidate = scaled_program(program, positions, factors)
         if candidate is None:
             continue
@@ -107,3 +113,12 @@ def tune(program: Program, tasks: Sequence[Task], *, trials: int = 100, seed: in
             best = Tuned(candidate, fitness, untuned, tuple(float(f) for f in factors),
                          int(trials))
     return best
+
+
+def _factors(seed: int, trials: int, count: int) -> Iterator[Sequence[float]]:
+    """``trials`` rows of ``count`` factors 10 ** U(-LOG10_RANGE, LOG10_RANGE) from
+    ``numpy.random.default_rng(seed)``, drawn a block of rows at a time."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, trials, _DRAW_BLOCK):
+        yield from 10.0 ** rng.uniform(-LOG10_RANGE, LOG10_RANGE,
+                                       size=(min(_DRAW_BLOCK, trials - start), count))

@@ -36,12 +36,12 @@ from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.domains import domain_for, start_run
 from evozero.errors import EvozeroError
 from evozero.nas.devices.calibrate import calibrate, interleaved_median_seconds
-from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
-from evozero.nas.training.data import load_dataset
 from evozero.nas.search.island import NasIsland
-from evozero.nas.training.model import Model
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.spaces.nb101_count import count_unique_nb101
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.training.data import load_dataset
+from evozero.nas.training.model import Model
 from evozero.runs.island import FINISHED
 from evozero.runs.workers import cores
 from ops import neural

@@ -33,7 +33,6 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 import numpy as np
-from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
 from evozero.config import Nas
@@ -55,6 +54,7 @@ from evozero.nas.devices.cost import (
 from evozero.nas.devices.drift import describe_drift, drift_from_timings, measure_drift
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.table.figures import spearman
 from ops import neural
 
 SPACES = ("nb101", "nb201")
@@ -65,31 +65,6 @@ GOALS = {"rho_batch_1": 0.90, "rho_train_batch": 0.85, "within_20": 0.80}
 # The machine's speed changed during the benchmark when the drift measured alongside the
 # cells is this far from the one measured at the start.
 DRIFT_CHANGE = 0.15
-
-
-def ranks(values: ArrayLike) -> np.ndarray:
-    """Ranks from 1, tied values sharing the mean of their ranks."""
-    array = np.asarray(values, dtype=np.float64)
-    order = np.argsort(array, kind="stable")
-    sorted_values = array[order]
-    result = np.empty(len(array))
-    start = 0
-    while start < len(array):
-        end = start
-        while end + 1 < len(array) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        result[order[start:end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return result
-
-
-def spearman(a: ArrayLike, b: ArrayLike) -> float:
-    """Spearman's rank correlation (Pearson's on tie-averaged ranks); nan when either
-    side is constant."""
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-    return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
 
 
 def _within_20(estimated: np.ndarray, measured: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from evozero.bench.timing import interleaved_medians
+from evozero.errors import EvozeroError, InternalError
 
 _RUN_CONFIG = """\
 population_size: 50
@@ -28,8 +29,17 @@ workers: 1
 
 
 def _evozero(*args: str, cwd: Path) -> None:
-    subprocess.run([sys.executable, "-m", "evozero", *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """``evozero ARGS`` in a process of its own; its failure is this command's, with its
+    message (bad input or too little memory: exit 2; stopped: 130; a fault: the rest)."""
+    done = subprocess.run([sys.executable, "-m", "evozero", *args], cwd=cwd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode == 0:
+        return
+    if done.returncode == 130:
+        raise KeyboardInterrupt
+    last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+    failure = f"`evozero {' '.join(args)}` failed with exit code {done.returncode}: {last}"
+    raise (EvozeroError if done.returncode == 2 else InternalError)(failure)
 
 
 def run(quick: bool = False) -> dict[str, float]:

@@ -5,6 +5,7 @@ and ``evozero.nas.training.data`` import them from here, so config stays below t
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,16 +16,20 @@ from evozero.config.schema import (
     _Choice,
     _ChoiceList,
     _Context,
+    _did_you_mean,
     _FilePath,
     _Float,
     _Int,
     _Optional,
+    _resolve,
     _section,
     _setting,
     _Spec,
     _Str,
     _resolve,
 )
+from evozero.errors import EvozeroError
+from evozero.evaluation.class_npz import check_unchanged, read_class_npz
 from ops.rng import SEED_MAX
 
 #: The ops a NAS-Bench-101 cell's inner vertices may carry.
@@ -33,6 +38,31 @@ NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 DATASETS = ("digits", "mnist1d")
 #: The (H, W, C) shape of one example of each data set (1-D sequences have H = 1).
 DATASET_SHAPES = {"digits": (8, 8, 1), "mnist1d": (1, 40, 1)}
+
+
+def dataset_is_file(dataset: str) -> bool:
+    """Whether ``nas.dataset`` is the path of the user's data file, not a built-in set."""
+    return dataset not in DATASETS
+
+
+class _Dataset(_FilePath):
+    """A built-in data set's name, or the path of the user's .npz file, resolved relative
+    to the config file (its contents are checked with the whole section: see Nas)."""
+
+    def __init__(self) -> None:
+        super().__init__(".npz file")
+        self.allowed = (f"{', '.join(DATASETS)} or the path of a .npz file of images or "
+                        f"sequences x and integer labels y (relative to the config file)")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str:
+        if value in DATASETS:
+            return value
+        hint = _did_you_mean(value, DATASETS)
+        if value is None or hint and not os.path.isfile(_resolve(value, ctx)):
+            raise self.fail(value, key, ctx, hint)
+        path = super().parse(value, key, ctx)
+        assert path is not None   # None was refused above
+        return path
 
 
 def skeleton_problem(space: str, input_shape: tuple[int, int, int], stacks: int) -> str | None:
@@ -70,7 +100,8 @@ def _shape_text(shape: tuple[int, int, int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-#: Table names that resolve to a table shipped with evozero (evozero.nas.search.lookup).
+#: Table names that resolve to a table shipped with evozero: the names of
+#: evozero.nas.table.store.SHIPPED (a layer above, so not imported from there).
 SHIPPED_TABLES = ("nb201-mnist1d",)
 #: Cell-search strategies beside evolution and random (one module each in
 #: evozero.nas.search), all over NAS-Bench-201 cells.
@@ -270,7 +301,10 @@ class Nas:
     """A neural architecture search: cells of ``space`` trained on ``dataset``."""
 
     space: str = _setting(_Choice("nb101", "nb201"), "nb201")
-    dataset: str = _setting(_Choice(*DATASETS), "digits")
+    dataset: str = _setting(_Dataset(), "digits")
+    # The sha256 of a data file's contents, recorded when a run is created
+    # (evozero.nas.training.data.record_dataset): a run is bound to the data it was made on.
+    dataset_sha256: str | None = _setting(_Optional(_Str()), None)
     data_seed: int = _setting(_Int(0, SEED_MAX), 0)
     mnist1d: NasMnist1d = _section(NasMnist1d)
     max_vertices: int = _setting(_Int(2, 12), 7)
@@ -305,11 +339,28 @@ class Nas:
                 "max_vertices, max_edges and nb101_ops are settings of the nb101 space; "
                 "nb201 cells have 4 nodes and 6 edges")
         yield from self._table_problems()
-        problem = skeleton_problem(self.space, DATASET_SHAPES[self.dataset], self.stacks)
+        try:
+            shape = self._data_shape()
+        except EvozeroError as error:
+            yield ("dataset", "dataset_sha256"), str(error)
+            return
+        problem = skeleton_problem(self.space, shape, self.stacks)
         if problem is not None:
             yield ("stacks", "dataset", "space"), (
-                f"too deep for data set {self.dataset} "
-                f"({_shape_text(DATASET_SHAPES[self.dataset])}): {problem}")
+                f"too deep for data set {self.dataset} ({_shape_text(shape)}): {problem}")
+
+    def _data_shape(self) -> tuple[int, int, int]:
+        """The (H, W, C) shape of the data set's examples; a data file is checked whole
+        here, and against the sha256 a run recorded, so a bad or changed file is refused
+        when the config is loaded."""
+        if not dataset_is_file(self.dataset):
+            if self.dataset_sha256 is not None:
+                raise EvozeroError(f"dataset_sha256 records a data file's contents, but "
+                                   f"{self.dataset} is built in; remove dataset_sha256")
+            return DATASET_SHAPES[self.dataset]
+        if self.dataset_sha256 is not None:
+            check_unchanged(self.dataset, self.dataset_sha256)
+        return read_class_npz(self.dataset, self.data_seed).train[0].shape[1:]
 
 
     def _table_problems(self) -> Iterator[tuple[Any, str]]:
@@ -345,9 +396,9 @@ def keys_added_since(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The values, by dotted key, of the keys a resolved config (a run's config.yaml or a
     checkpoint's copy of it) lacks because it was written before they existed, each the
     value that means what that run did: a nas section without ``mnist1d`` was trained on
-    the legacy MNIST-1D sample, and one without ``latency_drift`` estimated latency
-    uncorrected; a task section without ``valid_split`` (an option of kinds added later)
-    had none."""
+    the legacy MNIST-1D sample, one without ``latency_drift`` estimated latency
+    uncorrected, and one without ``dataset_sha256`` used a built-in data set; a task
+    section without ``valid_split`` (an option of kinds added later) had none."""
     nas = resolved.get("nas")
     added: dict[str, Any] = {}
     for section in ("search_tasks", "select_tasks", "final_tasks"):
@@ -358,4 +409,6 @@ def keys_added_since(resolved: Mapping[str, Any]) -> dict[str, Any]:
         added["nas.mnist1d"] = {"recipe": "legacy", "seed": MNIST1D_PUBLISHED_SEED}
     if isinstance(nas, Mapping) and "latency_drift" not in nas:
         added["nas.latency_drift"] = "none"
+    if isinstance(nas, Mapping) and "dataset_sha256" not in nas:
+        added["nas.dataset_sha256"] = None
     return added

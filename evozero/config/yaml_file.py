@@ -54,7 +54,11 @@ def read_yaml(path: str, what: str) -> tuple[Any, yaml.Node | None]:
 def parse_yaml(text: str, source: str, lines: bool = True) -> tuple[Any, yaml.Node | None]:
     """Data and root node of the YAML ``text``; ``source`` prefixes every error, followed
     by ``:line`` when ``lines`` (text from a file rather than a command-line value)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader refuses control characters as it is made: inside the try.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as error:
+        raise EvozeroError(f"{source}: invalid YAML: {str(error).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         if node is None:

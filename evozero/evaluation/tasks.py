@@ -9,18 +9,16 @@ adding a draw for one purpose never shifts another and global RNG state is never
 from __future__ import annotations
 
 import functools
-import math
 import os
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from evozero.errors import EvozeroError
 from evozero.evaluation.mnist1d import make_mnist1d
+from evozero.evaluation.npz_files import NpzHeader, load_npz_arrays, read_npz_arrays_header
 from evozero.resources import available_memory, format_bytes
 
 #: The task kinds make_tasks knows.
@@ -479,101 +477,24 @@ def _npz_tasks(options: dict[str, Any], features: int | None, train: int, valid:
 NPZ_ARRAYS = ("x", "y", "x_valid", "y_valid")
 
 
-class NpzHeader(NamedTuple):
-    """What a task file holds, from its headers: each array's shape, and the bytes that
-    loading the arrays takes (as stored plus their float64 copies)."""
-
-    shapes: dict[str, tuple[int, ...]]
-    load_bytes: int
-
-
 def read_npz_header(path: str) -> NpzHeader:
-    """The :class:`NpzHeader` of the .npz file ``path``, read from the archive's directory
-    and the arrays' headers only, so a truncated, forged or highly compressed file is
-    refused before anything is decompressed. Checks that the file is a zip of .npy
-    arrays, that each array is real-valued numbers (not objects, text or complex) and is
-    as large as its header says, and that loading them fits in memory."""
-    if not os.path.isfile(path):
-        raise EvozeroError(f"{path}: no such .npz file")
-    what = "a zip archive of .npy arrays, as numpy.savez writes"
-    if os.path.getsize(path) == 0:
-        raise EvozeroError(f"{path}: not a readable .npz file: it is empty (expected {what})")
-    shapes: dict[str, tuple[int, ...]] = {}
-    need = 0
-    try:
-        if not zipfile.is_zipfile(path):
-            raise EvozeroError(f"{path}: not a readable .npz file: not {what} (or a "
-                               f"truncated one)")
-        with zipfile.ZipFile(path) as archive:
-            members = {info.filename[:-4]: info for info in archive.infolist()
-                       if info.filename.endswith(".npy")}
-            missing = [key for key in ("x", "y") if key not in members]
-            if missing:
-                raise EvozeroError(
-                    f"{path}: missing array(s) {', '.join(missing)}; the file needs x (n, F) "
-                    f"and y (n,), optionally x_valid and y_valid; found "
-                    f"{', '.join(sorted(members)) or 'nothing'}")
-            if ("x_valid" in members) != ("y_valid" in members):
-                raise EvozeroError(f"{path}: x_valid and y_valid must be given together")
-            for key in NPZ_ARRAYS:
-                if key not in members:
-                    continue
-                with archive.open(members[key]) as member:
-                    shape, dtype = _npy_header(member)
-                _check_npz_dtype(path, key, dtype)
-                values = math.prod(shape)
-                if values * dtype.itemsize > members[key].file_size:
-                    raise EvozeroError(
-                        f"{path}: array {key} declares shape {shape} ({dtype}) but the archive "
-                        f"holds only {members[key].file_size} bytes of it; the file is "
-                        f"truncated or corrupt")
-                shapes[key] = shape
-                # The array as stored plus its float64 copy.
-                need += values * (dtype.itemsize + 8)
-        _check_npz_shapes(path, shapes)
-    except EvozeroError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-            ValueError, NotImplementedError) as error:
-        raise EvozeroError(f"{path}: not a readable .npz file ({error})") from None
-    have = available_memory()
-    if need > have:
-        raise EvozeroError(f"{path}: its arrays decompress to {format_bytes(need)} as float64 "
-                           f"data, more than the {format_bytes(have)} of memory available")
-    return NpzHeader(shapes, need)
-
-
-def _npy_header(member: Any) -> tuple[tuple[int, ...], np.dtype]:
-    version = np.lib.format.read_magic(member)
-    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-            else np.lib.format.read_array_header_2_0)
-    shape, _, dtype = read(member)
-    return tuple(int(n) for n in shape), dtype
-
-
-def _check_npz_dtype(path: str, key: str, dtype: np.dtype) -> None:
-    if np.issubdtype(dtype, np.complexfloating):
-        raise EvozeroError(f"{path}: {key} holds complex numbers (dtype {dtype}); tasks need "
-                           f"real numbers (store the real part, or real and imaginary parts "
-                           f"as separate features)")
-    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-        raise EvozeroError(f"{path}: {key} must be numeric, got dtype {dtype}")
+    """The :class:`~evozero.evaluation.npz_files.NpzHeader` of the task file ``path``
+    (:func:`~evozero.evaluation.npz_files.read_npz_arrays_header`: nothing decompressed),
+    with the shapes tasks need: x (n, F) and y (n,), likewise x_valid and y_valid."""
+    header = read_npz_arrays_header(
+        path, NPZ_ARRAYS, (("x", "y"), ("x_valid", "y_valid")),
+        "x (n, F) and y (n,), optionally x_valid and y_valid")
+    _check_npz_shapes(path, header.shapes)
+    return header
 
 
 def _read_npz(path: str, header: NpzHeader
               ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """x and y, and the file's own validation split (x_valid, y_valid) or None."""
-    shapes = header.shapes
-    try:
-        # allow_pickle=False: a data file must never be able to run code.
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in shapes}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
-        raise EvozeroError(f"{path}: not a readable .npz file ({error})") from None
-    x, y = _checked_split(path, arrays, "x", "y")
+    arrays = load_npz_arrays(path, header)
     if "x_valid" not in arrays:
-        return x, y, None
-    return x, y, _checked_split(path, arrays, "x_valid", "y_valid")
+        return arrays["x"], arrays["y"], None
+    return arrays["x"], arrays["y"], (arrays["x_valid"], arrays["y_valid"])
 
 
 def _check_npz_shapes(path: str, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -592,12 +513,3 @@ def _check_npz_shapes(path: str, shapes: dict[str, tuple[int, ...]]) -> None:
     if "x_valid" in shapes and shapes["x_valid"][1] != shapes["x"][1]:
         raise EvozeroError(f"{path}: x has {shapes['x'][1]} features but x_valid has "
                            f"{shapes['x_valid'][1]}")
-
-
-def _checked_split(path: str, arrays: dict[str, np.ndarray], x_key: str,
-                   y_key: str) -> tuple[np.ndarray, np.ndarray]:
-    x, y = arrays[x_key].astype(np.float64), arrays[y_key].astype(np.float64)
-    for key, array in ((x_key, x), (y_key, y)):
-        if not np.all(np.isfinite(array)):
-            raise EvozeroError(f"{path}: {key} contains NaN or infinite values")
-    return x, y

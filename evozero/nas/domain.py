@@ -3,18 +3,23 @@ section and hands it to the NAS code (islands, evaluator, results, show, export,
 which never reads it from the config itself."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.nas.reports import results
-from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import cost_record
+from evozero.nas.devices.drift import settle_run_drift
 from evozero.nas.evaluate import evaluator_for
+from evozero.nas.reports import results
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
 from evozero.nas.search.lookup import check_table, lookup_for
+from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.spaces.space import CellSpace
+from evozero.nas.training.data import record_dataset
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
 from evozero.runs.rundir import RunDir
@@ -24,10 +29,20 @@ class NasDomain(SearchDomain):
     """Cell search: networks built from cells, trained and scored on a data set."""
 
     island_class = NasIsland
+    candidates = "cells"
 
     def __init__(self, config: Config, nas: Nas) -> None:
         super().__init__(config, nas)
         self.nas = nas
+
+    def settle(self, say: Callable[[str], None]) -> Config:
+        """The config with the machine's latency drift measured
+        (:func:`evozero.nas.devices.drift.settle_run_drift`) and a data file's sha256
+        recorded (:func:`evozero.nas.training.data.record_dataset`). A table search
+        measures nothing: its table holds every network's latency."""
+        if self.nas.table is not None:
+            return replace(self.config, nas=replace(self.nas, latency_drift="none"))
+        return replace(self.config, nas=record_dataset(settle_run_drift(self.nas, say)))
 
     def check_inputs(self) -> None:
         """Load the data set and the device profiles, or the table of a table search
@@ -69,6 +84,24 @@ class NasDomain(SearchDomain):
                         seconds: float) -> dict[str, Any]:
         """The network's evaluation record, as :func:`evozero.nas.reports.results.evaluation_line`."""
         return results.evaluation_line(record, experiment, island, seconds)
+
+    def fitness_problem(self, value: Any) -> str | None:
+        """A network's fitness is NaN (its training diverged: it ranks lowest) or a finite
+        number >= 0 (an objective such as MnasNet's may exceed 1)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not (math.isnan(value) or 0.0 <= value < math.inf):
+            return "must be NaN (a diverged network) or a finite number >= 0"
+        return None
+
+    def check_candidate(self, text: Any, where: str) -> None:
+        """A cell of the run's space."""
+        if not isinstance(text, str):
+            raise EvozeroError(f"{where}: must be a cell's text, got {str(text)[:60]}")
+        try:
+            CellSpace(self.nas).parse(text)
+        except EvozeroError as error:
+            raise EvozeroError(f"{where}: not a cell of this run's space ({self.nas.space}): "
+                               f"{error}") from None
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
         """See :func:`evozero.nas.search.island.check_nas_snapshot`."""

@@ -14,13 +14,13 @@ import numpy as np
 
 from evozero.config import Nas
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import cost_record, load_profiles
-from evozero.nas.training.data import Dataset, load_dataset
 from evozero.nas.devices.drift import recorded_drift
-from evozero.nas.training.model import Model
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.spaces.network import Architecture
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.training.data import Dataset, load_dataset
+from evozero.nas.training.model import Model
 from evozero.nas.training.train import TrainResult, TrainSettings, train
 
 
@@ -30,7 +30,8 @@ class Evaluator:
     def __init__(self, nas: Nas, seed: int) -> None:
         self.nas = nas
         self.seed = seed
-        self.data: Dataset = load_dataset(nas.dataset, nas.data_seed, mnist1d=nas.mnist1d)
+        self.data: Dataset = load_dataset(nas.dataset, nas.data_seed, mnist1d=nas.mnist1d,
+                                           sha256=nas.dataset_sha256)
         self.skeleton = Skeleton(nas.stem_channels, nas.stacks, nas.cells_per_stack)
         self.profiles = load_profiles(nas.profiles_file, recorded_drift(nas))
         if nas.profile not in self.profiles:
@@ -71,14 +72,17 @@ class Evaluator:
     def train(self, arch: Architecture, seed: int,
               hurdle: Callable[[float], bool] | None = None,
               inherit: dict[str, list[np.ndarray]] | None = None,
-              epochs: int | None = None) -> tuple[TrainResult, Model, int]:
+              record_epochs: bool = False, epochs: int | None = None
+              ) -> tuple[TrainResult, Model, int]:
         """Train ``arch`` (starting from ``inherit``'s weights where layers match) for
         the recipe, or for ``epochs`` with the recipe's other settings; returns the
-        result, the trained model and how many layers inherited."""
+        result, the trained model and how many layers inherited.
+        ``record_epochs``: record every epoch's accuracies (see :func:`train`)."""
         model = Model(arch, seed)
         inherited = model.inherit(inherit) if inherit else 0
         settings = self.training if epochs is None else replace(self.training, epochs=epochs)
-        return train(model, self.data, settings, seed, hurdle), model, inherited
+        return (train(model, self.data, settings, seed, hurdle, record_epochs), model,
+                inherited)
 
     def fitness(self, valid_accuracy: float, cost: dict[str, Any]) -> float:
         """The objective: accuracy, or MnasNet's reward (Pareto runs rank by accuracy

@@ -11,8 +11,10 @@ this module keeps the bookkeeping of a checkpoint in the making (:class:`Checkpo
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -113,14 +115,88 @@ def load_checkpoint(rundir: RunDir, domain: SearchDomain, say: Callable[[str], N
         raise EvozeroError(f"{rundir.checkpoint_dir}: not an {RUN_STATE_FORMAT} "
                            f"checkpoint (written by another version of evozero)")
     check_config(saved, domain.config, rundir, say)
+    where = str(rundir.checkpoint_dir)
+    for key in ("driver", "islands"):
+        if key not in saved:
+            raise EvozeroError(f"{where}: the checkpoint has no {key!r}; it is not one a "
+                               f"run writes")
+    state = checked_state(saved.get("driver"), domain, where)
+    check_checkpoint_islands(saved.get("islands"), domain, state.islands, where)
     rundir.cut_records(saved.get("records"))
-    state = RunState(**saved["driver"])
-    check_checkpoint_islands(saved["islands"], domain, state.islands,
-                             str(rundir.checkpoint_dir))
     islands = saved["islands"]
     if islands is not None:
         islands = dict(islands, islands=[_in_memory(kept) for kept in islands["islands"]])
     return state, islands
+
+
+def checked_state(driver: Any, domain: SearchDomain, where: str) -> RunState:
+    """The run state a checkpoint keeps (``driver``), checked before anything resumes
+    from it: no unknown key, counters and experiment numbers whole, non-negative and
+    consistent with each other, times finite, fitnesses as the domain's
+    (:meth:`SearchDomain.fitness_problem`); EvozeroError naming the key otherwise."""
+    where = f"{where}: driver"
+    if not isinstance(driver, dict):
+        raise EvozeroError(f"{where}: must be a mapping of the run's state, got "
+                           f"{type(driver).__name__}")
+    names = [field.name for field in dataclasses.fields(RunState)]
+    unknown = [key for key in driver if key not in names]
+    if unknown:
+        raise EvozeroError(f"{where}: unknown key {str(unknown[0])[:60]!r} (known: "
+                           f"{', '.join(names)})")
+    state = RunState(**driver)
+    _count(state.experiment, f"{where}.experiment")
+    _count(state.islands, f"{where}.islands")
+    for key in ("seconds", "experiment_started"):
+        _seconds(getattr(state, key), f"{where}.{key}")
+    if not isinstance(state.solved, bool):
+        raise EvozeroError(f"{where}.solved: must be true or false, got {state.solved!r}")
+    if not isinstance(state.experiments, list) or len(state.experiments) != state.experiment:
+        raise EvozeroError(f"{where}.experiments: must list the {state.experiment} finished "
+                           f"experiment(s), one record each")
+    for number, record in enumerate(state.experiments, start=1):
+        at = f"{where}.experiments[{number - 1}]"
+        if not isinstance(record, dict) or record.get("experiment") != number:
+            raise EvozeroError(f"{at}: must be the record of experiment {number}")
+        for key in ("individuals", "train_steps", "islands"):
+            _count(record.get(key), f"{at}.{key}")
+        _seconds(record.get("seconds"), f"{at}.seconds")
+        _fitnesses(record, domain, at)
+    kept = state.kept
+    if kept is None:
+        if state.experiment > 0 or state.solved:
+            raise EvozeroError(f"{where}.kept: missing, but the run has finished an "
+                               f"experiment or is solved")
+        return state
+    if not isinstance(kept, dict):
+        raise EvozeroError(f"{where}.kept: must be the kept candidate with its program")
+    # Checked now, not by the final evaluation after a whole experiment.
+    domain.check_candidate(kept.get("program"), f"{where}.kept.program")
+    _fitnesses(kept, domain, f"{where}.kept")
+    experiment = kept.get("experiment")
+    if isinstance(experiment, bool) or not isinstance(experiment, int) \
+            or not 1 <= experiment <= state.experiment + 1:
+        raise EvozeroError(f"{where}.kept.experiment: must be a whole number in "
+                           f"[1, {state.experiment + 1}], got {str(experiment)[:60]}")
+    return state
+
+
+def _count(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EvozeroError(f"{where}: must be a whole number >= 0, got {str(value)[:60]}")
+
+
+def _seconds(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0.0 <= value < math.inf:
+        raise EvozeroError(f"{where}: must be a finite number of seconds >= 0, got "
+                           f"{str(value)[:60]}")
+
+
+def _fitnesses(record: dict[str, Any], domain: SearchDomain, where: str) -> None:
+    for key in ("search_fitness", "select_fitness"):
+        problem = domain.fitness_problem(record.get(key))
+        if problem is not None:
+            raise EvozeroError(f"{where}.{key}: {problem}, got {str(record.get(key))[:60]}")
 
 
 def check_checkpoint_islands(saved: Any, domain: SearchDomain, islands: int,
@@ -131,12 +207,27 @@ def check_checkpoint_islands(saved: Any, domain: SearchDomain, islands: int,
     if saved is None:
         return
     entries = saved.get("islands") if isinstance(saved, dict) else None
+    completed = saved.get("completed_round") if isinstance(saved, dict) else None
     if not isinstance(entries, list) or len(entries) != islands \
-            or not isinstance(saved.get("completed_round"), int) \
+            or isinstance(completed, bool) or not isinstance(completed, int) or completed < 0 \
             or not all(isinstance(entry, dict) and "snapshot" in entry for entry in entries):
         raise EvozeroError(f"{where}: the checkpoint's islands are not {islands} island "
                            f"entries with a completed round")
     for number, entry in enumerate(entries):
+        # What a resume reads of an entry besides its snapshot and result.
+        if not isinstance(entry.get("summary"), dict) or not isinstance(entry.get("events"),
+                                                                         list) \
+                or not all(isinstance(event, dict) for event in entry["events"]):
+            raise EvozeroError(f"{where}: island {number + 1}: its entry needs a summary (a "
+                               f"mapping) and its events (a list of mappings)")
+        result = entry.get("result")
+        if result is not None:
+            if not isinstance(result, dict):
+                raise EvozeroError(f"{where}: island {number + 1}: its result must be a "
+                                   f"mapping, got {type(result).__name__}")
+            at = f"{where}: island {number + 1}: result"
+            domain.check_candidate(result.get("program"), f"{at}.program")
+            _fitnesses(result, domain, at)
         if entry["snapshot"] is not None:
             domain.check_snapshot(entry["snapshot"], island_config(domain.config, number),
                                   f"{where}: island {number + 1}")

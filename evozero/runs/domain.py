@@ -8,9 +8,11 @@ the same object for what it shows, exports and plots of a run directory.
 
 Lifecycle of a domain in a run: it is made once from the run's config (a cell search also
 holds the config's nas section, which its code is handed instead of reading the config).
-Before a run starts, and before a resume, :meth:`~SearchDomain.check_inputs` reads what
-the config names and :func:`evozero.runs.preflight.check_before_start` asks it for its
-memory parts and then :meth:`~SearchDomain.check_population`. The flow then calls
+A new run (or study arm) first takes the config :meth:`~SearchDomain.settle` returns and
+makes its domain from that. Before a run starts, and before a resume,
+:meth:`~SearchDomain.check_inputs` reads what the config names and
+:func:`evozero.runs.preflight.check_before_start` asks it for its memory parts and then
+:meth:`~SearchDomain.check_population`. The flow then calls
 :meth:`~SearchDomain.warm_up` once before it starts workers, :meth:`~SearchDomain.describe`
 as each experiment begins, and builds every island's spec with
 :meth:`~SearchDomain.island_spec` (the spec names the :attr:`~SearchDomain.island_class`
@@ -37,6 +39,9 @@ class SearchDomain(ABC):
 
     #: The island class the workers build (it travels in the island spec, by name).
     island_class: type[IslandBase]
+    #: What its candidates are: ``"programs"`` or ``"cells"`` (network cells), for code
+    #: above the domains that treats them differently (a study's records and checks).
+    candidates: str
 
     def __init__(self, config: Config, section: Any = None) -> None:
         self.config = config
@@ -52,6 +57,12 @@ class SearchDomain(ABC):
                           island_class=self.island_class, section=self.section)
 
     # -- before a run -----------------------------------------------------------------
+
+    @abstractmethod
+    def settle(self, say: Callable[[str], None]) -> Config:
+        """The config as a new run keeps it: what it leaves to be measured or recorded
+        when a run is created is filled in, so that every worker and every resume uses
+        the same values (``say`` tells the user what was measured)."""
 
     @abstractmethod
     def check_inputs(self) -> None:
@@ -87,6 +98,19 @@ class SearchDomain(ABC):
     def evaluation_line(self, record: dict[str, Any], experiment: int, island: int,
                         seconds: float) -> dict[str, Any]:
         """The evaluations.jsonl line of one evaluation record an island reported."""
+
+    def fitness_problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` as a fitness a checkpoint keeps (None: nothing).
+        A program's fitness is a finite number in [0, 1]."""
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0.0 <= value <= 1.0:
+            return "must be a finite number in [0, 1]"
+        return None
+
+    @abstractmethod
+    def check_candidate(self, text: Any, where: str) -> None:
+        """Raise EvozeroError naming ``where`` unless ``text`` is a candidate of this
+        domain's config in its text form (what best.txt holds), as a checkpoint keeps it."""
 
     @abstractmethod
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:

@@ -229,3 +229,22 @@ def numbered_json_lines(path: Path) -> list[tuple[int, dict]]:
                                f"{type(record).__name__}")
         records.append((number, record))
     return records
+
+
+# What a field check calls each kind of JSON value.
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+               dict: "a mapping", list: "a list", type(None): "null"}
+
+
+def check_fields(record: dict, fields: dict[str, Any], where: str) -> None:
+    """Raise EvozeroError naming ``where`` and the key unless every key of ``fields`` is in
+    ``record`` with a value of its type (or one of its tuple of types; a bool is a number
+    only where bool is named), so a reader of a run's files never meets a KeyError."""
+    for key, kinds in fields.items():
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        value = record.get(key)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            # A float field takes whole numbers too: it is "a number".
+            named = [kind for kind in kinds if not (kind is int and float in kinds)]
+            allowed = " or ".join(_KIND_NAMES.get(kind, kind.__name__) for kind in named)
+            raise EvozeroError(f"{where}: {key!r} must be {allowed}, got {str(value)[:80]}")

@@ -509,12 +509,12 @@ class Run:
 
 
 def create_run(domain: SearchDomain, out_root: str = "runs", out: TextIO | None = None,
-               name: str | None = None) -> Run:
+               name: str | None = None, source: str | None = None) -> Run:
     """Create the run directory for the domain's config (config.yaml written) and return
     the run; it is named ``name`` (default: the config's name), with a number added when
-    that name is taken."""
+    that name is taken. ``source``: the config's file, which a refusal names."""
     config = domain.config
-    check_before_start(domain)
+    check_before_start(domain, source=source)
     made: list[Run] = []
 
     def setup(rundir: RunDir) -> None:
@@ -545,7 +545,7 @@ def reopen_run(path: str, domain_for: Callable[[Config], SearchDomain],
                                f"see `evozero show {rundir.path}`")
         config = rundir.read_config()
         domain = domain_for(config)
-        check_before_start(domain, workers)
+        check_before_start(domain, workers, str(rundir.config_path))
         run = Run(domain, rundir, out, workers)
         if rundir.lock_note is not None:
             run._say(f"note: {rundir.lock_note}")

@@ -41,9 +41,20 @@ PROCESS_BYTES = 100 * 2**20
 _VALUE = 8  # bytes of a float64 or int64
 
 
-def check_before_start(domain: SearchDomain, workers: int | None = None) -> None:
-    """Refuse, with an :class:`EvozeroError` naming the setting, a run whose files or
-    memory needs make it fail later; ``workers`` as for the run (None: as configured)."""
+def check_before_start(domain: SearchDomain, workers: int | None = None,
+                       source: str | None = None) -> None:
+    """Refuse, with an :class:`EvozeroError` naming the setting (after ``source``, the
+    config file, when given), a run whose files or memory needs make it fail later;
+    ``workers`` as for the run (None: as configured)."""
+    try:
+        _check_before_start(domain, workers)
+    except EvozeroError as error:
+        if source is None:
+            raise
+        raise EvozeroError(f"{source}: {error}") from None
+
+
+def _check_before_start(domain: SearchDomain, workers: int | None) -> None:
     config = domain.config
     domain.check_inputs()
     need, parts = estimate_memory(domain, _workers(config, workers))

@@ -8,11 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from evozero.nas.devices.drift import settle_run_drift
+from evozero.domains import domain_for
+from evozero.errors import EvozeroError
+from evozero.runs.files import atomic_write_text
 from evozero.runs.flow import Interrupted
+from evozero.runs.preflight import check_before_start
+from evozero.study.binding import check_binding
 from evozero.study.directory import StudyDir
 from evozero.study.runner import StudyRunner
 from evozero.study.spec import Study, load_study
+from evozero.study.summary import RUNS_FILE
 
 #: Folder a study's directory is made in when no --out is given.
 DEFAULT_ROOT = "studies"
@@ -24,7 +29,8 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
     """Check the study file ``path`` and make its directory (``out``, default
     ``studies/NAME``); returns the study ready to execute."""
     stream = stream if stream is not None else sys.stdout
-    study = _settle_drift(load_study(path), stream)
+    study = _settle(load_study(path), stream)
+    _check_arms(study)
     directory = StudyDir.create(out if out is not None else Path(DEFAULT_ROOT) / study.name,
                                 study)
     print(f"study directory: {directory.path}", file=stream, flush=True)
@@ -34,25 +40,43 @@ def start_study(path: str, out: str | None = None, workers: int | None = None,
 def resume_study(path: str, workers: int | None = None, stream: TextIO | None = None
                  ) -> StudyRunner:
     """Reopen the study directory ``path`` to run what it has not recorded yet."""
+    stream = stream if stream is not None else sys.stdout
     directory = StudyDir.open(path)
     directory.acquire()
     try:
         study = directory.study()
+        check_binding(directory.path, study, lambda text: print(text, file=stream))
+        runs = directory.path / RUNS_FILE
+        if not runs.exists():
+            print(f"note: {runs} was missing; the finished runs are recorded again from "
+                  f"their run directories", file=stream)
+            atomic_write_text(runs, "")
     except BaseException:
         directory.release()
         raise
     return StudyRunner(directory, study, workers, stream)
 
 
-def _settle_drift(study: Study, stream: TextIO) -> Study:
-    """A cell search measures the machine's latency drift once per arm, so every run of
-    the arm (and every resume) uses the same scale (see docs/design.md)."""
+def _check_arms(study: Study) -> None:
+    """Each arm's runs pass the checks a run passes before it starts (task files and
+    sizes, the initial population, memory), so a study that cannot run is refused before
+    its directory is made, naming the study file and the arm, not by its first run."""
+    for name, config in study.configs.items():
+        try:
+            check_before_start(domain_for(config), workers=1)
+        except EvozeroError as error:
+            raise EvozeroError(f"{study.path}: arms.{name}: its runs cannot start: "
+                               f"{error}") from None
+
+
+def _settle(study: Study, stream: TextIO) -> Study:
+    """Each arm's config settled once by its domain (a cell search measures the machine's
+    latency drift), so every run of the arm (and every resume) uses the same values (see
+    docs/design.md)."""
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
 
-    configs = {name: config if config.nas is None else
-               dataclasses.replace(config, nas=settle_run_drift(config.nas, say))
-               for name, config in study.configs.items()}
+    configs = {name: domain_for(config).settle(say) for name, config in study.configs.items()}
     return dataclasses.replace(study, configs=configs)
 
 

@@ -1,6 +1,7 @@
 """The study directory (README, "Studies")::
 
     study.yaml          the resolved study and every arm's resolved config
+    binding.json        what the study is bound to, and its hash (evozero.study.binding)
     runs.jsonl          one strict-JSON line per finished run (append)
     summary.json        the statistics (evozero.study.summary)
     runs/ARM/seed-N/    the run directories (ordinary runs)
@@ -19,6 +20,7 @@ from pathlib import Path
 from evozero.errors import EvozeroError
 from evozero.runs.files import append_line, atomic_write_text, json_line, read_json_lines
 from evozero.runs.rundir import release_lock, take_lock
+from evozero.study.binding import write_binding
 from evozero.study.spec import Study, read_resolved_study, resolved_study_text
 from evozero.study.summary import RUNS_FILE, STUDY_FILE, is_study, read_records
 
@@ -58,8 +60,10 @@ class StudyDir:
             raise EvozeroError(f"{directory.path}: cannot create the study directory "
                                f"({error.strerror or error})") from None
         directory.acquire()
-        # study.yaml first: the directory becomes a study with runs.jsonl, once complete.
+        # study.yaml and its binding first: the directory becomes a study with
+        # runs.jsonl, once complete.
         atomic_write_text(directory.path / STUDY_FILE, resolved_study_text(study))
+        write_binding(directory.path, study)
         atomic_write_text(directory.path / RUNS_FILE, "")
         return directory
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evozero.config import Config
+from evozero.domains import domain_for
 from evozero.errors import EvozeroError
 from evozero.runs.rundir import RunDir
 from evozero.study.spec import AtLeast, Study
@@ -29,9 +30,10 @@ def run_record(study: Study, arm: str, seed: int, run: str, rundir: RunDir,
     if final is None:
         raise EvozeroError(f"{rundir.path}: the run has not finished (no final.json)")
     config = study.configs[arm]
-    cells = config.nas is not None
+    candidates = domain_for(config).candidates
+    cells = candidates == "cells"
     record: dict[str, Any] = {
-        "arm": arm, "seed": seed, "run": run, "domain": "cells" if cells else "programs",
+        "arm": arm, "seed": seed, "run": run, "domain": candidates,
         "solved": bool(final.get("solved")), "success": None, "threshold": None,
         **_fitnesses(final, cells),
         **{key: final.get(key) for key in EFFORTS},

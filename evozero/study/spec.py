@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from evozero.analysis.tuning import MAX_TRIALS
 from evozero.config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from evozero.config.loading import _yaml_marks
 from evozero.config.root import _MAX_WORKERS
@@ -42,15 +43,16 @@ from evozero.config.schema import (
     _WordOrCount,
 )
 from evozero.config.yaml_file import read_yaml
+from evozero.domains import domain_for
 from evozero.errors import EvozeroError
 from evozero.programs.reference import BUILTIN_PROGRAMS
 from evozero.runs.files import json_text
+from evozero.study.summary import RESOLVED_MARK
 from ops.rng import SEED_MAX
 
 #: Most seeds and arms a study may have: far beyond any sensible study, so a typo (an
 #: extra 000) is caught before a directory of a million runs is planned.
 _MAX_SEEDS = 100_000
-_MAX_TRIALS = 10**7
 #: What ``success: {at_least: X, on: ...}`` may compare X with.
 SUCCESS_ON = ("search", "select", "final")
 #: The key study.yaml keeps the arms' resolved configs under.
@@ -129,7 +131,7 @@ class Baseline:
     """Success: the run's best search fitness reaches the tuned ``baseline`` program's."""
 
     baseline: str = _setting(_ProgramName(), "linear")
-    tune_trials: int = _setting(_Int(1, _MAX_TRIALS), 100)
+    tune_trials: int = _setting(_Int(1, MAX_TRIALS), 100)
 
 
 class _Success(_Spec):
@@ -158,7 +160,7 @@ class _Success(_Spec):
 class Tune:
     """After each run: its best program tuned, and these baselines tuned the same way."""
 
-    trials: int = _setting(_Int(1, _MAX_TRIALS), 100)
+    trials: int = _setting(_Int(1, MAX_TRIALS), 100)
     baselines: tuple[str, ...] = _setting(_ProgramNames(), ())
 
 
@@ -360,10 +362,11 @@ def _arm_problems(study: Study) -> Iterator[tuple[str, str]]:
     threshold needs one experiment (its search tasks are the threshold's)."""
     for arm in study.arms:
         config = study.configs[arm.name]
-        if config.nas is not None and isinstance(study.success, Baseline):
+        cells = domain_for(config).candidates == "cells"
+        if cells and isinstance(study.success, Baseline):
             yield "success", (f"a baseline program cannot judge arm {arm.name!r}: it "
                               f"searches network cells (use solved or at_least)")
-        if config.nas is not None and study.tune is not None:
+        if cells and study.tune is not None:
             yield "tune", (f"tunes programs, but arm {arm.name!r} searches network cells; "
                            f"remove tune")
         if isinstance(study.success, Baseline) and config.max_experiments != 1:
@@ -384,7 +387,7 @@ def study_to_dict(study: Study) -> dict[str, Any]:
 
 def resolved_study_text(study: Study) -> str:
     """The text of study.yaml: the resolved study with the arms' resolved configs."""
-    header = ("# evozero resolved study: every default filled in, paths absolute, and the\n"
+    header = (f"{RESOLVED_MARK}: every default filled in, paths absolute, and the\n"
               "# config each arm runs with (its runs replace seed). `evozero resume DIR`\n"
               "# continues the study from this file.\n")
     data = study_to_dict(study)

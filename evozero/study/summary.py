@@ -18,6 +18,7 @@ fitness against the baseline's, paired by seed)}; ``compare``: ``arms`` (the pai
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,12 +26,16 @@ from typing import Any
 
 from evozero.config.yaml_file import read_yaml
 from evozero.errors import EvozeroError
+from evozero.runs.checkpointing import changed_keys
 from evozero.runs.files import atomic_write_text, json_text, numbered_json_lines
 from evozero.study import stats
 
 STUDY_FILE = "study.yaml"
 RUNS_FILE = "runs.jsonl"
 SUMMARY_FILE = "summary.json"
+#: What a study is bound to (:mod:`evozero.study.binding`), in this format.
+BINDING_FILE = "binding.json"
+BINDING_FORMAT = "evozero.study-binding/1"
 #: The fitnesses of a run record, in the order a best run is chosen by (the first with a
 #: value in some record ranks the runs).
 FITNESS_KEYS = ("final_fitness", "select_fitness", "search_fitness")
@@ -51,10 +56,24 @@ METHODS = {
 }
 
 
+#: The first line of the study.yaml a study directory holds (a study file has none).
+RESOLVED_MARK = "# evozero resolved study"
+
+
 def is_study(path: str | Path) -> bool:
-    """Whether ``path`` is a study directory (it holds study.yaml and runs.jsonl)."""
+    """Whether ``path`` is a study directory: it holds study.yaml and runs.jsonl, or the
+    study.yaml a study writes (whose runs.jsonl was lost)."""
     path = Path(path)
-    return (path / STUDY_FILE).is_file() and (path / RUNS_FILE).is_file()
+    study = path / STUDY_FILE
+    if not study.is_file():
+        return False
+    if (path / RUNS_FILE).is_file():
+        return True
+    try:
+        with open(study, encoding="utf-8", errors="replace") as handle:
+            return handle.read(len(RESOLVED_MARK)) == RESOLVED_MARK
+    except OSError:
+        return False
 
 
 def write_summary(study_dir: str) -> dict:
@@ -111,6 +130,10 @@ def read_study(study_dir: str | Path) -> dict:
     if not is_study(directory):
         raise EvozeroError(f"{directory}: not a study directory (a study holds {STUDY_FILE} "
                            f"and {RUNS_FILE}; `evozero study FILE` makes one)")
+    if not (directory / RUNS_FILE).is_file():
+        raise EvozeroError(f"{directory}: the study's {RUNS_FILE} (its record of finished "
+                           f"runs) is missing; `evozero resume {directory}` records the "
+                           f"finished runs again from their run directories")
     path = str(directory / STUDY_FILE)
     data, _ = read_yaml(path, "study file")
     if not isinstance(data, dict):
@@ -135,9 +158,42 @@ def read_study(study_dir: str | Path) -> dict:
                                     and all(arm in arms for arm in compare)):
         raise EvozeroError(f"{path}: 'compare' must name two of the arms "
                            f"({', '.join(names)}), got {compare!r}")
+    _check_bound(directory, data)
     name = data.get("name")
     return {"name": name if isinstance(name, str) else directory.name, "seeds": seeds,
             "arms": names, "compare": compare, "success": data.get("success", "solved")}
+
+
+def _check_bound(directory: Path, data: dict) -> None:
+    """Refuse a study.yaml (its ``data``) whose success criterion or arms differ from what
+    the study is bound to: its records were judged and run under those, and a summary
+    would label them with settings they were not made under."""
+    path = directory / BINDING_FILE
+    if not path.exists():
+        return
+    bound = read_binding(path)["study"]
+    for key in ("success", "arms"):
+        now = json.loads(json.dumps(data.get(key), default=str))
+        if key in bound and bound[key] != now:
+            raise EvozeroError(
+                f"{directory / STUDY_FILE}: changed since the study started, which its "
+                f"records were made under: {'; '.join(changed_keys(bound[key], now, key))}; "
+                f"put the old values back")
+
+
+def read_binding(path: Path) -> dict[str, Any]:
+    """The content of a study's binding.json at ``path``; EvozeroError naming it if it is
+    not one a study writes."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise EvozeroError(f"{path}: unreadable ({error})") from None
+    if not isinstance(data, dict) or data.get("format") != BINDING_FORMAT \
+            or not isinstance(data.get("study"), dict) \
+            or not isinstance(data.get("study_sha256"), str):
+        raise EvozeroError(f"{path}: not an {BINDING_FORMAT} file (the binding a study "
+                           f"writes when it starts)")
+    return data
 
 
 def read_records(study_dir: str | Path, arms: list[str]) -> list[dict]:

@@ -25,6 +25,7 @@ from evozero.errors import EvozeroError
 from evozero.runs.flow import Interrupted, Run
 from evozero.runs.rundir import RunDir
 from evozero.study.baselines import threshold, tuned_and_baselines
+from evozero.study.binding import check_run_config, study_hash
 from evozero.study.directory import StudyDir
 from evozero.study.records import run_record
 from evozero.study.spec import Baseline, Study
@@ -64,6 +65,7 @@ class StudyHost:
     def __init__(self, directory: str, study: Study) -> None:
         self.directory = StudyDir(directory)
         self.study = study
+        self.study_sha256 = study_hash(study)
         # Once per worker, before any run: a run's seconds are its search, not the load
         # (or first compile) of the kernels.
         for config in study.configs.values():
@@ -90,6 +92,10 @@ class StudyHost:
         relative = self.directory.run_path(arm, seed)
         path = self.directory.path / relative
         log = cast(TextIO, RunLog(path))   # a text stream to whatever writes to it
+        if (path / RunDir.CONFIG).is_file():
+            # Edited on its own (and perhaps resumed), it is no longer a run of the arm.
+            check_run_config(RunDir(path).read_config(), self.study.run_config(arm, seed),
+                             path / RunDir.CONFIG, arm)
         finished = path.is_dir() and RunDir(path).read_final() is not None
         if not finished:
             run = self._open(path, self.study, arm, seed, log)
@@ -106,6 +112,7 @@ class StudyHost:
             if isinstance(study.success, Baseline) else None
         record = run_record(study, arm, seed, str(relative), RunDir.open(path),
                             baseline_fitness)
+        record["study_sha256"] = self.study_sha256
         if study.tune is not None and record["program"] is not None:
             record["tuned"], record["baselines"] = tuned_and_baselines(
                 folder, study, config, seed, record["program"])

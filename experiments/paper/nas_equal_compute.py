@@ -23,7 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from evozero.domains import domain_for
 from evozero.nas.reports.at_compute import best_at_train_steps, best_from_scratch
+from evozero.runs.rundir import RunDir
 from evozero.study import stats
 from evozero.study.summary import read_records, read_study
 
@@ -64,8 +66,9 @@ def from_scratch(study_dir: str) -> dict[str, Any]:
     fresh: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in study["arms"]}
     recorded: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in study["arms"]}
     for record in read_records(study_dir, study["arms"]):
+        rundir = RunDir.open(Path(study_dir) / record["run"])
         fresh[record["arm"]][record["seed"]] = best_from_scratch(
-            Path(study_dir) / record["run"])
+            rundir, domain_for(rundir.read_config()))
         recorded[record["arm"]][record["seed"]] = {
             "valid_accuracy": record["search_fitness"], "test_accuracy": record["final_fitness"]}
     table: dict[str, Any] = {"arms": {}}

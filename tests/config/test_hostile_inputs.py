@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evozero.analysis.transfer
+import evozero.evaluation.npz_files
 import evozero.evaluation.tasks
 import evozero.runs.preflight
 from evozero.cli import main
@@ -73,7 +74,8 @@ def machine(monkeypatch):
     """Pin the available memory every check compares with (so results do not depend on
     the machine running the tests); returns the setter."""
     def pin(available: int) -> None:
-        for module in (evozero.runs.preflight, evozero.evaluation.tasks, evozero.analysis.transfer):
+        for module in (evozero.runs.preflight, evozero.evaluation.tasks,
+                       evozero.evaluation.npz_files, evozero.analysis.transfer):
             monkeypatch.setattr(module, "available_memory", lambda: available)
     pin(16 * GIB)
     return pin

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from evozero.domains import start_run
+from evozero.domains import domain_for, start_run
 from evozero.errors import EvozeroError
 from evozero.nas.reports.at_compute import best_at_train_steps, best_from_scratch
 from evozero.runs.rundir import RunDir
@@ -58,10 +58,10 @@ def test_a_best_cell_from_scratch_scores_as_its_search_without_inheritance(tmp_p
     run.execute()
     best = max((r for r in run.rundir.read_evaluations() if not r["cache_hit"]),
                key=lambda r: r["valid_accuracy"])
-    assert best_from_scratch(run.rundir.path) == {
+    assert best_from_scratch(run.rundir.path, domain_for(run.rundir.read_config())) == {
         "valid_accuracy": best["valid_accuracy"], "test_accuracy": best["test_accuracy"]}
 
 
 def test_from_scratch_needs_a_nas_run_with_a_best_cell(run):
     with pytest.raises(EvozeroError, match="not a NAS run with a best cell"):
-        best_from_scratch(run)
+        best_from_scratch(run, domain_for(RunDir.open(run).read_config()))

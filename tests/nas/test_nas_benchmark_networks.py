@@ -17,15 +17,15 @@ from evozero.cli import main
 from evozero.config import load_config
 from evozero.config.cell_search import DATASET_SHAPES
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import NB201_OPS, Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import layer_step, nb201_flops
-from evozero.nas.training.data import load_dataset
 from evozero.nas.evaluate import Evaluator
 from evozero.nas.reports.export import export_network
 from evozero.nas.reports.export_runtime import _avgpool, _bn, _conv
-from evozero.nas.training.model import WEIGHTED, Model
 from evozero.nas.reports.results import save_network
+from evozero.nas.spaces.cells import NB201_OPS, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
+from evozero.nas.training.data import load_dataset
+from evozero.nas.training.model import WEIGHTED, Model
 from ops import neural
 
 pytestmark = pytest.mark.nas

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import yaml
 
-from evozero.bench.nas_latency import ranks, spearman
 from evozero.errors import EvozeroError
 from evozero.nas.devices.calibrate import calibrate, relative_nnls
 from evozero.nas.devices.cost import (
@@ -24,6 +23,7 @@ from evozero.nas.devices.cost import (
     step_ms,
 )
 from evozero.nas.spaces.network import Architecture, Builder
+from evozero.nas.table.figures import ranks, spearman
 
 pytestmark = pytest.mark.nas
 

@@ -241,16 +241,22 @@ def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
     assert load_dataset("mnist1d").classes == 10      # generated, so no scikit-learn needed
 
 
+_KEYS_ADDED_SINCE_RECIPES = ("mnist1d", "dataset_sha256")
+
+
 def _as_made_before_mnist1d_recipes(rundir: RunDir) -> None:
     """Rewrite ``rundir``'s config.yaml and newest checkpoint as evozero wrote them before
-    the nas.mnist1d key existed: without it, the checkpoint's config hash taken without it."""
+    the nas.mnist1d key existed (nor nas.dataset_sha256, added later): without them, the
+    checkpoint's config hash taken without them."""
     data = yaml.safe_load(rundir.config_path.read_text())
-    del data["nas"]["mnist1d"]
+    for key in _KEYS_ADDED_SINCE_RECIPES:
+        del data["nas"][key]
     rundir.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     path = rundir.checkpoint_dir / f"{rundir.checkpoint_sequences()[-1]:06d}.json"
     meta = json.loads(path.read_text())
     config = meta["state"]["config"]
-    del config["nas"]["mnist1d"]
+    for key in _KEYS_ADDED_SINCE_RECIPES:
+        del config["nas"][key]
     bound = {key: value for key, value in config.items() if key not in RESUME_CHANGEABLE}
     text = json.dumps(json.loads(json.dumps(bound, default=str)), sort_keys=True)
     meta["state"]["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()

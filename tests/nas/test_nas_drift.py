@@ -8,17 +8,16 @@ from dataclasses import replace
 
 import pytest
 import yaml
-from helpers import nas_config
+from helpers import nas_config, small_config
 from hypothesis import given
 from hypothesis import strategies as st
 
 from evozero.bench.nas_latency import _summary, verdict
 from evozero.config import load_config
-from evozero.domains import resume_run, start_run
+from evozero.domains import domain_for, resume_run, start_run
 from evozero.errors import EvozeroError
 from evozero.nas.devices import drift as drift_module
 from evozero.nas.devices.calibrate import REFERENCE_CELLS
-from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.devices.cost import (
     REFERENCE_KEY,
     DeviceProfile,
@@ -30,6 +29,7 @@ from evozero.nas.devices.cost import (
 )
 from evozero.nas.devices.drift import Drift, drift_from_timings, measure_drift, settle_run_drift
 from evozero.nas.evaluate import Evaluator
+from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.spaces.network import Architecture, Builder
 
 pytestmark = pytest.mark.nas
@@ -237,6 +237,18 @@ def test_given_factors_and_none_are_kept_without_measuring(tmp_path, monkeypatch
     for value, kept in (("none", "none"), ({1: 0.9, 64: 1.1}, ((1, 0.9), (64, 1.1)))):
         nas = nas_config(nas={"latency_drift": value}).nas
         assert settle_run_drift(nas, print).latency_drift == kept
+
+
+def test_a_domain_settles_what_a_new_run_measures_and_programs_leave_nothing(tmp_path):
+    program = small_config()
+    assert domain_for(program).settle(pytest.fail) is program
+    old = {k: v for k, v in PROFILE.items() if k != "machine"}
+    cells = nas_config(nas={"profiles_file": write_profile(tmp_path, old)})
+    settled = domain_for(cells).settle(print)
+    assert settled.nas.latency_drift == "none"
+    assert replace(settled, nas=cells.nas) == cells
+    assert (domain_for(program).candidates, domain_for(cells).candidates) == ("programs",
+                                                                              "cells")
 
 
 # -- bad values -------------------------------------------------------------------------

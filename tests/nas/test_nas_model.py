@@ -8,11 +8,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from evozero.nas.spaces.cells import NB201_OPS, Nb101Cell, Nb201Cell
-from evozero.nas.training.data import load_dataset
 from evozero.nas.reports.export import export_network
-from evozero.nas.training.model import Model
+from evozero.nas.spaces.cells import NB201_OPS, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell, vertex_channels
+from evozero.nas.training.data import load_dataset
+from evozero.nas.training.model import Model
 from evozero.nas.training.train import TrainSettings, accuracy, train
 from ops import neural
 

@@ -15,9 +15,9 @@ from helpers import cli, nas_config, nas_data, run_quietly, small_config
 from evozero.cli import main
 from evozero.config import config_from_dict
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.evaluate import Evaluator
 from evozero.nas.search.pareto import dominated
+from evozero.nas.spaces.cells import Nb201Cell
 from evozero.nas.spaces.space import CellSpace
 from evozero.runs.rundir import RunDir
 
@@ -132,34 +132,50 @@ def test_seeded_runs_are_reproducible_with_two_deterministic_islands(tmp_path):
 
 @pytest.mark.slow
 def test_killed_nas_run_resumes_to_the_uninterrupted_result(tmp_path):
-    data = nas_data(checkpoint_every=0.2, budget={"individuals": 16, "train_steps": None})
+    # The run to kill has a budget it cannot reach, so the kill always lands mid-run; it
+    # is killed once a checkpoint past the initial population is on disk. The
+    # uninterrupted run, and the resume (a budget may change on resume), then stop a few
+    # networks past that checkpoint, so both must evaluate the same networks.
+    endless = nas_data(checkpoint_every=0.2, budget={"individuals": 10**6, "train_steps": None})
     config = tmp_path / "nas.yaml"
-    config.write_text(yaml.safe_dump(data))
-    whole = cli("run", str(config), "--out", str(tmp_path / "whole"))
-    assert whole.wait(timeout=600) == 0, whole.communicate()
-    expected = RunDir.open(tmp_path / "whole" / "nas")
-
+    config.write_text(yaml.safe_dump(endless))
     process = cli("run", str(config), "--out", str(tmp_path / "cut"))
     rundir = tmp_path / "cut" / "nas"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        # A run directory appears complete (renamed into place), but wait for its config
-        # all the same: opening it any earlier is a race this test must not depend on.
-        complete = (rundir / RunDir.CONFIG).exists()
-        done = len(RunDir.open(rundir).read_evaluations()) if complete else 0
-        if done >= 6 and list((rundir / "checkpoint").glob("*.json")):
-            break
+    while (reached := _checkpointed_individuals(rundir)) <= endless["population_size"]:
         assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no checkpoint past the initial population"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (rundir / "final.json").exists()
+
+    budget = {"individuals": reached + 4, "train_steps": None}
+    config.write_text(yaml.safe_dump({**endless, "budget": budget}))
+    whole = cli("run", str(config), "--out", str(tmp_path / "whole"))
+    assert whole.wait(timeout=600) == 0, whole.communicate()
+    expected = RunDir.open(tmp_path / "whole" / "nas")
+    saved = yaml.safe_load((rundir / RunDir.CONFIG).read_text())
+    (rundir / RunDir.CONFIG).write_text(yaml.safe_dump({**saved, "budget": budget}))
     resumed = cli("resume", str(rundir))
     assert resumed.wait(timeout=600) == 0, resumed.communicate()
     got = RunDir.open(rundir)
     assert _keys(got.read_evaluations()) == _keys(expected.read_evaluations())
     for key in ("cell", "valid_accuracy", "test_accuracy", "individuals", "pareto_front"):
         assert got.read_final()[key] == expected.read_final()[key], key
+
+
+def _checkpointed_individuals(rundir: Path) -> int:
+    """Individuals of the one island in the newest checkpoint of ``rundir`` (0: none yet).
+    A run directory appears complete (renamed into place), but its config is waited for
+    all the same: opening it any earlier is a race this test must not depend on."""
+    if not (rundir / RunDir.CONFIG).exists():
+        return 0
+    state = RunDir.open(rundir).load_checkpoint()
+    if state is None or state["islands"] is None:
+        return 0
+    [island] = state["islands"]["islands"]
+    return island["summary"]["individuals"]
 
 
 def test_show_and_export_of_a_nas_run(tmp_path, capsys):

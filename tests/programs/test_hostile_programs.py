@@ -385,14 +385,16 @@ def test_island_refuses_a_corrupt_snapshot_when_it_opens(island):
 
 
 def test_the_checkpoint_is_checked_against_the_config_in_the_main_process(island):
-    good = {"completed_round": 0, "islands": [{"snapshot": island.snapshot()}]}
+    good = {"completed_round": 0,
+            "islands": [{"snapshot": island.snapshot(), "summary": {}, "events": []}]}
     domain = domain_for(island.spec.config)
     check_checkpoint_islands(good, domain, 1, "ckpt")
     check_checkpoint_islands(None, domain, 1, "ckpt")
     assert "not 2 island entries" in _message(check_checkpoint_islands, good, domain, 2,
                                               "ckpt")
     bad = {"completed_round": 0,
-           "islands": [{"snapshot": _corrupt(island, "code", _set((0, 0, 0), 200))}]}
+           "islands": [{"snapshot": _corrupt(island, "code", _set((0, 0, 0), 200)),
+                        "summary": {}, "events": []}]}
     assert _message(check_checkpoint_islands, bad, domain, 1, "ckpt").startswith(
         "ckpt: island 1: population: program 0, row 0: unknown op code 200")
     # Another population size (an edited config) no longer matches the arrays.

@@ -54,10 +54,10 @@ from evozero.nas.devices.cost import (
     fit_features,
     lut_key,
 )
-from evozero.nas.training.model import Model
 from evozero.nas.spaces.network import Architecture, Layer
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.training.model import Model
 from ops import neural
 
 BATCHES = (1, 64)

@@ -19,7 +19,8 @@ from threadpoolctl import threadpool_limits
 
 from evozero.errors import EvozeroError
 from evozero.nas.evaluate import evaluator_for
-from evozero.nas.spaces.space import CellSpace
+from evozero.nas.reports.show import best_cell
+from evozero.runs.domain import SearchDomain
 from evozero.runs.rundir import RunDir
 
 
@@ -53,18 +54,20 @@ def best_at_train_steps(run: str | Path | RunDir, marks: Sequence[float]
     return results
 
 
-def best_from_scratch(run: str | Path | RunDir) -> dict[str, float]:
+def best_from_scratch(run: str | Path | RunDir, domain: SearchDomain) -> dict[str, float]:
     """The run's best cell (best.txt) trained afresh with the run's training settings and
     the cell's own training seed, as a search without weight inheritance scores it:
     ``valid_accuracy`` and ``test_accuracy``. Set beside the run's own result, it tells
-    how much of that came from the cell and how much from inherited training."""
+    how much of that came from the cell and how much from inherited training. ``domain``
+    is the run's (``evozero.domains.domain_for`` of its config): a cell search's holds
+    the nas section the cell is trained by."""
     rundir = run if isinstance(run, RunDir) else RunDir.open(str(run))
-    config = rundir.read_config()
     text = rundir.read_best()
-    if config.nas is None or text is None:
+    if domain.candidates != "cells" or text is None:
         raise EvozeroError(f"{rundir.path}: not a NAS run with a best cell (best.txt)")
-    evaluator = evaluator_for(config.nas, config.seed)
-    cell = CellSpace(config.nas).parse(text)
+    nas = domain.section
+    evaluator = evaluator_for(nas, domain.config.seed)
+    cell = best_cell(rundir, nas, text)
     with threadpool_limits(1, user_api="blas"):   # one BLAS thread, as the islands train
         result, _, _ = evaluator.train(evaluator.architecture(cell),
                                        evaluator.train_seed(cell.hash()))

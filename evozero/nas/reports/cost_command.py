@@ -22,10 +22,10 @@ from typing import Any
 from evozero.config import Nas
 from evozero.config.schema import check_setting
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.devices.cost import cost_record, load_profiles, nb201_flops
-from evozero.nas.spaces.network import Shape
 from evozero.nas.reports.show import cost_lines
+from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
+from evozero.nas.spaces.network import Shape
 from evozero.nas.spaces.skeleton import Skeleton, compile_cell
 from evozero.nas.spaces.space import CellSpace
 from evozero.runs.files import json_text
@@ -90,8 +90,9 @@ def parse_cell(text: str | None, matrix: str | None, ops: str | None) -> Nb101Ce
             raise EvozeroError(f"give the cell once: either {text!r} or --matrix/--ops")
         try:
             rows = json.loads(matrix)
-        except json.JSONDecodeError as error:
-            raise EvozeroError(f"--matrix {matrix[:60]!r}: not JSON ({error}); write it as "
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise EvozeroError(f"--matrix {matrix[:60]!r}: not JSON "
+                               f"({str(error) or 'nested too deeply'}); write it as "
                                f"[[0,1,...],...]") from None
         text = json.dumps({"matrix": rows, "ops": [op.strip() for op in ops.split(",")]})
     if text is None:

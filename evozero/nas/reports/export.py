@@ -4,29 +4,35 @@
 ``FILE.npz`` (the trained weights, loaded from beside the module). The layers run in
 :class:`evozero.nas.reports.export_runtime.Network`, whose source the module copies. The
 module's ``predict(x)`` takes raw inputs as the data set gives them (digits: 0-16 pixel
-values, ``(N, 8, 8)`` or ``(N, 64)``; MNIST-1D: ``(N, 40)`` sequences), normalises them as
-in training, and returns the class of each; ``logits(x)`` returns the scores.
+values, ``(N, 8, 8)`` or ``(N, 64)``; MNIST-1D: ``(N, 40)`` sequences; a data file: as its
+``x`` holds them), normalises them as in training, and returns the class of each;
+``logits(x)`` returns the scores.
 """
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import numpy as np
 
 from evozero.analysis.export import runtime_parts
+from evozero.config.cell_search import dataset_is_file
 from evozero.nas.reports import export_runtime
 from evozero.nas.training.model import Model
 from evozero.runs.files import atomic_write_bytes, atomic_write_text
 
-# Digits pixels are scaled to [0, 1] before standardisation (see evozero.nas.training.data).
-_SCALE = {"digits": 1.0 / 16.0, "mnist1d": 1.0}
+# Digits pixels are scaled to [0, 1] before standardisation (see evozero.nas.training.data);
+# MNIST-1D and a data file's inputs are standardised as they are.
+_SCALE = {"digits": 1.0 / 16.0}
 
 
 def export_network(model: Model, dataset: str, mean: float, std: float, path: str,
                    title: str) -> tuple[str, str]:
     """Write ``model`` as ``path`` (.py) and its weights beside it (.npz); returns both
-    paths. ``title`` heads the module's docstring (e.g. the cell and its accuracy)."""
+    paths. ``dataset`` is the data set's name or its file's path, ``mean`` and ``std``
+    the training split's normalisation the module applies; ``title`` heads the module's
+    docstring (e.g. the cell and its accuracy)."""
     arch = model.arch
     stem = path[:-3] if path.endswith(".py") else path
     weights_path = stem + ".npz"
@@ -55,12 +61,20 @@ def _padding(pad: tuple[int, int], after: tuple[int, int]) -> Any:
     return tuple((p, p + extra) for p, extra in zip(pad, after))
 
 
+def _inputs(dataset: str) -> str:
+    """What the exported module's inputs are, for its docstring."""
+    if not dataset_is_file(dataset):
+        return f"{dataset} inputs"
+    return f"inputs shaped as the examples of x in {os.path.basename(dataset)}"
+
+
 def _module_text(title: str, dataset: str, mean: float, std: float, shape: Any, layers: str,
                  weights_file: str) -> str:
     return f'''"""{title}
 
-A standalone numpy network: ``predict(x)`` classifies raw {dataset} inputs, ``logits(x)``
-gives the scores. The trained weights are read from {weights_file} beside this file.
+A standalone numpy network: ``predict(x)`` classifies raw {_inputs(dataset)}, ``logits(x)``
+gives the scores (inputs are scaled by SCALE and standardised with the training split's
+MEAN and STD, as in training). The trained weights are read from {weights_file} beside this file.
 """
 from __future__ import annotations
 
@@ -69,7 +83,7 @@ from pathlib import Path
 import numpy as np
 
 INPUT_SHAPE = {tuple(shape)!r}
-SCALE = {_SCALE[dataset]!r}
+SCALE = {_SCALE.get(dataset, 1.0)!r}
 MEAN = {mean!r}
 STD = {std!r}
 # (kind, inputs, channels out, kernel, stride, padding) of each layer; layer 0 is the input.

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
 
 from evozero.config import Config, Nas
+from evozero.errors import EvozeroError
 from evozero.nas.search.pareto import pareto_front
 from evozero.runs.files import atomic_write_bytes
 from evozero.runs.rundir import RunDir
@@ -108,15 +111,34 @@ def save_network(rundir: RunDir, weights: dict[str, list[np.ndarray]]) -> None:
 
 
 def load_network(rundir: RunDir) -> dict[str, list[np.ndarray]]:
-    """The weights :func:`save_network` wrote ({} when the run kept none)."""
+    """The weights :func:`save_network` wrote ({} when the run kept none); EvozeroError
+    naming the file if it is not such weights (damaged, truncated, other arrays, objects,
+    not finite)."""
     path = rundir.path / NETWORK_FILE
     if not path.exists():
         return {}
+    named: dict[tuple[str, int], np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            for key in arrays.files:
+                layer, _, number = key.rpartition("/")
+                if not layer or not number.isdigit():
+                    raise EvozeroError(f"{path}: array {key[:60]!r} is not a layer's "
+                                       f"weights (named LAYER/k)")
+                named[layer, int(number)] = arrays[key]
+    except EvozeroError:
+        raise
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile,
+            zlib.error) as error:
+        # ValueError: object arrays (which need pickle) or a damaged .npy header.
+        raise EvozeroError(f"{path}: not the trained weights of a network, as a run "
+                           f"writes them ({str(error)[:200]})") from None
     weights: dict[str, list[np.ndarray]] = {}
-    with np.load(path, allow_pickle=False) as arrays:
-        for key in sorted(arrays.files, key=lambda k: (k.rsplit("/", 1)[0],
-                                                       int(k.rsplit("/", 1)[1]))):
-            weights.setdefault(key.rsplit("/", 1)[0], []).append(arrays[key])
+    for (layer, number), array in sorted(named.items()):
+        if array.dtype.kind != "f" or not np.all(np.isfinite(array)):
+            raise EvozeroError(f"{path}: array {layer}/{number} is not finite floating "
+                               f"point weights")
+        weights.setdefault(layer, []).append(array)
     return weights
 
 

@@ -10,13 +10,14 @@ from typing import Any
 from evozero.analysis.show import key_settings, settings_line, unfinished
 from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
-from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.devices.drift import describe_drift, recorded_drift
 from evozero.nas.evaluate import Evaluator, evaluator_for
-from evozero.nas.training.model import Model
 from evozero.nas.reports.results import load_network, simulated_seconds
+from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.skeleton import compile_cell
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.training.model import Model
+from evozero.runs.files import check_fields
 from evozero.runs.rundir import RunDir
 
 
@@ -38,11 +39,26 @@ def cell_lines(cell: Nb101Cell | Nb201Cell) -> list[str]:
     return lines
 
 
+# The fields of final.json and of an evaluation record that show reads, with their types.
+_ACCURACY = (int, float, type(None))   # null: not measured, or NaN in strict JSON
+_FINAL_FIELDS = {"cell": str, "hash": str, "valid_accuracy": _ACCURACY,
+                 "test_accuracy": _ACCURACY, "cost": (dict, type(None)),
+                 "seconds": (int, float), "pareto_front": list}
+_EVALUATION_FIELDS = {"genome": str, "hash": str, "fitness": _ACCURACY, "cache_hit": bool,
+                      "valid_accuracy": _ACCURACY, "test_accuracy": _ACCURACY,
+                      "cost": (dict, type(None)), "run_seconds": (int, float)}
+
+
 def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
     """The run's best cell, its accuracy and cost record, totals and key settings
     (``nas`` the config's nas section)."""
     final = rundir.read_final()
+    if final is not None:
+        check_fields(final, _FINAL_FIELDS, str(rundir.path / RunDir.FINAL))
     evaluations = rundir.read_evaluations()
+    for number, record in enumerate(evaluations, start=1):
+        check_fields(record, _EVALUATION_FIELDS,
+                     f"{rundir.path / RunDir.EVALUATIONS}: record {number}")
     best = None
     if final is not None:
         best = {key: final[key] for key in ("cell", "hash", "valid_accuracy", "test_accuracy",
@@ -111,6 +127,16 @@ def cost_lines(cost: dict[str, Any]) -> list[str]:
     return lines
 
 
+def best_cell(rundir: RunDir, nas: Nas, text: str) -> Nb101Cell | Nb201Cell:
+    """The cell of the run's best.txt (its ``text``); EvozeroError naming the file when
+    it is not a cell of the run's space."""
+    try:
+        return CellSpace(nas).parse(text)
+    except EvozeroError as error:
+        raise EvozeroError(f"{rundir.path / RunDir.BEST}: not a cell of this run's space "
+                           f"({nas.space}): {error}") from None
+
+
 def trained_model(rundir: RunDir, nas: Nas, seed: int) -> tuple[Model, Evaluator, str]:
     """The best network of a run of the nas section ``nas`` and ``seed``, with its trained
     weights (trained again from its recorded seed when the run kept none), its evaluator
@@ -119,7 +145,7 @@ def trained_model(rundir: RunDir, nas: Nas, seed: int) -> tuple[Model, Evaluator
     if text is None:
         raise EvozeroError(f"{rundir.path}: the run has no best cell yet (no best.txt)")
     evaluator = evaluator_for(nas, seed)
-    cell = CellSpace(nas).parse(text)
+    cell = best_cell(rundir, nas, text)
     arch = evaluator.architecture(cell)
     weights = load_network(rundir)
     if weights:

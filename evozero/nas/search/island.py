@@ -331,7 +331,7 @@ class NasIsland(IslandBase):
         seed = evaluator.train_seed(cell_hash)
         inherit = self.weights.get(parent["hash"]) if parent is not None else None
         result, model, inherited = evaluator.train(arch, seed, self._hurdle(), inherit,
-                                                   None if full else epochs)
+                                                   epochs=None if full else epochs)
         self.counters["full_evaluations"] += 1
         self.counters["train_steps"] += result.steps
         if result.stopped:

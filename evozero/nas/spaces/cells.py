@@ -121,6 +121,15 @@ class Nb101Cell:
     def make(cls, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str],
              **limits) -> Nb101Cell:
         """A cell from any nested sequence (lists, numpy) of 0/1 and a list of op names."""
+        if not _is_list(matrix) or not all(_is_list(row) for row in matrix):
+            raise EvozeroError(f"cell matrix must be a list of rows, each a list of 0s and "
+                               f"1s, got {str(matrix)[:60]}")
+        if not _is_list(ops) or not all(isinstance(op, str) for op in ops):
+            raise EvozeroError(f"cell ops must be a list of op names, got {str(ops)[:60]}")
+        if any(len(row) != len(matrix) for row in matrix):
+            raise EvozeroError(f"cell matrix must be square: {len(matrix)} rows of "
+                               f"{len(matrix)} entries, got rows of "
+                               f"{sorted({len(row) for row in matrix})[:5]} entries")
         rows = []
         for i, row in enumerate(matrix):
             for j, x in enumerate(row):
@@ -155,6 +164,12 @@ class Nb101Cell:
         matrix, ops = self.pruned()
         labels = [-1] + [self.allowed_ops.index(op) for op in ops[1:-1]] + [-2]
         return graph_hash(matrix, labels)
+
+
+def _is_list(value: object) -> bool:
+    """A sequence of items a cell is made of (not a string, whose items are letters, nor a
+    mapping, whose items are its keys)."""
+    return isinstance(value, (list, tuple, np.ndarray))
 
 
 def _edges() -> list[tuple[int, int]]:

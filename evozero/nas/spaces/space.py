@@ -52,9 +52,9 @@ class CellSpace:
             return Nb201Cell.parse(text)
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:
             raise EvozeroError(f"{text[:60]!r}: a NAS-Bench-101 cell is one line of JSON "
-                               f"({error})") from None
+                               f"({str(error) or 'nested too deeply'})") from None
         if not isinstance(data, dict) or set(data) != {"matrix", "ops"}:
             raise EvozeroError(f"{text[:60]!r}: a NAS-Bench-101 cell is a JSON object with "
                                f"keys matrix and ops")

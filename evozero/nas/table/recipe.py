@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from evozero.config import Config
-from evozero.config.root import config_to_dict
+from evozero.config.root import config_from_dict, config_to_dict
 
 #: The keys of the nas section that decide how a cell trains (and so a table's figures).
 RECIPE_KEYS = ("space", "dataset", "data_seed", "mnist1d", "stem_channels", "stacks",
@@ -38,3 +38,8 @@ def recipe_mismatch(recipe: dict[str, Any], table: dict[str, Any]) -> str | None
             return f"nas.{key}: {ours!r}, but the table was built with {theirs!r}"
     return None
 
+
+
+def recipe_config(recipe: dict[str, Any]) -> Config:
+    """A config whose nas section trains as ``recipe`` says (what verify retrains with)."""
+    return config_from_dict({"nas": {**recipe, "latency_drift": "none"}})

@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from evozero.errors import EvozeroError
-from evozero.runs.files import atomic_write_bytes, json_text
 from evozero.nas.spaces.cells import NB201_OPS, Nb201Cell
+from evozero.runs.files import atomic_write_bytes, json_text
 
+#: The tables that come with evozero, by name (package data).
+SHIPPED = {"nb201-mnist1d": Path(__file__).resolve().parent / "data" / "nb201-mnist1d.npz"}
 #: The table format this code reads and writes.
 TABLE_FORMAT = 1
 #: Cells of the NAS-Bench-201 space: five ops on each of six edges.
@@ -89,7 +91,7 @@ class Table:
     seconds: np.ndarray         # float32 (rows, seeds)
     params: np.ndarray          # int64 (rows,)
     flops: np.ndarray           # int64 (rows,)
-    latency_ms: np.ndarray      # float32 (rows, profiles)
+    latency_ms: np.ndarray      # float32 (rows, profiles); inf: does not fit the profile
 
     @property
     def epochs(self) -> int:
@@ -155,11 +157,19 @@ def _floats(values: np.ndarray) -> list[float]:
     return [float(v) for v in values]
 
 
-def load_table(path: str | Path) -> Table:
-    """The table in ``path``, checked whole (EvozeroError naming the file otherwise)."""
+def table_path(name_or_path: str | Path) -> Path:
+    """The file of a shipped table's name (:data:`SHIPPED`), or the path given."""
+    return SHIPPED.get(str(name_or_path), Path(name_or_path))
+
+
+def load_table(name_or_path: str | Path) -> Table:
+    """The table named (a shipped one) or in the file given, checked whole
+    (EvozeroError naming the file otherwise)."""
+    path = table_path(name_or_path)
     where = str(path)
-    if not Path(path).is_file():
-        raise EvozeroError(f"{where}: no table file there")
+    if not path.is_file():
+        raise EvozeroError(f"{where}: no table file there (the shipped tables: "
+                           f"{', '.join(SHIPPED)}; or build one with `evozero table build`)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -213,9 +223,11 @@ def table_from_arrays(arrays: Mapping[str, np.ndarray], where: str) -> Table:
     seconds = arrays["seconds"]
     if np.isnan(seconds).__ne__(~trained).any() or np.any(seconds[trained] < 0):
         raise EvozeroError(f"{where}: seconds must be >= 0 for every trained seed")
+    latency = arrays["latency_ms"]
     if np.any(arrays["params"] < 0) or np.any(arrays["flops"] < 0) \
-            or not np.all(np.isfinite(arrays["latency_ms"])):
-        raise EvozeroError(f"{where}: params, flops and latency_ms must be >= 0 and finite")
+            or np.isnan(latency).any() or np.any(latency < 0):
+        raise EvozeroError(f"{where}: params, flops and latency_ms must be >= 0 (latency "
+                           f"infinite where a network does not fit a profile)")
     return Table(meta=meta, row=row.astype(np.int32), cell=cell.astype(np.int32),
                  train_loss=arrays["train_loss"].astype(np.float32),
                  train_accuracy=arrays["train_accuracy"].astype(np.float32),
@@ -235,8 +247,9 @@ def _meta(array: np.ndarray, where: str) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise EvozeroError(f"{where}: meta is not JSON ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != TABLE_FORMAT:
-        raise EvozeroError(f"{where}: a table of format {meta.get('format') if isinstance(meta, dict) else '?'}"
-                           f", this evozero reads format {TABLE_FORMAT}")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise EvozeroError(f"{where}: a table of format {found!r}, this evozero reads "
+                           f"format {TABLE_FORMAT}")
     for key, kind in (("recipe", dict), ("profiles", list)):
         if not isinstance(meta.get(key), kind):
             raise EvozeroError(f"{where}: meta.{key} must be a {kind.__name__}")

@@ -13,8 +13,11 @@ ever downloaded.
   evozero generated before (:func:`generate_mnist1d`: the same distortions, other draws),
   whose three splits are all drawn by class as for digits.
 
+- a path: the user's .npz file of images or sequences and integer labels, with its own
+  validation and test splits or without (:mod:`evozero.evaluation.class_npz`).
+
 Splits are stratified by class. The test split is fixed per data set (the package's
-test sequences, or for digits and legacy MNIST-1D a fixed data seed), so test results of
+test sequences, a file's own, or else one drawn with a fixed data seed), so test results of
 different search seeds are comparable; ``seed`` decides which of the remaining examples
 train and which validate. Inputs are float32 NHWC, standardised with the mean and
 standard deviation of the training split's pixels (never the test split's: the package
@@ -24,28 +27,41 @@ split's standardisation undoes up to rounding); labels are int64.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from evozero.config.cell_search import DATASETS, MNIST1D_RECIPES, NasMnist1d
+from evozero.config.cell_search import (
+    DATASETS,
+    MNIST1D_PUBLISHED_SEED,
+    MNIST1D_RECIPES,
+    Nas,
+    NasMnist1d,
+    dataset_is_file,
+)
 from evozero.errors import EvozeroError
+from evozero.evaluation.class_npz import (
+    TEST_FRACTION,
+    VALID_FRACTION,
+    ClassSplits,
+    check_unchanged,
+    file_sha256,
+    held_out_rng,
+    read_class_npz,
+    split_off,
+    validation_rng,
+)
 from evozero.evaluation.mnist1d import TEMPLATE_POINTS, Mnist1dArgs, make_mnist1d
-
-# Fixes every test split drawn here (the published generator's seed).
-_DATA_SEED = 42
-# Salts of np.random.default_rng([seed, salt]), one per purpose, as in evozero.evaluation.tasks.
-_TEST_SALT = 0x7E57
-_VALID_SALT = 0x7A11
 
 
 @dataclass(frozen=True)
 class Dataset:
     """One data set split three ways: float32 NHWC inputs and int64 labels in 0..classes-1.
 
-    ``mean`` and ``std`` are the normalisation applied to every split, taken from the
-    training split: new raw inputs ``x`` (for digits, pixels divided by 16) are fed as
-    ``(x - mean) / std``.
+    ``name`` is the built-in data set's name or the data file's path. ``mean`` and ``std``
+    are the normalisation applied to every split, taken from the training split: new raw
+    inputs ``x`` (for digits, pixels divided by 16) are fed as ``(x - mean) / std``.
     """
 
     name: str
@@ -66,21 +82,28 @@ class Dataset:
         return int(height), int(width), int(channels)
 
 
-def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,
-                 test_fraction: float = 0.2, mnist1d: NasMnist1d | None = None) -> Dataset:
+def load_dataset(name: str, seed: int = 0, valid_fraction: float = VALID_FRACTION,
+                 test_fraction: float = TEST_FRACTION, mnist1d: NasMnist1d | None = None,
+                 sha256: str | None = None) -> Dataset:
     """The data set ``name`` split into train / validation / test, stratified by class.
 
-    ``test_fraction`` and ``valid_fraction`` are shares of all the examples; the test split
-    depends on ``test_fraction`` only (for the published MNIST-1D recipes it is the
-    package's last ``test_fraction`` of the sequences: its test set), and ``seed`` picks
-    the validation split from the rest. ``mnist1d`` chooses the MNIST-1D recipe and
-    generator seed (None: the published data set). The same arguments always give the
-    same arrays.
+    ``name`` is a built-in data set or the path of the user's .npz file
+    (:mod:`evozero.evaluation.class_npz`), whose contents must have ``sha256`` when one
+    is given (what a run recorded). ``test_fraction`` and ``valid_fraction`` are shares
+    of all the examples; the test split depends on ``test_fraction`` only (for the
+    published MNIST-1D recipes it is the package's last ``test_fraction`` of the
+    sequences: its test set), and ``seed`` picks the validation split from the rest.
+    ``mnist1d`` chooses the MNIST-1D recipe and generator seed (None: the published data
+    set). The same arguments always give the same arrays.
     """
-    if name not in DATASETS:
+    if name not in DATASETS and not (isinstance(name, str) and os.path.isfile(name)):
         raise EvozeroError(f"unknown data set {name!r}; the data sets are "
-                           f"{', '.join(DATASETS)}")
+                           f"{', '.join(DATASETS)} or the path of a .npz file")
     _check_arguments(seed, valid_fraction, test_fraction)
+    if dataset_is_file(name):
+        if sha256 is not None:
+            check_unchanged(name, sha256)
+        return _standardised(name, read_class_npz(name, seed, valid_fraction, test_fraction))
     if name == "digits":
         images, labels = _digits()
         return _split(name, images, labels, seed, valid_fraction, test_fraction)
@@ -99,6 +122,15 @@ def load_dataset(name: str, seed: int = 0, valid_fraction: float = 0.2,
                                  published.x_test[:, None, :, None], published.y_test,
                                  seed, round((len(published.y) + len(published.y_test))
                                              * valid_fraction))
+
+
+def record_dataset(nas: Nas) -> Nas:
+    """The nas section of a run being created: a data file's sha256 recorded as
+    ``dataset_sha256`` (kept when already there: a config that names it is checked against
+    the file when loaded), so the run is bound to the data it is made on."""
+    if not dataset_is_file(nas.dataset) or nas.dataset_sha256 is not None:
+        return nas
+    return replace(nas, dataset_sha256=file_sha256(nas.dataset))
 
 
 def _check_arguments(seed: int, valid_fraction: float, test_fraction: float) -> None:
@@ -127,8 +159,7 @@ def _split(name: str, inputs: np.ndarray, labels: np.ndarray, seed: int,
            valid_fraction: float, test_fraction: float) -> Dataset:
     """The three stratified splits, the test split drawn with the fixed data seed."""
     n_test, n_valid = round(len(labels) * test_fraction), round(len(labels) * valid_fraction)
-    order = _stratified_order(labels, np.random.default_rng([_DATA_SEED, _TEST_SALT]))
-    test, kept = order[:n_test], order[n_test:]
+    test, kept = split_off(labels, n_test, held_out_rng())
     return _split_off_validation(name, inputs[kept], labels[kept], inputs[test], labels[test],
                                  seed, n_valid)
 
@@ -136,35 +167,24 @@ def _split(name: str, inputs: np.ndarray, labels: np.ndarray, seed: int,
 def _split_off_validation(name: str, inputs: np.ndarray, labels: np.ndarray,
                           test_x: np.ndarray, test_y: np.ndarray, seed: int,
                           n_valid: int) -> Dataset:
-    """``n_valid`` of ``inputs`` (stratified, chosen by ``seed``) validate, the rest train;
-    every split is standardised with the training split's statistics."""
-    order = _stratified_order(labels, np.random.default_rng([int(seed), _VALID_SALT]))
-    valid, train = order[:n_valid], order[n_valid:]
-    mean, std = float(inputs[train].mean()), float(inputs[train].std())
+    """``n_valid`` of ``inputs`` (stratified, chosen by ``seed``) validate, the rest train."""
+    valid, train = split_off(labels, n_valid, validation_rng(seed))
+    return _standardised(name, ClassSplits((inputs[train], labels[train]),
+                                           (inputs[valid], labels[valid]), (test_x, test_y),
+                                           classes=int(labels.max()) + 1))
+
+
+def _standardised(name: str, splits: ClassSplits) -> Dataset:
+    """Every split standardised with the training split's statistics."""
+    mean, std = float(splits.train[0].mean()), float(splits.train[0].std())
 
     def part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ((x - mean) / std).astype(np.float32), y.copy()
 
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = (
-        part(inputs[train], labels[train]), part(inputs[valid], labels[valid]),
-        part(test_x, test_y))
+        part(*splits.train), part(*splits.valid), part(*splits.test))
     return Dataset(name, train_x, train_y, valid_x, valid_y, test_x, test_y,
-                   classes=int(labels.max()) + 1, mean=mean, std=std)
-
-
-def _stratified_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A permutation of the examples in which every class is spread evenly.
-
-    Each example's key is its (shuffled) rank within its class as a fraction of the class
-    size, so any prefix of the order holds every class in proportion, to within one
-    example, and cutting prefixes gives stratified splits of exact sizes.
-    """
-    keys = np.empty(len(labels))
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        ranks = rng.permutation(len(members)) + rng.uniform(size=len(members))
-        keys[members] = ranks / len(members)
-    return np.argsort(keys, kind="stable")
+                   classes=splits.classes, mean=mean, std=std)
 
 
 # --- legacy MNIST-1D -----------------------------------------------------------------------
@@ -195,7 +215,7 @@ class Mnist1dRecipe:
 
 
 @functools.lru_cache(maxsize=8)
-def generate_mnist1d(samples: int = 5000, seed: int = _DATA_SEED,
+def generate_mnist1d(samples: int = 5000, seed: int = MNIST1D_PUBLISHED_SEED,
                      recipe: Mnist1dRecipe = Mnist1dRecipe()) -> tuple[np.ndarray, np.ndarray]:
     """Legacy MNIST-1D sequences (float64, shape (n, recipe.length), not standardised)
     and their int64 labels: ``samples // 10`` of each class, in shuffled order.

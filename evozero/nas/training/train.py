@@ -43,6 +43,10 @@ class TrainResult:
     first_epoch_accuracy: float = float("nan")          # validation accuracy after epoch 1
     stopped: bool = False            # stopped by the hurdle
     seconds: float = 0.0
+    # With ``record_epochs``: after each epoch, the share of its training batches' examples
+    # classified right as they trained, and the validation accuracy.
+    train_accuracies: list = field(default_factory=list)
+    valid_accuracies: list = field(default_factory=list)
 
 
 def accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -53,7 +57,8 @@ def accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
-          hurdle: Callable[[float], bool] | None = None) -> TrainResult:
+          hurdle: Callable[[float], bool] | None = None,
+          record_epochs: bool = False) -> TrainResult:
     """Train ``model`` on ``data.train_*`` for ``settings.epochs`` epochs.
 
     ``hurdle``, if given, sees the validation accuracy after the first epoch and returns
@@ -72,10 +77,13 @@ def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
     for epoch in range(settings.epochs):
         order = rng.permutation(count)
         losses = []
+        right = 0
         for start in range(0, count, settings.batch_size):
             stopflag.check()   # one network can train for minutes; a stop must not wait
             chosen = order[start:start + settings.batch_size]
             logits = model.forward(data.train_x[chosen], training=True)
+            if record_epochs:   # before the loss, which may reuse the logits' memory
+                right += int(np.count_nonzero(logits.argmax(axis=1) == data.train_y[chosen]))
             loss, dlogits = neural.softmax_cross_entropy(logits, data.train_y[chosen])
             model.backward(dlogits)
             rate = neural.learning_rate(result.steps, total, settings.learning_rate,
@@ -88,6 +96,9 @@ def train(model: Model, data: Dataset, settings: TrainSettings, seed: int,
             losses.append(loss)
         result.losses.append(float(np.mean(losses)))
         result.epochs = epoch + 1
+        if record_epochs:
+            result.train_accuracies.append(right / count)
+            result.valid_accuracies.append(accuracy(model, data.valid_x, data.valid_y))
         if epoch == 0 and hurdle is not None:
             result.first_epoch_accuracy = accuracy(model, data.valid_x, data.valid_y)
             if epoch + 1 < settings.epochs and hurdle(result.first_epoch_accuracy):
