@@ -222,6 +222,9 @@ def _parser() -> argparse.ArgumentParser:
                        metavar="F,F,...",
                        help="vm only: the VM at feature sizes F (default 4,8,16,32,64,256) on "
                             "the linear, two-layer and random-program workloads")
+    bench.add_argument("--table", default=None, metavar="TABLE",
+                       help="nas only: simulated networks per second of every cell-search "
+                            "strategy against TABLE (a table file or a shipped name)")
     return parser
 
 
@@ -470,6 +473,8 @@ def _ops(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.sizes is not None and args.what != "vm":
         raise EvozeroError(f"--sizes applies to 'evozero bench vm' only, not {args.what!r}")
+    if args.table is not None and args.what != "nas":
+        raise EvozeroError(f"--table applies to 'evozero bench nas' only, not {args.what!r}")
     if args.what == "vm" and args.sizes is not None:
         from evozero.bench.vm_sizes import run as bench_vm_sizes
         bench_vm_sizes(quick=args.quick, sizes=args.sizes)
@@ -488,6 +493,9 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "layers":
         from evozero.bench.layers import main as layers
         layers(["--steps", "400"] if args.quick else [])
+    elif args.table is not None:
+        from evozero.bench.nas_table import run as bench_nas_table
+        bench_nas_table(args.table, quick=args.quick)
     else:
         from evozero.bench.nas import run as bench_nas
         bench_nas(quick=args.quick)

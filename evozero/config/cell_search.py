@@ -99,6 +99,29 @@ def _shape_text(shape: tuple[int, int, int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
+#: Table names that resolve to a table shipped with evozero (evozero.nas.search.lookup).
+SHIPPED_TABLES = ("nb201-mnist1d",)
+#: Cell-search strategies beside evolution and random (one module each in
+#: evozero.nas.search), all over NAS-Bench-201 cells.
+CELL_STRATEGIES = ("reinforce", "asha", "local")
+
+
+class _TableName(_Spec):
+    """null, the name of a shipped table, or the path of a table file (relative to the
+    config file; whether it exists and what it holds is checked before a run starts, so
+    the message can name what is wrong with it)."""
+
+    allowed = (f"null (train every network), the name of a shipped table "
+               f"({', '.join(SHIPPED_TABLES)}), or the path of a table .npz file")
+
+    def parse(self, value: Any, key: str, ctx: _Context) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(value, key, ctx)
+        return value if value in SHIPPED_TABLES else _resolve(value, ctx)
+
+
 #: The MNIST-1D data sets evozero.nas.training.data.load_dataset can make (see NasMnist1d).
 MNIST1D_RECIPES = ("published", "shuffled", "legacy")
 #: The generator seed of the published MNIST-1D data set.
@@ -188,6 +211,39 @@ class NasObjective:
 
 
 @dataclass(frozen=True)
+class NasLookup:
+    """How a search reads the table (``nas.table``): ``epoch`` is the epoch whose
+    validation accuracy is the search signal (null: the recipe's last, what real training
+    reports; NAS-Bench-201 searches with epoch 12 of 200), ``seed`` which trained seed
+    answers a query (``random``: one of the row's trained seeds drawn per query, as
+    NAS-Bench-201's ``is_random``; ``mean``: their mean), ``seconds`` the budget of
+    simulated search time per island (null: none)."""
+
+    epoch: int | None = _setting(_Optional(_Int(1, 100_000)), None)
+    seed: str = _setting(_Choice("random", "mean"), "random")
+    seconds: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+
+
+@dataclass(frozen=True)
+class NasReinforce:
+    """REINFORCE (NAS-Bench-201's baseline): a softmax policy per edge trained with Adam
+    at ``learning_rate`` on the reward in percent, against a bias-corrected moving average
+    of the rewards with ``momentum``."""
+
+    learning_rate: float = _setting(_Float(0.0, min_open=True), 0.5)
+    momentum: float = _setting(_Float(0.0, 1.0, max_open=True), 0.9)
+
+
+@dataclass(frozen=True)
+class NasAsha:
+    """Asynchronous successive halving: rungs of ``min_epochs`` x ``eta``^k epochs up to
+    the recipe's epochs, the top 1/``eta`` of a rung promoted to the next."""
+
+    eta: int = _setting(_Int(2, 100), 3)
+    min_epochs: int = _setting(_Int(1, 100_000), 1)
+
+
+@dataclass(frozen=True)
 class NasMnist1d:
     """Which MNIST-1D data ``dataset: mnist1d`` is: ``published`` (the mnist1d package's
     ``make_dataset``, bit for bit: 4,000 training and 1,000 test sequences), ``shuffled``
@@ -226,6 +282,10 @@ class Nas:
     profile: str = _setting(_Str(), "host")
     profiles_file: str | None = _setting(_FilePath("device profile YAML file"), None)
     weight_inheritance: bool = _setting(_Bool(), False)
+    table: str | None = _setting(_TableName(), None)
+    lookup: NasLookup = _section(NasLookup)
+    reinforce: NasReinforce = _section(NasReinforce)
+    asha: NasAsha = _section(NasAsha)
     # How much faster or slower this machine runs than at calibration, as factors of the
     # host profile's latency estimates (evozero.nas.devices.drift): measured when a run is created.
     latency_drift: str | tuple[tuple[int, float], ...] = _setting(_LatencyDrift(), "measure")
@@ -236,6 +296,7 @@ class Nas:
             yield ("space", "max_vertices", "max_edges", "nb101_ops"), (
                 "max_vertices, max_edges and nb101_ops are settings of the nb101 space; "
                 "nb201 cells have 4 nodes and 6 edges")
+        yield from self._table_problems()
         try:
             shape = self._data_shape()
         except EvozeroError as error:
@@ -258,6 +319,35 @@ class Nas:
         if self.dataset_sha256 is not None:
             check_unchanged(self.dataset, self.dataset_sha256)
         return read_class_npz(self.dataset, self.data_seed).train[0].shape[1:]
+
+
+    def _table_problems(self) -> Iterator[tuple[Any, str]]:
+        # A table records accuracy and seconds of whole trainings of NAS-Bench-201 cells:
+        # nothing a hurdle, inherited weights or a cost other than its own could change.
+        if self.table is None:
+            if self.lookup != NasLookup():
+                yield ("lookup", "table"), ("sets how a table is read, but nas.table is "
+                                            "null; set nas.table or remove nas.lookup")
+            return
+        if self.space != "nb201":
+            yield ("table", "space"), (f"a table holds NAS-Bench-201 cells, but the space "
+                                       f"is {self.space}; set space: nb201 or table: null")
+        for key, used in (("hurdle", self.hurdle != NasHurdle()),
+                          ("weight_inheritance", self.weight_inheritance),
+                          ("constraints", self.constraints != NasConstraints())):
+            if used:
+                yield (key, "table"), ("is a setting of real training; a table search "
+                                       "looks every network up (remove it or set "
+                                       "table: null)")
+        if self.objective.kind != "accuracy" or self.objective.cost not in (
+                "latency_ms", "params"):
+            yield ("objective", "table"), ("a table search maximises validation accuracy "
+                                           "and reports the front against params or "
+                                           "latency_ms (the table's costs)")
+        if self.lookup.epoch is not None and self.lookup.epoch > self.training.epochs:
+            yield ("lookup.epoch", "training.epochs"), (
+                f"epoch {self.lookup.epoch} is past the recipe's last "
+                f"({self.training.epochs})")
 
 
 def keys_added_since(resolved: Mapping[str, Any]) -> dict[str, Any]:

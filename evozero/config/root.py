@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evozero.config.cell_search import Nas
+from evozero.config.cell_search import CELL_STRATEGIES, Nas
 from evozero.config.program import (
     Budget,
     ComputeBudget,
@@ -113,7 +113,7 @@ class Config:
     sizes: Sizes = _section(Sizes)
     initial_population: str = _setting(_InitialPopulation(), "random")
     frozen_program: str | None = _setting(_ProgramName(), None)
-    strategy: str = _setting(_Choice("evolution", "random"), "evolution")
+    strategy: str = _setting(_Choice("evolution", "random", *CELL_STRATEGIES), "evolution")
     population_size: int = _setting(_Int(2, _SIZE_MAX), 1000)
     tournament_size: int = _setting(_Int(1, _SIZE_MAX), 10)
     mutate_prob: float = _setting(_Float(0.0, 1.0), 0.9)
@@ -161,6 +161,7 @@ class Config:
             yield "ops", ("all three op lists are empty, so nothing can evolve; give at "
                           "least one of ops.setup, ops.predict, ops.learn an op")
         yield from self._memory_problems()
+        yield from self._strategy_problems()
         if self.address is not None and self.backend != "ray":
             yield ("address", "backend"), ("is the address of a Ray cluster, used with "
                                            "backend: ray only; set backend: ray or remove it")
@@ -178,6 +179,33 @@ class Config:
                 f"the {self.initial_population!r} initial population needs memory "
                 f"scalars >= {need[0]}, vectors >= {need[1]}, matrices >= {need[2]}; "
                 f"the config has {have[0]}, {have[1]}, {have[2]}")
+
+    def _strategy_problems(self) -> Iterator[tuple[Any, str]]:
+        if self.nas is not None and self.nas.table is not None \
+                and self.budget.individuals is None:
+            yield ("budget.individuals", "nas.table"), (
+                "a table search needs budget.individuals: a cell asked again is answered "
+                "by the cache at no simulated cost, so only a count of networks surely "
+                "ends a search (nas.lookup.seconds can end it sooner)")
+        if self.strategy not in CELL_STRATEGIES:
+            return
+        if self.nas is None:
+            yield ("strategy", "nas"), (f"{self.strategy} is a cell-search strategy, but "
+                                        f"the config has no nas section; use evolution or "
+                                        f"random, or add a nas section")
+            return
+        nas = self.nas
+        if nas.space != "nb201":
+            yield ("strategy", "nas.space"), (f"{self.strategy} searches NAS-Bench-201 "
+                                              f"cells, but nas.space is {nas.space}; use "
+                                              f"space: nb201, or evolution or random")
+        if nas.hurdle != type(nas.hurdle)() or nas.weight_inheritance \
+                or nas.constraints != type(nas.constraints)() \
+                or nas.objective.kind == "pareto":
+            yield ("strategy", "nas"), (f"nas.hurdle, nas.weight_inheritance, "
+                                        f"nas.constraints and the pareto objective are "
+                                        f"settings of evolution and random search; "
+                                        f"{self.strategy} does not use them")
 
     def _frozen_problems(self) -> Iterator[tuple[Any, str]]:
         # Checked here, not when the run starts: a frozen component that cannot hold the

@@ -16,6 +16,7 @@ from evozero.nas.devices.drift import settle_run_drift
 from evozero.nas.evaluate import evaluator_for
 from evozero.nas.reports import results
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
+from evozero.nas.search.lookup import check_table, lookup_for
 from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.space import CellSpace
 from evozero.nas.training.data import record_dataset
@@ -37,17 +38,28 @@ class NasDomain(SearchDomain):
     def settle(self, say: Callable[[str], None]) -> Config:
         """The config with the machine's latency drift measured
         (:func:`evozero.nas.devices.drift.settle_run_drift`) and a data file's sha256
-        recorded (:func:`evozero.nas.training.data.record_dataset`)."""
+        recorded (:func:`evozero.nas.training.data.record_dataset`); a table search
+        measures nothing (the table holds every network's latency)."""
+        if self.nas.table is not None:
+            return replace(self.config, nas=replace(self.nas, latency_drift="none"))
         return replace(self.config, nas=record_dataset(settle_run_drift(self.nas, say)))
 
     def check_inputs(self) -> None:
-        """Load the data set and the device profiles."""
-        evaluator_for(self.nas, self.config.seed)
+        """Load the data set and the device profiles, or the table of a table search
+        (refused when missing, unreadable or built with another recipe)."""
+        if self.nas.table is not None:
+            check_table(self.config, self.nas)
+        else:
+            evaluator_for(self.nas, self.config.seed)
 
     def island_memory(self, config: Config, local: bool) -> dict[str, int]:
-        """The largest network of the space with its data, in a local worker (a NAS
-        island's snapshot is small)."""
-        return _network_memory(config, self.nas) if local else {}
+        """The largest network of the space with its data, or the table of a table
+        search, in a local worker (a NAS island's snapshot is small)."""
+        if not local:
+            return {}
+        if self.nas.table is not None:
+            return {"the table": lookup_for(self.nas).nbytes()}
+        return _network_memory(config, self.nas)
 
     def run_memory(self, processes: int) -> dict[str, int]:
         """Nothing besides the islands."""
@@ -57,8 +69,12 @@ class NasDomain(SearchDomain):
         """A cell search starts from random cells: nothing to check."""
 
     def warm_up(self, say: Callable[[str], None]) -> None:
-        """Load the data and profiles and compile the layer kernels."""
-        warm_up(self.nas, self.config.seed)
+        """Load the data and profiles and compile the layer kernels (a table search
+        trains nothing: it loads its table)."""
+        if self.nas.table is not None:
+            lookup_for(self.nas)
+        else:
+            warm_up(self.nas, self.config.seed)
 
     def describe(self) -> str:
         """The strategy, the space, the data set, the epochs and the objective."""

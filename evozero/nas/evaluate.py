@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,13 +72,16 @@ class Evaluator:
     def train(self, arch: Architecture, seed: int,
               hurdle: Callable[[float], bool] | None = None,
               inherit: dict[str, list[np.ndarray]] | None = None,
-              record_epochs: bool = False) -> tuple[TrainResult, Model, int]:
-        """Train ``arch`` (starting from ``inherit``'s weights where layers match);
-        returns the result, the trained model and how many layers inherited.
-        ``record_epochs``: record every epoch's accuracies (see :func:`train`)."""
+              epochs: int | None = None, record_epochs: bool = False
+              ) -> tuple[TrainResult, Model, int]:
+        """Train ``arch`` (starting from ``inherit``'s weights where layers match) for
+        the recipe, or for ``epochs`` with the recipe's other settings; returns the
+        result, the trained model and how many layers inherited. ``record_epochs``: record
+        every epoch's accuracies (see :func:`train`)."""
         model = Model(arch, seed)
         inherited = model.inherit(inherit) if inherit else 0
-        return (train(model, self.data, self.training, seed, hurdle, record_epochs), model,
+        settings = self.training if epochs is None else replace(self.training, epochs=epochs)
+        return (train(model, self.data, settings, seed, hurdle, record_epochs), model,
                 inherited)
 
     def fitness(self, valid_accuracy: float, cost: dict[str, Any]) -> float:

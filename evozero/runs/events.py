@@ -85,7 +85,9 @@ class EventLog:
             "experiment": experiment + 1, "island": island + 1,
             "island_individual": event["island_individual"], "individual": individuals,
             "seconds": round(seconds, 3), "train_steps": train_steps,
-            "fitness": event["fitness"], "program": event["candidate"]})
+            "fitness": event["fitness"], "program": event["candidate"],
+            # A table search's island clock of simulated seconds at the discovery.
+            **({"search_clock": event["search_clock"]} if "search_clock" in event else {})})
 
     def evaluation(self, record: dict[str, Any], experiment: int, island: int,
                    seconds: float) -> None:

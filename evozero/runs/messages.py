@@ -76,15 +76,20 @@ class IslandSummary(TypedDict):
     kernel_seconds: float
 
 
-class Discovery(TypedDict):
-    """A new best of one island (``select_fitness`` None unless it was checked)."""
-
+class _DiscoveryKeys(TypedDict):
     island: int
     island_individual: int
     island_train_steps: int
     fitness: float
     candidate: str
     select_fitness: float | None
+
+
+class Discovery(_DiscoveryKeys, total=False):
+    """A new best of one island (``select_fitness`` None unless it was checked; a table
+    search adds its island's simulated clock, ``search_clock``)."""
+
+    search_clock: float
 
 
 class _IslandResultKeys(TypedDict):

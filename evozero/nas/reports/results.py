@@ -19,14 +19,23 @@ from evozero.runs.rundir import RunDir
 _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fitness",
            "cost", "seed", "seconds", "epochs", "hurdle_stopped", "first_epoch_accuracy",
            "train_steps", "losses", "inherited_layers", "parent")
+# Fields of a table search's records beside those: the simulated seconds of this training
+# and the island's simulated clock after it.
+_TABLE_FIELDS = ("simulated_seconds", "search_clock")
+_STRATEGY_NAMES = {"evolution": "regularized evolution", "random": "random search",
+                   "reinforce": "REINFORCE", "asha": "ASHA", "local": "local search"}
 
 
 def describe(config: Config, nas: Nas) -> str:
     """One line saying what the search does (``nas`` the config's nas section)."""
-    how = "random search" if config.strategy == "random" else "regularized evolution"
+    how = _STRATEGY_NAMES[config.strategy]
     data = nas.dataset
     if data == "mnist1d":
         data += f" ({nas.mnist1d.recipe} recipe, generator seed {nas.mnist1d.seed})"
+    if nas.table is not None:
+        return (f"{how} over {nas.space} cells on {data}, looked up in the table "
+                f"{nas.table} (signal: validation accuracy at epoch "
+                f"{nas.lookup.epoch or nas.training.epochs}, {nas.lookup.seed} seed)")
     return (f"{how} over {nas.space} cells on {data}, {nas.training.epochs} epoch(s) "
             f"per network, objective {nas.objective.kind}")
 
@@ -41,6 +50,8 @@ def evaluation_line(record: dict[str, Any], experiment: int, island: int,
             "island_individual": record["island_individual"],
             "run_seconds": round(seconds, 3)}
     line.update({name: record.get(name) for name in _FIELDS})
+    if "search_clock" in record:
+        line.update({name: record[name] for name in _TABLE_FIELDS})
     line["diverged"] = not all(math.isfinite(loss) for loss in record.get("losses") or [])
     return line
 
@@ -53,7 +64,11 @@ def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[s
     details = dict(kept.get("details", {}))
     save_network(rundir, details.pop("weights", {}))
     evaluations = rundir.read_evaluations()
-    return {
+    table = {}
+    if nas.table is not None:
+        table = {"table": nas.table, "simulated_seconds": simulated_seconds(evaluations),
+                 "found_at_simulated_seconds": details.get("search_clock")}
+    return {**table,
         "space": nas.space, "dataset": nas.dataset, "cell": kept["program"],
         "hash": details.get("hash"), "valid_accuracy": details.get("valid_accuracy"),
         "test_accuracy": details.get("test_accuracy"), "cost": details.get("cost"),
@@ -69,6 +84,16 @@ def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[s
         "per_experiment": state.experiments,
         "pareto_cost": nas.objective.cost,
         "pareto_front": pareto_front(evaluations, nas.objective.cost, nas.profile)}
+
+
+def simulated_seconds(evaluations: list[dict[str, Any]]) -> float:
+    """The simulated search time of a table search's evaluation records: each island has
+    its own clock, and the search's time is the sum of their last readings."""
+    clocks: dict[tuple[int, int], float] = {}
+    for record in evaluations:
+        where = record["experiment"], record["island"]
+        clocks[where] = max(clocks.get(where, 0.0), record["search_clock"])
+    return sum(clocks.values())
 
 
 NETWORK_FILE = "best_network.npz"
@@ -122,9 +147,15 @@ def final_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"best cell ({result['space']}, by validation): {result['cell']}",
              f"validation accuracy {result['valid_accuracy']:.4f}, held-out test accuracy "
              f"{result['test_accuracy']:.4f}; {cost.get('params', 0):,} params, "
-             f"{cost.get('macs', 0):,} MACs",
+             + (f"{cost['macs']:,} MACs" if "macs" in cost
+                else f"{cost.get('flops', 0):,} FLOPs"),
              f"{result['evaluations']:,} networks evaluated ({result['trained']:,} trained, "
              f"{result['cache_hits']:,} cache hits) in {result['seconds']:.1f} s; Pareto "
              f"front of accuracy against {result['pareto_cost']}: "
              f"{len(result['pareto_front'])} networks"]
+    if "table" in result:
+        lines.append(f"looked up in {result['table']}: {result['simulated_seconds']:,.0f} "
+                     f"simulated search seconds; the best cell was found at "
+                     f"{result['found_at_simulated_seconds']:,.0f} s (test accuracy: the "
+                     f"table's mean over its trained seeds)")
     return lines

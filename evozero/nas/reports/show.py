@@ -12,7 +12,7 @@ from evozero.config import Config, Nas
 from evozero.errors import EvozeroError
 from evozero.nas.devices.drift import describe_drift, recorded_drift
 from evozero.nas.evaluate import Evaluator, evaluator_for
-from evozero.nas.reports.results import load_network
+from evozero.nas.reports.results import load_network, simulated_seconds
 from evozero.nas.spaces.cells import NB201_NODES, Nb101Cell, Nb201Cell
 from evozero.nas.spaces.skeleton import compile_cell
 from evozero.nas.spaces.space import CellSpace
@@ -79,7 +79,9 @@ def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
             "seconds": final["seconds"] if final else
             max((r["run_seconds"] for r in evaluations), default=0.0),
             "settings": key_settings(config, programs=False),
-            "best": best, "pareto_front": final["pareto_front"] if final else None}
+            "best": best, "pareto_front": final["pareto_front"] if final else None,
+            **({"table": nas.table, "simulated_seconds": simulated_seconds(evaluations)}
+               if nas.table is not None else {})}
 
 
 def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
@@ -91,6 +93,10 @@ def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
              f"({summary['trained']:,} trained, {summary['cache_hits']:,} cache hits), "
              f"{summary['seconds']:.1f} s",
              settings_line(summary["settings"])]
+    if "table" in summary:
+        lines.append(f"  looked up in the table {summary['table']}: "
+                     f"{summary['simulated_seconds']:,.0f} simulated search seconds; test "
+                     f"accuracy is the table's mean over its trained seeds")
     best = summary["best"]
     if best is None:
         lines.append("  no network evaluated yet")

@@ -131,3 +131,15 @@ class CellSpace:
                 if rng.random() < rate / max(size - 2, 1):
                     ops[vertex] = self._other_op(ops[vertex], choices, rng)
         return self._valid(matrix, ops)
+
+
+def nb201_neighbours(ops: np.ndarray) -> np.ndarray:
+    """Every cell one edge away from the NAS-Bench-201 cell of op numbers ``ops`` (6,):
+    ``(24, 6)``, edge by edge, ops in ``NB201_OPS`` order."""
+    ops = np.asarray(ops, dtype=np.int64)
+    edges, choices = len(ops), len(NB201_OPS)
+    neighbours = np.repeat(ops[None], edges * (choices - 1), axis=0)
+    for edge in range(edges):
+        others = [op for op in range(choices) if op != ops[edge]]
+        neighbours[edge * (choices - 1):(edge + 1) * (choices - 1), edge] = others
+    return neighbours
