@@ -15,7 +15,7 @@ from evozero.config import config_from_dict
 from evozero.config.cell_search import CELL_STRATEGIES
 from evozero.domains import domain_for
 from evozero.nas.reports.results import evaluation_line
-from evozero.nas.search.lookup import lookup_for, table_path
+from evozero.nas.search.lookup import lookup_for
 from evozero.nas.table.store import load_table
 from evozero.runs.files import json_line
 from evozero.runs.island import FINISHED
@@ -23,7 +23,7 @@ from evozero.runs.island import FINISHED
 
 def networks_per_second(table: str, strategy: str, networks: int) -> dict[str, Any]:
     """One island of ``strategy`` searching ``table`` for ``networks`` networks."""
-    recipe = load_table(table_path(table)).meta["recipe"]
+    recipe = load_table(table).meta["recipe"]
     config = config_from_dict({
         "seed": 0, "strategy": strategy, "population_size": 50, "tournament_size": 10,
         "budget": {"individuals": networks, "train_steps": None}, "workers": 1,

@@ -10,23 +10,13 @@ seeds' mean. The table is loaded once per process and path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from evozero.config import Config, Nas
-from evozero.config.cell_search import SHIPPED_TABLES
 from evozero.errors import EvozeroError
 from evozero.nas.table.recipe import recipe_mismatch, table_recipe
 from evozero.nas.table.store import Table, cell_of_index, load_table, ops_index
-
-
-def table_path(name: str) -> Path:
-    """The file of ``nas.table``: a shipped table's package data, or the path given."""
-    if name in SHIPPED_TABLES:
-        return Path(str(resources.files("evozero.nas.table") / "data" / f"{name}.npz"))
-    return Path(name)
 
 
 @dataclass
@@ -115,7 +105,7 @@ def lookup_for(nas: Nas) -> TableLookup:
     assert nas.table is not None
     key = repr(nas)
     if key not in _LOOKUPS:
-        _LOOKUPS[key] = TableLookup(load_table(table_path(nas.table)), nas)
+        _LOOKUPS[key] = TableLookup(load_table(nas.table), nas)
     return _LOOKUPS[key]
 
 

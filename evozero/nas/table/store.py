@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from evozero.config.cell_search import SHIPPED_TABLES
 from evozero.errors import EvozeroError
 from evozero.nas.spaces.cells import NB201_OPS, Nb201Cell
 from evozero.runs.files import atomic_write_bytes, json_text
 
 #: The tables that come with evozero, by name (package data).
-SHIPPED = {"nb201-mnist1d": Path(__file__).resolve().parent / "data" / "nb201-mnist1d.npz"}
+SHIPPED = {name: Path(__file__).resolve().parent / "data" / f"{name}.npz"
+           for name in SHIPPED_TABLES}
 #: The table format this code reads and writes.
 TABLE_FORMAT = 1
 #: Cells of the NAS-Bench-201 space: five ops on each of six edges.
