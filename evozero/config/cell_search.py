@@ -99,11 +99,12 @@ def _shape_text(shape: tuple[int, int, int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-#: Table names that resolve to a table shipped with evozero (evozero.nas.search.lookup).
+#: Table names that resolve to a table shipped with evozero: the names of
+#: evozero.nas.table.store.SHIPPED (a layer above, so not imported from there).
 SHIPPED_TABLES = ("nb201-mnist1d",)
 #: Cell-search strategies beside evolution and random (one module each in
 #: evozero.nas.search), all over NAS-Bench-201 cells.
-CELL_STRATEGIES = ("reinforce", "asha", "local")
+CELL_STRATEGIES = ("reinforce", "asha", "bohb", "local", "predictor")
 
 
 class _TableName(_Spec):
@@ -244,6 +245,44 @@ class NasAsha:
 
 
 @dataclass(frozen=True)
+class NasBohb:
+    """BOHB: Hyperband's brackets over rungs of epochs (``eta``, from ``min_epochs``; null:
+    the recipe's epochs x 12 / 200, NAS-Bench-201's 12 of 200) with a TPE-style model per
+    rung: the best ``top_percent`` % against the rest, ``samples`` draws from the good
+    kernels, bandwidths at least ``min_bandwidth``, and a ``random_fraction`` of random
+    cells. Defaults: NAS-Bench-201's BOHB settings (its bandwidth factor widens continuous
+    parameters only; a cell has none)."""
+
+    eta: int = _setting(_Int(2, 100), 3)
+    min_epochs: int | None = _setting(_Optional(_Int(1, 100_000)), None)
+    top_percent: int = _setting(_Int(1, 99), 15)
+    samples: int = _setting(_Int(1, 100_000), 4)
+    random_fraction: float = _setting(_Float(0.0, 1.0), 0.0)
+    min_bandwidth: float = _setting(_Float(0.0, 0.8), 0.3)
+
+
+@dataclass(frozen=True)
+class NasPredictor:
+    """Predictor-guided search (BANANAS): ``initial`` random cells, then rounds that fit an
+    ensemble of ``members`` nets (``epochs`` epochs each) on the cells evaluated, rank
+    ``mutations`` mutants of the best cells plus ``random`` random cells by Thompson
+    sampling, and evaluate the best ``batch``."""
+
+    initial: int = _setting(_Int(2, 100_000), 10)
+    batch: int = _setting(_Int(1, 100_000), 10)
+    mutations: int = _setting(_Int(0, 1_000_000), 100)
+    random: int = _setting(_Int(0, 1_000_000), 0)
+    members: int = _setting(_Int(1, 100), 5)
+    epochs: int = _setting(_Int(1, 100_000), 200)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.mutations + self.random < self.batch:
+            yield ("mutations", "random", "batch"), (
+                f"a round proposes mutations + random = {self.mutations + self.random} "
+                f"cells, fewer than the batch of {self.batch} it evaluates")
+
+
+@dataclass(frozen=True)
 class NasMnist1d:
     """Which MNIST-1D data ``dataset: mnist1d`` is: ``published`` (the mnist1d package's
     ``make_dataset``, bit for bit: 4,000 training and 1,000 test sequences), ``shuffled``
@@ -286,6 +325,8 @@ class Nas:
     lookup: NasLookup = _section(NasLookup)
     reinforce: NasReinforce = _section(NasReinforce)
     asha: NasAsha = _section(NasAsha)
+    bohb: NasBohb = _section(NasBohb)
+    predictor: NasPredictor = _section(NasPredictor)
     # How much faster or slower this machine runs than at calibration, as factors of the
     # host profile's latency estimates (evozero.nas.devices.drift): measured when a run is created.
     latency_drift: str | tuple[tuple[int, float], ...] = _setting(_LatencyDrift(), "measure")

@@ -38,8 +38,8 @@ class NasDomain(SearchDomain):
     def settle(self, say: Callable[[str], None]) -> Config:
         """The config with the machine's latency drift measured
         (:func:`evozero.nas.devices.drift.settle_run_drift`) and a data file's sha256
-        recorded (:func:`evozero.nas.training.data.record_dataset`); a table search
-        measures nothing (the table holds every network's latency)."""
+        recorded (:func:`evozero.nas.training.data.record_dataset`). A table search
+        measures nothing: its table holds every network's latency."""
         if self.nas.table is not None:
             return replace(self.config, nas=replace(self.nas, latency_drift="none"))
         return replace(self.config, nas=record_dataset(settle_run_drift(self.nas, say)))

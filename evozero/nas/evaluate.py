@@ -72,12 +72,12 @@ class Evaluator:
     def train(self, arch: Architecture, seed: int,
               hurdle: Callable[[float], bool] | None = None,
               inherit: dict[str, list[np.ndarray]] | None = None,
-              epochs: int | None = None, record_epochs: bool = False
+              record_epochs: bool = False, epochs: int | None = None
               ) -> tuple[TrainResult, Model, int]:
         """Train ``arch`` (starting from ``inherit``'s weights where layers match) for
         the recipe, or for ``epochs`` with the recipe's other settings; returns the
-        result, the trained model and how many layers inherited. ``record_epochs``: record
-        every epoch's accuracies (see :func:`train`)."""
+        result, the trained model and how many layers inherited.
+        ``record_epochs``: record every epoch's accuracies (see :func:`train`)."""
         model = Model(arch, seed)
         inherited = model.inherit(inherit) if inherit else 0
         settings = self.training if epochs is None else replace(self.training, epochs=epochs)

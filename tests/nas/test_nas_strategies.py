@@ -1,7 +1,8 @@
-"""The cell-search strategies beside evolution (REINFORCE, ASHA, local search) on a
+"""The cell-search strategies beside evolution (REINFORCE, ASHA, BOHB, local search,
+predictor-guided search) on a
 synthetic table whose best cell is known: each finds it, or does better than random
-search over paired seeds; REINFORCE's gradient, ASHA's rungs and promotions; one real
-training run."""
+search over paired seeds; REINFORCE's gradient, ASHA's rungs and promotions, Hyperband's
+brackets and BOHB's kernel draws; one real training run."""
 from __future__ import annotations
 
 import itertools
@@ -13,6 +14,7 @@ from synthetic_table import BEST_INDEX, EPOCHS, final_accuracy, synthetic_table,
 
 from evozero.domains import domain_for
 from evozero.nas.search.asha import Asha, rung_epochs
+from evozero.nas.search.bohb import Bohb, bracket_sizes, tpe_draw
 from evozero.nas.search.reinforce import EDGES, OPS, Reinforce, log_prob_gradient, policy
 from evozero.nas.table.store import NB201_CELLS, cell_of_index, cell_ops
 
@@ -28,7 +30,7 @@ def table(tmp_path_factory):
 
 
 def search(path, strategy, seed, individuals=300, **nas):
-    """The island of one finished table search."""
+    """The island of one finished table search of ``individuals`` networks."""
     config = table_config(path, strategy=strategy, seed=seed, nas=nas,
                           budget={"individuals": individuals, "train_steps": None})
     spec = domain_for(config).island_spec(0, 0, individuals, -1)
@@ -38,14 +40,14 @@ def search(path, strategy, seed, individuals=300, **nas):
     return island
 
 
-def medians(path, strategy, **changes):
-    """Median test accuracy of the found cell: ``strategy`` and random search on the same
-    seeds and budget."""
-    ours = [search(path, strategy, seed, **changes).meta["best"]["test_accuracy"]
-            for seed in SEEDS]
+def paired(path, strategy, seeds=SEEDS, **changes):
+    """How many of ``seeds`` found the best cell, and the median test accuracy of the
+    found cell: ``strategy``'s and random search's on the same seeds and budget."""
+    ours = [search(path, strategy, seed, **changes).meta["best"] for seed in seeds]
     random = [search(path, "random", seed, **changes).meta["best"]["test_accuracy"]
-              for seed in SEEDS]
-    return float(np.median(ours)), float(np.median(random))
+              for seed in seeds]
+    found = sum(best["genome"] == str(cell_of_index(BEST_INDEX)) for best in ours)
+    return found, float(np.median([b["test_accuracy"] for b in ours])), float(np.median(random))
 
 
 @pytest.mark.parametrize("strategy, settings", [
@@ -54,16 +56,12 @@ def medians(path, strategy, **changes):
     ("reinforce", {"reinforce": {"learning_rate": 0.05}}),
 ])
 def test_strategy_finds_the_best_cell_and_beats_random_search(table, strategy, settings):
-    best = str(cell_of_index(BEST_INDEX))
-    found = [search(table, strategy, seed, **settings).meta["best"]["genome"] == best
-             for seed in SEEDS]
-    assert sum(found) >= len(SEEDS) - 1
-    ours, random = medians(table, strategy, **settings)
-    assert ours > random
+    found, ours, random = paired(table, strategy, **settings)
+    assert found >= len(SEEDS) - 1 and ours > random
 
 
 def test_asha_beats_random_search_at_equal_simulated_time(table):
-    ours, random = medians(table, "asha", individuals=100_000, lookup={"seconds": 3000.0})
+    _, ours, random = paired(table, "asha", individuals=100_000, lookup={"seconds": 3000.0})
     assert ours > random
 
 
@@ -184,3 +182,44 @@ def test_asha_trains_for_real_at_each_rung(tmp_path):
     assert records[2]["genome"] == max(records[:2], key=lambda r: r["valid_accuracy"])["genome"]
     assert all(r["train_steps"] > 0 for r in records)
     assert records[2]["train_steps"] == 2 * records[0]["train_steps"]
+
+
+def test_bohb_and_the_predictor_find_the_best_cell_more_often_than_not(table):
+    # Each over five paired seeds (their models cost the most test time); BOHB at equal
+    # simulated time, the predictor at 100 networks (BANANAS' budget is 150).
+    found, ours, random = paired(table, "bohb", range(5), individuals=100_000,
+                                 lookup={"seconds": 2000.0})
+    assert found >= 3 and ours > random
+    found, ours, random = paired(table, "predictor", range(5), individuals=100,
+                                 predictor={"epochs": 50})
+    assert found >= 3 and ours > random
+
+
+def test_hyperband_brackets_follow_the_arithmetic():
+    assert [bracket_sizes(s, 3, 3) for s in (3, 2, 1, 0)] == [[27, 9, 3, 1], [12, 4, 1],
+                                                             [6, 2], [4]]
+    nas = table_config().nas
+    bohb = Bohb(nas, EPOCHS, EPOCHS)
+    assert bohb.rungs == [1, 3, 9]                 # min epochs 9 x 12 / 200 -> 1
+    rng = np.random.default_rng(1)
+    fitness = final_accuracy()
+    jobs = []
+    for _ in range(9 + 3 + 1 + 5 + 1 + 3):         # brackets s = 2 and s = 1, then s = 0
+        cell, epochs = bohb.ask(rng)
+        jobs.append((cell, epochs))
+        bohb.tell(cell, epochs, float(fitness[cell]))
+    assert [e for _, e in jobs] == [1] * 9 + [3] * 3 + [9] + [3] * 5 + [9] + [9] * 3
+    first = jobs[:9]
+    kept = sorted(first, key=lambda job: -fitness[job[0]])[:3]
+    assert [c for c, _ in jobs[9:12]] == [c for c, _ in kept]
+
+
+def test_tpe_draws_the_good_sets_mode():
+    rng = np.random.default_rng(0)
+    mode = np.array([2, 3, 0, 1, 3, 2])     # strays one op up: every edge as spread
+    good = np.repeat(mode[None], 12, axis=0)
+    good[np.arange(6), np.arange(6)] = (mode + 1) % 5     # one stray op on six of them
+    bad = rng.integers(5, size=(40, 6))
+    draws = np.array([tpe_draw(good, bad, 64, 1e-3, rng) for _ in range(50)])
+    assert (draws == mode).all(axis=1).mean() > 0.5
+    assert (draws == mode).mean() > 0.9

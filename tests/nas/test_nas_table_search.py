@@ -123,10 +123,12 @@ def test_a_cell_strategy_in_a_program_search_is_refused():
         config_from_dict({"strategy": "asha"})
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "random", "reinforce", "asha", "local"])
+@pytest.mark.parametrize("strategy", ["evolution", "random", "reinforce", "asha", "bohb",
+                                      "local", "predictor"])
 def test_a_reopened_table_island_continues_identically(table, strategy):
     config = table_config(table, strategy=strategy, migration="half", migrate_every=40,
-                          population_size=10, tournament_size=3)
+                          population_size=10, tournament_size=3,
+                          nas={"predictor": {"epochs": 20, "batch": 7}})
     domain = domain_for(config)
     spec = domain.island_spec(0, 0, -1, -1)
     island = spec.island_class(spec, None)

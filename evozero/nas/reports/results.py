@@ -23,7 +23,8 @@ _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fi
 # and the island's simulated clock after it.
 _TABLE_FIELDS = ("simulated_seconds", "search_clock")
 _STRATEGY_NAMES = {"evolution": "regularized evolution", "random": "random search",
-                   "reinforce": "REINFORCE", "asha": "ASHA", "local": "local search"}
+                   "reinforce": "REINFORCE", "asha": "ASHA", "bohb": "BOHB", "local": "local search",
+                   "predictor": "predictor-guided search"}
 
 
 def describe(config: Config, nas: Nas) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,11 @@ from evozero.config.cell_search import CELL_STRATEGIES
 from evozero.errors import EvozeroError
 from evozero.nas.evaluate import Evaluator, evaluator_for
 from evozero.nas.search.asha import Asha
+from evozero.nas.search.bohb import Bohb
 from evozero.nas.search.local import LocalSearch
 from evozero.nas.search.lookup import TableLookup, lookup_for
 from evozero.nas.search.pareto import cost_of, dominated
+from evozero.nas.search.predictor import PredictorSearch
 from evozero.nas.search.reinforce import Reinforce
 from evozero.nas.search.strategy import CellStrategy
 from evozero.nas.spaces.space import CellSpace
@@ -86,8 +89,9 @@ def make_strategy(config: Config, nas: Nas, rng: np.random.Generator) -> CellStr
     signal = nas.lookup.epoch or epochs
     if config.strategy == "reinforce":
         return Reinforce(nas, epochs, signal, rng)
-    kind = {"asha": Asha, "local": LocalSearch}[config.strategy]
-    return kind(nas, epochs, signal)
+    kinds: dict[str, Callable[[Nas, int, int], CellStrategy]] = {
+        "asha": Asha, "bohb": Bohb, "local": LocalSearch, "predictor": PredictorSearch}
+    return kinds[config.strategy](nas, epochs, signal)
 
 
 def check_nas_snapshot(snapshot: Any, config: Config, nas: Nas, where: str) -> None:
@@ -328,7 +332,7 @@ class NasIsland(IslandBase):
         seed = evaluator.train_seed(cell_hash)
         inherit = self.weights.get(parent["hash"]) if parent is not None else None
         result, model, inherited = evaluator.train(arch, seed, self._hurdle(), inherit,
-                                                   None if full else epochs)
+                                                   epochs=None if full else epochs)
         self.counters["full_evaluations"] += 1
         self.counters["train_steps"] += result.steps
         if result.stopped:
