@@ -26,7 +26,6 @@ from evozero.config.schema import (
     _setting,
     _Spec,
     _Str,
-    _resolve,
 )
 from evozero.errors import EvozeroError
 from evozero.evaluation.class_npz import check_unchanged, read_class_npz

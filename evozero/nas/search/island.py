@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -88,9 +89,9 @@ def make_strategy(config: Config, nas: Nas, rng: np.random.Generator) -> CellStr
     signal = nas.lookup.epoch or epochs
     if config.strategy == "reinforce":
         return Reinforce(nas, epochs, signal, rng)
-    kind = {"asha": Asha, "bohb": Bohb, "local": LocalSearch,
-            "predictor": PredictorSearch}[config.strategy]
-    return kind(nas, epochs, signal)
+    kinds: dict[str, Callable[[Nas, int, int], CellStrategy]] = {
+        "asha": Asha, "bohb": Bohb, "local": LocalSearch, "predictor": PredictorSearch}
+    return kinds[config.strategy](nas, epochs, signal)
 
 
 def check_nas_snapshot(snapshot: Any, config: Config, nas: Nas, where: str) -> None:

@@ -82,14 +82,21 @@ def table_figures(table: Table) -> dict[str, Any]:
                                "test_accuracy": float(test[best_valid])},
         "best_by_test": {"cell": str(cell_of_index(int(table.cell[best_test]))),
                          "test_accuracy": float(test[best_test])},
-        "seed_noise": {
-            "networks_with_two_seeds": int(two.sum()),
-            "mean_abs_difference": float(np.mean(np.abs(first - second))),
-            # The spread of one training about its network's mean: |a - b| / sqrt(2).
-            "seed_std": float(np.std(first - second) / np.sqrt(2)),
-            "spearman_between_seeds": spearman(first, second),
-        },
+        "seed_noise": _seed_noise(first, second),
         "early_epoch_vs_last": early,
         "training_cpu_seconds": {"total": float(seconds.sum()),
                                  "median_per_training": float(np.median(seconds))},
     }
+
+
+def _seed_noise(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
+    """How two trainings of the same networks differ in test accuracy (NaN figures when
+    no network has two)."""
+    if not len(first):
+        return {"networks_with_two_seeds": 0, "mean_abs_difference": float("nan"),
+                "seed_std": float("nan"), "spearman_between_seeds": float("nan")}
+    return {"networks_with_two_seeds": len(first),
+            "mean_abs_difference": float(np.mean(np.abs(first - second))),
+            # The spread of one training about its network's mean: |a - b| / sqrt(2).
+            "seed_std": float(np.std(first - second) / np.sqrt(2)),
+            "spearman_between_seeds": spearman(first, second)}

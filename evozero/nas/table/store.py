@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from evozero.config.cell_search import SHIPPED_TABLES
 from evozero.errors import EvozeroError
 from evozero.nas.spaces.cells import NB201_OPS, Nb201Cell
 from evozero.runs.files import atomic_write_bytes, json_text
 
 #: The tables that come with evozero, by name (package data).
-SHIPPED = {"nb201-mnist1d": Path(__file__).resolve().parent / "data" / "nb201-mnist1d.npz"}
+SHIPPED = {name: Path(__file__).resolve().parent / "data" / f"{name}.npz"
+           for name in SHIPPED_TABLES}
 #: The table format this code reads and writes.
 TABLE_FORMAT = 1
 #: Cells of the NAS-Bench-201 space: five ops on each of six edges.
@@ -65,13 +68,13 @@ def cell_of_index(index: int) -> Nb201Cell:
     return Nb201Cell(tuple(NB201_OPS[(index // int(p)) % len(NB201_OPS)] for p in _PLACES))
 
 
-def cell_ops(indices: np.ndarray) -> np.ndarray:
+def cell_ops(indices: ArrayLike) -> np.ndarray:
     """The op numbers ``(n, 6)`` of cells given by index (vectorised)."""
     indices = np.asarray(indices, dtype=np.int64)
     return (indices[:, None] // _PLACES[None, :]) % len(NB201_OPS)
 
 
-def ops_index(ops: np.ndarray) -> np.ndarray:
+def ops_index(ops: ArrayLike) -> np.ndarray:
     """The indices of cells given by op numbers ``(n, 6)`` (vectorised)."""
     return np.asarray(ops, dtype=np.int64) @ _PLACES
 
