@@ -92,6 +92,17 @@ def error_reply(command: Command, error: BaseException) -> ErrorReply:
             "traceback": "".join(traceback.format_exception(error))}
 
 
+def job_error_reply(reply: dict[str, Any], error: Exception) -> dict[str, Any]:
+    """A job host's ``error`` reply (a study's runs, a table's trainings): ``reply``'s
+    fields with the message; ``user`` False, with the traceback, when the fault is
+    evozero's own rather than the input's."""
+    if isinstance(error, EvozeroError):
+        return {**reply, "kind": "error", "user": True, "error": str(error)}
+    return {**reply, "kind": "error", "user": False,
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": "".join(traceback.format_exception(error))}
+
+
 class WorkerHost:
     """The islands of one worker and the command handler (see the module docstring)."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import traceback
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -24,6 +23,7 @@ from evozero.domains import domain_for, resume_run, start_run
 from evozero.errors import EvozeroError
 from evozero.runs.flow import Interrupted, Run
 from evozero.runs.rundir import RunDir
+from evozero.runs.workers import job_error_reply
 from evozero.study.baselines import threshold, tuned_and_baselines
 from evozero.study.binding import check_run_config, study_hash
 from evozero.study.directory import StudyDir
@@ -80,12 +80,8 @@ class StudyHost:
             return {**reply, "kind": "done", "record": self.run(arm, seed)}
         except Interrupted:
             return {**reply, "kind": "interrupted"}
-        except EvozeroError as error:
-            return {**reply, "kind": "error", "user": True, "error": str(error)}
         except Exception as error:   # reported to the main process, which stops the study
-            return {**reply, "kind": "error", "user": False,
-                    "error": f"{type(error).__name__}: {error}",
-                    "traceback": "".join(traceback.format_exception(error))}
+            return job_error_reply(reply, error)
 
     def run(self, arm: str, seed: int) -> dict[str, Any]:
         """Carry the run of ``arm`` and ``seed`` to its end; returns its record."""

@@ -25,7 +25,6 @@ import math
 import signal
 import sys
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -51,7 +50,7 @@ from evozero.runs.files import (
 )
 from evozero.runs.flow import STOP_SIGNALS, Interrupted
 from evozero.runs.rundir import release_lock, take_lock
-from evozero.runs.workers import LocalBackend
+from evozero.runs.workers import LocalBackend, job_error_reply
 from ops import neural
 
 CONFIG_FILE = "config.yaml"
@@ -125,12 +124,8 @@ class TableHost:
             return {**reply, "kind": "done", "record": {**reply, "cell": index, **record}}
         except stopflag.Stopped:
             return {**reply, "kind": "interrupted"}
-        except EvozeroError as error:
-            return {**reply, "kind": "error", "user": True, "error": str(error)}
         except Exception as error:   # reported to the main process, which stops the build
-            return {**reply, "kind": "error", "user": False,
-                    "error": f"{type(error).__name__}: {error}",
-                    "traceback": "".join(traceback.format_exception(error))}
+            return job_error_reply(reply, error)
 
 
 class TableBuild:
