@@ -329,6 +329,8 @@ def test_the_table_commands(saved_table, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["table", "info", str(saved_table) + ".missing"]) == 2
     assert "no table file there" in capsys.readouterr().err
+    assert main(["table", "verify", str(saved_table), "--seed", "-1"]) == 2
+    assert capsys.readouterr().err == f"error: --seed -1: must be 0 .. {2**64 - 1}\n"
 
 
 def test_verify_retrains_with_the_tables_recipe(saved_table):

@@ -52,6 +52,7 @@ from evozero.runs.flow import STOP_SIGNALS, Interrupted
 from evozero.runs.rundir import release_lock, take_lock
 from evozero.runs.workers import LocalBackend, job_error_reply
 from ops import neural
+from ops.rng import SEED_MAX
 
 CONFIG_FILE = "config.yaml"
 PLAN_FILE = "plan.json"
@@ -412,6 +413,8 @@ def verify_table(table: Table, nas: Nas, cells: int, seed: int,
     returns the differences found (empty: the table holds). Seconds are not compared."""
     if not 1 <= cells <= len(table.cell):
         raise EvozeroError(f"--cells {cells}: must be 1 .. {len(table.cell)}")
+    if not 0 <= seed <= SEED_MAX:
+        raise EvozeroError(f"--seed {seed}: must be 0 .. {SEED_MAX}")
     threadpool_limits(1, user_api="blas")
     neural.retain_freed_memory()
     rng = np.random.default_rng(seed)
