@@ -29,7 +29,7 @@ class NpzHeader(NamedTuple):
     load_bytes: int
 
 
-def read_npz_arrays_header(path: str, names: Sequence[str], pairs: Sequence[tuple[str, str]],
+def read_npz_arrays_header(path: str, names: Sequence[str], pairs: Sequence[tuple[str, ...]],
                            needs: str) -> NpzHeader:
     """The :class:`NpzHeader` of the arrays ``names`` in the .npz file ``path``, read from
     the archive's directory and the arrays' headers only. The first pair of ``pairs`` is

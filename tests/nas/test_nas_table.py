@@ -275,15 +275,15 @@ def _rewrite(path: Path, **changes) -> None:
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("truncate", "not a readable table file"),
-    ("garbage", "not a readable table file"),
-    ("no valid_accuracy", "missing valid_accuracy"),
+    ("truncate", "not a readable .npz file"),
+    ("garbage", "not a readable .npz file"),
+    ("no valid_accuracy", r"missing array\(s\) valid_accuracy"),
     ("nan test", "seed 0 must be trained for every network"),
     ("accuracy 2", "valid_accuracy must be in"),
     ("meta", "meta is not JSON"),
     ("format", "a table of format 99"),
     ("rows", "row must index"),
-    ("object array", "not a readable table file"),
+    ("object array", "cell must be numeric, got dtype object"),
 ])
 def test_a_damaged_table_file_is_refused_with_its_name(saved_table, damage, message):
     path = Path(saved_table)

@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike
 
 from evozero.config.cell_search import SHIPPED_TABLES
 from evozero.errors import EvozeroError
+from evozero.evaluation.npz_files import read_npz_arrays_header
 from evozero.nas.spaces.cells import NB201_OPS, Nb201Cell
 from evozero.runs.files import atomic_write_bytes, json_text
 
@@ -173,6 +174,11 @@ def load_table(name_or_path: str | Path) -> Table:
     if not path.is_file():
         raise EvozeroError(f"{where}: no table file there (the shipped tables: "
                            f"{', '.join(SHIPPED)}; or build one with `evozero table build`)")
+    # The headers first: a damaged or crafted file is refused before anything is
+    # decompressed, so it can neither exhaust the memory nor hold objects.
+    numeric = ("row", *_ROW_ARRAYS)
+    read_npz_arrays_header(where, numeric, [numeric],
+                           "the arrays of a table, as `evozero table build` writes them")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
