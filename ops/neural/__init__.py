@@ -15,7 +15,7 @@ from ops.neural.init import he_normal
 from ops.neural.loss import softmax_cross_entropy
 from ops.neural.memory import retain_freed_memory
 from ops.neural.norm import batchnorm_backward, batchnorm_forward, bn_relu_backward, bn_relu_forward
-from ops.neural.optim import learning_rate, sgd_step
+from ops.neural.optim import adam_step, learning_rate, sgd_step
 from ops.neural.pool import max_pool_same_forward, pool_backward, pool_forward
 from ops.neural.shape import (
                               add_backward,
@@ -28,7 +28,7 @@ from ops.neural.shape import (
                               slice_forward,
 )
 
-__all__ = ["add_backward", "add_forward", "batchnorm_backward", "batchnorm_forward",
+__all__ = ["adam_step", "add_backward", "add_forward", "batchnorm_backward", "batchnorm_forward",
            "bn_relu_backward", "bn_relu_forward", "concat_backward", "concat_forward",
            "conv_backward", "conv_forward", "dense_backward", "dense_forward",
            "depthwise_backward", "depthwise_forward", "gap_backward", "gap_forward",

@@ -1,4 +1,4 @@
-"""Stochastic gradient descent and its learning-rate schedules."""
+"""Stochastic gradient descent, Adam, and the learning-rate schedules."""
 from __future__ import annotations
 
 import math
@@ -29,6 +29,23 @@ def sgd_step(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: floa
                          f"velocity {velocity.shape}")
     _sgd(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), velocity.reshape(-1),
          float(lr), float(momentum), float(weight_decay), bool(nesterov))
+
+
+def adam_step(param: np.ndarray, grad: np.ndarray, first: np.ndarray, second: np.ndarray,
+              step: int, lr: float, betas: tuple[float, float], eps: float,
+              weight_decay: float = 0.0) -> None:
+    """One Adam update in place on ``param`` and its moments, as PyTorch's: L2
+    ``weight_decay`` added to the gradient (not decoupled), bias-corrected moments,
+    ``eps`` added after the square root. ``step`` counts from 1."""
+    if weight_decay:
+        grad = grad + weight_decay * param
+    beta1, beta2 = betas
+    first *= beta1
+    first += (1 - beta1) * grad
+    second *= beta2
+    second += (1 - beta2) * grad * grad
+    denominator = np.sqrt(second) / np.sqrt(1 - beta2 ** step) + eps
+    param -= (lr / (1 - beta1 ** step)) * first / denominator
 
 
 # The schedules learning_rate knows.

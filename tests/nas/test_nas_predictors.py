@@ -12,7 +12,6 @@ from evozero.errors import EvozeroError
 from evozero.nas.search.predictors import (
     NB201_PATH_FEATURES,
     MlpEnsemble,
-    _adam_step,
     _layer_shapes,
     _loss_and_grads,
     _size,
@@ -24,6 +23,7 @@ from evozero.nas.search.predictors import (
 )
 from evozero.nas.spaces.cells import Nb101Cell, Nb201Cell
 from evozero.nas.table.store import NB201_CELLS, cell_of_index, cell_ops
+from ops.neural import adam_step
 
 pytestmark = pytest.mark.nas
 
@@ -130,8 +130,15 @@ def test_adam_first_step_moves_each_parameter_by_lr_against_its_gradient():
     # Bias-corrected moments after one step are g and g^2: the step is lr * g / (|g| + eps).
     grads = np.array([3.0, -0.002, 0.0, 50.0])
     flat = np.zeros(4)
-    _adam_step(flat, grads, np.zeros(4), np.zeros(4), 1, 0.01, (0.9, 0.99), 1e-8)
+    adam_step(flat, grads, np.zeros(4), np.zeros(4), 1, 0.01, (0.9, 0.99), 1e-8)
     np.testing.assert_allclose(flat, [-0.01, 0.01, 0.0, -0.01], rtol=1e-5)
+
+
+def test_adam_weight_decay_is_added_to_the_gradient_as_pytorch_does():
+    # L2 decay, not decoupled: a zero gradient with decay 0.5 at param 2 acts as gradient 1.
+    flat = np.array([2.0])
+    adam_step(flat, np.zeros(1), np.zeros(1), np.zeros(1), 1, 0.1, (0.5, 0.999), 1e-8, 0.5)
+    np.testing.assert_allclose(flat, [1.9], rtol=1e-7)
 
 
 # ---- the ensemble ------------------------------------------------------------------

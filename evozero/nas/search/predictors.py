@@ -26,6 +26,7 @@ import numpy as np
 
 from evozero.errors import EvozeroError
 from evozero.nas.spaces.cells import NB201_OPS, Nb101Cell, Nb201Cell
+from ops import neural
 
 _EDGES = 6
 # Op numbers 1.. of NB201_OPS; ``none`` (0) sets no feature.
@@ -174,19 +175,6 @@ def _loss_and_grads(flat: np.ndarray, shapes: list[tuple[int, int, int]], x: np.
     return float(np.abs(error).mean(axis=1).sum()), grads
 
 
-def _adam_step(flat: np.ndarray, grads: np.ndarray, first: np.ndarray, second: np.ndarray,
-               step: int, lr: float, betas: tuple[float, float], eps: float) -> None:
-    """One Adam update in place, as PyTorch's (no weight decay): bias-corrected moments,
-    ``eps`` added after the square root. ``step`` counts from 1."""
-    beta1, beta2 = betas
-    first *= beta1
-    first += (1 - beta1) * grads
-    second *= beta2
-    second += (1 - beta2) * grads * grads
-    denominator = np.sqrt(second) / np.sqrt(1 - beta2 ** step) + eps
-    flat -= (lr / (1 - beta1 ** step)) * first / denominator
-
-
 class MlpEnsemble:
     """An ensemble of feed-forward ReLU nets regressing a score (higher better) on an
     encoding; :meth:`predict` gives the members' mean and standard deviation.
@@ -257,7 +245,8 @@ class MlpEnsemble:
                 rows = order[:, start:start + self.batch]
                 _, grads = _loss_and_grads(flat, shapes, x[rows], target[rows])
                 step += 1
-                _adam_step(flat, grads, first, second, step, self.lr, self.betas, self.eps)
+                neural.adam_step(flat, grads, first, second, step, self.lr, self.betas,
+                                 self.eps)
         self._shapes, self._flat = shapes, flat
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
