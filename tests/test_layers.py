@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evozero.nas.evaluate",),
     ("evozero.nas.table",),
     ("evozero.nas.search",),
+    ("evozero.nas.supernet",),
     ("evozero.nas.reports",),
     ("evozero.nas",),
     ("evozero.domains",),
@@ -100,8 +101,9 @@ def test_no_module_imports_a_higher_layer():
 
 @pytest.mark.parametrize("module, layer", [
     ("ops.neural.conv", 0), ("evozero.errors", 1), ("evozero.programs.program", 2),
-    ("evozero.nas.reports.show", 14), ("evozero.nas.spaces.cells", 8), ("evozero.nas.domain", 15),
-    ("evozero.study.stats", 17), ("evozero", 18), ("evozero.cli", 18),
+    ("evozero.nas.supernet.island", 14), ("evozero.nas.reports.show", 15),
+    ("evozero.nas.spaces.cells", 8), ("evozero.nas.domain", 16),
+    ("evozero.study.stats", 18), ("evozero", 19), ("evozero.cli", 19),
     ("numpy", None)])
 def test_layer_of(module, layer):
     assert layer_of(module) == layer

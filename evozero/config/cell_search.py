@@ -105,6 +105,9 @@ SHIPPED_TABLES = ("nb201-mnist1d",)
 #: Cell-search strategies beside evolution and random (one module each in
 #: evozero.nas.search), all over NAS-Bench-201 cells.
 CELL_STRATEGIES = ("reinforce", "asha", "bohb", "local", "predictor")
+#: Weight-sharing and differentiable strategies over the NAS-Bench-201 supernet
+#: (evozero.nas.supernet): each trains one supernet and derives a cell from it.
+SUPERNET_STRATEGIES = ("rsps", "spos", "enas", "darts", "darts2", "gdas", "proxyless")
 
 
 class _TableName(_Spec):
@@ -283,6 +286,102 @@ class NasPredictor:
 
 
 @dataclass(frozen=True)
+class NasSpos:
+    """SPOS's evolution over the trained supernet: a ``population`` of random cells, then
+    ``generations`` of the best ``parents`` making ``mutations`` mutants (each edge
+    redrawn with ``mutation_probability``) and ``crossovers`` uniform crossovers."""
+
+    population: int = _setting(_Int(2, 100_000), 50)
+    generations: int = _setting(_Int(1, 100_000), 20)
+    parents: int = _setting(_Int(1, 100_000), 10)
+    mutations: int = _setting(_Int(0, 100_000), 25)
+    crossovers: int = _setting(_Int(0, 100_000), 25)
+    mutation_probability: float = _setting(_Float(0.0, 1.0, min_open=True), 0.1)
+
+
+@dataclass(frozen=True)
+class NasEnas:
+    """ENAS's controller: an LSTM of ``hidden`` units, after each epoch of shared weights
+    trained for ``steps`` Adam steps (``learning_rate``) of ``samples`` cells each, the
+    reward a cell's accuracy on one validation batch plus ``entropy_weight`` x its
+    entropy, against a baseline decaying by ``baseline_decay``."""
+
+    hidden: int = _setting(_Int(1, 4096), 32)
+    steps: int = _setting(_Int(1, 100_000), 50)
+    samples: int = _setting(_Int(1, 100_000), 20)
+    learning_rate: float = _setting(_Float(0.0, min_open=True), 1e-3)
+    entropy_weight: float = _setting(_Float(0.0), 1e-4)
+    baseline_decay: float = _setting(_Float(0.0, 1.0), 0.99)
+
+
+@dataclass(frozen=True)
+class NasFewShot:
+    """Few-shot NAS: after the one-shot epochs, one sub-supernet per op of ``edge`` (0-5;
+    null: none), each starting from the one-shot weights with that edge fixed to its op
+    and trained ``epochs`` more epochs; a cell is scored by the sub-supernet of its op."""
+
+    edge: int | None = _setting(_Optional(_Int(0, 5)), None)
+    epochs: int = _setting(_Int(1, 100_000), 10)
+
+
+@dataclass(frozen=True)
+class NasSupernet:
+    """How a weight-sharing or differentiable strategy trains its supernet and derives a
+    cell. Weights: ``epochs`` epochs of batches of ``batch_size`` of the training split,
+    SGD (``momentum``, ``nesterov``, ``weight_decay``) from ``learning_rate`` down a
+    cosine to ``min_learning_rate``, the gradient's norm clipped at ``grad_clip``, ops a
+    step did not use left alone or decayed (``unused_ops``). Architecture parameters
+    (darts, darts2, gdas, proxyless): Adam on validation batches (null settings: the
+    method's reference values). ``derive``: argmax over all five ops of an edge
+    (NAS-Bench-201's code) or over all but ``none`` (DARTS'). ``candidates``: the cells
+    RSPS and ENAS score at the end. GDAS's temperature falls linearly from ``tau_max`` to
+    ``tau_min``. ProxylessNAS trains ``warmup_epochs`` (null: a third of the epochs) before
+    its binarised architecture steps, one every ``arch_every`` weight steps, with the
+    latency term ``latency_weight`` x (E[latency] - target) / target on the run's
+    profile."""
+
+    epochs: int = _setting(_Int(1, 100_000), 50)
+    batch_size: int = _setting(_Int(1, 65_536), 64)
+    learning_rate: float = _setting(_Float(0.0, min_open=True), 0.025)
+    min_learning_rate: float = _setting(_Float(0.0), 0.001)
+    momentum: float = _setting(_Float(0.0, 1.0, max_open=True), 0.9)
+    nesterov: bool = _setting(_Bool(), True)
+    weight_decay: float = _setting(_Float(0.0), 5e-4)
+    grad_clip: float = _setting(_Float(0.0, min_open=True), 5.0)
+    unused_ops: str = _setting(_Choice("skip", "decay_and_momentum"), "skip")
+    arch_learning_rate: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+    arch_weight_decay: float | None = _setting(_Optional(_Float(0.0)), None)
+    derive: str = _setting(_Choice("with_none", "without_none"), "with_none")
+    candidates: int = _setting(_Int(1, 15_625), 100)
+    eval_batch_size: int = _setting(_Int(1, 65_536), 512)
+    tau_max: float = _setting(_Float(0.0, min_open=True), 10.0)
+    tau_min: float = _setting(_Float(0.0, min_open=True), 0.1)
+    warmup_epochs: int | None = _setting(_Optional(_Int(0, 100_000)), None)
+    arch_every: int = _setting(_Int(1, 100_000), 5)
+    latency_target_ms: float | None = _setting(_Optional(_Float(0.0, min_open=True)), None)
+    latency_weight: float = _setting(_Float(0.0), 0.1)
+    spos: NasSpos = _section(NasSpos)
+    enas: NasEnas = _section(NasEnas)
+    few_shot: NasFewShot = _section(NasFewShot)
+
+    def _problems(self) -> Iterator[tuple[Any, str]]:
+        if self.min_learning_rate > self.learning_rate:
+            yield ("min_learning_rate", "learning_rate"), (
+                f"{self.min_learning_rate:g} is above the learning rate "
+                f"{self.learning_rate:g} the cosine starts from")
+        if self.tau_min > self.tau_max:
+            yield ("tau_min", "tau_max"), (f"{self.tau_min:g} is above tau_max "
+                                           f"{self.tau_max:g}; the temperature falls")
+        if self.warmup_epochs is not None and self.warmup_epochs >= self.epochs:
+            yield ("warmup_epochs", "epochs"), (
+                f"{self.warmup_epochs} warm-up epochs leave none of the {self.epochs} for "
+                f"the architecture steps")
+        if self.spos.parents > self.spos.population:
+            yield ("spos.parents", "spos.population"), (
+                f"{self.spos.parents} parents out of a population of {self.spos.population}")
+
+
+@dataclass(frozen=True)
 class NasMnist1d:
     """Which MNIST-1D data ``dataset: mnist1d`` is: ``published`` (the mnist1d package's
     ``make_dataset``, bit for bit: 4,000 training and 1,000 test sequences), ``shuffled``
@@ -327,6 +426,7 @@ class Nas:
     asha: NasAsha = _section(NasAsha)
     bohb: NasBohb = _section(NasBohb)
     predictor: NasPredictor = _section(NasPredictor)
+    supernet: NasSupernet = _section(NasSupernet)
     # How much faster or slower this machine runs than at calibration, as factors of the
     # host profile's latency estimates (evozero.nas.devices.drift): measured when a run is created.
     latency_drift: str | tuple[tuple[int, float], ...] = _setting(_LatencyDrift(), "measure")

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evozero.config.cell_search import CELL_STRATEGIES, Nas
+from evozero.config.cell_search import CELL_STRATEGIES, SUPERNET_STRATEGIES, Nas
 from evozero.config.program import (
     Budget,
     ComputeBudget,
@@ -113,7 +113,8 @@ class Config:
     sizes: Sizes = _section(Sizes)
     initial_population: str = _setting(_InitialPopulation(), "random")
     frozen_program: str | None = _setting(_ProgramName(), None)
-    strategy: str = _setting(_Choice("evolution", "random", *CELL_STRATEGIES), "evolution")
+    strategy: str = _setting(_Choice("evolution", "random", *CELL_STRATEGIES,
+                                                   *SUPERNET_STRATEGIES), "evolution")
     population_size: int = _setting(_Int(2, _SIZE_MAX), 1000)
     tournament_size: int = _setting(_Int(1, _SIZE_MAX), 10)
     mutate_prob: float = _setting(_Float(0.0, 1.0), 0.9)
@@ -182,12 +183,12 @@ class Config:
 
     def _strategy_problems(self) -> Iterator[tuple[Any, str]]:
         if self.nas is not None and self.nas.table is not None \
-                and self.budget.individuals is None:
+                and self.budget.individuals is None and self.strategy not in SUPERNET_STRATEGIES:
             yield ("budget.individuals", "nas.table"), (
                 "a table search needs budget.individuals: a cell asked again is answered "
                 "by the cache at no simulated cost, so only a count of networks surely "
                 "ends a search (nas.lookup.seconds can end it sooner)")
-        if self.strategy not in CELL_STRATEGIES:
+        if self.strategy not in CELL_STRATEGIES + SUPERNET_STRATEGIES:
             return
         if self.nas is None:
             yield ("strategy", "nas"), (f"{self.strategy} is a cell-search strategy, but "
@@ -196,9 +197,13 @@ class Config:
             return
         nas = self.nas
         if nas.space != "nb201":
-            yield ("strategy", "nas.space"), (f"{self.strategy} searches NAS-Bench-201 "
-                                              f"cells, but nas.space is {nas.space}; use "
-                                              f"space: nb201, or evolution or random")
+            what = ("trains a supernet of the NAS-Bench-201 cell space (nb101 has none)"
+                    if self.strategy in SUPERNET_STRATEGIES else "searches NAS-Bench-201 cells")
+            yield ("strategy", "nas.space"), (f"{self.strategy} {what}, but nas.space is "
+                                              f"{nas.space}; use space: nb201, or evolution "
+                                              f"or random")
+        if self.strategy in SUPERNET_STRATEGIES:
+            yield from self._supernet_problems(nas)
         if nas.hurdle != type(nas.hurdle)() or nas.weight_inheritance \
                 or nas.constraints != type(nas.constraints)() \
                 or nas.objective.kind == "pareto":
@@ -206,6 +211,29 @@ class Config:
                                         f"nas.constraints and the pareto objective are "
                                         f"settings of evolution and random search; "
                                         f"{self.strategy} does not use them")
+
+    def _supernet_problems(self, nas: Nas) -> Iterator[tuple[Any, str]]:
+        budget = self.budget
+        if budget.individuals is not None or budget.train_steps != type(budget)().train_steps:
+            yield ("budget", "strategy"), (f"{self.strategy} trains one supernet for "
+                                           f"nas.supernet.epochs and ends by itself; "
+                                           f"remove budget.individuals and "
+                                           f"budget.train_steps")
+        if nas.objective.kind != "accuracy":
+            yield ("nas.objective", "strategy"), (
+                f"{self.strategy} maximises validation accuracy (proxyless adds its "
+                f"latency term: nas.supernet.latency_target_ms)")
+        if self.strategy == "proxyless" and nas.supernet.latency_target_ms is None:
+            yield ("nas.supernet.latency_target_ms", "strategy"), (
+                "proxyless adds a latency term to the loss: give its target in ms on "
+                "nas.profile (the latency term's weight is nas.supernet.latency_weight)")
+        if self.strategy != "proxyless" and nas.supernet.latency_target_ms is not None:
+            yield ("nas.supernet.latency_target_ms", "strategy"), (
+                f"a latency term is proxyless's; {self.strategy} has none")
+        if nas.supernet.few_shot.edge is not None and self.strategy not in ("rsps", "spos"):
+            yield ("nas.supernet.few_shot", "strategy"), (
+                f"few-shot sub-supernets are trained by uniform sampling: use rsps or spos, "
+                f"not {self.strategy}")
 
     def _frozen_problems(self) -> Iterator[tuple[Any, str]]:
         # Checked here, not when the run starts: a frozen component that cannot hold the

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evozero.config import Config, Nas
+from evozero.config.cell_search import SUPERNET_STRATEGIES
 from evozero.errors import EvozeroError
 from evozero.nas.devices.cost import cost_record
 from evozero.nas.devices.drift import settle_run_drift
@@ -17,8 +18,20 @@ from evozero.nas.evaluate import evaluator_for
 from evozero.nas.reports import results
 from evozero.nas.search.island import NasIsland, check_nas_snapshot, warm_up
 from evozero.nas.search.lookup import check_table, lookup_for
-from evozero.nas.spaces.cells import INPUT, NB201_NODES, OUTPUT, Nb101Cell, Nb201Cell
+from evozero.nas.spaces.cells import (
+    INPUT,
+    NB201_NODES,
+    NB201_OPS,
+    OUTPUT,
+    Nb101Cell,
+    Nb201Cell,
+)
 from evozero.nas.spaces.space import CellSpace
+from evozero.nas.supernet.island import (
+    SupernetIsland,
+    check_supernet_snapshot,
+    make_search,
+)
 from evozero.nas.training.data import record_dataset
 from evozero.runs.domain import SearchDomain
 from evozero.runs.files import json_text
@@ -34,6 +47,10 @@ class NasDomain(SearchDomain):
     def __init__(self, config: Config, nas: Nas) -> None:
         super().__init__(config, nas)
         self.nas = nas
+        #: Whether the strategy trains a supernet (its islands are SupernetIslands).
+        self.supernet = config.strategy in SUPERNET_STRATEGIES
+        if self.supernet:
+            self.island_class = SupernetIsland
 
     def settle(self, say: Callable[[str], None]) -> Config:
         """The config with the machine's latency drift measured
@@ -49,7 +66,11 @@ class NasDomain(SearchDomain):
         (refused when missing, unreadable or built with another recipe)."""
         if self.nas.table is not None:
             check_table(self.config, self.nas)
-        else:
+        if self.supernet:
+            # Builds the supernet; proxyless also needs a calibrated profile's latencies.
+            make_search(self.config.strategy, self.nas,
+                        evaluator_for(self.nas, self.config.seed), 0)
+        elif self.nas.table is None:
             evaluator_for(self.nas, self.config.seed)
 
     def island_memory(self, config: Config, local: bool) -> dict[str, int]:
@@ -57,9 +78,9 @@ class NasDomain(SearchDomain):
         search, in a local worker (a NAS island's snapshot is small)."""
         if not local:
             return {}
-        if self.nas.table is not None:
+        if self.nas.table is not None and not self.supernet:
             return {"the table": lookup_for(self.nas).nbytes()}
-        return _network_memory(config, self.nas)
+        return _network_memory(config, self.nas, self.supernet)
 
     def run_memory(self, processes: int) -> dict[str, int]:
         """Nothing besides the islands."""
@@ -73,7 +94,7 @@ class NasDomain(SearchDomain):
         trains nothing: it loads its table)."""
         if self.nas.table is not None:
             lookup_for(self.nas)
-        else:
+        if self.supernet or self.nas.table is None:
             warm_up(self.nas, self.config.seed)
 
     def describe(self) -> str:
@@ -104,8 +125,12 @@ class NasDomain(SearchDomain):
                                f"{error}") from None
 
     def check_snapshot(self, snapshot: Any, config: Config, where: str) -> None:
-        """See :func:`evozero.nas.search.island.check_nas_snapshot`."""
-        check_nas_snapshot(snapshot, config, self.nas, where)
+        """See :func:`evozero.nas.search.island.check_nas_snapshot` (a supernet island's:
+        :func:`evozero.nas.supernet.island.check_supernet_snapshot`)."""
+        if self.supernet:
+            check_supernet_snapshot(snapshot, config, self.nas, where)
+        else:
+            check_nas_snapshot(snapshot, config, self.nas, where)
 
     def final_result(self, rundir: RunDir, state: Any, seconds: float
                      ) -> tuple[dict[str, Any], list[str]]:
@@ -151,7 +176,7 @@ class NasDomain(SearchDomain):
         return plot_nas_runs(nas_runs, output)
 
 
-def _network_memory(config: Config, nas: Nas) -> dict[str, int]:
+def _network_memory(config: Config, nas: Nas, supernet: bool) -> dict[str, int]:
     evaluator = evaluator_for(nas, config.seed)
     record = cost_record(evaluator.architecture(largest_cell(nas)), {}, batch=1,
                          train_batch=nas.training.batch_size)
@@ -161,6 +186,8 @@ def _network_memory(config: Config, nas: Nas) -> dict[str, int]:
     network = 3 * weights + 2 * record["train_peak_activation_bytes"]
     if nas.weight_inheritance:
         network += config.population_size * weights
+    if supernet:     # about every op of the largest cell on each edge, and saved copies
+        network *= 2 * len(NB201_OPS)
     data = evaluator.data
     data_bytes = sum(a.nbytes for a in (data.train_x, data.train_y, data.valid_x,
                                         data.valid_y, data.test_x, data.test_y))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from evozero.config import Config, Nas
+from evozero.config.cell_search import SUPERNET_STRATEGIES
 from evozero.errors import EvozeroError
 from evozero.nas.search.pareto import pareto_front
 from evozero.runs.files import atomic_write_bytes
@@ -22,9 +23,16 @@ _FIELDS = ("genome", "hash", "cache_hit", "valid_accuracy", "test_accuracy", "fi
 # Fields of a table search's records beside those: the simulated seconds of this training
 # and the island's simulated clock after it.
 _TABLE_FIELDS = ("simulated_seconds", "search_clock")
+# Fields of a supernet search's records beside those (see evozero.nas.supernet.island).
+_SUPERNET_FIELDS = ("phase", "search_seconds", "alphas", "table_valid_accuracy",
+                    "table_test_accuracy")
 _STRATEGY_NAMES = {"evolution": "regularized evolution", "random": "random search",
                    "reinforce": "REINFORCE", "asha": "ASHA", "bohb": "BOHB", "local": "local search",
-                   "predictor": "predictor-guided search"}
+                   "predictor": "predictor-guided search",
+                   "rsps": "random search with parameter sharing (RSPS)",
+                   "spos": "single-path one-shot (SPOS)", "enas": "ENAS",
+                   "darts": "DARTS (first order)", "darts2": "DARTS (second order)",
+                   "gdas": "GDAS", "proxyless": "ProxylessNAS"}
 
 
 def describe(config: Config, nas: Nas) -> str:
@@ -33,6 +41,14 @@ def describe(config: Config, nas: Nas) -> str:
     data = nas.dataset
     if data == "mnist1d":
         data += f" ({nas.mnist1d.recipe} recipe, generator seed {nas.mnist1d.seed})"
+    if config.strategy in SUPERNET_STRATEGIES:
+        few = nas.supernet.few_shot
+        shots = "" if few.edge is None else (f", then few-shot: one sub-supernet per op of "
+                                             f"edge {few.edge} for {few.epochs} epoch(s)")
+        return (f"{how}: a supernet of {nas.space} cells on {data} trained "
+                f"{nas.supernet.epochs} epoch(s){shots}; the derived cell retrained for "
+                f"{nas.training.epochs} epoch(s)"
+                + (f" and looked up in the table {nas.table}" if nas.table else ""))
     if nas.table is not None:
         return (f"{how} over {nas.space} cells on {data}, looked up in the table "
                 f"{nas.table} (signal: validation accuracy at epoch "
@@ -53,6 +69,8 @@ def evaluation_line(record: dict[str, Any], experiment: int, island: int,
     line.update({name: record.get(name) for name in _FIELDS})
     if "search_clock" in record:
         line.update({name: record[name] for name in _TABLE_FIELDS})
+    if "phase" in record:
+        line.update({name: record[name] for name in _SUPERNET_FIELDS if name in record})
     line["diverged"] = not all(math.isfinite(loss) for loss in record.get("losses") or [])
     return line
 
@@ -65,8 +83,14 @@ def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[s
     details = dict(kept.get("details", {}))
     save_network(rundir, details.pop("weights", {}))
     evaluations = rundir.read_evaluations()
+    # A supernet search's records of cells scored with shared weights are not trainings.
+    trained = [r for r in evaluations if r.get("phase") in (None, "retrained")]
     table = {}
-    if nas.table is not None:
+    if "supernet" in details:
+        table = {"supernet": details.pop("supernet"), "table": nas.table,
+                 **{k: details[k] for k in ("table_valid_accuracy", "table_test_accuracy")
+                    if k in details}}
+    elif nas.table is not None:
         table = {"table": nas.table, "simulated_seconds": simulated_seconds(evaluations),
                  "found_at_simulated_seconds": details.get("search_clock")}
     return {**table,
@@ -78,13 +102,13 @@ def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[s
         "experiment": kept["experiment"], "experiments": len(state.experiments),
         "individuals": sum(r["individuals"] for r in state.experiments),
         "train_steps": sum(r["train_steps"] for r in state.experiments),
-        "evaluations": len(evaluations),
-        "cache_hits": sum(1 for r in evaluations if r["cache_hit"]),
-        "trained": sum(1 for r in evaluations if not r["cache_hit"]),
+        "evaluations": len(trained),
+        "cache_hits": sum(1 for r in trained if r["cache_hit"]),
+        "trained": sum(1 for r in trained if not r["cache_hit"]),
         "seconds": seconds, "program": kept["program"], "islands": state.islands,
         "per_experiment": state.experiments,
         "pareto_cost": nas.objective.cost,
-        "pareto_front": pareto_front(evaluations, nas.objective.cost, nas.profile)}
+        "pareto_front": pareto_front(trained, nas.objective.cost, nas.profile)}
 
 
 def simulated_seconds(evaluations: list[dict[str, Any]]) -> float:
@@ -154,7 +178,16 @@ def final_lines(result: dict[str, Any]) -> list[str]:
              f"{result['cache_hits']:,} cache hits) in {result['seconds']:.1f} s; Pareto "
              f"front of accuracy against {result['pareto_cost']}: "
              f"{len(result['pareto_front'])} networks"]
-    if "table" in result:
+    if "supernet" in result:
+        supernet = result["supernet"]
+        line = (f"{supernet['strategy']}: the supernet search took "
+                f"{supernet['search_seconds']:,.1f} CPU s; derived cell {result['cell']}")
+        if "table_test_accuracy" in result:
+            line += (f"; in the table {result['table']}: validation "
+                     f"{result['table_valid_accuracy']:.4f}, test "
+                     f"{result['table_test_accuracy']:.4f}")
+        lines.append(line)
+    elif "table" in result:
         lines.append(f"looked up in {result['table']}: {result['simulated_seconds']:,.0f} "
                      f"simulated search seconds; the best cell was found at "
                      f"{result['found_at_simulated_seconds']:,.0f} s (test accuracy: the "

@@ -176,6 +176,10 @@ def _edges() -> list[tuple[int, int]]:
     return [(i, j) for j in range(1, NB201_NODES) for i in range(j)]
 
 
+#: The (source, target) nodes of each NAS-Bench-201 edge, in string order.
+NB201_EDGES = tuple(_edges())
+
+
 @dataclass(frozen=True)
 class Nb201Cell:
     """A NAS-Bench-201 cell: the op of each edge (i, j), in string order (1-0, 2-0, 2-1,

@@ -21,6 +21,9 @@ Layer kinds and their fields:
   NAS-Bench-201 node that no live edge reaches).
 - ``gap``: global average pooling to ``(1, 1, C)``; ``dense``: a classifier with bias to
   ``(1, 1, classes)``.
+- ``mix``: a supernet's mixed edge, the sum of its inputs (the outputs of candidate ops)
+  weighted by coefficients the trainer sets per layer name; ``choices`` numbers the op of
+  each input. With no choices its one input only gives the shape: the output is zeros.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class Layer:
     stride: int = 1
     pad: tuple[int, int] = (0, 0)
     name: str = ""           # a layer with weights: its role, stable across mutations
+    choices: tuple[int, ...] = ()    # mix: the op number of each input
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,13 @@ class Builder:
         """Zeros with ``like``'s spatial shape and ``channels`` channels."""
         height, width, _ = self.shape(like)
         return self._add(Layer("zero", (like,), (height, width, channels)))
+
+    def mix(self, sources: Sequence[int], choices: Sequence[int], like: int, name: str) -> int:
+        """A mixed edge named ``name``: the weighted sum of ``sources`` (op ``choices``),
+        zeros shaped like ``like`` when there are none."""
+        inputs = tuple(sources) if sources else (like,)
+        return self._add(Layer("mix", inputs, self.shape(like), name=name,
+                               choices=tuple(choices)))
 
     def gap(self, source: int) -> int:
         """Global average pooling."""

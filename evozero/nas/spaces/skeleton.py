@@ -25,6 +25,7 @@ is an error before anything is built.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,17 +52,34 @@ class Skeleton:
 def compile_cell(cell: Nb101Cell | Nb201Cell, skeleton: Skeleton, input_shape: Shape,
                  classes: int) -> Architecture:
     """The network of ``cell`` in its space's skeleton, for inputs of ``input_shape``."""
-    space = "nb101" if isinstance(cell, Nb101Cell) else "nb201"
+    if isinstance(cell, Nb201Cell):
+        return compile_nb201(lambda builder, source, scope: _nb201_cell(
+            builder, source, cell, scope, skeleton.unreached_edges), skeleton, input_shape,
+            classes)
+    builder = _checked_builder("nb101", skeleton, input_shape)
+    builder.dense(builder.gap(_nb101_body(builder, cell, skeleton)), classes)
+    return builder.build()
+
+
+#: Builds one NAS-Bench-201 cell on ``source`` with its layers named under ``scope``,
+#: returning the cell's output.
+CellBuilder = Callable[[Builder, int, str], int]
+
+
+def compile_nb201(cell: CellBuilder, skeleton: Skeleton, input_shape: Shape,
+                  classes: int) -> Architecture:
+    """The NAS-Bench-201 skeleton with every cell made by ``cell`` (a cell genome's, or a
+    supernet's cell of mixed edges)."""
+    builder = _checked_builder("nb201", skeleton, input_shape)
+    builder.dense(builder.gap(_nb201_body(builder, cell, skeleton)), classes)
+    return builder.build()
+
+
+def _checked_builder(space: str, skeleton: Skeleton, input_shape: Shape) -> Builder:
     problem = skeleton_problem(space, input_shape, skeleton.stacks)
     if problem is not None:
         raise EvozeroError(f"the {space} skeleton is too deep for its input: {problem}")
-    builder = Builder(input_shape)
-    if isinstance(cell, Nb101Cell):
-        top = _nb101_body(builder, cell, skeleton)
-    else:
-        top = _nb201_body(builder, cell, skeleton)
-    builder.dense(builder.gap(top), classes)
-    return builder.build()
+    return Builder(input_shape)
 
 
 # -- NAS-Bench-101 ---------------------------------------------------------------------
@@ -131,7 +149,9 @@ def _nb101_body(builder: Builder, cell: Nb101Cell, skeleton: Skeleton) -> int:
 
 # -- NAS-Bench-201 ---------------------------------------------------------------------
 
-def _nb201_edge(builder: Builder, source: int, op: str, name: str) -> int:
+def nb201_edge(builder: Builder, source: int, op: str, name: str) -> int:
+    """The layers of a live NAS-Bench-201 edge running ``op`` on ``source`` (a skip
+    connection adds none: it returns ``source``)."""
     channels = builder.shape(source)[2]
     if op == "skip_connect":
         return source
@@ -155,7 +175,7 @@ def _nb201_cell(builder: Builder, source: int, cell: Nb201Cell, scope: str,
                 if not unreached_edges:
                     continue
                 value = nodes[i] = builder.zero(source, builder.shape(source)[2])
-            incoming.append(_nb201_edge(builder, value, op, f"{scope}.e{number}"))
+            incoming.append(nb201_edge(builder, value, op, f"{scope}.e{number}"))
         nodes.append(builder.add(incoming) if incoming else None)
     output = nodes[-1]
     return builder.zero(source, builder.shape(source)[2]) if output is None else output
@@ -169,7 +189,7 @@ def _nb201_reduction(builder: Builder, source: int, channels: int, scope: str) -
     return builder.add([branch, shortcut])
 
 
-def _nb201_body(builder: Builder, cell: Nb201Cell, skeleton: Skeleton) -> int:
+def _nb201_body(builder: Builder, cell: CellBuilder, skeleton: Skeleton) -> int:
     channels = skeleton.stem_channels
     top = builder.bn(builder.conv(0, channels, 3, name="stem"), "stem.bn")
     for stage in range(skeleton.stacks):
@@ -177,5 +197,5 @@ def _nb201_body(builder: Builder, cell: Nb201Cell, skeleton: Skeleton) -> int:
             channels *= 2
             top = _nb201_reduction(builder, top, channels, f"r{stage}")
         for index in range(skeleton.cells_per_stack):
-            top = _nb201_cell(builder, top, cell, f"s{stage}.c{index}", skeleton.unreached_edges)
+            top = cell(builder, top, f"s{stage}.c{index}")
     return builder.relu(builder.bn(top, "head.bn"))

@@ -6,10 +6,17 @@ that is rectified already reads the earlier result; convolutions of one geometry
 read the same tensor run as one convolution with their filters side by side (one im2col,
 one wider matrix product), their outputs and weight gradients split again. Weights are kept per
 layer name (see :class:`~evozero.nas.spaces.network.Layer`), which is what lets a child
-network start from its parent's trained weights where its layers are unchanged.
+network start from its parent's trained weights where its layers are unchanged, and a
+supernet's networks share one set of arrays (``shared``).
+
+A supernet's mixed edges (``mix`` layers) weigh their inputs by :attr:`Model.mixing`, set
+by name before a forward pass; the backward pass leaves in :attr:`Model.mix_grads`, by
+name, the inner product of the output gradient with each input and its plain sum (what a
+coefficient of an op that was not computed receives when its value is added as a scalar).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -42,22 +49,31 @@ class Model:
     """An architecture's weights and its forward and backward passes."""
 
     def __init__(self, arch: Architecture, seed: int, dtype: type = np.float32,
-                 merge: bool = True) -> None:
-        """Weights drawn from ``seed``; ``merge`` False runs every layer on its own (no
-        duplicate ReLU read back, no sibling convolutions joined), as a reference."""
+                 merge: bool = True,
+                 shared: Mapping[str, list[np.ndarray]] | None = None) -> None:
+        """Weights drawn from ``seed``, or for a layer named in ``shared`` that layer's
+        arrays themselves (not copies: training updates them for every model sharing
+        them); ``merge`` False runs every layer on its own (no duplicate ReLU read back,
+        no sibling convolutions joined), as a reference."""
         self.arch = arch
         self.dtype = dtype        # float64 serves gradient checks
         rng = np.random.default_rng(seed)
         self.weights: dict[int, list[np.ndarray]] = {}
         self.stats: dict[int, list[np.ndarray]] = {}    # bn running mean and variance
         for index, layer in enumerate(arch.layers):
-            if layer.kind in WEIGHTED:
+            if layer.kind in WEIGHTED and shared is not None and layer.name in shared:
+                self.weights[index] = list(shared[layer.name])
+            elif layer.kind in WEIGHTED:
                 self.weights[index] = [w.astype(dtype) for w in
                                        _initial_weights(layer, arch.in_channels(index), rng)]
             if layer.kind == "bn":
                 channels = layer.shape[2]
                 self.stats[index] = [np.zeros(channels, dtype), np.ones(channels, dtype)]
         self.grads: dict[int, list[np.ndarray]] = {}
+        #: Coefficients of each mixed edge's inputs by its name, one per op number.
+        self.mixing: dict[str, np.ndarray] = {}
+        #: After backward: per mixed edge name, <gradient, input> per input and sum(gradient).
+        self.mix_grads: dict[str, tuple[np.ndarray, float]] = {}
         # Pools with TensorFlow's 'same' padding (padded after the input).
         self._same_pools = {i for i in range(1, len(arch.layers)) if arch.pad_after(i) != (0, 0)}
         self._fused = arch.fused_relus()
@@ -90,6 +106,10 @@ class Model:
     def gradients(self) -> list[np.ndarray]:
         """Gradients of :meth:`parameters` from the last :meth:`backward`."""
         return [g for index in sorted(self.weights) for g in self.grads[index]]
+
+    def named_gradients(self) -> dict[str, list[np.ndarray]]:
+        """Gradients from the last :meth:`backward` by layer name."""
+        return {self.arch.layers[index].name: grads for index, grads in self.grads.items()}
 
     def named_state(self) -> dict[str, list[np.ndarray]]:
         """Weights and running statistics by layer name."""
@@ -180,9 +200,29 @@ class Model:
             return np.zeros((x.shape[0],) + layer.shape, self.dtype), None
         if kind == "gap":
             return neural.gap_forward(x)
+        if kind == "mix":
+            return self._forward_mix(layer, inputs)
         if kind == "dense":
             return neural.dense_forward(x, *self.weights[index])
         raise ValueError(f"unknown layer kind {kind!r}")
+
+    def _forward_mix(self, layer: Layer, inputs: list) -> tuple:
+        if not layer.choices:
+            return np.zeros_like(inputs[0]), (layer, [], np.zeros(0))
+        coefficients = np.asarray(self.mixing[layer.name], dtype=self.dtype)[list(layer.choices)]
+        output = coefficients[0] * inputs[0]
+        for coefficient, value in zip(coefficients[1:], inputs[1:]):
+            output += coefficient * value
+        return output, (layer, inputs, coefficients)
+
+    def _backward_mix(self, gradient: np.ndarray, cache: tuple) -> list:
+        layer, inputs, coefficients = cache
+        wide = gradient.astype(np.float64).ravel()
+        inner = np.array([wide @ value.astype(np.float64).ravel() for value in inputs])
+        self.mix_grads[layer.name] = (inner, float(wide.sum()))
+        if not layer.choices:
+            return [None]
+        return [coefficient * gradient for coefficient in coefficients]
 
     def backward(self, dlogits: np.ndarray) -> None:
         """Gradients of every weight (:meth:`gradients`) from the gradient of the loss
@@ -191,6 +231,7 @@ class Model:
         flowing: list[np.ndarray | None] = [None] * len(layers)
         flowing[-1] = dlogits.astype(self.dtype, copy=False)
         self.grads = {}
+        self.mix_grads = {}
         for index in reversed(self._schedule):
             group = self._siblings.get(index)
             if group is not None and index != group[0]:
@@ -270,6 +311,8 @@ class Model:
             return [neural.slice_backward(gradient, cache)]
         if kind == "gap":
             return [neural.gap_backward(gradient, cache)]
+        if kind == "mix":
+            return self._backward_mix(gradient, cache)
         return [None]      # zero: no gradient flows back
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
