@@ -114,6 +114,10 @@ class AlphaSearch(SupernetSearch):
 class Darts(AlphaSearch):
     """DARTS, first order (``second_order`` False) or second (see the module docstring)."""
 
+    #: The Hessian-vector product's difference step is ``hvp_radius`` / ||v|| (DARTS'
+    #: 0.01; exact to rounding as it goes to 0).
+    hvp_radius = 0.01
+
     def __init__(self, nas: Nas, data: Dataset, seed: int, second_order: bool) -> None:
         super().__init__(nas, data, seed)
         self.second_order = second_order
@@ -139,7 +143,7 @@ class Darts(AlphaSearch):
         probabilities = softmax(self.alphas)
         set_mixing(full, probabilities)
         loss_and_gradients(full, x, y)
-        return softmax_backward(probabilities, edge_gradients(full, "zero"))
+        return softmax_backward(probabilities, edge_gradients(full))
 
     def unrolled_gradient(self, train_x: np.ndarray, train_y: np.ndarray,
                           valid_x: np.ndarray, valid_y: np.ndarray, xi: float) -> np.ndarray:
@@ -157,7 +161,7 @@ class Darts(AlphaSearch):
                 decay = optimizer.weight_decay if decayed else 0.0
                 param -= xi * (optimizer.momentum * velocity + grad + decay * param)
         _, _, valid_grads = loss_and_gradients(full, valid_x, valid_y)
-        first = softmax_backward(softmax(self.alphas), edge_gradients(full, "zero"))
+        first = softmax_backward(softmax(self.alphas), edge_gradients(full))
         supernet.load_weights(saved)
         vector = {name: valid_grads.get(name, [np.zeros_like(a) for a in saved[name]])
                   for name in supernet.trained}
@@ -167,11 +171,11 @@ class Darts(AlphaSearch):
     def hessian_vector(self, vector: dict[str, list[np.ndarray]], x: np.ndarray,
                        y: np.ndarray) -> np.ndarray:
         """d/d alphas of <dL(x, y)/dw, vector>, by central differences along ``vector``
-        at the current weights (eps = 0.01 / ||vector||); the weights are left as they
-        were."""
+        at the current weights (eps = :attr:`hvp_radius` / ||vector||); the weights are
+        left as they were."""
         supernet = self.supernet
         norm = np.sqrt(sum(float(np.vdot(v, v)) for arrays in vector.values() for v in arrays))
-        eps = 0.01 / max(norm, 1e-12)
+        eps = self.hvp_radius / max(norm, 1e-12)
         saved = supernet.copy_weights()
         sides = []
         for sign in (1.0, -1.0):
@@ -228,11 +232,11 @@ class Gdas(AlphaSearch):
         model, _, _ = self.sampled()
         loss, right, grads = loss_and_gradients(model, x, y)
         self.optimizer.step(grads, lr)
-        model, _, soft = self.sampled()
+        model, ops, soft = self.sampled()
         valid_x, valid_y = self.valid_batch()
         loss_and_gradients(model, valid_x, valid_y)
         self.arch_update(gdas_alpha_gradient(self.alphas, soft, self.tau(),
-                                             edge_gradients(model, "total")))
+                                             edge_gradients(model, menu_of(ops))))
         return loss, right
 
     def epoch_record(self) -> dict[str, Any]:
@@ -288,7 +292,7 @@ class Proxyless(AlphaSearch):
         full = self.supernet.model(ALL_OPS, True)
         set_mixing(full, gates)
         loss_and_gradients(full, x, y)
-        grad = softmax_backward(softmax(self.alphas), edge_gradients(full, "zero"))
+        grad = softmax_backward(softmax(self.alphas), edge_gradients(full))
         grad[ops == NONE] = 0.0
         return grad
 

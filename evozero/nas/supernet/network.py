@@ -10,7 +10,7 @@ are one array for every network that uses it. A menu of one op per edge without 
 edges is exactly that cell's stand-alone network (a skip connection adds no layer, a
 ``none`` edge is left out); with mixed edges (``mixed``) each edge sums its computed ops
 weighted by coefficients set per edge (:meth:`Supernet.set_mixing`), and the backward pass
-gives what the architecture parameters need (:meth:`Supernet.edge_gradients`).
+gives what the architecture parameters need (:func:`edge_gradients`).
 
 Batch norm, as NAS-Bench-201's search code builds it: the batch norms inside candidate ops
 have no affine parameters (their scale and shift stay 1 and 0, never trained); the stem's,
@@ -145,21 +145,20 @@ def _edge_number(name: str) -> int:
     return int(name.rsplit(".e", 1)[1])
 
 
-def edge_gradients(model: Model, absent: str) -> np.ndarray:
+def edge_gradients(model: Model, selected: Menu | None = None) -> np.ndarray:
     """dL / d coefficient (EDGES x OPS) after ``model``'s backward pass, summed over the
-    cells. An op an edge did not compute gets 0 (``absent="zero"``: its output is zero,
-    as ``none``'s), or the sum of the edge's output gradient (``"total"``: GDAS's
-    reference adds an unselected op's coefficient as a scalar)."""
+    cells. An op an edge did not compute gets 0 (its output is zero, as ``none``'s), or,
+    given the ``selected`` menu, each op outside it gets the sum of the edge's output
+    gradient (GDAS' reference adds an unselected op's coefficient as a scalar)."""
     grads = np.zeros((EDGES, OPS))
     for layer in model.arch.layers:
         if layer.kind != "mix" or layer.name not in model.mix_grads:
             continue
         inner, total = model.mix_grads[layer.name]
         edge = _edge_number(layer.name)
-        if absent == "total":
-            grads[edge] += total
-            grads[edge, list(layer.choices)] -= total
         grads[edge, list(layer.choices)] += inner
+        if selected is not None:
+            grads[edge, [op for op in range(OPS) if op not in selected[edge]]] += total
     return grads
 
 
