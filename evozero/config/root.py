@@ -226,7 +226,8 @@ class Config:
         if self.strategy == "proxyless" and nas.supernet.latency_target_ms is None:
             yield ("nas.supernet.latency_target_ms", "strategy"), (
                 "proxyless adds a latency term to the loss: give its target in ms on "
-                "nas.profile (the latency term's weight is nas.supernet.latency_weight)")
+                "nas.profile as nas.supernet.latency_target_ms (the term's weight is "
+                "nas.supernet.latency_weight)")
         if self.strategy != "proxyless" and nas.supernet.latency_target_ms is not None:
             yield ("nas.supernet.latency_target_ms", "strategy"), (
                 f"a latency term is proxyless's; {self.strategy} has none")

@@ -41,7 +41,7 @@ from evozero.runs.rundir import RunDir
 class NasDomain(SearchDomain):
     """Cell search: networks built from cells, trained and scored on a data set."""
 
-    island_class = NasIsland
+    island_class: type[NasIsland] | type[SupernetIsland] = NasIsland
     candidates = "cells"
 
     def __init__(self, config: Config, nas: Nas) -> None:

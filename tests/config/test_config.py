@@ -414,8 +414,8 @@ BAD = [
     ("op list not a list", "ops:\n  setup: SCALAR_SUM\n", 2, "ops.setup", '"SCALAR_SUM"',
      "a list of op names"),
     ("unknown choice", "strategy: evolutoin\n", 1, "strategy", '"evolutoin"',
-     'one of evolution, random, reinforce, asha, bohb, local, predictor, got "evolutoin"; '
-     'did you mean "evolution"?'),
+     'one of evolution, random, reinforce, asha, bohb, local, predictor, rsps, spos, enas, '
+     'darts, darts2, gdas, proxyless, got "evolutoin"; did you mean "evolution"?'),
     ("unknown task kind", "select_tasks:\n  kind: linaer\n", 2, "select_tasks.kind",
      '"linaer"', "one of linear, affine, nonlinear, digits, mnist1d, npz"),
     ("unknown mutation", "mutations:\n  identty: 1\n", 2, "mutations.identty", '"identty"',

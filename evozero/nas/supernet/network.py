@@ -22,7 +22,7 @@ much better than running statistics accumulated over changing paths).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -39,7 +39,7 @@ ALL_OPS: tuple[tuple[int, ...], ...] = (tuple(range(OPS)),) * EDGES
 Menu = tuple[tuple[int, ...], ...]
 
 
-def menu_of(ops: Sequence[int]) -> Menu:
+def menu_of(ops: Iterable[int] | np.ndarray) -> Menu:
     """The menu of one cell: op ``ops[e]`` on edge ``e``."""
     return tuple((int(op),) for op in ops)
 

@@ -209,7 +209,8 @@ class Model:
     def _forward_mix(self, layer: Layer, inputs: list) -> tuple:
         if not layer.choices:
             return np.zeros_like(inputs[0]), (layer, [], np.zeros(0))
-        coefficients = np.asarray(self.mixing[layer.name], dtype=self.dtype)[list(layer.choices)]
+        coefficients: np.ndarray = np.asarray(self.mixing[layer.name],
+                                              dtype=self.dtype)[list(layer.choices)]
         output = coefficients[0] * inputs[0]
         for coefficient, value in zip(coefficients[1:], inputs[1:]):
             output += coefficient * value
