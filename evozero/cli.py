@@ -214,6 +214,23 @@ def _parser() -> argparse.ArgumentParser:
                       help="table file or shipped name (default nb201-mnist1d)")
     info.add_argument("--format", choices=("text", "json"), default="text")
 
+    supernet = commands.add_parser(
+        "supernet", help="supernet runs: rank cells with a trained supernet against a table")
+    supernet_actions = supernet.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rank = supernet_actions.add_parser(
+        "rank", help="Kendall tau, Spearman rho and top-k overlap of the shared-weight "
+                     "scores against the table, for each run (a few-shot run also with its "
+                     "one-shot weights) and for the parameter count")
+    rank.add_argument("runs", nargs="+", metavar="RUN", help="supernet run directories")
+    rank.add_argument("--cells", type=_positive_int, default=1000,
+                      help="distinct networks scored, drawn uniformly (default 1000)")
+    rank.add_argument("--all", action="store_true",
+                      help="score every distinct network of the table instead")
+    rank.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    rank.add_argument("--table", default=None,
+                      help="table file or shipped name (default: the run's nas.table)")
+    rank.add_argument("--format", choices=("text", "json"), default="text")
+
     bench = commands.add_parser("bench", help="speed benchmarks (ratios against references)")
     bench.add_argument("what", choices=("vm", "search", "scaling", "study", "nas", "layers"),
                        help="what to measure")
@@ -404,6 +421,14 @@ def _table(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+def _supernet(args: argparse.Namespace) -> int:
+    from evozero.nas.reports.supernet_rank import rank_runs, rank_text
+
+    rows = rank_runs(args.runs, None if args.all else args.cells, args.seed, args.table)
+    print(rank_text(rows, args.format == "json"))
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from evozero.nas.devices.calibrate import calibrate
     from evozero.nas.devices.cost import default_host_profile_path
@@ -522,5 +547,5 @@ def _cost(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"run": _run, "study": _study, "resume": _resume, "show": _show, "export": _export,
              "plot": _plot, "eval": _eval, "tune": _tune, "ops": _ops, "calibrate": _calibrate,
-             "cost": _cost, "table": _table,
+             "cost": _cost, "table": _table, "supernet": _supernet,
              "bench": _bench}

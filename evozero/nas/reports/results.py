@@ -82,6 +82,10 @@ def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[s
     kept = state.kept
     details = dict(kept.get("details", {}))
     save_network(rundir, details.pop("weights", {}))
+    if "supernet_weights" in details:
+        save_network(rundir, {f"{group}/{name}": arrays for group, weights in
+                              details.pop("supernet_weights").items()
+                              for name, arrays in weights.items()}, SUPERNET_FILE)
     evaluations = rundir.read_evaluations()
     # A supernet search's records of cells scored with shared weights are not trainings.
     trained = [r for r in evaluations if r.get("phase") in (None, "retrained")]
@@ -122,23 +126,27 @@ def simulated_seconds(evaluations: list[dict[str, Any]]) -> float:
 
 
 NETWORK_FILE = "best_network.npz"
+#: A supernet search's trained weights: layer names prefixed by their group
+#: (``supernet/`` and, with few-shot NAS, ``shot0/`` .. ``shot4/``).
+SUPERNET_FILE = "supernet.npz"
 
 
-def save_network(rundir: RunDir, weights: dict[str, list[np.ndarray]]) -> None:
+def save_network(rundir: RunDir, weights: dict[str, list[np.ndarray]],
+                 filename: str = NETWORK_FILE) -> None:
     """Write the kept network's trained weights (array ``NAME/k`` = the k-th array of the
-    layer named NAME) into the run directory."""
+    layer named NAME) into the run directory (as ``filename``)."""
     buffer = io.BytesIO()
     named = {f"{name}/{k}": array for name, arrays in weights.items()
              for k, array in enumerate(arrays)}
     np.savez(buffer, **named)  # type: ignore[arg-type]  # stubs: a key could be allow_pickle
-    atomic_write_bytes(rundir.path / NETWORK_FILE, buffer.getvalue())
+    atomic_write_bytes(rundir.path / filename, buffer.getvalue())
 
 
-def load_network(rundir: RunDir) -> dict[str, list[np.ndarray]]:
-    """The weights :func:`save_network` wrote ({} when the run kept none); EvozeroError
-    naming the file if it is not such weights (damaged, truncated, other arrays, objects,
-    not finite)."""
-    path = rundir.path / NETWORK_FILE
+def load_network(rundir: RunDir, filename: str = NETWORK_FILE) -> dict[str, list[np.ndarray]]:
+    """The weights :func:`save_network` wrote as ``filename`` ({} when the run kept none);
+    EvozeroError naming the file if it is not such weights (damaged, truncated, other
+    arrays, objects, not finite)."""
+    path = rundir.path / filename
     if not path.exists():
         return {}
     named: dict[tuple[str, int], np.ndarray] = {}

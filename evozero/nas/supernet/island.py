@@ -138,7 +138,8 @@ class SupernetIsland(IslandBase):
                    "derived": self.meta["derived"], "history": self.search.history}
         return {"candidate": best["genome"], "search_fitness": best["fitness"],
                 "select_fitness": best["fitness"],
-                "details": dict(best, weights=self.best_weights, supernet=summary)}
+                "details": dict(best, weights=self.best_weights, supernet=summary,
+                                supernet_weights=self.search.weight_groups())}
 
     # -- phases -------------------------------------------------------------------------
 

@@ -60,8 +60,10 @@ class SupernetSearch(ABC):
         self.history: list[dict[str, Any]] = []
         self._valid_order = np.zeros(0, dtype=np.int64)
         self._valid_at = 0
-        # Few-shot: the weights (and momentum) of each op's sub-supernet, once split.
+        # Few-shot: the weights (and momentum) of each op's sub-supernet once split, and
+        # the one-shot weights they started from.
         self.shots: list[dict[str, Any]] = []
+        self.one_shot: dict[str, list[np.ndarray]] | None = None
 
     # -- training -----------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class SupernetSearch(ABC):
 
     def _enter_shot(self, shot: int) -> None:
         if not self.shots:     # the split: every sub-supernet starts from the one-shot one
+            self.one_shot = self.supernet.copy_weights()
             self.shots = [{"weights": self.supernet.copy_weights(),
                            "velocity": _copied(self.optimizer.velocity)} for _ in range(OPS)]
         self.supernet.load_weights(self.shots[shot]["weights"])
@@ -196,13 +199,14 @@ class SupernetSearch(ABC):
                 "valid_order": self._valid_order.copy(), "valid_at": self._valid_at,
                 "shots": [{"weights": _copied(s["weights"]), "velocity": _copied(s["velocity"])}
                           for s in self.shots],
+                "one_shot": None if self.one_shot is None else _copied(self.one_shot),
                 "method": self.method_state()}
 
     def restore(self, state: Any, where: str) -> None:
         """Continue from :meth:`state`, checked: EvozeroError naming ``where`` when it is
         not one a search of this config wrote."""
         keys = ("weights", "velocity", "used", "batches", "sampler", "epoch", "steps",
-                "history", "valid_order", "valid_at", "shots", "method")
+                "history", "valid_order", "valid_at", "shots", "one_shot", "method")
         if not isinstance(state, dict) or set(state) != set(keys):
             raise EvozeroError(f"{where}: not a supernet search's state (expected "
                                f"{', '.join(keys)})")
@@ -215,6 +219,11 @@ class SupernetSearch(ABC):
         for k, shot in enumerate(shots):
             self._check_weights(shot["weights"], f"{where}: shots[{k}].weights")
             self._check_weights(shot["velocity"], f"{where}: shots[{k}].velocity")
+        if (state["one_shot"] is None) != (not shots):
+            raise EvozeroError(f"{where}: one_shot must hold the weights the sub-supernets "
+                               f"started from exactly when there are sub-supernets")
+        if shots:
+            self._check_weights(state["one_shot"], f"{where}: one_shot")
         used = state["used"]
         if not isinstance(used, list) or not set(used) <= set(self.supernet.trained):
             raise EvozeroError(f"{where}: used must list trained layer names")
@@ -245,6 +254,30 @@ class SupernetSearch(ABC):
         self.history = list(state["history"])
         self.shots = [{"weights": _copied(s["weights"]), "velocity": _copied(s["velocity"])}
                       for s in shots]
+        self.one_shot = None if state["one_shot"] is None else _copied(state["one_shot"])
+
+    def weight_groups(self) -> dict[str, dict[str, list[np.ndarray]]]:
+        """The trained weights a finished search keeps: ``supernet`` (the one-shot
+        weights), and with few-shot NAS ``shot0`` .. ``shot4`` (each op's sub-supernet)."""
+        groups = {"supernet": _copied(self.one_shot if self.one_shot is not None
+                                      else self.supernet.copy_weights())}
+        groups.update({f"shot{k}": _copied(shot["weights"])
+                       for k, shot in enumerate(self.shots)})
+        return groups
+
+    def use_groups(self, groups: dict[str, dict[str, list[np.ndarray]]], one_shot: bool,
+                   where: str) -> None:
+        """Score with ``groups`` (from :meth:`weight_groups`, checked): the sub-supernets
+        when there are and ``one_shot`` is False, else the one-shot weights."""
+        shots = sorted(name for name in groups if name != "supernet")
+        if "supernet" not in groups or shots not in ([], [f"shot{k}" for k in range(OPS)]):
+            raise EvozeroError(f"{where}: must hold the supernet's weights and none or "
+                               f"{OPS} sub-supernets (shot0 .. shot{OPS - 1})")
+        for name, weights in groups.items():
+            self._check_weights(weights, f"{where}: {name}")
+        self.supernet.load_weights(groups["supernet"])
+        self.shots = [] if one_shot else [{"weights": groups[name], "velocity": {}}
+                                          for name in shots]
 
     def _check_weights(self, weights: Any, where: str) -> None:
         trained = self.supernet.trained
