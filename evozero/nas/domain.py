@@ -166,12 +166,20 @@ class NasDomain(SearchDomain):
              compare: bool) -> Path:
         """The NAS figure (:mod:`evozero.nas.reports.plots`); every run must be a cell search."""
         from evozero.nas.reports.plots import plot_nas_runs
+        from evozero.nas.reports.supernet_plot import plot_supernet_runs
 
+        if self.supernet:
+            others = [path for path, domain in runs
+                      if not (isinstance(domain, NasDomain) and domain.supernet)]
+            if others:
+                raise EvozeroError(f"{others[0]}: not a supernet run; plot supernet runs "
+                                   f"and other runs separately")
+            return plot_supernet_runs([path for path, _ in runs], output)
         nas_runs = []
         for path, domain in runs:
-            if not isinstance(domain, NasDomain):
-                raise EvozeroError(f"{path}: not a NAS run (its config has no nas section); "
-                                   f"plot NAS runs and program runs separately")
+            if not isinstance(domain, NasDomain) or domain.supernet:
+                raise EvozeroError(f"{path}: not a NAS run of this kind (a program run, or "
+                                   f"a supernet run); plot each kind separately")
             nas_runs.append((path, domain.nas))
         return plot_nas_runs(nas_runs, output)
 
