@@ -102,7 +102,10 @@ def final_result(nas: Nas, rundir: RunDir, state: Any, seconds: float) -> dict[s
         "hash": details.get("hash"), "valid_accuracy": details.get("valid_accuracy"),
         "test_accuracy": details.get("test_accuracy"), "cost": details.get("cost"),
         "search_fitness": kept["search_fitness"], "select_fitness": kept["select_fitness"],
-        "final_fitness": details.get("test_accuracy"), "solved": state.solved,
+        # A supernet search on a table is judged as NAS-Bench-201 judges one: by its
+        # derived cell's table test accuracy (the mean over trained seeds).
+        "final_fitness": details.get("table_test_accuracy", details.get("test_accuracy")),
+        "solved": state.solved,
         "experiment": kept["experiment"], "experiments": len(state.experiments),
         "individuals": sum(r["individuals"] for r in state.experiments),
         "train_steps": sum(r["train_steps"] for r in state.experiments),

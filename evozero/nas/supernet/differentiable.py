@@ -56,7 +56,6 @@ _ARCH_ADAM = {"darts": (3e-4, (0.5, 0.999), 1e-8, 1e-3),
 class AlphaSearch(SupernetSearch):
     """A method with architecture parameters (see the module docstring)."""
 
-    has_alphas = True
     adam_kind = "darts"
 
     def __init__(self, nas: Nas, data: Dataset, seed: int) -> None:
@@ -80,6 +79,10 @@ class AlphaSearch(SupernetSearch):
     def epoch_record(self) -> dict[str, Any]:
         """softmax(alphas) after the epoch."""
         return {"alphas": softmax(self.alphas).round(6).tolist()}
+
+    def epoch_cell(self) -> np.ndarray:
+        """The derived cell (:meth:`derive`)."""
+        return self.derive()
 
     def derive(self) -> np.ndarray:
         """The argmax op of each edge (``none`` left out when ``derive: without_none``)."""

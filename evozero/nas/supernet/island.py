@@ -6,8 +6,8 @@ any island (a step stopped midway goes back to where it began, so kill -9 or Ctr
 resume give the same derived cell):
 
 1. ``train``: one supernet epoch per step (:mod:`evozero.nas.supernet.search`); a method
-   with architecture parameters reports the cell they derive after each epoch, scored
-   with the shared weights (phase ``epoch``);
+   with architecture parameters or a controller reports the cell they derive after each
+   epoch, scored with the shared weights (phase ``epoch``);
 2. ``derive``: the method derives its cell (phase ``derived``, scored the same way);
 3. ``retrain``: the derived cell trained from scratch with the run's ``nas.training``
    (the table's recipe, for a run on a table: then the same seed gives the table's own
@@ -174,9 +174,9 @@ class SupernetIsland(IslandBase):
             epoch = search.train_epoch()
             if search.epoch >= search.total_epochs:
                 self.meta["phase"] = "derive"
-            if not search.has_alphas:
+            ops = search.epoch_cell()
+            if ops is None:
                 return []
-            ops = search.derive()
             return [self._record(ops, search.score(ops), "epoch", epoch)]
         if phase == "derive":
             ops = search.derive()

@@ -39,9 +39,6 @@ class SupernetSearch(ABC):
     subclass gives one training step (:meth:`step`), the cell it derives
     (:meth:`derive`) and its own state; ``history`` gets one record per epoch."""
 
-    #: Whether the method has architecture parameters (logits per edge and op).
-    has_alphas = False
-
     def __init__(self, nas: Nas, data: Dataset, seed: int) -> None:
         self.nas = nas
         self.settings = nas.supernet
@@ -97,6 +94,7 @@ class SupernetSearch(ABC):
             self.steps += 1
         if shot is not None:
             self._leave_shot(shot)
+        self.after_epoch()
         self.epoch += 1
         record = {"epoch": self.epoch, "learning_rate": lr, "train_loss": float(np.mean(losses)),
                   "train_accuracy": float(np.mean(rights)), "shot": shot}
@@ -110,10 +108,19 @@ class SupernetSearch(ABC):
         """One training step on a training batch; the loss and share right of its weight
         step. ``shot``: the few-shot sub-supernet being trained (its edge's op fixed)."""
 
+    def after_epoch(self) -> None:
+        """What the method does once an epoch's weight steps are done (ENAS trains its
+        controller); nothing by default."""
+
     def epoch_record(self) -> dict[str, Any]:
         """What the method adds to an epoch's history record (its architecture
         parameters' probabilities)."""
         return {}
+
+    def epoch_cell(self) -> np.ndarray | None:
+        """The cell the method would derive now, cheaply (reported after each epoch), or
+        None when deriving one is a search of its own."""
+        return None
 
     def train_on(self, menu: Menu, x: np.ndarray, y: np.ndarray, lr: float
                  ) -> tuple[float, float]:
