@@ -108,7 +108,7 @@ class SupernetSearch(ABC):
         """One training step on a training batch; the loss and share right of its weight
         step. ``shot``: the few-shot sub-supernet being trained (its edge's op fixed)."""
 
-    def after_epoch(self) -> None:
+    def after_epoch(self) -> None:  # noqa: B027 (a hook: most methods need none)
         """What the method does once an epoch's weight steps are done (ENAS trains its
         controller); nothing by default."""
 
