@@ -56,9 +56,7 @@ Command = OpenCommand | AdvanceCommand | SnapshotCommand | FinishCommand
 
 # -- what replies carry -----------------------------------------------------------------
 
-class IslandSummary(TypedDict):
-    """An island's counters (summed over islands by the main process) and its
-    population's statistics."""
+class _IslandSummaryKeys(TypedDict):
 
     individuals: int
     train_steps: int
@@ -74,6 +72,14 @@ class IslandSummary(TypedDict):
     mean: float
     stdev: float
     kernel_seconds: float
+
+
+class IslandSummary(_IslandSummaryKeys, total=False):
+    """An island's counters (summed over islands by the main process) and its
+    population's statistics; an island that ends by itself, whatever the budget (a
+    supernet search), also says how far it is: ``progress`` in 0..1."""
+
+    progress: float
 
 
 class _DiscoveryKeys(TypedDict):

@@ -88,11 +88,12 @@ def clock_text(seconds: float) -> str:
 def budget_used(views: Sequence[IslandView], budget: Budget, seconds: float) -> float:
     """The share (0..1) of one experiment's budget used after ``seconds`` of it: each
     island has the whole budget and is as far as the nearer of its individual and train
-    step limits (a finished island all the way); the experiment is as far as its islands
-    on average, or as its time limit, whichever is nearer."""
+    step limits (a finished island all the way, one that reports its own ``progress`` at
+    least that far); the experiment is as far as its islands on average, or as its time
+    limit, whichever is nearer."""
     shares = []
     for view in views:
-        share = 1.0 if view.done else 0.0
+        share = 1.0 if view.done else view.summary.get("progress", 0.0)
         for limit, counter in ((budget.individuals, "individuals"),
                                (budget.train_steps, "train_steps")):
             if limit is not None:

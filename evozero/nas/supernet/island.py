@@ -260,7 +260,12 @@ class SupernetIsland(IslandBase):
                 "budget_rejects": 0, "saved_train_steps": 0,
                 "best": best["fitness"] if best else -1.0, "filled": 0,
                 "migrants": 0, "mean": 0.0, "stdev": 0.0,
-                "kernel_seconds": self.kernel_seconds}
+                "kernel_seconds": self.kernel_seconds, "progress": self._progress()}
+
+    def _progress(self) -> float:
+        # Training is most of the work; deriving and retraining count as one epoch each.
+        done = self.search.epoch + PHASES.index(self.meta["phase"])
+        return min(done / (self.search.total_epochs + 2), 1.0)
 
 
 def search_epoch(epoch: dict[str, Any] | None) -> int:
