@@ -59,6 +59,9 @@ def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
     for number, record in enumerate(evaluations, start=1):
         check_fields(record, _EVALUATION_FIELDS,
                      f"{rundir.path / RunDir.EVALUATIONS}: record {number}")
+    # A supernet search's records of cells scored with shared weights are not trainings.
+    scored = [r for r in evaluations if r.get("phase") not in (None, "retrained")]
+    evaluations = [r for r in evaluations if r.get("phase") in (None, "retrained")]
     best = None
     if final is not None:
         best = {key: final[key] for key in ("cell", "hash", "valid_accuracy", "test_accuracy",
@@ -81,7 +84,24 @@ def nas_summary(rundir: RunDir, config: Config, nas: Nas) -> dict[str, Any]:
             "settings": key_settings(config, programs=False),
             "best": best, "pareto_front": final["pareto_front"] if final else None,
             **({"table": nas.table, "simulated_seconds": simulated_seconds(evaluations)}
-               if nas.table is not None else {})}
+               if nas.table is not None and not scored else {}),
+            **({"supernet": _supernet_summary(scored, final)} if scored else {})}
+
+
+def _supernet_summary(scored: list[dict[str, Any]], final: dict[str, Any] | None
+                      ) -> dict[str, Any]:
+    """Where a supernet search is: its last scored cell (after an epoch, or derived)."""
+    last = scored[-1]
+    summary = {"phase": last["phase"], "cell": last["genome"],
+               "shared_weight_accuracy": last["valid_accuracy"],
+               "search_seconds": last["search_seconds"],
+               "epochs_reported": sum(1 for r in scored if r["phase"] == "epoch")}
+    summary.update({k: last[k] for k in ("table_valid_accuracy", "table_test_accuracy")
+                    if k in last})
+    if final is not None:
+        summary["strategy"] = final["supernet"]["strategy"]
+        summary["search_seconds"] = final["supernet"]["search_seconds"]
+    return summary
 
 
 def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
@@ -93,13 +113,24 @@ def format_nas_summary(summary: dict[str, Any], nas: Nas) -> str:
              f"({summary['trained']:,} trained, {summary['cache_hits']:,} cache hits), "
              f"{summary['seconds']:.1f} s",
              settings_line(summary["settings"])]
+    if "supernet" in summary:
+        supernet = summary["supernet"]
+        what = "derived" if supernet["phase"] == "derived" else "derived after the last epoch"
+        line = (f"  supernet search: {supernet['search_seconds']:,.1f} CPU s; cell {what} "
+                f"{supernet['cell']}, {supernet['shared_weight_accuracy']:.4f} with the shared "
+                f"weights")
+        if "table_test_accuracy" in supernet:
+            line += (f"; in the table: validation {supernet['table_valid_accuracy']:.4f}, "
+                     f"test {supernet['table_test_accuracy']:.4f}")
+        lines.append(line)
     if "table" in summary:
         lines.append(f"  looked up in the table {summary['table']}: "
                      f"{summary['simulated_seconds']:,.0f} simulated search seconds; test "
                      f"accuracy is the table's mean over its trained seeds")
     best = summary["best"]
     if best is None:
-        lines.append("  no network evaluated yet")
+        lines.append("  no network trained yet" if "supernet" in summary
+                     else "  no network evaluated yet")
         return "\n".join(lines)
     lines += ["", f"best cell (by validation accuracy; hash {best['hash']}):"]
     lines += cell_lines(CellSpace(nas).parse(best["cell"]))
