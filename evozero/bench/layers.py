@@ -19,6 +19,7 @@ import argparse
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -152,7 +153,8 @@ def torch_step_factory(batch: int, channels: int, size: int, in_channels: int,
             c = F.relu(self.b3(self.c3(F.max_pool2d(b, 3, 1, 1))))
             return self.fc((b + c).mean((2, 3)))
 
-    net = TorchNet()
+    # Any: torch's stubs leave memory_format out of Module.to's overloads.
+    net: Any = TorchNet()
     x = torch.randn(batch, in_channels, size, size)
     labels = torch.randint(0, CLASSES, (batch,))
     if channels_last:

@@ -15,6 +15,10 @@
    and a 95 % bootstrap interval. The runs of one process share one evaluation cache:
    a cell's training is a function of the cell and the seed, so this changes no result.
 5. The number of unique NAS-Bench-101 cells (must be 423,624).
+6. Supernet training: images/s of a DARTS (first order) and an RSPS step of the MNIST-1D
+   supernet against the same supernet in PyTorch, one thread each, steps interleaved
+   (:mod:`evozero.bench.nas_supernet`); the PyTorch column appears only when torch is
+   installed.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from typing import Any, TextIO
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from evozero.bench.nas_supernet import supernet_speed
 from evozero.bench.nas_torch import import_torch, torch_twin
 from evozero.config import config_from_dict, config_to_dict, load_config
 from evozero.domains import domain_for, start_run
@@ -225,6 +230,14 @@ def evolution_against_random(seeds: int, budget: int) -> dict[str, Any]:
 
 # -- the report -------------------------------------------------------------------------
 
+def _speed_line(row: dict[str, Any]) -> str:
+    """A training-speed row: ours, and the PyTorch twin's when it was measured."""
+    line = f"   {row['case']:<48} ours {row['ours']:>7,.0f} img/s"
+    if "torch" in row:
+        line += f"   torch {row['torch']:>7,.0f} img/s   ours/torch {row['ratio']:.2f}x"
+    return line
+
+
 def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
     """Measure and print every figure (``quick``: smaller workloads, rougher figures)."""
     out = out or sys.stdout   # the stream of the moment, not of import time
@@ -243,10 +256,7 @@ def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
         speed += training_speed(PAPER_CASES, 3 if quick else 10, torch)
     results["training"] = speed
     for row in speed:
-        line = f"   {row['case']:<48} ours {row['ours']:>7,.0f} img/s"
-        if torch is not None:
-            line += f"   torch {row['torch']:>7,.0f} img/s   ours/torch {row['ratio']:.2f}x"
-        say(line + f"   (merging {row['merging']:.2f}x)")
+        say(_speed_line(row) + f"   (merging {row['merging']:.2f}x)")
 
     with tempfile.TemporaryDirectory() as root:
         throughput = evaluations_per_minute(20 if quick else 60, root)
@@ -280,4 +290,14 @@ def run(quick: bool = False, out: TextIO | None = None) -> dict[str, Any]:
     say(f"5. unique NAS-Bench-101 cells (7 vertices, 9 edges, 3 ops): {count['total']:,} "
         f"({'matches' if count['total'] == 423_624 else 'DIFFERS FROM'} 423,624; "
         f"{time.monotonic() - started:.1f} s)")
+
+    say("6. supernet training step images/s (experiments/nas_supernet/supernet_search.yaml's "
+        "MNIST-1D supernet)" + (" against the same supernet in PyTorch (same weights and "
+                                "alphas), one thread each, steps interleaved"
+                                if torch is not None else ", one thread (no PyTorch column)"))
+    with threadpool_limits(1):
+        supernet = supernet_speed(20 if quick else 100, torch)
+    results["supernet_training"] = supernet
+    for row in supernet:
+        say(_speed_line(row) + (f"   (cell {row['cell']})" if "cell" in row else ""))
     return results

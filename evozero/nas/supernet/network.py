@@ -137,11 +137,12 @@ class Supernet:
 def set_mixing(model: Model, coefficients: np.ndarray) -> None:
     """Set every mixed edge of ``model`` to its edge's row of ``coefficients`` (EDGES x
     OPS): the cells of the network share the architecture parameters, edge by edge."""
-    model.mixing = {layer.name: coefficients[_edge_number(layer.name)]
+    model.mixing = {layer.name: coefficients[edge_number(layer.name)]
                     for layer in model.arch.layers if layer.kind == "mix"}
 
 
-def _edge_number(name: str) -> int:
+def edge_number(name: str) -> int:
+    """The edge of a mixed edge's layer, named ``{scope}.e{edge}``."""
     return int(name.rsplit(".e", 1)[1])
 
 
@@ -155,7 +156,7 @@ def edge_gradients(model: Model, selected: Menu | None = None) -> np.ndarray:
         if layer.kind != "mix" or layer.name not in model.mix_grads:
             continue
         inner, total = model.mix_grads[layer.name]
-        edge = _edge_number(layer.name)
+        edge = edge_number(layer.name)
         grads[edge, list(layer.choices)] += inner
         if selected is not None:
             grads[edge, [op for op in range(OPS) if op not in selected[edge]]] += total
