@@ -19,11 +19,12 @@ from evozero.runs.rundir import RunDir
 
 pytestmark = pytest.mark.nas
 
-STRATEGIES = ("rsps", "spos", "darts", "darts2", "gdas", "proxyless")
+STRATEGIES = ("rsps", "spos", "enas", "darts", "darts2", "gdas", "proxyless")
 
 
 def supernet_data(strategy: str, **supernet) -> dict:
     settings = {"epochs": 2, "batch_size": 128, "candidates": 4, "eval_batch_size": 256,
+                "enas": {"steps": 2, "samples": 3},
                 "spos": {"population": 4, "generations": 2, "parents": 2, "mutations": 2,
                          "crossovers": 2}, **supernet}
     if strategy == "proxyless":

@@ -34,6 +34,7 @@ from evozero.nas.search.island import nas_key
 from evozero.nas.search.lookup import TableLookup, lookup_for
 from evozero.nas.spaces.cells import NB201_OPS, Nb201Cell
 from evozero.nas.supernet.differentiable import Darts, Gdas, Proxyless
+from evozero.nas.supernet.enas import Enas
 from evozero.nas.supernet.network import EDGES, NONE, OPS
 from evozero.nas.supernet.search import SupernetSearch, index_of
 from evozero.nas.supernet.uniform import Rsps, Spos
@@ -82,6 +83,8 @@ def make_search(strategy: str, nas: Nas, evaluator: Evaluator, seed: int) -> Sup
         return Rsps(nas, data, seed)
     if strategy == "spos":
         return Spos(nas, data, seed)
+    if strategy == "enas":
+        return Enas(nas, data, seed)
     if strategy in ("darts", "darts2"):
         return Darts(nas, data, seed, second_order=strategy == "darts2")
     if strategy == "gdas":
