@@ -45,9 +45,11 @@ def run_record(study: Study, arm: str, seed: int, run: str, rundir: RunDir,
 
 def _fitnesses(final: dict[str, Any], cells: bool) -> dict[str, Any]:
     if cells:
+        # A supernet search on a table is judged by its derived cell's table accuracy
+        # (final.json's final_fitness); every other cell search's is its test accuracy.
         return {"search_fitness": final.get("valid_accuracy"),
                 "select_fitness": final.get("valid_accuracy"),
-                "final_fitness": final.get("test_accuracy")}
+                "final_fitness": final.get("final_fitness", final.get("test_accuracy"))}
     return {key: final.get(key) for key in ("search_fitness", "select_fitness",
                                             "final_fitness")}
 

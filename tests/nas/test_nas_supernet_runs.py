@@ -145,3 +145,19 @@ def test_a_corrupt_supernet_snapshot_is_refused(tmp_path, monkeypatch):
     bad_meta = {**snapshot, "meta": {**snapshot["meta"], "phase": "retrain"}}
     with pytest.raises(EvozeroError, match="meta is not a supernet island's"):
         check_supernet_snapshot(bad_meta, config, config.nas, "island 1")
+
+
+def test_a_study_judges_a_supernet_run_on_a_table_by_its_table_accuracy(tmp_path):
+    from evozero.study.records import _fitnesses
+
+    data = supernet_data("darts", epochs=1)
+    data["nas"].update({"dataset": "mnist1d", "stem_channels": 8, "stacks": 2,
+                        "table": "nb201-mnist1d", "latency_drift": "none",
+                        "training": {"epochs": 6, "batch_size": 256, "learning_rate": 0.2,
+                                     "nesterov": True}})
+    _, final = run_quietly(config_from_dict(data), tmp_path)
+    assert final["final_fitness"] == final["table_test_accuracy"]
+    assert final["valid_accuracy"] == final["search_fitness"]
+    assert _fitnesses(final, cells=True)["final_fitness"] == final["table_test_accuracy"]
+    # Every other cell search's final.json has no other test accuracy.
+    assert _fitnesses({"test_accuracy": 0.5}, cells=True)["final_fitness"] == 0.5
