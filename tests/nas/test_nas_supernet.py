@@ -325,3 +325,21 @@ def test_proxyless_expected_latency_gradient_matches_central_differences():
         step[e, k] = 1e-6
         numeric[e, k] = (term(alphas + step) - term(alphas - step)) / 2e-6
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("unused", ["skip", "decay_and_momentum"])
+def test_ops_a_step_did_not_use_are_left_alone_or_decayed_as_asked(unused):
+    from evozero.nas.supernet.network import WeightOptimizer
+
+    net = supernet64()
+    optimizer = WeightOptimizer(net, 0.9, 5e-4, True, 5.0, unused)
+    x, y = tiny_batch(9, 4)
+    first, second = (3, 3, 3, 3, 3, 3), (2, 2, 2, 2, 2, 2)
+    optimizer.step(loss_and_gradients(net.model(menu_of(first), False), x, y)[2], 0.1)
+    before = net.copy_weights()
+    optimizer.step(loss_and_gradients(net.model(menu_of(second), False), x, y)[2], 0.1)
+    used_before = "s0.c0.e0.nor_conv_3x3"     # trained by the first step, not the second
+    changed = not np.array_equal(before[used_before][0], net.weights[used_before][0])
+    assert changed == (unused == "decay_and_momentum")
+    assert not np.array_equal(before["s0.c0.e0.nor_conv_1x1"][0],
+                              net.weights["s0.c0.e0.nor_conv_1x1"][0])
