@@ -102,6 +102,10 @@ def _lock_holder(fd: int) -> str | None:
 
 
 
+# Reads of a busy lock's file (0.05 s apart) before saying its holder wrote no pid yet.
+_PID_WAITS = 40
+
+
 def take_lock(path: Path, busy: Callable[[str], str]) -> tuple[int | None, str | None]:
     """An exclusive ``flock`` on the lock file ``path``, which then holds this process's
     pid, host and start time: returns its descriptor (None when the file system cannot
@@ -120,6 +124,13 @@ def take_lock(path: Path, busy: Callable[[str], str]) -> tuple[int | None, str |
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
         holder = _lock_holder(fd)
+        # The holder writes its pid just after it locks: on a busy machine, wait a little
+        # for it, so the message can name it.
+        for _ in range(_PID_WAITS):
+            if holder or error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                break
+            time.sleep(0.05)
+            holder = _lock_holder(fd)
         os.close(fd)
         if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
             raise EvozeroError(busy(holder or "its pid is not written yet")) from None

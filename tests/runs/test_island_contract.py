@@ -44,7 +44,8 @@ def test_opening_answers_with_a_typed_reply(kind):
     domain, _ = kind
     reply = _open(domain).opened()
     assert set(reply) == set(AdvanceReply.__annotations__)
-    assert set(reply["summary"]) == set(IslandSummary.__annotations__)
+    # Islands that end by themselves add the optional progress; these two do not.
+    assert set(reply["summary"]) == set(IslandSummary.__required_keys__)
     assert (reply["kind"], reply["status"], reply["round"]) == ("island", "running", 0)
     assert reply["summary"]["individuals"] == 0 and reply["emigrants"] is None
 
