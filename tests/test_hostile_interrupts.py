@@ -67,13 +67,16 @@ def test_ctrl_c_within_an_atomic_write_leaves_neither_file_nor_temporary(monkeyp
 
 @pytest.mark.slow
 def test_a_real_ctrl_c_stops_a_long_tuning_at_once(tmp_path, tasks):
-    # A trial writes a mark, so the signal comes once tuning is under way (no sleep races).
+    # A finished trial writes a mark, so the signal comes once tuning is under way (no
+    # sleep races) and its kernels are compiled: from a cold cache in a fresh clone that
+    # first compile alone can outlast the wait below.
     mark = tmp_path / "tuning"
     plant = (f"import pathlib, evozero.analysis.tuning as t\n"
              f"_evaluate = t.evaluate_group\n"
              f"def evaluate_group(*a):\n"
+             f"    result = _evaluate(*a)\n"
              f"    pathlib.Path({str(mark)!r}).touch()\n"
-             f"    return _evaluate(*a)\n"
+             f"    return result\n"
              f"t.evaluate_group = evaluate_group\n")
     out = tmp_path / "tuned.txt"
     process = cli("tune", "linear", "--tasks", tasks, "--trials", "10000000", "--output",
