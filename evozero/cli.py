@@ -422,9 +422,15 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _supernet(args: argparse.Namespace) -> int:
+    from evozero.domains import domain_for
     from evozero.nas.reports.supernet_rank import rank_runs, rank_text
+    from evozero.runs.rundir import RunDir
 
-    rows = rank_runs(args.runs, None if args.all else args.cells, args.seed, args.table)
+    runs = []
+    for path in args.runs:
+        config = RunDir.open(path).read_config()
+        runs.append((path, config, domain_for(config).section))
+    rows = rank_runs(runs, None if args.all else args.cells, args.seed, args.table)
     print(rank_text(rows, args.format == "json"))
     return 0
 

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from evozero.domains import domain_for
 from evozero.nas.reports.supernet_rank import rank_runs
 from evozero.nas.spaces.cells import Nb201Cell
 from evozero.runs.files import json_text
+from evozero.runs.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "nas_table"))
 from anytime import curves, interval  # noqa: E402
@@ -89,7 +91,11 @@ def rank_table(study: Path, seeds: int, cells: int) -> dict[str, dict]:
         for arm in sorted(p.name for p in (study / "runs").iterdir()):
             paths = [str(study / "runs" / arm / f"seed-{s}") for s in range(seeds)
                      if (study / "runs" / arm / f"seed-{s}" / "final.json").exists()]
-            for row in rank_runs(paths, cells, 0, None):
+            runs = []
+            for path in paths:
+                config = RunDir.open(path).read_config()
+                runs.append((path, config, domain_for(config).section))
+            for row in rank_runs(runs, cells, 0, None):
                 rows.append(dict(row, arm=arm))
         stored[key] = rows
         cache.parent.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@
 exactly after a stop, and bad inputs are refused before anything is made."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -147,7 +148,7 @@ def test_a_corrupt_supernet_snapshot_is_refused(tmp_path, monkeypatch):
         check_supernet_snapshot(bad_meta, config, config.nas, "island 1")
 
 
-def test_a_study_judges_a_supernet_run_on_a_table_by_its_table_accuracy(tmp_path):
+def test_a_supernet_run_on_a_table_is_judged_and_ranked_by_the_table(tmp_path, capsys):
     from evozero.study.records import _fitnesses
 
     data = supernet_data("darts", epochs=1)
@@ -155,9 +156,30 @@ def test_a_study_judges_a_supernet_run_on_a_table_by_its_table_accuracy(tmp_path
                         "table": "nb201-mnist1d", "latency_drift": "none",
                         "training": {"epochs": 6, "batch_size": 256, "learning_rate": 0.2,
                                      "nesterov": True}})
-    _, final = run_quietly(config_from_dict(data), tmp_path)
+    run, final = run_quietly(config_from_dict(data), tmp_path)
     assert final["final_fitness"] == final["table_test_accuracy"]
     assert final["valid_accuracy"] == final["search_fitness"]
     assert _fitnesses(final, cells=True)["final_fitness"] == final["table_test_accuracy"]
     # Every other cell search's final.json has no other test accuracy.
     assert _fitnesses({"test_accuracy": 0.5}, cells=True)["final_fitness"] == 0.5
+    # The trained supernet ranks cells against the table.
+    assert main(["supernet", "rank", str(run.rundir.path), "--cells", "12",
+                 "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["strategy"] for row in rows] == ["darts", "parameter count"]
+    assert all(row["cells"] == 12 and -1 <= row["all"]["kendall"] <= 1 for row in rows)
+
+
+def test_rank_agreement_of_a_perfect_and_a_reversed_scorer():
+    from evozero.nas.reports.supernet_rank import agreement
+
+    truth = np.linspace(0.1, 0.9, 40)
+    perfect, reversed_ = agreement(truth * 2, truth), agreement(-truth, truth)
+    assert perfect["all"]["kendall"] == pytest.approx(1.0)
+    assert perfect["top5_precision"] == perfect["top10_precision"] == 1.0
+    assert perfect["regret"] == 0.0
+    assert reversed_["all"]["spearman"] == pytest.approx(-1.0)
+    assert reversed_["top10_precision"] == 0.0
+    assert reversed_["regret"] == pytest.approx(0.8)
+    low, high = perfect["all"]["kendall_95"]
+    assert low <= 1.0 + 1e-12 and high == pytest.approx(1.0)

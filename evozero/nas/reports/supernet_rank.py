@@ -36,15 +36,20 @@ from evozero.runs.rundir import RunDir
 _BOOTSTRAP = 1000
 
 
-def run_supernet(path: str) -> tuple[SupernetSearch, Config, str]:
-    """The search of a supernet run with its trained weights: a finished run's
-    ``supernet.npz``, else its newest checkpoint's first island; and how it was found."""
+#: A supernet run to rank: its directory, config and the config's nas section (None for a
+#: program search), as the caller's search domain gives it.
+RankedRun = tuple[str, Config, Nas | None]
+
+
+def run_supernet(path: str, config: Config, nas: Nas | None) -> tuple[SupernetSearch, str]:
+    """The search of the supernet run at ``path`` (``nas`` its config's nas section)
+    with its trained weights: a finished run's ``supernet.npz``, else its newest
+    checkpoint's first island; and how it was found."""
     rundir = RunDir.open(Path(path))
-    config = rundir.read_config()
-    if config.strategy not in SUPERNET_STRATEGIES or config.nas is None:
+    if config.strategy not in SUPERNET_STRATEGIES or nas is None:
         raise EvozeroError(f"{path}: a {config.strategy} run has no supernet (strategies "
                            f"with one: {', '.join(SUPERNET_STRATEGIES)})")
-    search = make_search(config.strategy, config.nas, evaluator_for(config.nas, config.seed), 0)
+    search = make_search(config.strategy, nas, evaluator_for(nas, config.seed), 0)
     where = str(rundir.path / SUPERNET_FILE)
     stored = load_network(rundir, SUPERNET_FILE)
     if stored:
@@ -53,7 +58,7 @@ def run_supernet(path: str) -> tuple[SupernetSearch, Config, str]:
             group, _, name = key.partition("/")
             groups.setdefault(group, {})[name] = arrays
         search.use_groups(groups, one_shot=False, where=where)
-        return search, config, "supernet.npz"
+        return search, "supernet.npz"
     state = rundir.load_checkpoint()
     if state is None or not state.get("islands"):
         raise EvozeroError(f"{path}: no trained supernet yet (no supernet.npz and no "
@@ -62,7 +67,7 @@ def run_supernet(path: str) -> tuple[SupernetSearch, Config, str]:
     where = f"{rundir.path}: checkpoint: island 1"
     check_supernet_meta(snapshot, where)
     search.restore(snapshot["search"], f"{where}: search")
-    return search, config, f"checkpoint after {search.epoch} epoch(s)"
+    return search, f"checkpoint after {search.epoch} epoch(s)"
 
 
 def sample_cells(table: Table, count: int | None, seed: int) -> np.ndarray:
@@ -106,21 +111,20 @@ def agreement(scores: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict[str,
     return result
 
 
-def rank_runs(paths: list[str], cells: int | None, seed: int, table_name: str | None
+def rank_runs(runs: list[RankedRun], cells: int | None, seed: int, table_name: str | None
               ) -> list[dict[str, Any]]:
     """One row per run (a few-shot run also a row of its one-shot weights) and one of
     the parameter-count baseline on the same cells."""
     rows: list[dict[str, Any]] = []
     baseline_done = False
-    for path in paths:
-        search, config, source = run_supernet(path)
-        assert config.nas is not None   # a supernet run has a nas section
-        name = table_name or config.nas.table
+    for path, config, nas in runs:
+        search, source = run_supernet(path, config, nas)
+        assert nas is not None   # run_supernet refuses a run without one
+        name = table_name or nas.table
         if name is None:
             raise EvozeroError(f"{path}: the run names no table; give --table (a table "
                                f"of this run's recipe)")
-        check_table(config, config.nas if table_name is None
-                    else _with_table(config, table_name))
+        check_table(config, nas if table_name is None else replace(nas, table=name))
         table = load_table(name)
         chosen = sample_cells(table, cells, seed)
         truth = np.nanmean(table.valid_accuracy[table.row[chosen], :, -1], axis=1)
@@ -139,11 +143,6 @@ def rank_runs(paths: list[str], cells: int | None, seed: int, table_name: str | 
                          "source": "-", "table": name, **agreement(params, truth, seed)})
             baseline_done = True
     return rows
-
-
-def _with_table(config: Config, name: str) -> Nas:
-    assert config.nas is not None
-    return replace(config.nas, table=name)
 
 
 def rank_text(rows: list[dict[str, Any]], as_json: bool) -> str:
