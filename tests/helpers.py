@@ -90,7 +90,12 @@ def cli(*args: str, code: str = "", env: dict[str, str] | None = None,
     text; ``code`` runs first in that process (e.g. a planted fault), ``env`` adds variables
     and ``popen`` goes to :class:`subprocess.Popen` (e.g. ``start_new_session``)."""
     environment = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-    script = f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))"
+    # A child inherits an ignored or blocked SIGINT that an earlier test or library left
+    # on this process (an ignored signal survives exec); a user's shell starts evozero with
+    # Python's own Ctrl-C handling, so the child restores it first.
+    script = (f"import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              f"signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
+              f"{code}\nimport sys\nfrom evozero.cli import main\nsys.exit(main({list(args)!r}))")
     return subprocess.Popen([sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **popen)
 
