@@ -343,3 +343,16 @@ def test_ops_a_step_did_not_use_are_left_alone_or_decayed_as_asked(unused):
     assert changed == (unused == "decay_and_momentum")
     assert not np.array_equal(before["s0.c0.e0.nor_conv_1x1"][0],
                               net.weights["s0.c0.e0.nor_conv_1x1"][0])
+
+
+@pytest.mark.parametrize("derive, expected", [("with_none", 0), ("without_none", 3)])
+def test_derivation_keeps_or_leaves_out_none_as_asked(derive, expected):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8,) + SHAPE).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    data = Dataset("tiny", x, y, x, y, x[:0], y[:0], 3, 0.0, 1.0)
+    nas = Nas(dataset="digits", stem_channels=2, stacks=2,
+              supernet=NasSupernet(derive=derive))
+    search = Darts(nas, data, 0, second_order=False)
+    search.alphas = np.tile([3.0, 1.0, 0.0, 2.0, -1.0], (EDGES, 1))
+    np.testing.assert_array_equal(search.derive(), [expected] * EDGES)
