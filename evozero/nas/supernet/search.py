@@ -76,8 +76,8 @@ class SupernetSearch(ABC):
         s = self.settings
         shot = None
         if self.epoch >= s.epochs:       # few-shot: sub-supernet k trains its epochs
-            shot, epoch, epochs = divmod(self.epoch - s.epochs, s.few_shot.epochs) + (
-                s.few_shot.epochs,)
+            shot, epoch = divmod(self.epoch - s.epochs, s.few_shot.epochs)
+            epochs = s.few_shot.epochs
             self._enter_shot(shot)
         else:
             epoch, epochs = self.epoch, s.epochs

@@ -10,8 +10,6 @@ crossovers of cells not scored before) and keeps the best cell it scored.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from evozero.nas.supernet.network import EDGES, OPS, menu_of
@@ -81,7 +79,3 @@ class Spos(Rsps):
                     children.append(child)
                     made += 1
         return children
-
-    def epoch_record(self) -> dict[str, Any]:
-        """Nothing beyond the shared record (the evolution adds its own lines)."""
-        return {}
