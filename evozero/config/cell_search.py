@@ -306,7 +306,7 @@ class NasEnas:
     reward a cell's accuracy on one validation batch plus ``entropy_weight`` x its
     entropy, against a baseline decaying by ``baseline_decay``."""
 
-    hidden: int = _setting(_Int(1, 1024), 32)   # 1024: 100 MB of LSTM, moments included
+    hidden: int = _setting(_Int(1, 1024), 32)   # 1024: about 400 MB with Adam moments
     steps: int = _setting(_Int(1, 100_000), 50)
     samples: int = _setting(_Int(1, 100_000), 20)
     learning_rate: float = _setting(_Float(0.0, min_open=True), 1e-3)
